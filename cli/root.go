@@ -1,0 +1,88 @@
+// Package cli is the ultramcp command line: one file per group of
+// subcommands, all sharing one Config built from defaults, the environment
+// and flags. It is the only place, with cmd/, that wires the adapters
+// together.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ultramcp/durable/client"
+	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/stack"
+)
+
+// app holds what every command shares.
+type app struct {
+	cfg    config.Config
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// Main runs the CLI with args and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := NewRoot(stdout, stderr)
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "error:", err)
+		return 1
+	}
+	return 0
+}
+
+// NewRoot builds the command tree.
+func NewRoot(stdout, stderr io.Writer) *cobra.Command {
+	a := &app{cfg: config.FromEnv(), stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "ultramcp",
+		Short: "Durable multi-agent LLM workflows on Restate",
+		Long: `ultramcp runs multi-agent LLM work (debates among models, code analysis,
+security scans) as durable workflows on a local Restate server: crash any
+process mid-run and the work resumes where it stopped.
+
+Start the stack with "ultramcp up", run a debate with
+"ultramcp run chain-of-debate --topic ... --follow", stop with "ultramcp stop".
+Addresses and paths come from ULTRAMCP_* environment variables (see README).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return a.cfg.Validate()
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	f := root.PersistentFlags()
+	f.StringVar(&a.cfg.Home, "home", a.cfg.Home, "state dir (ULTRAMCP_HOME)")
+	f.StringVar(&a.cfg.IngressAddr, "ingress-addr", a.cfg.IngressAddr, "Restate ingress address (ULTRAMCP_INGRESS_ADDR)")
+	f.StringVar(&a.cfg.AdminAddr, "admin-addr", a.cfg.AdminAddr, "Restate admin address (ULTRAMCP_ADMIN_ADDR)")
+	f.StringVar(&a.cfg.NodeAddr, "node-addr", a.cfg.NodeAddr, "Restate node address (ULTRAMCP_NODE_ADDR)")
+	f.StringVar(&a.cfg.ServiceAddr, "service-addr", a.cfg.ServiceAddr, "workflow service address (ULTRAMCP_SERVICE_ADDR)")
+	f.StringVar(&a.cfg.LLM, "llm", a.cfg.LLM, "default LLM provider: offline, openai, anthropic (ULTRAMCP_LLM)")
+	f.StringVar(&a.cfg.Model, "model", a.cfg.Model, "default model of that provider (ULTRAMCP_MODEL)")
+
+	root.AddCommand(a.stackCommands()...)
+	root.AddCommand(a.workflowCommands()...)
+	root.AddCommand(a.benchCommand())
+	return root
+}
+
+func (a *app) stack() (*stack.Stack, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return stack.New(a.cfg, self, a.stdout), nil
+}
+
+func (a *app) client() *client.Client {
+	return client.New(config.URL(a.cfg.IngressAddr), config.URL(a.cfg.AdminAddr))
+}

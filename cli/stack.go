@@ -1,0 +1,184 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/service"
+)
+
+func (a *app) stackCommands() []*cobra.Command {
+	up := &cobra.Command{
+		Use:     "up",
+		Aliases: []string{"start"},
+		Short:   "Start the local stack (Restate server and workflow service) and register it",
+		Long: `up starts restate-server (loopback only, data in the state dir) and the
+workflow service, waits until both are healthy, and registers the service
+with Restate. On first start it creates the request-identity keys with which
+Restate signs its requests; the service refuses unsigned ones.
+
+up is idempotent: run again, it starts only what is not running.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := a.stack()
+			if err != nil {
+				return err
+			}
+			if err := s.Up(cmd.Context()); err != nil {
+				return err
+			}
+			a.printURLs()
+			return nil
+		},
+	}
+	stop := &cobra.Command{
+		Use:   "stop",
+		Short: "Stop what up started (by pid file)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := a.stack()
+			if err != nil {
+				return err
+			}
+			return s.Stop()
+		},
+	}
+	restart := &cobra.Command{
+		Use:   "restart",
+		Short: "Stop, then start the stack",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := a.stack()
+			if err != nil {
+				return err
+			}
+			if err := s.Stop(); err != nil {
+				return err
+			}
+			return s.Up(cmd.Context())
+		},
+	}
+	var healthJSON bool
+	health := &cobra.Command{
+		Use:   "health",
+		Short: "Report the health of every component",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := a.stack()
+			if err != nil {
+				return err
+			}
+			checks := s.Check()
+			if healthJSON {
+				return json.NewEncoder(a.stdout).Encode(checks)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "COMPONENT\tSTATUS\tPID\tURL\tDETAIL")
+			bad := 0
+			for _, c := range checks {
+				status := "healthy"
+				if !c.Healthy {
+					status, bad = "DOWN", bad+1
+				}
+				pid := "-"
+				if c.PID > 0 {
+					pid = fmt.Sprint(c.PID)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Name, status, pid, c.URL, c.Detail)
+			}
+			tw.Flush()
+			if bad > 0 {
+				return fmt.Errorf("%d component(s) down; run `ultramcp up`", bad)
+			}
+			return nil
+		},
+	}
+	health.Flags().BoolVar(&healthJSON, "json", false, "print JSON")
+	dashboard := &cobra.Command{
+		Use:   "dashboard",
+		Short: "Print the URLs to look at",
+		Run:   func(*cobra.Command, []string) { a.printURLs() },
+	}
+	register := &cobra.Command{
+		Use:   "register <url>",
+		Short: "Register a workflow service deployment with Restate",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.stack()
+			if err != nil {
+				return err
+			}
+			if err := s.Register(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "registered %s\n", args[0])
+			return nil
+		},
+	}
+	services := &cobra.Command{
+		Use:   "services",
+		Short: "List the services registered with Restate",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			list, err := a.client().Services(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SERVICE\tTYPE\tREVISION\tDEPLOYMENT")
+			for _, s := range list {
+				fmt.Fprintf(tw, "%v\t%v\t%v\t%v\n", s["name"], s["ty"], s["revision"], s["deployment_id"])
+			}
+			return tw.Flush()
+		},
+	}
+	var lines int
+	logs := &cobra.Command{
+		Use:       "logs <component>",
+		Short:     "Print the log of a component: restate-server or service",
+		Args:      cobra.ExactArgs(1),
+		ValidArgs: []string{"restate-server", "service"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.stack()
+			if err != nil {
+				return err
+			}
+			switch args[0] {
+			case "restate-server", "restate":
+				p, err := s.Restate()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(a.stdout, p.Tail(lines))
+			case "service", "workflow-service":
+				fmt.Fprintln(a.stdout, s.Service().Tail(lines))
+			default:
+				return fmt.Errorf("component: want restate-server or service, got %q", args[0])
+			}
+			return nil
+		},
+	}
+	logs.Flags().IntVarP(&lines, "lines", "n", 100, "number of lines")
+	serve := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the workflow service in the foreground (up runs it for you)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			return service.Serve(cmd.Context(), a.cfg, logger)
+		},
+	}
+	return []*cobra.Command{up, stop, restart, health, dashboard, register, services, logs, serve}
+}
+
+func (a *app) printURLs() {
+	c := a.cfg
+	fmt.Fprintf(a.stdout, `
+URLs:
+  Restate UI (invocations, journals):  %s/ui/
+  Restate admin API:                   %s
+  Restate ingress (start workflows):   %s
+  Workflow service:                    %s
+  UltraMCP API and dashboard:          %s (not yet built)
+`, config.URL(c.AdminAddr), config.URL(c.AdminAddr), config.URL(c.IngressAddr), c.ServiceURL(), config.URL(c.APIAddr))
+}

@@ -1,0 +1,278 @@
+// Package client talks to a running stack over HTTP: it starts workflows on
+// the Restate ingress, reads their progress and results, and queries and
+// cancels invocations through the Restate admin API. The CLI and the tests
+// use it; it knows service names, not workflow logic.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/ultramcp/durable/workflow"
+)
+
+// Client reaches one stack.
+type Client struct {
+	Ingress string // http://127.0.0.1:8080
+	Admin   string // http://127.0.0.1:9070
+	HTTP    *http.Client
+}
+
+// New returns a client for the given base URLs.
+func New(ingress, admin string) *Client {
+	return &Client{Ingress: strings.TrimRight(ingress, "/"), Admin: strings.TrimRight(admin, "/"), HTTP: &http.Client{}}
+}
+
+// Error is an error answer from Restate.
+type Error struct {
+	Status  int    `json:"-"`
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Source  string `json:"source"`
+}
+
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("restate: HTTP %d", e.Status)
+	}
+	return e.Message
+}
+
+// ErrNotReady means the workflow exists but has not finished.
+var ErrNotReady = errors.New("workflow has not finished yet")
+
+// ErrNotFound means Restate knows no such workflow.
+var ErrNotFound = errors.New("workflow not found")
+
+func (c *Client) do(ctx context.Context, method, u string, body []byte, contentType string) ([]byte, http.Header, error) {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("content-type", contentType)
+	}
+	req.Header.Set("accept", "application/json")
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp.StatusCode >= 300 {
+		e := &Error{Status: resp.StatusCode}
+		if json.Unmarshal(out, e) != nil || e.Message == "" {
+			e.Message = strings.TrimSpace(string(out))
+		}
+		switch resp.StatusCode {
+		case 470:
+			return nil, resp.Header, fmt.Errorf("%w: %s", ErrNotReady, e.Message)
+		case 404:
+			if e.Source == "ingress" || strings.Contains(e.Message, "not found") {
+				return nil, resp.Header, fmt.Errorf("%w: %s", ErrNotFound, e.Message)
+			}
+		}
+		return nil, resp.Header, e
+	}
+	return out, resp.Header, nil
+}
+
+// Started is Restate's answer to a send.
+type Started struct {
+	InvocationID string `json:"invocationId"`
+	Status       string `json:"status"` // Accepted or PreviouslyAccepted
+}
+
+// Start sends the run of workflow service svc with id; input is JSON.
+func (c *Client) Start(ctx context.Context, svc, id string, input []byte) (Started, error) {
+	var s Started
+	out, _, err := c.do(ctx, http.MethodPost, c.Ingress+"/"+svc+"/"+url.PathEscape(id)+"/"+workflow.RunHandler+"/send", input, "application/json")
+	if err != nil {
+		return s, err
+	}
+	err = json.Unmarshal(out, &s)
+	return s, err
+}
+
+// Attach waits for the workflow's result.
+func (c *Client) Attach(ctx context.Context, svc, id string) (json.RawMessage, error) {
+	out, _, err := c.do(ctx, http.MethodGet, c.Ingress+"/restate/workflow/"+svc+"/"+url.PathEscape(id)+"/attach", nil, "")
+	return out, err
+}
+
+// Output returns the result if the workflow has finished, ErrNotReady if not.
+func (c *Client) Output(ctx context.Context, svc, id string) (json.RawMessage, error) {
+	out, _, err := c.do(ctx, http.MethodGet, c.Ingress+"/restate/workflow/"+svc+"/"+url.PathEscape(id)+"/output", nil, "")
+	return out, err
+}
+
+// Progress calls the workflow's shared progress handler.
+func (c *Client) Progress(ctx context.Context, svc, id string) (json.RawMessage, error) {
+	out, _, err := c.do(ctx, http.MethodPost, c.Ingress+"/"+svc+"/"+url.PathEscape(id)+"/"+workflow.ProgressHandler, nil, "")
+	return out, err
+}
+
+// Query runs SQL on the admin API's introspection tables.
+func (c *Client) Query(ctx context.Context, sql string) ([]map[string]any, error) {
+	body, _ := json.Marshal(map[string]string{"query": sql})
+	out, _, err := c.do(ctx, http.MethodPost, c.Admin+"/query", body, "application/json")
+	if err != nil {
+		return nil, fmt.Errorf("admin query: %w", err)
+	}
+	var res struct {
+		Rows []map[string]any `json:"rows"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		return nil, fmt.Errorf("admin query: %w", err)
+	}
+	return res.Rows, nil
+}
+
+// Invocation is a workflow run as Restate records it.
+type Invocation struct {
+	ID          string `json:"id"` // inv_…
+	Service     string `json:"service"`
+	WorkflowID  string `json:"workflowId"`
+	Status      string `json:"status"` // pending, running, backing-off, suspended, completed, …
+	Result      string `json:"result,omitempty"`
+	Failure     string `json:"failure,omitempty"`
+	LastFailure string `json:"lastFailure,omitempty"`
+	RetryCount  int    `json:"retryCount"`
+	CreatedAt   string `json:"createdAt"`
+	CompletedAt string `json:"completedAt,omitempty"`
+	JournalSize int    `json:"journalSize"`
+}
+
+// Outcome is succeeded, failed, cancelled or the live status.
+func (i Invocation) Outcome() string {
+	switch {
+	case i.Status != "completed":
+		return i.Status
+	case i.Result == "success":
+		return "succeeded"
+	case strings.Contains(strings.ToLower(i.Failure), "cancel"):
+		return "cancelled"
+	default:
+		return "failed"
+	}
+}
+
+const invocationColumns = `id, target_service_name, target_service_key, status, completion_result, completion_failure, last_failure, retry_count, created_at, completed_at, journal_size`
+
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// Invocations lists workflow runs, newest first; svc "" means every workflow.
+func (c *Client) Invocations(ctx context.Context, svc string, limit int) ([]Invocation, error) {
+	where := fmt.Sprintf("target_handler_name = %s", quote(workflow.RunHandler))
+	if svc != "" {
+		where += " AND target_service_name = " + quote(svc)
+	}
+	return c.invocations(ctx, fmt.Sprintf("SELECT %s FROM sys_invocation WHERE %s ORDER BY created_at DESC LIMIT %d", invocationColumns, where, limit))
+}
+
+// Find returns the run invocation of workflow id (any service if svc is "").
+func (c *Client) Find(ctx context.Context, svc, id string) (Invocation, error) {
+	where := fmt.Sprintf("target_handler_name = %s AND target_service_key = %s", quote(workflow.RunHandler), quote(id))
+	if svc != "" {
+		where += " AND target_service_name = " + quote(svc)
+	}
+	list, err := c.invocations(ctx, fmt.Sprintf("SELECT %s FROM sys_invocation WHERE %s ORDER BY created_at DESC LIMIT 1", invocationColumns, where))
+	if err != nil {
+		return Invocation{}, err
+	}
+	if len(list) == 0 {
+		return Invocation{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return list[0], nil
+}
+
+func (c *Client) invocations(ctx context.Context, sql string) ([]Invocation, error) {
+	rows, err := c.Query(ctx, sql)
+	if err != nil {
+		return nil, err
+	}
+	str := func(r map[string]any, k string) string {
+		if v, ok := r[k].(string); ok {
+			return v
+		}
+		return ""
+	}
+	num := func(r map[string]any, k string) int {
+		if v, ok := r[k].(float64); ok {
+			return int(v)
+		}
+		return 0
+	}
+	out := make([]Invocation, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, Invocation{
+			ID: str(r, "id"), Service: str(r, "target_service_name"), WorkflowID: str(r, "target_service_key"),
+			Status: str(r, "status"), Result: str(r, "completion_result"), Failure: str(r, "completion_failure"),
+			LastFailure: str(r, "last_failure"), RetryCount: num(r, "retry_count"),
+			CreatedAt: str(r, "created_at"), CompletedAt: str(r, "completed_at"), JournalSize: num(r, "journal_size"),
+		})
+	}
+	return out, nil
+}
+
+// Cancel asks Restate to cancel an invocation; the workflow sees the
+// cancellation at its next await and ends as cancelled.
+func (c *Client) Cancel(ctx context.Context, invocationID string) error {
+	_, _, err := c.do(ctx, http.MethodPatch, c.Admin+"/invocations/"+url.PathEscape(invocationID)+"/cancel", nil, "")
+	return err
+}
+
+// Services lists the services registered with Restate.
+func (c *Client) Services(ctx context.Context) ([]map[string]any, error) {
+	out, _, err := c.do(ctx, http.MethodGet, c.Admin+"/services", nil, "")
+	if err != nil {
+		return nil, err
+	}
+	var res struct {
+		Services []map[string]any `json:"services"`
+	}
+	err = json.Unmarshal(out, &res)
+	return res.Services, err
+}
+
+// WaitProgress polls the progress handler every interval and calls fn with
+// every new value until the workflow has an output or ctx ends.
+func (c *Client) WaitProgress(ctx context.Context, svc, id string, interval time.Duration, fn func(json.RawMessage)) (json.RawMessage, error) {
+	var last string
+	for {
+		if p, err := c.Progress(ctx, svc, id); err == nil && string(p) != last {
+			last = string(p)
+			fn(p)
+		}
+		out, err := c.Output(ctx, svc, id)
+		if err == nil {
+			if p, perr := c.Progress(ctx, svc, id); perr == nil && string(p) != last {
+				fn(p)
+			}
+			return out, nil
+		}
+		if !errors.Is(err, ErrNotReady) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}

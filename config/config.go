@@ -1,0 +1,152 @@
+// Package config is UltraMCP's one configuration: defaults, then ULTRAMCP_*
+// and provider environment variables, then flags (bound by the CLI), then
+// Validate. Every address and path can be changed, so that tests run whole
+// stacks on free ports side by side.
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ultramcp/durable/fault"
+)
+
+// Config is the whole configuration. API keys live here, on the service
+// side; they never enter workflow inputs, journals or logs.
+type Config struct {
+	Home        string // state dir: pid files, logs, Restate data, keys, SQLite file
+	IngressAddr string // Restate ingress
+	AdminAddr   string // Restate admin API and UI
+	NodeAddr    string // Restate node-to-node port
+	ServiceAddr string // our workflow service, registered with Restate
+	APIAddr     string // UltraMCP API, MCP and dashboard
+	DatabaseURL string // postgres://… selects PostgreSQL; "" means SQLite in Home
+
+	LLM   string // default provider: offline, openai, anthropic
+	Model string // default model for that provider
+
+	OpenAIBaseURL    string
+	OpenAIAPIKey     string
+	AnthropicBaseURL string
+	AnthropicAPIKey  string
+
+	// LLMCallTimeout bounds one provider call; it must stay below the
+	// workflow services' abort timeout.
+	LLMCallTimeout time.Duration
+
+	// RestateServerBin and RestateCLIBin locate the pinned binaries; empty
+	// means the npm packages under the project's node_modules.
+	RestateServerBin string
+	RestateCLIBin    string
+}
+
+// Default returns the defaults of SPEC §2.
+func Default() Config {
+	return Config{
+		Home:           ".ultramcp",
+		IngressAddr:    "127.0.0.1:8080",
+		AdminAddr:      "127.0.0.1:9070",
+		NodeAddr:       "127.0.0.1:5122",
+		ServiceAddr:    "127.0.0.1:9080",
+		APIAddr:        "127.0.0.1:8081",
+		LLM:            "offline",
+		LLMCallTimeout: 2 * time.Minute,
+	}
+}
+
+// FromEnv returns the defaults overridden by the environment.
+func FromEnv() Config {
+	c := Default()
+	set := func(dst *string, names ...string) {
+		for _, n := range names {
+			if v, ok := os.LookupEnv(n); ok && v != "" {
+				*dst = v
+				return
+			}
+		}
+	}
+	set(&c.Home, "ULTRAMCP_HOME")
+	set(&c.IngressAddr, "ULTRAMCP_INGRESS_ADDR")
+	set(&c.AdminAddr, "ULTRAMCP_ADMIN_ADDR")
+	set(&c.NodeAddr, "ULTRAMCP_NODE_ADDR")
+	set(&c.ServiceAddr, "ULTRAMCP_SERVICE_ADDR")
+	set(&c.APIAddr, "ULTRAMCP_API_ADDR")
+	set(&c.DatabaseURL, "ULTRAMCP_DATABASE_URL")
+	set(&c.LLM, "ULTRAMCP_LLM")
+	set(&c.Model, "ULTRAMCP_MODEL")
+	set(&c.OpenAIBaseURL, "OPENAI_BASE_URL")
+	set(&c.OpenAIAPIKey, "OPENAI_API_KEY")
+	set(&c.AnthropicBaseURL, "ANTHROPIC_BASE_URL")
+	set(&c.AnthropicAPIKey, "ANTHROPIC_API_KEY")
+	set(&c.RestateServerBin, "ULTRAMCP_RESTATE_SERVER")
+	set(&c.RestateCLIBin, "ULTRAMCP_RESTATE_CLI")
+	if v := os.Getenv("ULTRAMCP_LLM_TIMEOUT"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			c.LLMCallTimeout = d
+		}
+	}
+	return c
+}
+
+// Validate checks every field and names the one at fault.
+func (c *Config) Validate() error {
+	if c.Home == "" {
+		return fault.Invalidf("ULTRAMCP_HOME", "must not be empty")
+	}
+	abs, err := filepath.Abs(c.Home)
+	if err != nil {
+		return fault.Invalidf("ULTRAMCP_HOME", "%v", err)
+	}
+	c.Home = abs
+	for name, addr := range map[string]*string{
+		"ULTRAMCP_INGRESS_ADDR": &c.IngressAddr, "ULTRAMCP_ADMIN_ADDR": &c.AdminAddr,
+		"ULTRAMCP_NODE_ADDR": &c.NodeAddr, "ULTRAMCP_SERVICE_ADDR": &c.ServiceAddr,
+		"ULTRAMCP_API_ADDR": &c.APIAddr,
+	} {
+		if strings.HasPrefix(*addr, ":") {
+			*addr = "127.0.0.1" + *addr
+		}
+		host, port, err := net.SplitHostPort(*addr)
+		if err != nil || port == "" {
+			return fault.Invalidf(name, "want host:port, got %q", *addr)
+		}
+		if host == "" {
+			*addr = "127.0.0.1:" + port
+		}
+	}
+	switch c.LLM {
+	case "offline", "openai", "anthropic":
+	default:
+		return fault.Invalidf("ULTRAMCP_LLM", "must be offline, openai or anthropic, got %q", c.LLM)
+	}
+	if c.LLM == "anthropic" && c.AnthropicAPIKey == "" {
+		return fault.Invalidf("ANTHROPIC_API_KEY", "required when ULTRAMCP_LLM=anthropic")
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		return fault.Invalidf("ULTRAMCP_DATABASE_URL", "must be a postgres:// URL")
+	}
+	if c.LLMCallTimeout <= 0 || c.LLMCallTimeout > 9*time.Minute {
+		return fault.Invalidf("ULTRAMCP_LLM_TIMEOUT", "must be between 0 and 9m (below Restate's 10m abort timeout)")
+	}
+	return nil
+}
+
+// Paths in the state dir.
+func (c Config) Path(parts ...string) string {
+	return filepath.Join(append([]string{c.Home}, parts...)...)
+}
+
+// URL of a host:port address.
+func URL(addr string) string { return "http://" + addr }
+
+// ServiceURL is the URL Restate uses to reach our service.
+func (c Config) ServiceURL() string { return URL(c.ServiceAddr) }
+
+// String describes the configuration without secrets.
+func (c Config) String() string {
+	return fmt.Sprintf("home=%s ingress=%s admin=%s service=%s llm=%s", c.Home, c.IngressAddr, c.AdminAddr, c.ServiceAddr, c.LLM)
+}

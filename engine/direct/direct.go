@@ -1,0 +1,113 @@
+// Package direct runs workflow logic in-process with no journal: the legacy
+// orchestration that the seed compares against, the fallback when Restate is
+// down, and the engine of unit tests. A crash loses the run.
+package direct
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ultramcp/durable/engine"
+	"github.com/ultramcp/durable/fault"
+)
+
+// Context is an engine.Context that runs steps at once.
+type Context struct {
+	ctx    context.Context
+	id     string
+	logger *slog.Logger
+
+	mu        sync.Mutex
+	published map[string]json.RawMessage
+}
+
+var _ engine.Context = (*Context)(nil)
+
+// New returns a direct context for workflow id.
+func New(ctx context.Context, id string, logger *slog.Logger) *Context {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Context{ctx: ctx, id: id, logger: logger.With("workflow", id), published: map[string]json.RawMessage{}}
+}
+
+func (c *Context) Context() context.Context { return c.ctx }
+func (c *Context) WorkflowID() string       { return c.id }
+func (c *Context) Logger() *slog.Logger     { return c.logger }
+
+// Run runs step, retrying retryable errors up to its attempt budget.
+func (c *Context) Run(step engine.Step) ([]byte, error) {
+	attempts := step.Opts.Attempts()
+	backoff := step.Opts.Backoff()
+	var err error
+	for attempt := 1; attempt <= attempts; attempt++ {
+		if cerr := c.ctx.Err(); cerr != nil {
+			return nil, fault.Wrap(fault.Cancelled, cerr, "cancelled")
+		}
+		var out []byte
+		out, err = step.Fn(c.ctx)
+		if err == nil {
+			return out, nil
+		}
+		if !fault.IsRetryable(err) || attempt == attempts {
+			break
+		}
+		c.logger.Warn("step failed, retrying", "step", step.Name, "attempt", attempt, "err", err)
+		select {
+		case <-c.ctx.Done():
+			return nil, fault.Wrap(fault.Cancelled, c.ctx.Err(), "cancelled")
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+	return nil, engine.Final(step.Name, attempts, err)
+}
+
+// RunAll runs the steps on their own goroutines and waits for all.
+func (c *Context) RunAll(steps []engine.Step) ([][]byte, []error) {
+	results := make([][]byte, len(steps))
+	errs := make([]error, len(steps))
+	var wg sync.WaitGroup
+	for i, s := range steps {
+		wg.Go(func() { results[i], errs[i] = c.Run(s) })
+	}
+	wg.Wait()
+	return results, errs
+}
+
+// Sleep waits d or until the context ends.
+func (c *Context) Sleep(name string, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-c.ctx.Done():
+		return fault.Wrap(fault.Cancelled, c.ctx.Err(), "cancelled during %s", name)
+	case <-t.C:
+		return nil
+	}
+}
+
+// Now reads the wall clock.
+func (c *Context) Now() (time.Time, error) { return time.Now(), nil }
+
+// Publish stores v for Published.
+func (c *Context) Publish(key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fault.Wrap(fault.Internal, err, "publish %s", key)
+	}
+	c.mu.Lock()
+	c.published[key] = b
+	c.mu.Unlock()
+	return nil
+}
+
+// Published returns the last value published under key, or nil.
+func (c *Context) Published(key string) json.RawMessage {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.published[key]
+}

@@ -1,0 +1,145 @@
+// Package engine is the small interface the workflow logic is written
+// against: named steps whose results are kept, steps run side by side, a
+// durable sleep, a clock, and published progress. Two engines implement it:
+// engine/restate journals every step in Restate, so a crash resumes after the
+// last completed step; engine/direct runs the same logic in-process with no
+// journal (the legacy path and the baseline in benchmarks).
+//
+// The workflow packages import this package only, never an engine.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ultramcp/durable/fault"
+)
+
+// StepOptions bound how an engine retries a failed step.
+type StepOptions struct {
+	// MaxAttempts is the number of times the engine runs the step before its
+	// error becomes final; 0 means DefaultMaxAttempts. Steps that retry
+	// transient faults inside themselves (LLM calls) use 1, so that a
+	// failing participant never makes the engine re-run its siblings.
+	MaxAttempts int
+	// InitialBackoff before the second attempt; 0 means 100ms.
+	InitialBackoff time.Duration
+}
+
+// DefaultMaxAttempts is the engine-level retry budget of a step.
+const DefaultMaxAttempts = 3
+
+// Step is a unit of work whose result the engine keeps. Fn must return the
+// JSON encoding of its result. Fn receives a context that is cancelled when
+// the step is abandoned.
+type Step struct {
+	Name string
+	Fn   func(ctx context.Context) ([]byte, error)
+	Opts StepOptions
+}
+
+// Context is what a workflow body sees.
+type Context interface {
+	// Context is the invocation's context, for cancellation and values;
+	// effects must still go through Run.
+	Context() context.Context
+	// WorkflowID is the workflow's id (the Restate key).
+	WorkflowID() string
+	Logger() *slog.Logger
+	// Run runs one step, or returns its recorded result on replay.
+	Run(step Step) ([]byte, error)
+	// RunAll runs the steps concurrently and returns each one's result and
+	// error, in the order given. One failing step does not stop the others.
+	RunAll(steps []Step) ([][]byte, []error)
+	// Sleep waits durably: a crash during the sleep does not restart it.
+	Sleep(name string, d time.Duration) error
+	// Now is a recorded clock reading: the same value on replay.
+	Now() (time.Time, error)
+	// Publish makes v readable under key by progress queries while the
+	// workflow runs.
+	Publish(key string, v any) error
+}
+
+// Run is the typed form of Context.Run.
+func Run[T any](c Context, name string, opts StepOptions, fn func(ctx context.Context) (T, error)) (T, error) {
+	var out T
+	raw, err := c.Run(Step{Name: name, Opts: opts, Fn: encoded(fn)})
+	if err != nil {
+		return out, err
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return out, fault.Wrap(fault.Internal, err, "decode result of step %s", name)
+	}
+	return out, nil
+}
+
+// TypedStep is a step of RunAll whose result has type T.
+type TypedStep[T any] struct {
+	Name string
+	Opts StepOptions
+	Fn   func(ctx context.Context) (T, error)
+}
+
+// RunAll is the typed form of Context.RunAll.
+func RunAll[T any](c Context, steps []TypedStep[T]) ([]T, []error) {
+	raw := make([]Step, len(steps))
+	for i, s := range steps {
+		raw[i] = Step{Name: s.Name, Opts: s.Opts, Fn: encoded(s.Fn)}
+	}
+	results, errs := c.RunAll(raw)
+	out := make([]T, len(steps))
+	for i := range steps {
+		if errs[i] != nil {
+			continue
+		}
+		if err := json.Unmarshal(results[i], &out[i]); err != nil {
+			errs[i] = fault.Wrap(fault.Internal, err, "decode result of step %s", steps[i].Name)
+		}
+	}
+	return out, errs
+}
+
+func encoded[T any](fn func(ctx context.Context) (T, error)) func(ctx context.Context) ([]byte, error) {
+	return func(ctx context.Context) ([]byte, error) {
+		v, err := fn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fault.Wrap(fault.Internal, err, "encode step result")
+		}
+		return b, nil
+	}
+}
+
+// Attempts returns the effective attempt budget of opts.
+func (o StepOptions) Attempts() int {
+	if o.MaxAttempts <= 0 {
+		return DefaultMaxAttempts
+	}
+	return o.MaxAttempts
+}
+
+// Backoff returns the effective first backoff of opts.
+func (o StepOptions) Backoff() time.Duration {
+	if o.InitialBackoff <= 0 {
+		return 100 * time.Millisecond
+	}
+	return o.InitialBackoff
+}
+
+// Final wraps a step's error once its attempts are spent, keeping its kind
+// but marking it final: the engine will not run the step again.
+func Final(step string, attempts int, err error) error {
+	if fault.IsRetryable(err) {
+		return fault.Wrap(fault.Unavailable, err, "step %s failed after %d attempt(s)", step, attempts)
+	}
+	return err
+}
+
+// ErrStepName is returned for a step without a name.
+var ErrStepName = fmt.Errorf("engine: a step needs a name")

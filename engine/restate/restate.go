@@ -1,0 +1,154 @@
+// Package restate runs workflow logic on the Restate server: every step is a
+// journaled restate.Run, concurrent steps are RunAsync futures drained with
+// restate.Wait (so they really run side by side), sleeps are durable timers,
+// and published progress is workflow state that a shared handler reads.
+//
+// It is the only package that turns fault kinds into Restate terminal errors
+// and back.
+package restate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"time"
+
+	sdk "github.com/restatedev/sdk-go"
+
+	"github.com/ultramcp/durable/engine"
+	"github.com/ultramcp/durable/fault"
+)
+
+// Context adapts a Restate workflow context to engine.Context.
+type Context struct {
+	ctx sdk.WorkflowContext
+}
+
+var _ engine.Context = (*Context)(nil)
+
+// New wraps ctx.
+func New(ctx sdk.WorkflowContext) *Context { return &Context{ctx: ctx} }
+
+func (c *Context) Context() context.Context { return c.ctx }
+func (c *Context) WorkflowID() string       { return sdk.Key(c.ctx) }
+func (c *Context) Logger() *slog.Logger     { return c.ctx.Log() }
+
+func runOptions(step engine.Step) []sdk.RunOption {
+	return []sdk.RunOption{
+		sdk.WithName(step.Name),
+		sdk.WithMaxRetryAttempts(uint(step.Opts.Attempts())),
+		sdk.WithInitialRetryInterval(step.Opts.Backoff()),
+		sdk.WithMaxRetryInterval(10 * time.Second),
+	}
+}
+
+func closure(step engine.Step) func(sdk.RunContext) (json.RawMessage, error) {
+	return func(rc sdk.RunContext) (json.RawMessage, error) {
+		out, err := step.Fn(rc)
+		if err != nil {
+			// A step with one attempt retries inside itself (LLM calls), so
+			// its error is final here: make it terminal in the closure rather
+			// than end the invocation attempt, which would re-run siblings.
+			if !fault.IsRetryable(err) || step.Opts.Attempts() == 1 {
+				// Log the cause first: the terminal error keeps only the text.
+				rc.Log().Warn("step failed for good", "step", step.Name, "err", err)
+				return nil, ToTerminal(err)
+			}
+			return nil, err
+		}
+		return json.RawMessage(out), nil
+	}
+}
+
+// Run journals one step.
+func (c *Context) Run(step engine.Step) ([]byte, error) {
+	out, err := sdk.Run(c.ctx, closure(step), runOptions(step)...)
+	if err != nil {
+		return nil, FromTerminal(err)
+	}
+	return out, nil
+}
+
+// RunAll starts every step as a RunAsync future and waits for all of them
+// together; awaiting them one by one would run them one after another.
+func (c *Context) RunAll(steps []engine.Step) ([][]byte, []error) {
+	futs := make([]sdk.RunAsyncFuture[json.RawMessage], len(steps))
+	waitOn := make([]sdk.Future, len(steps))
+	for i, s := range steps {
+		futs[i] = sdk.RunAsync(c.ctx, closure(s), runOptions(s)...)
+		waitOn[i] = futs[i]
+	}
+	results := make([][]byte, len(steps))
+	errs := make([]error, len(steps))
+	for _, err := range sdk.Wait(c.ctx, waitOn...) {
+		if err != nil { // cancelled or suspended: every pending step fails alike
+			for i := range errs {
+				errs[i] = FromTerminal(err)
+			}
+			return results, errs
+		}
+	}
+	for i, f := range futs {
+		out, err := f.Result()
+		if err != nil {
+			errs[i] = FromTerminal(err)
+			continue
+		}
+		results[i] = out
+	}
+	return results, errs
+}
+
+// Sleep is a durable timer.
+func (c *Context) Sleep(name string, d time.Duration) error {
+	return FromTerminal(sdk.Sleep(c.ctx, d, sdk.WithName(name)))
+}
+
+// Now journals a clock reading.
+func (c *Context) Now() (time.Time, error) {
+	t, err := sdk.Run(c.ctx, func(sdk.RunContext) (time.Time, error) { return time.Now().UTC(), nil }, sdk.WithName("clock"))
+	return t, FromTerminal(err)
+}
+
+// Publish stores v as workflow state under key.
+func (c *Context) Publish(key string, v any) error {
+	sdk.Set(c.ctx, key, v)
+	return nil
+}
+
+// ToTerminal turns a final error into a Restate terminal error whose code
+// says its kind.
+func ToTerminal(err error) error {
+	if err == nil || sdk.IsTerminalError(err) {
+		return err
+	}
+	return sdk.ToTerminalError(errors.New(err.Error()), sdk.WithErrorCode(sdk.Code(fault.HTTPStatus(err))))
+}
+
+// FromTerminal turns a Restate terminal error back into a fault.
+func FromTerminal(err error) error {
+	if err == nil {
+		return nil
+	}
+	te := sdk.AsTerminalError(err)
+	if te == nil {
+		return err
+	}
+	msg := te.Error()
+	switch te.Code() {
+	case 400, 422:
+		return fault.New(fault.Invalid, "%s", msg)
+	case 404:
+		return fault.New(fault.NotFound, "%s", msg)
+	case 409:
+		return fault.New(fault.Cancelled, "%s", msg)
+	case 424, 401, 403:
+		return fault.New(fault.Permanent, "%s", msg)
+	case 503:
+		// A step that spent its attempts on a transient fault: final now.
+		return fault.New(fault.Permanent, "%s", msg)
+	default:
+		return fault.New(fault.Permanent, "%s", msg)
+	}
+}

@@ -1,0 +1,76 @@
+package restate
+
+import (
+	"encoding/json"
+	"time"
+
+	sdk "github.com/restatedev/sdk-go"
+
+	"github.com/ultramcp/durable/engine"
+	"github.com/ultramcp/durable/workflow"
+)
+
+// ServiceOptions tune every workflow service.
+type ServiceOptions struct {
+	// Retention keeps a finished workflow's output and id in Restate.
+	Retention time.Duration
+	// InactivityTimeout must exceed the longest step (an LLM call with its
+	// retries); AbortTimeout follows it.
+	InactivityTimeout time.Duration
+	AbortTimeout      time.Duration
+}
+
+// DefaultServiceOptions: LLM steps run at most five minutes with their
+// retries (llm.DefaultRetryPolicy), so Restate waits six before asking the
+// service to suspend, and ten more before aborting it.
+var DefaultServiceOptions = ServiceOptions{
+	Retention:         24 * time.Hour,
+	InactivityTimeout: 6 * time.Minute,
+	AbortTimeout:      10 * time.Minute,
+}
+
+// Workflow defines a Restate workflow service named name whose "run" handler
+// decodes its input with decode (a bad input fails at once as a terminal 400
+// naming the field, before any step) and runs body on the Restate engine, and
+// whose shared "progress" handler returns what body last published.
+func Workflow[I, O any](name string, decode func([]byte) (I, error), body func(engine.Context, I) (O, error), o ServiceOptions) sdk.ServiceDefinition {
+	run := func(ctx sdk.WorkflowContext, raw json.RawMessage) (O, error) {
+		var out O
+		in, err := decode(raw)
+		if err != nil {
+			ctx.Log().Warn("rejected input", "err", err)
+			return out, ToTerminal(err)
+		}
+		out, err = body(New(ctx), in)
+		if err != nil {
+			ctx.Log().Error("workflow failed", "err", err)
+			return out, ToTerminal(err)
+		}
+		return out, nil
+	}
+	progress := func(ctx sdk.WorkflowSharedContext, _ sdk.Void) (json.RawMessage, error) {
+		p, err := sdk.Get[json.RawMessage](ctx, workflow.ProgressKey)
+		if err != nil {
+			return nil, err
+		}
+		if p == nil {
+			return json.RawMessage("null"), nil
+		}
+		return p, nil
+	}
+	return sdk.NewWorkflow(name,
+		sdk.WithWorkflowRetention(o.Retention),
+		sdk.WithInactivityTimeout(o.InactivityTimeout),
+		sdk.WithAbortTimeout(o.AbortTimeout),
+		// A short first retry makes recovery after a crash quick
+		// (notes/baseline.md); the cap keeps a broken deployment from
+		// spinning.
+		sdk.WithInvocationRetryPolicy(
+			sdk.WithInitialRetryInterval(50*time.Millisecond),
+			sdk.WithRetryIntervalFactor(2),
+			sdk.WithMaxRetryInterval(10*time.Second),
+		),
+	).
+		Handler(workflow.RunHandler, sdk.NewWorkflowHandler(run)).
+		Handler(workflow.ProgressHandler, sdk.NewWorkflowSharedHandler(progress))
+}

@@ -1,0 +1,109 @@
+// Package anthropic is the provider for Anthropic's Messages API, built on
+// the official client github.com/anthropics/anthropic-sdk-go/v2.
+package anthropic
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	ant "github.com/anthropics/anthropic-sdk-go/v2"
+	"github.com/anthropics/anthropic-sdk-go/v2/option"
+
+	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/llm"
+)
+
+// DefaultModel is used when neither the request nor the config names one.
+const DefaultModel = "claude-sonnet-4-5"
+
+// defaultMaxTokens is required by the Messages API.
+const defaultMaxTokens = 1024
+
+// Config configures the provider; APIKey is scrubbed from every error.
+type Config struct {
+	BaseURL    string
+	APIKey     string
+	Model      string
+	HTTPClient *http.Client
+}
+
+// Provider talks to the Anthropic Messages API.
+type Provider struct {
+	client ant.Client
+	cfg    Config
+}
+
+var _ llm.Model = (*Provider)(nil)
+
+// New returns a provider with the client's own retries off (llm.Retrying
+// owns the policy).
+func New(cfg Config) *Provider {
+	if cfg.Model == "" {
+		cfg.Model = DefaultModel
+	}
+	opts := []option.RequestOption{option.WithMaxRetries(0), option.WithAPIKey(cfg.APIKey)}
+	if cfg.BaseURL != "" {
+		opts = append(opts, option.WithBaseURL(cfg.BaseURL))
+	}
+	if cfg.HTTPClient != nil {
+		opts = append(opts, option.WithHTTPClient(cfg.HTTPClient))
+	}
+	return &Provider{client: ant.NewClient(opts...), cfg: cfg}
+}
+
+// Name implements llm.Model.
+func (p *Provider) Name() string { return "anthropic" }
+
+// Complete implements llm.Model. The Messages API has no JSON mode; the
+// prompt asks for JSON and the caller's parser tolerates prose around it.
+func (p *Provider) Complete(ctx context.Context, req llm.Request) (llm.Response, error) {
+	model := req.Model
+	if model == "" {
+		model = p.cfg.Model
+	}
+	maxTokens := req.MaxTokens
+	if maxTokens <= 0 {
+		maxTokens = defaultMaxTokens
+	}
+	params := ant.MessageNewParams{Model: model, MaxTokens: int64(maxTokens)}
+	if req.System != "" {
+		params.System = []ant.TextBlockParam{{Text: req.System}}
+	}
+	for _, m := range req.Messages {
+		block := ant.NewTextBlock(m.Content)
+		if m.Role == "assistant" {
+			params.Messages = append(params.Messages, ant.NewAssistantMessage(block))
+		} else {
+			params.Messages = append(params.Messages, ant.NewUserMessage(block))
+		}
+	}
+	var opts []option.RequestOption
+	if req.Label != "" {
+		opts = append(opts, option.WithHeader(llm.StepHeader, req.Label))
+	}
+	out, err := p.client.Messages.New(ctx, params, opts...)
+	if err != nil {
+		var apiErr *ant.Error
+		if errors.As(err, &apiErr) {
+			return llm.Response{}, llm.ClassifyStatus("anthropic", apiErr.StatusCode, "")
+		}
+		return llm.Response{}, llm.ClassifyTransport("anthropic", err, p.cfg.APIKey)
+	}
+	var text strings.Builder
+	for _, block := range out.Content {
+		if block.Type == "text" {
+			text.WriteString(block.Text)
+		}
+	}
+	if text.Len() == 0 {
+		return llm.Response{}, fault.New(fault.Unavailable, "anthropic: response had no text")
+	}
+	return llm.Response{
+		Text:      text.String(),
+		Model:     "anthropic:" + string(out.Model),
+		TokensIn:  int(out.Usage.InputTokens),
+		TokensOut: int(out.Usage.OutputTokens),
+	}, nil
+}

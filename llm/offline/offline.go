@@ -1,0 +1,137 @@
+// Package offline is the default provider: deterministic, free, and needing
+// no network or key, so that the demo and the tests run anywhere. Every answer
+// is labelled simulated — in Response.Simulated and in its text — because no
+// model was asked.
+//
+// It answers in the JSON shape the prompt asks for (a debate position or a
+// moderator's synthesis). In later debate rounds it leans toward the position
+// the prompt shows held by the most others, so debates converge as real ones
+// often do.
+package offline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ultramcp/durable/llm"
+)
+
+// Label prefixes every simulated text.
+const Label = "[simulated]"
+
+// Provider is the offline model. Latency, if set, is slept per call (for
+// benchmarks of orchestration under a known model latency).
+type Provider struct {
+	Latency time.Duration
+}
+
+var _ llm.Model = (*Provider)(nil)
+
+// Name implements llm.Model.
+func (p *Provider) Name() string { return "offline" }
+
+var stances = []string{
+	"Yes, adopt it with safeguards and a staged rollout",
+	"No, the risks outweigh the benefits for now",
+	"Adopt it only after a small pilot proves the value",
+}
+
+// heldBy matches the grouped positions that laterRoundPrompt writes:
+// - "position" held by a, b
+var heldBy = regexp.MustCompile(`(?m)^- "([^"]+)" held by (.+)$`)
+
+var ownPosition = regexp.MustCompile(`(?m)^Your previous position: "([^"]+)"`)
+
+var voteShare = regexp.MustCompile(`with (\d+)% of the weight`)
+
+// Complete implements llm.Model.
+func (p *Provider) Complete(ctx context.Context, req llm.Request) (llm.Response, error) {
+	if p.Latency > 0 {
+		select {
+		case <-ctx.Done():
+			return llm.Response{}, ctx.Err()
+		case <-time.After(p.Latency):
+		}
+	}
+	var prompt strings.Builder
+	for _, m := range req.Messages {
+		prompt.WriteString(m.Content)
+	}
+	text := prompt.String()
+	seed := hash(req.System + text)
+	var body any
+	if strings.Contains(text, `"recommendation"`) {
+		body = map[string]any{
+			"consensus":      Label + " The participants converge on: " + majority(text),
+			"disagreements":  []string{Label + " how fast to move and what to measure first"},
+			"recommendation": Label + " " + majority(text) + "; revisit after the first results",
+			"agreement":      agreement(text),
+		}
+	} else {
+		position := stances[seed%uint32(len(stances))]
+		if m := heldBy.FindAllStringSubmatch(text, -1); len(m) > 0 {
+			// Join the position held by the most, counting our own; keep
+			// our own on a tie.
+			own := ""
+			if o := ownPosition.FindStringSubmatch(text); o != nil {
+				own = o[1]
+			}
+			count := map[string]int{own: 1}
+			best := own
+			for _, g := range m {
+				count[g[1]] += len(strings.Split(g[2], ","))
+				if count[g[1]] > count[best] {
+					best = g[1]
+				}
+			}
+			if best != "" {
+				position = strings.TrimPrefix(best, Label+" ")
+			}
+		}
+		body = map[string]any{
+			"position":   Label + " " + position,
+			"reasoning":  fmt.Sprintf("%s deterministic answer %d; no model was called.", Label, seed%1000),
+			"confidence": 0.6 + float64(seed%40)/100,
+		}
+	}
+	out, _ := json.Marshal(body)
+	return llm.Response{
+		Text:      string(out),
+		Model:     "offline",
+		TokensIn:  len(text) / 4,
+		TokensOut: len(out) / 4,
+		Simulated: true,
+	}, nil
+}
+
+// majority returns the first final position quoted in a moderator prompt.
+func majority(text string) string {
+	if i := strings.Index(text, "Confidence-weighted vote: \""); i >= 0 {
+		rest := text[i+len("Confidence-weighted vote: \""):]
+		if j := strings.IndexByte(rest, '"'); j >= 0 {
+			return strings.TrimPrefix(rest[:j], Label+" ")
+		}
+	}
+	return "proceed carefully"
+}
+
+// agreement echoes the vote share the moderator prompt reports.
+func agreement(text string) float64 {
+	if m := voteShare.FindStringSubmatch(text); m != nil {
+		var pct float64
+		fmt.Sscan(m[1], &pct)
+		return pct / 100
+	}
+	return 0.5
+}
+
+func hash(s string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(s))
+	return h.Sum32()
+}

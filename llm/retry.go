@@ -1,0 +1,150 @@
+package llm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/ultramcp/durable/fault"
+)
+
+// RetryPolicy bounds how a transient fault is retried inside one step.
+//
+// Retrying inside the step, not by failing the step, matters on Restate: a
+// retryable error leaving a parallel step ends the whole invocation attempt
+// and re-runs its siblings (notes/baseline.md). Only terminal errors, or a
+// budget spent, leave the step.
+type RetryPolicy struct {
+	MaxAttempts  int           // total attempts, including the first
+	Initial      time.Duration // first backoff
+	Max          time.Duration // backoff ceiling
+	CallTimeout  time.Duration // per attempt; keep below Restate's abort timeout
+	TotalTimeout time.Duration // all attempts together
+}
+
+// DefaultRetryPolicy suits remote providers: about 7 attempts over at most
+// five minutes, each call at most two minutes (Restate's abort timeout on our
+// services is ten).
+var DefaultRetryPolicy = RetryPolicy{
+	MaxAttempts:  7,
+	Initial:      200 * time.Millisecond,
+	Max:          10 * time.Second,
+	CallTimeout:  2 * time.Minute,
+	TotalTimeout: 5 * time.Minute,
+}
+
+// Retrying wraps m so that transient faults are retried with bounded,
+// jittered exponential backoff. Permanent faults return at once.
+func Retrying(m Model, p RetryPolicy) Model {
+	return &retrying{m: m, p: p}
+}
+
+type retrying struct {
+	m Model
+	p RetryPolicy
+}
+
+func (r *retrying) Name() string { return r.m.Name() }
+
+func (r *retrying) Complete(ctx context.Context, req Request) (Response, error) {
+	if r.p.TotalTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.p.TotalTimeout)
+		defer cancel()
+	}
+	backoff := r.p.Initial
+	var last error
+	attempts := max(r.p.MaxAttempts, 1)
+	for attempt := 1; attempt <= attempts; attempt++ {
+		resp, err := r.once(ctx, req)
+		if err == nil {
+			return resp, nil
+		}
+		last = err
+		if !fault.IsRetryable(err) || attempt == attempts {
+			break
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-ctx.Done():
+			return Response{}, fault.Wrap(fault.Unavailable, last, "%s: gave up after %d attempts", r.m.Name(), attempt)
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, r.p.Max)
+	}
+	if fault.IsRetryable(last) {
+		return Response{}, fault.Wrap(fault.Unavailable, last, "%s: gave up after %d attempts", r.m.Name(), attempts)
+	}
+	return Response{}, last
+}
+
+func (r *retrying) once(ctx context.Context, req Request) (Response, error) {
+	if r.p.CallTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.p.CallTimeout)
+		defer cancel()
+	}
+	resp, err := r.m.Complete(ctx, req)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && fault.KindOf(err) == fault.Internal {
+		err = fault.Wrap(fault.Unavailable, err, "%s: call timed out", r.m.Name())
+	}
+	return resp, err
+}
+
+// ClassifyStatus turns an HTTP status from a provider into a fault kind.
+func ClassifyStatus(provider string, status int, msg string) error {
+	kind := fault.Unavailable
+	switch {
+	case status == 429 || status == 408 || status >= 500:
+		kind = fault.Unavailable
+	case status == 404:
+		kind = fault.NotFound
+	case status >= 400:
+		kind = fault.Permanent
+	}
+	reason := httpReason(status)
+	if msg != "" {
+		reason += ": " + msg
+	}
+	return fault.New(kind, "%s: %d %s", provider, status, reason)
+}
+
+func httpReason(status int) string {
+	switch status {
+	case 400:
+		return "bad request"
+	case 401:
+		return "unauthorized (check the API key)"
+	case 403:
+		return "forbidden"
+	case 404:
+		return "model or endpoint not found"
+	case 429:
+		return "rate limited"
+	default:
+		return fmt.Sprintf("status %d", status)
+	}
+}
+
+// Redact removes every occurrence of the given secrets from s, so that an
+// endpoint echoing a key back in an error cannot leak it into logs or journals.
+func Redact(s string, secrets ...string) string {
+	for _, secret := range secrets {
+		if secret != "" {
+			s = strings.ReplaceAll(s, secret, "[REDACTED]")
+		}
+	}
+	return s
+}
+
+// ClassifyTransport classifies an error that carried no HTTP status:
+// cancellation is final, anything else (network, timeout) may pass.
+func ClassifyTransport(provider string, err error, secrets ...string) error {
+	if errors.Is(err, context.Canceled) {
+		return fault.Wrap(fault.Cancelled, err, "%s", provider)
+	}
+	return fault.New(fault.Unavailable, "%s: %s", provider, Redact(err.Error(), secrets...))
+}

@@ -1,0 +1,66 @@
+package llm
+
+import (
+	"context"
+	"sort"
+
+	"github.com/ultramcp/durable/fault"
+)
+
+// Router picks the provider for a model reference. It is how the workflows
+// reach models: they name a model ("openai:gpt-4o-mini", "offline", or ""
+// for the default) and never hold a client or a key themselves.
+type Router struct {
+	models   map[string]Model
+	fallback Ref
+}
+
+// NewRouter returns a router over the given providers; defaultRef is used for
+// an empty reference and for bare model names.
+func NewRouter(defaultRef Ref, models ...Model) *Router {
+	r := &Router{models: map[string]Model{}, fallback: defaultRef}
+	for _, m := range models {
+		r.models[m.Name()] = m
+	}
+	return r
+}
+
+// Default is the reference used when a participant names no model.
+func (r *Router) Default() Ref { return r.fallback }
+
+// Available lists the configured provider names.
+func (r *Router) Available() []string {
+	var names []string
+	for n := range r.models {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Resolve parses ref and checks that its provider is configured.
+func (r *Router) Resolve(ref string) (Ref, error) {
+	parsed, err := ParseRef(ref, r.fallback.Provider)
+	if err != nil {
+		return Ref{}, fault.Wrap(fault.Invalid, err, "model")
+	}
+	if parsed.Model == "" && parsed.Provider == r.fallback.Provider {
+		parsed.Model = r.fallback.Model
+	}
+	if _, ok := r.models[parsed.Provider]; !ok {
+		return Ref{}, fault.New(fault.Invalid, "provider %q is not configured (set its API key or base URL)", parsed.Provider)
+	}
+	return parsed, nil
+}
+
+// Complete sends req to the provider named by ref.
+func (r *Router) Complete(ctx context.Context, ref Ref, req Request) (Response, error) {
+	m, ok := r.models[ref.Provider]
+	if !ok {
+		return Response{}, fault.New(fault.Invalid, "provider %q is not configured", ref.Provider)
+	}
+	if req.Model == "" {
+		req.Model = ref.Model
+	}
+	return m.Complete(ctx, req)
+}

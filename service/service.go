@@ -1,0 +1,119 @@
+// Package service is the workflow service: it builds the LLM providers from
+// the configuration, binds every workflow to the Restate engine, and serves
+// the Restate service protocol (h2c) with request-identity checks. It is the
+// wiring between the workflow logic and the outside world; the logic itself
+// lives in package workflow.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/restatedev/sdk-go/server"
+
+	"github.com/ultramcp/durable/config"
+	restateengine "github.com/ultramcp/durable/engine/restate"
+	"github.com/ultramcp/durable/identity"
+	"github.com/ultramcp/durable/llm"
+	"github.com/ultramcp/durable/llm/anthropic"
+	"github.com/ultramcp/durable/llm/offline"
+	"github.com/ultramcp/durable/llm/openai"
+	"github.com/ultramcp/durable/workflow"
+	"github.com/ultramcp/durable/workflow/debate"
+)
+
+// Models builds the router over every provider the configuration enables.
+// The offline provider is always there; OpenAI-compatible when a key or base
+// URL is set (or it is the default); Anthropic when a key is set.
+func Models(cfg config.Config) (*llm.Router, error) {
+	policy := llm.DefaultRetryPolicy
+	policy.CallTimeout = cfg.LLMCallTimeout
+	models := []llm.Model{&offline.Provider{}}
+	if cfg.LLM == "openai" || cfg.OpenAIAPIKey != "" || cfg.OpenAIBaseURL != "" {
+		models = append(models, llm.Retrying(openai.New(openai.Config{BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey}), policy))
+	}
+	if cfg.AnthropicAPIKey != "" {
+		models = append(models, llm.Retrying(anthropic.New(anthropic.Config{BaseURL: cfg.AnthropicBaseURL, APIKey: cfg.AnthropicAPIKey}), policy))
+	}
+	def, err := llm.ParseRef(cfg.LLM, "offline")
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Model != "" {
+		def.Model = cfg.Model
+	}
+	return llm.NewRouter(def, models...), nil
+}
+
+// Options of a service.
+type Options struct {
+	// PublicKey is the request-identity key; "" accepts unsigned requests
+	// (only for tests that bind to loopback).
+	PublicKey string
+	Logger    *slog.Logger
+	Services  restateengine.ServiceOptions
+}
+
+// Handler builds the Restate endpoint serving every workflow.
+func Handler(models *llm.Router, o Options) (http.Handler, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Services == (restateengine.ServiceOptions{}) {
+		o.Services = restateengine.DefaultServiceOptions
+	}
+	d := &debate.Debate{Models: models}
+	srv := server.NewRestate().
+		WithLogger(o.Logger.Handler(), true).
+		Bind(restateengine.Workflow(workflow.ChainOfDebate, debate.Decode, d.Run, o.Services))
+	if o.PublicKey != "" {
+		srv = srv.WithIdentityV1(o.PublicKey)
+	}
+	return srv.Handler()
+}
+
+// Serve runs the workflow service of cfg until ctx ends. It refuses to start
+// without the identity keys that `ultramcp up` creates.
+func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	pub, err := identity.Load(cfg.Path("keys"))
+	if err != nil {
+		return fmt.Errorf("read request-identity key (run `ultramcp up` first, it creates them): %w", err)
+	}
+	models, err := Models(cfg)
+	if err != nil {
+		return err
+	}
+	h, err := Handler(models, Options{PublicKey: pub, Logger: logger})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.ServiceAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.ServiceAddr, err)
+	}
+	logger.Info("workflow service listening", "addr", ln.Addr().String(), "providers", models.Available(), "default", models.Default().String())
+	return ServeListener(ctx, ln, h)
+}
+
+// ServeListener serves h over h2c on ln until ctx ends.
+func ServeListener(ctx context.Context, ln net.Listener, h http.Handler) error {
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	protocols.SetHTTP1(true)
+	srv := &http.Server{Handler: h, Protocols: &protocols, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

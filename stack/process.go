@@ -1,0 +1,145 @@
+// Package stack supervises the local processes of an UltraMCP stack — the
+// Restate server and the workflow service — the way upspin's upbox does:
+// start in dependency order, wait until each is healthy before the next,
+// unwind a partial start, stop in reverse. Each process runs in its own
+// session (so it outlives the CLI that started it and can be stopped as a
+// group), writes its log to the state dir, and is known by its pid file:
+// stop ends exactly what up started, never anything found by name.
+package stack
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Process is one supervised child.
+type Process struct {
+	Name string   // "restate-server", "service"
+	Bin  string   // executable
+	Args []string // arguments
+	Env  []string // extra environment
+	Dir  string   // state dir holding pids/ and logs/
+}
+
+func (p Process) pidFile() string { return filepath.Join(p.Dir, "pids", p.Name+".pid") }
+
+// LogFile is where the process writes.
+func (p Process) LogFile() string { return filepath.Join(p.Dir, "logs", p.Name+".log") }
+
+// Start runs the process detached, in a new session, and records its pid.
+func (p Process) Start() (int, error) {
+	for _, d := range []string{filepath.Dir(p.pidFile()), filepath.Dir(p.LogFile())} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return 0, err
+		}
+	}
+	logf, err := os.OpenFile(p.LogFile(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "--- %s starting %s %s\n", time.Now().Format(time.RFC3339), p.Bin, strings.Join(p.Args, " "))
+	cmd := exec.Command(p.Bin, p.Args...)
+	cmd.Env = append(os.Environ(), p.Env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start %s: %w", p.Name, err)
+	}
+	pid := cmd.Process.Pid
+	if err := os.WriteFile(p.pidFile(), []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		return 0, err
+	}
+	// Reap it if it dies while we still run, so it does not linger as a
+	// zombie that looks alive to Running.
+	go func() { _ = cmd.Wait() }()
+	return pid, nil
+}
+
+// PID returns the recorded pid if that process is still ours and alive.
+func (p Process) PID() (int, bool) {
+	b, err := os.ReadFile(p.pidFile())
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	return pid, alive(pid, p.Bin)
+}
+
+// alive checks the pid exists, is not a zombie, and still runs bin (a
+// recycled pid runs something else).
+func alive(pid int, bin string) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err == nil {
+		if i := strings.LastIndexByte(string(stat), ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+			return false
+		}
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return true // cannot tell; trust the pid file
+	}
+	want, _ := filepath.EvalSymlinks(bin)
+	return want == "" || strings.TrimSuffix(exe, " (deleted)") == want
+}
+
+// Stop ends the process group with SIGTERM, then SIGKILL after grace, and
+// removes the pid file. It reports whether anything was running.
+func (p Process) Stop(grace time.Duration) (bool, error) {
+	pid, ok := p.PID()
+	defer os.Remove(p.pidFile())
+	if !ok {
+		return false, nil
+	}
+	if err := syscall.Kill(-pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return true, fmt.Errorf("stop %s (pid %d): %w", p.Name, pid, err)
+	}
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) {
+		if !alive(pid, p.Bin) {
+			return true, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	for i := 0; i < 40 && alive(pid, p.Bin); i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	return true, nil
+}
+
+// Kill sends SIGKILL to the process alone (a crash, for durability tests).
+func (p Process) Kill() error {
+	pid, ok := p.PID()
+	if !ok {
+		return fmt.Errorf("%s is not running", p.Name)
+	}
+	return syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// Tail returns the last n lines of the process's log.
+func (p Process) Tail(n int) string {
+	b, err := os.ReadFile(p.LogFile())
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

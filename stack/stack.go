@@ -1,0 +1,304 @@
+package stack
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/identity"
+)
+
+// NodeName is the Restate node name; fixed so a restart finds its data.
+const NodeName = "ultramcp"
+
+// Stack is one local UltraMCP stack described by a Config.
+type Stack struct {
+	Cfg config.Config
+	// Self is the ultramcp binary, run as `Self serve` for the service.
+	Self string
+	// Out receives progress lines.
+	Out io.Writer
+	// HTTP is used for health checks and the admin API.
+	HTTP *http.Client
+}
+
+// New returns a stack for cfg.
+func New(cfg config.Config, self string, out io.Writer) *Stack {
+	if out == nil {
+		out = io.Discard
+	}
+	return &Stack{Cfg: cfg, Self: self, Out: out, HTTP: &http.Client{Timeout: 5 * time.Second}}
+}
+
+// RestateServerBin returns the pinned restate-server binary.
+func RestateServerBin(cfg config.Config) (string, error) {
+	return findBin(cfg.RestateServerBin, "@restatedev/restate-server-linux-x64/bin/restate-server", "ULTRAMCP_RESTATE_SERVER")
+}
+
+// RestateCLIBin returns the pinned restate CLI binary.
+func RestateCLIBin(cfg config.Config) (string, error) {
+	return findBin(cfg.RestateCLIBin, "@restatedev/restate-linux-x64/bin/restate", "ULTRAMCP_RESTATE_CLI")
+}
+
+// findBin looks for an npm-installed binary in node_modules of the working
+// directory or any parent, then beside the running executable's parent.
+func findBin(explicit, rel, env string) (string, error) {
+	if explicit != "" {
+		return explicit, nil
+	}
+	var starts []string
+	if wd, err := os.Getwd(); err == nil {
+		starts = append(starts, wd)
+	}
+	if exe, err := os.Executable(); err == nil {
+		starts = append(starts, filepath.Dir(exe))
+	}
+	for _, dir := range starts {
+		for d := dir; ; d = filepath.Dir(d) {
+			p := filepath.Join(d, "node_modules", rel)
+			if _, err := os.Stat(p); err == nil {
+				return p, nil
+			}
+			if filepath.Dir(d) == d {
+				break
+			}
+		}
+	}
+	return "", fmt.Errorf("%s not found under node_modules: run `make setup` (npm ci) or set %s", filepath.Base(rel), env)
+}
+
+// Restate describes the restate-server process of the stack.
+func (s *Stack) Restate() (Process, error) {
+	bin, err := RestateServerBin(s.Cfg)
+	if err != nil {
+		return Process{}, err
+	}
+	c := s.Cfg
+	return Process{
+		Name: "restate-server",
+		Bin:  bin,
+		Dir:  c.Home,
+		Args: []string{
+			"--base-dir", c.Path("restate"),
+			"--node-name", NodeName,
+			"--bind-ip", "127.0.0.1",
+			"--listen-mode", "tcp",
+			"--no-logo",
+			"--log-format", "compact",
+			"--log-disable-ansi-codes", "true",
+		},
+		Env: []string{
+			"RESTATE_INGRESS__BIND_ADDRESS=" + c.IngressAddr,
+			"RESTATE_ADMIN__BIND_ADDRESS=" + c.AdminAddr,
+			"RESTATE_BIND_ADDRESS=" + c.NodeAddr,
+			"RESTATE_ADVERTISED_ADDRESS=http://" + c.NodeAddr + "/",
+			"RESTATE_INGRESS__ADVERTISED_INGRESS_ENDPOINT=http://" + c.IngressAddr + "/",
+			"RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE=" + identity.PrivateKeyPath(c.Path("keys")),
+			"RESTATE_DISABLE_TELEMETRY=true",
+			"DO_NOT_TRACK=1",
+		},
+	}, nil
+}
+
+// Service describes the workflow-service process of the stack.
+func (s *Stack) Service() Process {
+	c := s.Cfg
+	return Process{
+		Name: "service",
+		Bin:  s.Self,
+		Dir:  c.Home,
+		Args: []string{"serve"},
+		Env: []string{
+			"ULTRAMCP_HOME=" + c.Home,
+			"ULTRAMCP_INGRESS_ADDR=" + c.IngressAddr,
+			"ULTRAMCP_ADMIN_ADDR=" + c.AdminAddr,
+			"ULTRAMCP_NODE_ADDR=" + c.NodeAddr,
+			"ULTRAMCP_SERVICE_ADDR=" + c.ServiceAddr,
+			"ULTRAMCP_API_ADDR=" + c.APIAddr,
+			"ULTRAMCP_LLM=" + c.LLM,
+		},
+	}
+}
+
+// Component health.
+type Health struct {
+	Name    string `json:"name"`
+	URL     string `json:"url"`
+	Healthy bool   `json:"healthy"`
+	PID     int    `json:"pid,omitempty"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+func (s *Stack) probe(url string) error {
+	resp, err := s.HTTP.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// Check reports the health of every component.
+func (s *Stack) Check() []Health {
+	c := s.Cfg
+	checks := []Health{
+		{Name: "restate-admin", URL: config.URL(c.AdminAddr) + "/health"},
+		{Name: "restate-ingress", URL: config.URL(c.IngressAddr) + "/restate/health"},
+		{Name: "workflow-service", URL: config.URL(c.ServiceAddr) + "/health"},
+	}
+	rs, _ := s.Restate()
+	pids := map[string]Process{"restate-admin": rs, "restate-ingress": rs, "workflow-service": s.Service()}
+	for i := range checks {
+		if err := s.probe(checks[i].URL); err != nil {
+			checks[i].Detail = err.Error()
+		} else {
+			checks[i].Healthy = true
+		}
+		if pid, ok := pids[checks[i].Name].PID(); ok {
+			checks[i].PID = pid
+		}
+	}
+	return checks
+}
+
+func (s *Stack) waitHealthy(ctx context.Context, p Process, urls ...string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var err error
+		for _, u := range urls {
+			if err = s.probe(u); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			return nil
+		}
+		if _, ok := p.PID(); !ok {
+			return fmt.Errorf("%s exited during start; last log lines:\n%s", p.Name, p.Tail(15))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not healthy after 60s (%v); last log lines:\n%s", p.Name, err, p.Tail(15))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Up starts whatever part of the stack is not running, waits until each part
+// is healthy, and registers the service. Run again, it starts only what is
+// missing; a partial start is unwound.
+func (s *Stack) Up(ctx context.Context) error {
+	c := s.Cfg
+	if _, err := identity.Ensure(c.Path("keys")); err != nil {
+		return err
+	}
+	rs, err := s.Restate()
+	if err != nil {
+		return err
+	}
+	svc := s.Service()
+	var started []Process
+	unwind := func(err error) error {
+		for i := len(started) - 1; i >= 0; i-- {
+			_, _ = started[i].Stop(10 * time.Second)
+		}
+		return err
+	}
+	adminHealth := config.URL(c.AdminAddr) + "/health"
+	ingressHealth := config.URL(c.IngressAddr) + "/restate/health"
+	if s.probe(adminHealth) != nil {
+		if _, running := rs.PID(); running {
+			// Running but not answering: wait for it rather than start twice.
+			fmt.Fprintf(s.Out, "restate-server is starting…\n")
+		} else {
+			pid, err := rs.Start()
+			if err != nil {
+				return err
+			}
+			started = append(started, rs)
+			fmt.Fprintf(s.Out, "started restate-server (pid %d), log %s\n", pid, rs.LogFile())
+		}
+	} else {
+		fmt.Fprintf(s.Out, "restate-server already running\n")
+	}
+	if err := s.waitHealthy(ctx, rs, adminHealth, ingressHealth); err != nil {
+		return unwind(err)
+	}
+	if s.probe(config.URL(c.ServiceAddr)+"/health") != nil {
+		if _, running := svc.PID(); !running {
+			pid, err := svc.Start()
+			if err != nil {
+				return unwind(err)
+			}
+			started = append(started, svc)
+			fmt.Fprintf(s.Out, "started workflow service (pid %d), log %s\n", pid, svc.LogFile())
+		}
+	} else {
+		fmt.Fprintf(s.Out, "workflow service already running\n")
+	}
+	if err := s.waitHealthy(ctx, svc, config.URL(c.ServiceAddr)+"/health"); err != nil {
+		return unwind(err)
+	}
+	if err := s.Register(ctx, c.ServiceURL()); err != nil {
+		return unwind(err)
+	}
+	fmt.Fprintf(s.Out, "registered %s with Restate\n", c.ServiceURL())
+	return nil
+}
+
+// Stop ends the service, then the Restate server, by their pid files.
+func (s *Stack) Stop() error {
+	rs, err := s.Restate()
+	procs := []Process{s.Service()}
+	if err == nil {
+		procs = append(procs, rs)
+	}
+	for _, p := range procs {
+		was, err := p.Stop(15 * time.Second)
+		if err != nil {
+			return err
+		}
+		if was {
+			fmt.Fprintf(s.Out, "stopped %s\n", p.Name)
+		} else {
+			fmt.Fprintf(s.Out, "%s was not running\n", p.Name)
+		}
+	}
+	return nil
+}
+
+// Register tells Restate about the deployment at url (POST /deployments),
+// replacing an earlier registration of the same URL.
+func (s *Stack) Register(ctx context.Context, url string) error {
+	body, _ := json.Marshal(map[string]any{"uri": url, "force": true})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, config.URL(s.Cfg.AdminAddr)+"/deployments", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("content-type", "application/json")
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("register %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("register %s: %s: %s", url, resp.Status, bytes.TrimSpace(msg))
+	}
+	return nil
+}

@@ -1,0 +1,263 @@
+package debate
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ultramcp/durable/fault"
+)
+
+// Limits on input, so that a debate cannot be asked to do unbounded work.
+const (
+	MinParticipants = 2
+	MaxParticipants = 12
+	MinRounds       = 1
+	MaxRounds       = 10
+	DefaultRounds   = 3
+	MaxTopicChars   = 8000
+	MaxContextBytes = 64 << 10
+	MaxNameChars    = 64
+	MaxRoleChars    = 500
+	MaxDelay        = time.Hour
+	DefaultDelay    = 2 * time.Second
+	// DefaultConsensusThreshold is the agreement score under which the
+	// result is flagged as contested.
+	DefaultConsensusThreshold = 0.7
+)
+
+// Modes.
+const (
+	ModeDebate = "debate"
+	ModeVote   = "vote"
+)
+
+// Participant is one debater. In JSON it is a role name string or an object.
+type Participant struct {
+	Name  string `json:"name"`
+	Role  string `json:"role,omitempty"`
+	Model string `json:"model,omitempty"`
+}
+
+// UnmarshalJSON accepts "alice" as well as {"name":"alice","role":…}.
+func (p *Participant) UnmarshalJSON(b []byte) error {
+	var name string
+	if err := json.Unmarshal(b, &name); err == nil {
+		*p = Participant{Name: name}
+		return nil
+	}
+	type plain Participant
+	var v plain
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		return fmt.Errorf("must be a name or an object {name, role, model}: %w", err)
+	}
+	*p = Participant(v)
+	return nil
+}
+
+// Duration is a time.Duration that reads "2s" or a number of milliseconds.
+type Duration time.Duration
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var ms float64
+	if err := json.Unmarshal(b, &ms); err == nil {
+		*d = Duration(time.Duration(ms * float64(time.Millisecond)))
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New(`must be a duration such as "2s" or a number of milliseconds`)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("must be a duration such as \"2s\": %w", err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes the duration as "2s".
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// Input is the request for a debate.
+type Input struct {
+	Topic              string          `json:"topic"`
+	Participants       []Participant   `json:"participants"`
+	Rounds             *int            `json:"rounds,omitempty"`
+	Context            json.RawMessage `json:"context,omitempty"`
+	DelayBetweenRounds *Duration       `json:"delayBetweenRounds,omitempty"`
+	Moderator          string          `json:"moderator,omitempty"`
+	Mode               string          `json:"mode,omitempty"`
+	ConsensusThreshold *float64        `json:"consensusThreshold,omitempty"`
+	Escalate           bool            `json:"escalate,omitempty"`
+}
+
+// Decode parses and validates a request body. Every error names the field at
+// fault, so the caller can say what to fix; a request that fails here never
+// starts a debate. Fields are decoded one by one for that reason.
+func Decode(body []byte) (Input, error) {
+	var in Input
+	if len(bytes.TrimSpace(body)) == 0 {
+		return in, fault.Invalidf("body", "empty; want a JSON object with topic, participants and rounds")
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return in, fault.Invalidf("body", "must be a JSON object")
+		}
+		return in, fault.Invalidf("body", "invalid JSON: %v", err)
+	}
+	targets := map[string]any{
+		"topic":              &in.Topic,
+		"rounds":             &in.Rounds,
+		"context":            &in.Context,
+		"delayBetweenRounds": &in.DelayBetweenRounds,
+		"moderator":          &in.Moderator,
+		"mode":               &in.Mode,
+		"consensusThreshold": &in.ConsensusThreshold,
+		"escalate":           &in.Escalate,
+	}
+	for name, raw := range fields {
+		if name == "participants" {
+			continue
+		}
+		target, ok := targets[name]
+		if !ok {
+			return in, fault.Invalidf(name, "unknown field")
+		}
+		if err := json.Unmarshal(raw, target); err != nil {
+			return in, fault.Invalidf(name, "%s", describe(err))
+		}
+	}
+	if raw, ok := fields["participants"]; ok {
+		var items []json.RawMessage
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return in, fault.Invalidf("participants", "%s", describe(err))
+		}
+		in.Participants = make([]Participant, len(items))
+		for i, item := range items {
+			if err := json.Unmarshal(item, &in.Participants[i]); err != nil {
+				return in, fault.Invalidf(fmt.Sprintf("participants[%d]", i), "%s", describe(err))
+			}
+		}
+	}
+	return in, in.Validate()
+}
+
+func describe(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return fmt.Sprintf("must be %s, got %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "int", "int64", "float64":
+		return "a number"
+	case "string":
+		return "a string"
+	case "slice":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	case "bool":
+		return "true or false"
+	}
+	return goKind
+}
+
+// RoundsOrDefault returns the number of rounds asked for.
+func (in Input) RoundsOrDefault() int {
+	if in.Rounds == nil {
+		return DefaultRounds
+	}
+	return *in.Rounds
+}
+
+// Delay returns the pause between rounds.
+func (in Input) Delay() time.Duration {
+	if in.DelayBetweenRounds == nil {
+		return DefaultDelay
+	}
+	return time.Duration(*in.DelayBetweenRounds)
+}
+
+// Threshold returns the consensus threshold.
+func (in Input) Threshold() float64 {
+	if in.ConsensusThreshold == nil {
+		return DefaultConsensusThreshold
+	}
+	return *in.ConsensusThreshold
+}
+
+// ModeOrDefault returns the mode.
+func (in Input) ModeOrDefault() string {
+	if in.Mode == "" {
+		return ModeDebate
+	}
+	return in.Mode
+}
+
+// Validate checks the input's values; Decode calls it.
+func (in Input) Validate() error {
+	topic := strings.TrimSpace(in.Topic)
+	switch {
+	case topic == "":
+		return fault.Invalidf("topic", "required")
+	case !utf8.ValidString(in.Topic):
+		return fault.Invalidf("topic", "must be valid UTF-8")
+	case utf8.RuneCountInString(in.Topic) > MaxTopicChars:
+		return fault.Invalidf("topic", "too long: %d characters, at most %d", utf8.RuneCountInString(in.Topic), MaxTopicChars)
+	}
+	n := len(in.Participants)
+	if n < MinParticipants || n > MaxParticipants {
+		return fault.Invalidf("participants", "need %d to %d participants, got %d", MinParticipants, MaxParticipants, n)
+	}
+	seen := map[string]bool{}
+	for i, p := range in.Participants {
+		field := fmt.Sprintf("participants[%d]", i)
+		name := strings.TrimSpace(p.Name)
+		switch {
+		case name == "":
+			return fault.Invalidf(field+".name", "required")
+		case utf8.RuneCountInString(name) > MaxNameChars:
+			return fault.Invalidf(field+".name", "too long: at most %d characters", MaxNameChars)
+		case strings.ContainsAny(name, "/\n\r\t"):
+			return fault.Invalidf(field+".name", "must not contain '/' or control characters")
+		case seen[strings.ToLower(name)]:
+			return fault.Invalidf(field+".name", "duplicate participant %q", name)
+		case utf8.RuneCountInString(p.Role) > MaxRoleChars:
+			return fault.Invalidf(field+".role", "too long: at most %d characters", MaxRoleChars)
+		}
+		seen[strings.ToLower(name)] = true
+	}
+	if in.Rounds != nil && (*in.Rounds < MinRounds || *in.Rounds > MaxRounds) {
+		return fault.Invalidf("rounds", "must be between %d and %d, got %d", MinRounds, MaxRounds, *in.Rounds)
+	}
+	if len(in.Context) > MaxContextBytes {
+		return fault.Invalidf("context", "too large: %d bytes, at most %d", len(in.Context), MaxContextBytes)
+	}
+	if d := in.Delay(); d < 0 || d > MaxDelay {
+		return fault.Invalidf("delayBetweenRounds", "must be between 0 and %s", MaxDelay)
+	}
+	if m := in.ModeOrDefault(); m != ModeDebate && m != ModeVote {
+		return fault.Invalidf("mode", "must be %q or %q, got %q", ModeDebate, ModeVote, m)
+	}
+	if t := in.Threshold(); t < 0 || t > 1 {
+		return fault.Invalidf("consensusThreshold", "must be between 0 and 1")
+	}
+	if in.Escalate {
+		return fault.Invalidf("escalate", "human escalation is not available yet")
+	}
+	return nil
+}
