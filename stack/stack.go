@@ -27,6 +27,9 @@ type Stack struct {
 	Out io.Writer
 	// HTTP is used for health checks and the admin API.
 	HTTP *http.Client
+	// ServiceEnv is added to the service's environment (tests point the
+	// provider at a fake endpoint with it).
+	ServiceEnv []string
 }
 
 // New returns a stack for cfg.
@@ -115,7 +118,7 @@ func (s *Stack) Service() Process {
 		Bin:  s.Self,
 		Dir:  c.Home,
 		Args: []string{"serve"},
-		Env: []string{
+		Env: append([]string{
 			"ULTRAMCP_HOME=" + c.Home,
 			"ULTRAMCP_INGRESS_ADDR=" + c.IngressAddr,
 			"ULTRAMCP_ADMIN_ADDR=" + c.AdminAddr,
@@ -123,7 +126,7 @@ func (s *Stack) Service() Process {
 			"ULTRAMCP_SERVICE_ADDR=" + c.ServiceAddr,
 			"ULTRAMCP_API_ADDR=" + c.APIAddr,
 			"ULTRAMCP_LLM=" + c.LLM,
-		},
+		}, s.ServiceEnv...),
 	}
 }
 
@@ -202,15 +205,6 @@ func (s *Stack) waitHealthy(ctx context.Context, p Process, urls ...string) erro
 // is healthy, and registers the service. Run again, it starts only what is
 // missing; a partial start is unwound.
 func (s *Stack) Up(ctx context.Context) error {
-	c := s.Cfg
-	if _, err := identity.Ensure(c.Path("keys")); err != nil {
-		return err
-	}
-	rs, err := s.Restate()
-	if err != nil {
-		return err
-	}
-	svc := s.Service()
 	var started []Process
 	unwind := func(err error) error {
 		for i := len(started) - 1; i >= 0; i-- {
@@ -218,27 +212,17 @@ func (s *Stack) Up(ctx context.Context) error {
 		}
 		return err
 	}
-	adminHealth := config.URL(c.AdminAddr) + "/health"
-	ingressHealth := config.URL(c.IngressAddr) + "/restate/health"
-	if s.probe(adminHealth) != nil {
-		if _, running := rs.PID(); running {
-			// Running but not answering: wait for it rather than start twice.
-			fmt.Fprintf(s.Out, "restate-server is starting…\n")
-		} else {
-			pid, err := rs.Start()
-			if err != nil {
-				return err
-			}
-			started = append(started, rs)
-			fmt.Fprintf(s.Out, "started restate-server (pid %d), log %s\n", pid, rs.LogFile())
-		}
-	} else {
-		fmt.Fprintf(s.Out, "restate-server already running\n")
+	rs, err := s.StartRestate(ctx)
+	if rs != nil {
+		started = append(started, *rs)
 	}
-	if err := s.waitHealthy(ctx, rs, adminHealth, ingressHealth); err != nil {
+	if err != nil {
 		return unwind(err)
 	}
-	if s.probe(config.URL(c.ServiceAddr)+"/health") != nil {
+	c := s.Cfg
+	svc := s.Service()
+	serviceHealth := config.URL(c.ServiceAddr) + "/health"
+	if s.probe(serviceHealth) != nil {
 		if _, running := svc.PID(); !running {
 			pid, err := svc.Start()
 			if err != nil {
@@ -250,7 +234,7 @@ func (s *Stack) Up(ctx context.Context) error {
 	} else {
 		fmt.Fprintf(s.Out, "workflow service already running\n")
 	}
-	if err := s.waitHealthy(ctx, svc, config.URL(c.ServiceAddr)+"/health"); err != nil {
+	if err := s.waitHealthy(ctx, svc, serviceHealth); err != nil {
 		return unwind(err)
 	}
 	if err := s.Register(ctx, c.ServiceURL()); err != nil {
@@ -258,6 +242,39 @@ func (s *Stack) Up(ctx context.Context) error {
 	}
 	fmt.Fprintf(s.Out, "registered %s with Restate\n", c.ServiceURL())
 	return nil
+}
+
+// StartRestate creates the identity keys if missing, starts restate-server
+// unless it answers already, and waits until admin and ingress are healthy.
+// It returns the process if this call started it.
+func (s *Stack) StartRestate(ctx context.Context) (*Process, error) {
+	c := s.Cfg
+	if _, err := identity.Ensure(c.Path("keys")); err != nil {
+		return nil, err
+	}
+	rs, err := s.Restate()
+	if err != nil {
+		return nil, err
+	}
+	var started *Process
+	adminHealth := config.URL(c.AdminAddr) + "/health"
+	ingressHealth := config.URL(c.IngressAddr) + "/restate/health"
+	if s.probe(adminHealth) != nil {
+		if _, running := rs.PID(); running {
+			// Running but not answering yet: wait rather than start twice.
+			fmt.Fprintf(s.Out, "restate-server is starting…\n")
+		} else {
+			pid, err := rs.Start()
+			if err != nil {
+				return nil, err
+			}
+			started = &rs
+			fmt.Fprintf(s.Out, "started restate-server (pid %d), log %s\n", pid, rs.LogFile())
+		}
+	} else {
+		fmt.Fprintf(s.Out, "restate-server already running\n")
+	}
+	return started, s.waitHealthy(ctx, rs, adminHealth, ingressHealth)
 }
 
 // Stop ends the service, then the Restate server, by their pid files.

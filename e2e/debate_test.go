@@ -1,0 +1,309 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ultramcp/durable/client"
+	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/llm/llmtest"
+	"github.com/ultramcp/durable/stack/stacktest"
+	"github.com/ultramcp/durable/workflow"
+	"github.com/ultramcp/durable/workflow/debate"
+)
+
+const fakeKey = "sk-test-SECRET-do-not-leak-4242"
+
+// fakeStack starts a stack whose default provider is the fake OpenAI endpoint.
+func fakeStack(t *testing.T, fake *llmtest.Server) *stacktest.Env {
+	t.Helper()
+	return stacktest.Start(t, stacktest.Options{
+		LLM:        "openai",
+		ServiceEnv: []string{"OPENAI_BASE_URL=" + fake.OpenAIBaseURL(), "OPENAI_API_KEY=" + fakeKey},
+	})
+}
+
+func startDebate(t *testing.T, env *stacktest.Env, id string, body string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := env.Client.Start(ctx, workflow.ChainOfDebate, id, []byte(body)); err != nil {
+		t.Fatalf("start %s: %v", id, err)
+	}
+}
+
+func attach(t *testing.T, env *stacktest.Env, id string, timeout time.Duration) (debate.Result, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out, err := env.Client.Attach(ctx, workflow.ChainOfDebate, id)
+	if err != nil {
+		return debate.Result{}, err
+	}
+	var res debate.Result
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("decode result: %v\n%s", err, out)
+	}
+	return res, nil
+}
+
+// The seed's request, as curl would send it, on the Restate ingress.
+func TestSeedRequestOnIngress(t *testing.T) {
+	env := stacktest.Start(t, stacktest.Options{})
+	id := "seed-1"
+	body := `{"topic":"Test debate","participants":["alice","bob"],"rounds":2}`
+	resp, err := http.Post(config.URL(env.Cfg.IngressAddr)+"/chain-of-debate/"+id+"/run/send", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("send: status %d, want 202", resp.StatusCode)
+	}
+	attachResp, err := http.Get(config.URL(env.Cfg.IngressAddr) + "/restate/workflow/chain-of-debate/" + id + "/attach")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer attachResp.Body.Close()
+	raw, _ := io.ReadAll(attachResp.Body)
+	if attachResp.StatusCode != http.StatusOK {
+		t.Fatalf("attach: status %d: %s", attachResp.StatusCode, raw)
+	}
+	var res debate.Result
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Topic != "Test debate" || res.ID != id {
+		t.Errorf("result topic/id = %q/%q", res.Topic, res.ID)
+	}
+	if len(res.Rounds) == 0 || len(res.Rounds) > 2 {
+		t.Fatalf("rounds = %d, want 1 (agreed early) or 2", len(res.Rounds))
+	}
+	for _, r := range res.Rounds {
+		if len(r.Responses) != 2 {
+			t.Errorf("round %d has %d responses, want 2", r.Number, len(r.Responses))
+		}
+	}
+	if !res.Simulated || !strings.Contains(res.Rounds[0].Responses[0].Position, "[simulated]") {
+		t.Errorf("offline answers must be labelled simulated: %+v", res.Rounds[0].Responses[0])
+	}
+	if res.Synthesis.Consensus == "" || res.Totals.Calls != 2*len(res.Rounds)+1 {
+		t.Errorf("synthesis %q, calls %d", res.Synthesis.Consensus, res.Totals.Calls)
+	}
+}
+
+// Participants whose fake answers differ, so the debate never stops early.
+const threeParticipants = `["alice","dave","ivan"]`
+
+func TestDurabilityKill9(t *testing.T) {
+	for _, component := range []string{"service", "restate-server"} {
+		t.Run(component, func(t *testing.T) {
+			fake := llmtest.New(llmtest.Behavior{Latency: 300 * time.Millisecond})
+			defer fake.Close()
+			env := fakeStack(t, fake)
+			id := "kill-" + component
+			startDebate(t, env, id, `{"topic":"Kill test","participants":`+threeParticipants+`,"rounds":3,"delayBetweenRounds":"0s"}`)
+
+			// Wait for round 2 to start: round 1 is journaled, round 2's
+			// calls are in flight.
+			waitFor(t, 30*time.Second, func() bool {
+				p, err := env.Client.Progress(context.Background(), workflow.ChainOfDebate, id)
+				if err != nil {
+					return false
+				}
+				var prog debate.Progress
+				return json.Unmarshal(p, &prog) == nil && len(prog.CompletedRounds) >= 1
+			})
+			before := fake.Calls(id + "/round-1/")
+			env.Kill(t, component)
+			time.Sleep(200 * time.Millisecond)
+			env.Up(t)
+
+			res, err := attach(t, env, id, 60*time.Second)
+			if err != nil {
+				t.Fatalf("debate after kill -9 of %s: %v", component, err)
+			}
+			if len(res.Rounds) != 3 {
+				t.Fatalf("rounds = %d, want 3", len(res.Rounds))
+			}
+			calls := fake.Calls(id + "/")
+			for _, p := range []string{"alice", "dave", "ivan"} {
+				label := fmt.Sprintf("%s/round-1/%s", id, p)
+				if before[label] != 1 || calls[label] != 1 {
+					t.Errorf("%s completed before the kill ran %d times in all (%d before), want exactly 1", label, calls[label], before[label])
+				}
+				for r := 2; r <= 3; r++ {
+					if l := fmt.Sprintf("%s/round-%d/%s", id, r, p); calls[l] < 1 {
+						t.Errorf("%s never ran", l)
+					}
+				}
+				if l := fmt.Sprintf("%s/round-3/%s", id, p); calls[l] != 1 {
+					t.Errorf("%s, after recovery, ran %d times, want 1", l, calls[l])
+				}
+			}
+			if calls[id+"/moderator"] != 1 {
+				t.Errorf("moderator ran %d times, want 1", calls[id+"/moderator"])
+			}
+		})
+	}
+}
+
+func TestProviderFaults(t *testing.T) {
+	fake := llmtest.New(llmtest.Behavior{})
+	defer fake.Close()
+	env := fakeStack(t, fake)
+
+	t.Run("30% transient faults", func(t *testing.T) {
+		id := "flaky-1"
+		fake.Set(id+"/", llmtest.Behavior{FaultRate: 0.3})
+		startDebate(t, env, id, `{"topic":"Flaky","participants":`+threeParticipants+`,"rounds":3,"delayBetweenRounds":"0s"}`)
+		res, err := attach(t, env, id, 90*time.Second)
+		if err != nil {
+			t.Fatalf("debate with 30%% faults failed: %v", err)
+		}
+		if len(res.Rounds) != 3 {
+			t.Errorf("rounds = %d, want 3", len(res.Rounds))
+		}
+		attempts, calls := 0, 0
+		for _, n := range fake.Attempts(id + "/") {
+			attempts += n
+		}
+		for label, n := range fake.Calls(id + "/") {
+			calls += n
+			if n != 1 {
+				t.Errorf("%s answered %d times, want 1", label, n)
+			}
+		}
+		if attempts <= calls {
+			t.Errorf("no fault was injected (attempts %d, calls %d)", attempts, calls)
+		}
+		t.Logf("%d calls needed %d attempts", calls, attempts)
+	})
+
+	t.Run("401 fails fast", func(t *testing.T) {
+		id := "unauthorized-1"
+		fake.Set(id+"/", llmtest.Behavior{Status: 401})
+		start := time.Now()
+		startDebate(t, env, id, `{"topic":"Bad key","participants":`+threeParticipants+`,"rounds":2}`)
+		_, err := attach(t, env, id, 30*time.Second)
+		took := time.Since(start)
+		if err == nil {
+			t.Fatal("debate with a rejected key succeeded")
+		}
+		if took > 10*time.Second {
+			t.Errorf("failure took %s, want < 10s", took)
+		}
+		inv, ferr := env.Client.Find(context.Background(), workflow.ChainOfDebate, id)
+		if ferr != nil {
+			t.Fatal(ferr)
+		}
+		if inv.Outcome() != "failed" {
+			t.Errorf("status = %s, want failed", inv.Outcome())
+		}
+		for _, want := range []string{"openai", "401", "unauthorized"} {
+			if !strings.Contains(strings.ToLower(inv.Failure), want) {
+				t.Errorf("failure %q does not say %q", inv.Failure, want)
+			}
+		}
+		if n := len(fake.Attempts(id + "/")); n == 0 {
+			t.Error("the provider was never called")
+		}
+		assertNoSecret(t, env, inv.Failure+err.Error())
+	})
+}
+
+func assertNoSecret(t *testing.T, env *stacktest.Env, extra string) {
+	t.Helper()
+	if strings.Contains(extra, fakeKey) {
+		t.Errorf("API key leaked into an error")
+	}
+	for _, f := range []string{env.Cfg.Path("logs", "service.log"), env.Cfg.Path("logs", "restate-server.log")} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(fakeKey)) {
+			t.Errorf("API key leaked into %s", f)
+		}
+	}
+	rows, err := env.Client.Query(context.Background(), "SELECT entry_json FROM sys_journal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(rows)
+	if bytes.Contains(raw, []byte(fakeKey)) {
+		t.Errorf("API key leaked into the journal")
+	}
+}
+
+func TestBadInputRefused(t *testing.T) {
+	fake := llmtest.New(llmtest.Behavior{})
+	defer fake.Close()
+	env := fakeStack(t, fake)
+	cases := []struct {
+		name, body, field string
+	}{
+		{"no topic", `{"participants":["a","b"],"rounds":2}`, "topic"},
+		{"one participant", `{"topic":"x","participants":["a"],"rounds":2}`, "participants"},
+		{"zero rounds", `{"topic":"x","participants":["a","b"],"rounds":0}`, "rounds"},
+		{"fifty rounds", `{"topic":"x","participants":["a","b"],"rounds":50}`, "rounds"},
+		{"rounds as string", `{"topic":"x","participants":["a","b"],"rounds":"two"}`, "rounds"},
+		{"participants as string", `{"topic":"x","participants":"a,b","rounds":2}`, "participants"},
+		{"topic as number", `{"topic":42,"participants":["a","b"],"rounds":2}`, "topic"},
+		{"1 MB topic", `{"topic":"` + strings.Repeat("x", 1<<20) + `","participants":["a","b"],"rounds":2}`, "topic"},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			id := fmt.Sprintf("bad-%d", i)
+			startDebate(t, env, id, tc.body)
+			_, err := attach(t, env, id, 20*time.Second)
+			var rerr *client.Error
+			if !errors.As(err, &rerr) {
+				t.Fatalf("want a Restate error, got %v", err)
+			}
+			if rerr.Code != 400 || !strings.HasPrefix(rerr.Message, tc.field) {
+				t.Errorf("error = %d %q, want 400 naming %q", rerr.Code, rerr.Message, tc.field)
+			}
+			if n := len(fake.Attempts(id + "/")); n != 0 {
+				t.Errorf("a refused debate called the model %d times", n)
+			}
+		})
+	}
+}
+
+func TestUnsignedRequestRefused(t *testing.T) {
+	env := stacktest.Start(t, stacktest.Options{})
+	for _, path := range []string{"/discover", "/invoke/chain-of-debate/run"} {
+		req, _ := http.NewRequest(http.MethodPost, config.URL(env.Cfg.ServiceAddr)+path, strings.NewReader(`{}`))
+		req.Header.Set("content-type", "application/vnd.restate.invocation.v5")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("unsigned POST %s: status %d, want 401", path, resp.StatusCode)
+		}
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("condition not met within %s", timeout)
+}

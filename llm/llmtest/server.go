@@ -1,0 +1,249 @@
+// Package llmtest is a fake LLM endpoint for tests and benchmarks: a real
+// local HTTP server that speaks the OpenAI chat-completions and Anthropic
+// messages wire protocols, so the real provider clients run against it. It
+// can add latency, inject faults (500, 429, 401) per call, and counts every
+// call by its step label (the X-UltraMCP-Step header), which is how tests
+// prove that no completed step ran twice.
+package llmtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ultramcp/durable/llm"
+)
+
+// Behavior is how the server answers calls whose label starts with a prefix.
+type Behavior struct {
+	Latency time.Duration
+	// FaultRate is the share of calls answered with a transient fault,
+	// alternating 500 and 429.
+	FaultRate float64
+	// Status, if set, answers every call with this status (e.g. 401).
+	Status int
+}
+
+// Server is the fake endpoint.
+type Server struct {
+	*httptest.Server
+
+	mu        sync.Mutex
+	def       Behavior
+	behaviors map[string]Behavior
+	calls     map[string]int // label → calls answered 200
+	attempts  map[string]int // label → every call, faults included
+	inFlight  int
+	maxFlight int
+	faultSeq  int
+}
+
+// New starts a server with a default behavior.
+func New(def Behavior) *Server {
+	s := &Server{def: def, behaviors: map[string]Behavior{}, calls: map[string]int{}, attempts: map[string]int{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/chat/completions", s.openai)
+	mux.HandleFunc("POST /v1/messages", s.anthropic)
+	s.Server = httptest.NewServer(mux)
+	return s
+}
+
+// OpenAIBaseURL is the base URL for the OpenAI client.
+func (s *Server) OpenAIBaseURL() string { return s.URL + "/v1" }
+
+// Set makes calls whose label starts with prefix behave as b.
+func (s *Server) Set(prefix string, b Behavior) {
+	s.mu.Lock()
+	s.behaviors[prefix] = b
+	s.mu.Unlock()
+}
+
+// Calls returns successful calls per label, for labels with prefix.
+func (s *Server) Calls(prefix string) map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range s.calls {
+		if strings.HasPrefix(k, prefix) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Attempts returns every call per label, faults included, for labels with prefix.
+func (s *Server) Attempts(prefix string) map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range s.attempts {
+		if strings.HasPrefix(k, prefix) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// MaxInFlight is the most calls the server held at once.
+func (s *Server) MaxInFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxFlight
+}
+
+func (s *Server) behavior(label string) Behavior {
+	best, bestLen := s.def, -1
+	for p, b := range s.behaviors {
+		if strings.HasPrefix(label, p) && len(p) > bestLen {
+			best, bestLen = b, len(p)
+		}
+	}
+	return best
+}
+
+// admit applies the behavior: latency, then maybe a fault status.
+func (s *Server) admit(r *http.Request) (label string, status int) {
+	label = r.Header.Get(llm.StepHeader)
+	s.mu.Lock()
+	b := s.behavior(label)
+	s.attempts[label]++
+	s.inFlight++
+	s.maxFlight = max(s.maxFlight, s.inFlight)
+	// Spread faults evenly: exactly FaultRate of the calls fail, so a test
+	// does not depend on luck.
+	s.faultSeq++
+	n := float64(s.faultSeq)
+	fault := b.FaultRate > 0 && int(n*b.FaultRate) > int((n-1)*b.FaultRate)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inFlight--
+		s.mu.Unlock()
+	}()
+	if b.Latency > 0 {
+		select {
+		case <-time.After(b.Latency):
+		case <-r.Context().Done():
+			return label, 499
+		}
+	}
+	switch {
+	case b.Status != 0:
+		return label, b.Status
+	case fault && s.faultSeq%2 == 0:
+		return label, http.StatusInternalServerError
+	case fault:
+		return label, http.StatusTooManyRequests
+	}
+	return label, http.StatusOK
+}
+
+func (s *Server) done(label string) {
+	s.mu.Lock()
+	s.calls[label]++
+	s.mu.Unlock()
+}
+
+type chatRequest struct {
+	Model    string `json:"model"`
+	Messages []struct {
+		Role    string `json:"role"`
+		Content any    `json:"content"`
+	} `json:"messages"`
+	System any `json:"system"`
+}
+
+func (c chatRequest) text() string {
+	var b strings.Builder
+	for _, m := range c.Messages {
+		if s, ok := m.Content.(string); ok {
+			b.WriteString(s)
+		} else {
+			raw, _ := json.Marshal(m.Content)
+			b.Write(raw)
+		}
+	}
+	return b.String()
+}
+
+func writeError(w http.ResponseWriter, status int, shape string) {
+	w.Header().Set("content-type", "application/json")
+	w.WriteHeader(status)
+	msg := map[int]string{401: "Incorrect API key provided", 429: "Rate limit reached", 500: "The server had an error"}[status]
+	if shape == "anthropic" {
+		fmt.Fprintf(w, `{"type":"error","error":{"type":"api_error","message":%q}}`, msg)
+		return
+	}
+	fmt.Fprintf(w, `{"error":{"message":%q,"type":"api_error","code":null,"param":null}}`, msg)
+}
+
+func (s *Server) openai(w http.ResponseWriter, r *http.Request) {
+	var req chatRequest
+	body, _ := io.ReadAll(r.Body)
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeError(w, 400, "openai")
+		return
+	}
+	label, status := s.admit(r)
+	if status != http.StatusOK {
+		if status != 499 {
+			writeError(w, status, "openai")
+		}
+		return
+	}
+	content := Answer(label, req.text())
+	w.Header().Set("content-type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{
+		"id": "chatcmpl-fake", "object": "chat.completion", "created": time.Now().Unix(), "model": req.Model,
+		"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+			"message": map[string]any{"role": "assistant", "content": content}}},
+		"usage": map[string]any{"prompt_tokens": len(body) / 4, "completion_tokens": len(content) / 4, "total_tokens": (len(body) + len(content)) / 4},
+	})
+	s.done(label)
+}
+
+func (s *Server) anthropic(w http.ResponseWriter, r *http.Request) {
+	var req chatRequest
+	body, _ := io.ReadAll(r.Body)
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeError(w, 400, "anthropic")
+		return
+	}
+	label, status := s.admit(r)
+	if status != http.StatusOK {
+		if status != 499 {
+			writeError(w, status, "anthropic")
+		}
+		return
+	}
+	content := Answer(label, req.text())
+	w.Header().Set("content-type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{
+		"id": "msg_fake", "type": "message", "role": "assistant", "model": req.Model,
+		"content":     []any{map[string]any{"type": "text", "text": content}},
+		"stop_reason": "end_turn",
+		"usage":       map[string]any{"input_tokens": len(body) / 4, "output_tokens": len(content) / 4},
+	})
+	s.done(label)
+}
+
+// Answer is the fake model's reply: a moderator synthesis when the prompt
+// asks for one, else a participant position wrapped in a Markdown fence (as
+// real models often do), chosen by the participant (the label's last part)
+// so that a participant keeps its position from round to round.
+func Answer(label, prompt string) string {
+	if strings.Contains(prompt, `recommendation`) {
+		return `{"consensus":"ship it in stages","disagreements":["timeline"],"recommendation":"pilot first","agreement":0.8}`
+	}
+	h := fnv.New32a()
+	h.Write([]byte(label[strings.LastIndexByte(label, '/')+1:]))
+	positions := []string{"yes, in stages", "no, not now", "only after a pilot"}
+	pos := positions[h.Sum32()%uint32(len(positions))]
+	return fmt.Sprintf("Here is my answer:\n```json\n{\"position\": %q, \"reasoning\": \"fake model\", \"confidence\": 0.%d}\n```", pos, 5+h.Sum32()%5)
+}

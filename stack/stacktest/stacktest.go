@@ -1,0 +1,178 @@
+// Package stacktest starts real UltraMCP stacks for tests: the ultramcp
+// binary built from this checkout, a real restate-server on free loopback
+// ports, and the workflow service as its own process, so tests can kill -9
+// either one. Every process is stopped when the test ends, pass or fail.
+package stacktest
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ultramcp/durable/client"
+	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/stack"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// ModuleRoot returns the directory of go.mod.
+func ModuleRoot(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out)))
+}
+
+// Binary builds bin/ultramcp from this checkout once per test process.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		root := ModuleRoot(t)
+		dir, err := os.MkdirTemp("", "ultramcp-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "ultramcp")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/ultramcp")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = &buildError{out: string(out), err: err}
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build ultramcp: %v", buildErr)
+	}
+	return binPath
+}
+
+type buildError struct {
+	out string
+	err error
+}
+
+func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
+
+// RestateServer returns the pinned restate-server binary or skips the test
+// with the reason when `make setup` has not installed it.
+func RestateServer(t testing.TB) string {
+	t.Helper()
+	root := ModuleRoot(t)
+	cfg := config.Default()
+	cfg.RestateServerBin = os.Getenv("ULTRAMCP_RESTATE_SERVER")
+	if cfg.RestateServerBin == "" {
+		p := filepath.Join(root, "node_modules/@restatedev/restate-server-linux-x64/bin/restate-server")
+		if _, err := os.Stat(p); err == nil {
+			cfg.RestateServerBin = p
+		}
+	}
+	bin, err := stack.RestateServerBin(cfg)
+	if err != nil {
+		t.Fatalf("restate-server: %v (run `make setup`)", err)
+	}
+	return bin
+}
+
+// Env is one running stack.
+type Env struct {
+	Stack  *stack.Stack
+	Cfg    config.Config
+	Client *client.Client
+	Log    *bytes.Buffer
+}
+
+// Options of Start.
+type Options struct {
+	LLM        string   // default provider of the service; "" is offline
+	ServiceEnv []string // extra environment of the service process
+	// RestateOnly starts restate-server but not the service.
+	RestateOnly bool
+}
+
+// Start brings a stack up in a temporary state dir; it is stopped with
+// every process it started when the test ends.
+func Start(t testing.TB, o Options) *Env {
+	t.Helper()
+	home := t.TempDir()
+	cfg, err := stack.EphemeralConfig(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RestateServerBin = RestateServer(t)
+	if o.LLM != "" {
+		cfg.LLM = o.LLM
+	}
+	var log bytes.Buffer
+	s := stack.New(cfg, Binary(t), &log)
+	s.ServiceEnv = o.ServiceEnv
+	env := &Env{Stack: s, Cfg: cfg, Client: client.New(config.URL(cfg.IngressAddr), config.URL(cfg.AdminAddr)), Log: &log}
+	t.Cleanup(func() {
+		if t.Failed() {
+			rs, _ := s.Restate()
+			t.Logf("stack log:\n%s\nservice log tail:\n%s\nrestate log tail:\n%s", log.String(), s.Service().Tail(40), rs.Tail(20))
+		}
+		_ = s.Stop()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if o.RestateOnly {
+		_, err = s.StartRestate(ctx)
+	} else {
+		err = s.Up(ctx)
+	}
+	if err != nil {
+		t.Fatalf("stack up: %v\n%s", err, log.String())
+	}
+	return env
+}
+
+// Up runs `up` again: it brings back whatever died.
+func (e *Env) Up(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := e.Stack.Up(ctx); err != nil {
+		t.Fatalf("stack up again: %v", err)
+	}
+}
+
+// Kill sends SIGKILL to the named component: "service" or "restate-server".
+func (e *Env) Kill(t testing.TB, component string) {
+	t.Helper()
+	p := e.Stack.Service()
+	if component == "restate-server" {
+		var err error
+		if p, err = e.Stack.Restate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pid, ok := p.PID()
+	if !ok {
+		t.Fatalf("%s is not running", component)
+	}
+	if err := p.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until it is gone, so the next Up sees it dead.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, alive := p.PID(); !alive {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s (pid %d) survived SIGKILL", component, pid)
+}
