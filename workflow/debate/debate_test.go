@@ -1,0 +1,227 @@
+package debate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ultramcp/durable/engine/direct"
+	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/llm"
+)
+
+// scripted is a fake Models: each participant answers from a script, one
+// entry per round, and every call is recorded.
+type scripted struct {
+	mu      sync.Mutex
+	script  map[string][]string // participant → answer per round
+	calls   []string            // labels, in call order
+	latency time.Duration
+	fail    func(label string) error
+	active  atomic.Int32
+	peak    atomic.Int32
+}
+
+func (s *scripted) Resolve(ref string) (llm.Ref, error) {
+	if strings.HasPrefix(ref, "bogus:") {
+		return llm.Ref{}, errors.New(`unknown provider "bogus"`)
+	}
+	return llm.Ref{Provider: "fake", Model: ref}, nil
+}
+
+func (s *scripted) Complete(ctx context.Context, ref llm.Ref, req llm.Request) (llm.Response, error) {
+	n := s.active.Add(1)
+	defer s.active.Add(-1)
+	for {
+		p := s.peak.Load()
+		if n <= p || s.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	s.mu.Lock()
+	s.calls = append(s.calls, req.Label)
+	s.mu.Unlock()
+	if s.latency > 0 {
+		time.Sleep(s.latency)
+	}
+	if s.fail != nil {
+		if err := s.fail(req.Label); err != nil {
+			return llm.Response{}, err
+		}
+	}
+	parts := strings.Split(req.Label, "/")
+	last := parts[len(parts)-1]
+	if last == "moderator" {
+		return llm.Response{Text: `{"consensus":"c","disagreements":["d"],"recommendation":"r","agreement":0.9}`, Model: "fake:mod", TokensIn: 10, TokensOut: 5}, nil
+	}
+	var round int
+	fmt.Sscanf(parts[len(parts)-2], "round-%d", &round)
+	answers := s.script[last]
+	text := answers[min(round-1, len(answers)-1)]
+	return llm.Response{Text: text, Model: "openai:gpt-4o-mini", TokensIn: 100, TokensOut: 20}, nil
+}
+
+func answer(pos string, conf float64) string {
+	return fmt.Sprintf(`{"position":%q,"reasoning":"because","confidence":%v}`, pos, conf)
+}
+
+func rounds(n int) *int { return &n }
+
+func zeroDelay() *Duration { d := Duration(0); return &d }
+
+func run(t *testing.T, m Models, in Input) (Result, error) {
+	t.Helper()
+	c := direct.New(context.Background(), "d1", nil)
+	return (&Debate{Models: m}).Run(c, in)
+}
+
+func TestDebateConvergesAndStopsEarly(t *testing.T) {
+	m := &scripted{script: map[string][]string{
+		"a": {answer("yes", 0.9), answer("yes", 0.95)},
+		"b": {answer("no", 0.7), answer("yes", 0.8)},
+		"c": {answer("yes", 0.6), answer("yes", 0.9)},
+	}}
+	res, err := run(t, m, Input{Topic: "t", Participants: []Participant{{Name: "a"}, {Name: "b"}, {Name: "c"}}, Rounds: rounds(5), DelayBetweenRounds: zeroDelay()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rounds) != 2 || !res.StoppedEarly {
+		t.Fatalf("rounds = %d, stoppedEarly = %v; want 2, true", len(res.Rounds), res.StoppedEarly)
+	}
+	if res.Rounds[0].Agreement || !res.Rounds[1].Agreement {
+		t.Errorf("agreement flags = %v, %v", res.Rounds[0].Agreement, res.Rounds[1].Agreement)
+	}
+	if res.Vote.Winner != "yes" || res.Vote.Share != 1 {
+		t.Errorf("vote = %+v", res.Vote)
+	}
+	if res.Synthesis.Consensus != "c" || res.Synthesis.Agreement != 0.9 || res.Synthesis.Contested {
+		t.Errorf("synthesis = %+v", res.Synthesis)
+	}
+	// 3 participants × 2 rounds + moderator.
+	if res.Totals.Calls != 7 || res.Totals.TokensIn != 610 || res.Totals.TokensOut != 125 {
+		t.Errorf("totals = %+v", res.Totals)
+	}
+	if res.Totals.CostUSD <= 0 || len(res.Totals.PerParticipant) != 4 {
+		t.Errorf("cost %v, per participant %d", res.Totals.CostUSD, len(res.Totals.PerParticipant))
+	}
+}
+
+func TestLaterRoundsSeeOthersPositions(t *testing.T) {
+	m := &scripted{script: map[string][]string{
+		"a": {answer("alpha plan", 0.9)},
+		"b": {answer("beta plan", 0.7)},
+	}}
+	var prompts []string
+	var mu sync.Mutex
+	rec := &recordingModels{Models: m, prompts: &prompts, mu: &mu}
+	if _, err := run(t, rec, Input{Topic: "t", Participants: []Participant{{Name: "a"}, {Name: "b"}}, Rounds: rounds(2), DelayBetweenRounds: zeroDelay()}); err != nil {
+		t.Fatal(err)
+	}
+	var aRound2 string
+	for _, p := range prompts {
+		if strings.HasPrefix(p, "d1/round-2/a\n") {
+			aRound2 = p
+		}
+	}
+	if !strings.Contains(aRound2, `"beta plan" held by b`) || !strings.Contains(aRound2, `Your previous position: "alpha plan"`) {
+		t.Errorf("round-2 prompt of a lacks the others' and its own positions:\n%s", aRound2)
+	}
+}
+
+type recordingModels struct {
+	Models
+	prompts *[]string
+	mu      *sync.Mutex
+}
+
+func (r *recordingModels) Complete(ctx context.Context, ref llm.Ref, req llm.Request) (llm.Response, error) {
+	r.mu.Lock()
+	*r.prompts = append(*r.prompts, req.Label+"\n"+req.Messages[0].Content)
+	r.mu.Unlock()
+	return r.Models.Complete(ctx, ref, req)
+}
+
+func TestParticipantsRunConcurrently(t *testing.T) {
+	script := map[string][]string{}
+	var ps []Participant
+	for _, n := range []string{"a", "b", "c", "d"} {
+		script[n] = []string{answer(n+" way", 0.5)}
+		ps = append(ps, Participant{Name: n})
+	}
+	m := &scripted{script: script, latency: 50 * time.Millisecond}
+	if _, err := run(t, m, Input{Topic: "t", Participants: ps, Rounds: rounds(1)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.peak.Load(); got != 4 {
+		t.Errorf("peak concurrent calls = %d, want 4", got)
+	}
+}
+
+func TestTerminalProviderErrorFailsDebate(t *testing.T) {
+	m := &scripted{script: map[string][]string{"a": {answer("x", 1)}, "b": {answer("y", 1)}},
+		fail: func(label string) error {
+			if strings.HasSuffix(label, "/b") {
+				return fault.New(fault.Permanent, "openai: 401 unauthorized (check the API key)")
+			}
+			return nil
+		}}
+	_, err := run(t, m, Input{Topic: "t", Participants: []Participant{{Name: "a"}, {Name: "b"}}, Rounds: rounds(2)})
+	if err == nil || fault.KindOf(err) != fault.Permanent || !strings.Contains(err.Error(), "participant b") || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("err = %v (kind %v)", err, fault.KindOf(err))
+	}
+	if len(m.calls) != 2 {
+		t.Errorf("calls = %v: a permanent error must not be retried", m.calls)
+	}
+}
+
+func TestVoteModeIsOneIndependentRound(t *testing.T) {
+	m := &scripted{script: map[string][]string{
+		"a": {answer("yes", 1.0)}, "b": {answer("no", 0.7)}, "c": {answer("yes", 0.65)},
+	}}
+	res, err := run(t, m, Input{Topic: "t", Mode: ModeVote, Participants: []Participant{{Name: "a"}, {Name: "b"}, {Name: "c"}}, Rounds: rounds(3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rounds) != 1 || len(m.calls) != 3 {
+		t.Fatalf("rounds %d calls %d: vote mode asks each participant once and no moderator", len(res.Rounds), len(m.calls))
+	}
+	// ReConcile weights: 1.0→1.0, 0.65→0.3, 0.7→0.3: yes has 1.3 of 1.6.
+	if res.Vote.Winner != "yes" || fmt.Sprintf("%.3f", res.Vote.Share) != "0.812" {
+		t.Errorf("vote = %+v", res.Vote)
+	}
+	if res.Synthesis.Agreement != res.Vote.Share {
+		t.Errorf("agreement %v, want the vote share", res.Synthesis.Agreement)
+	}
+}
+
+func TestUnknownModelIsInvalidBeforeAnyCall(t *testing.T) {
+	m := &scripted{}
+	_, err := run(t, m, Input{Topic: "t", Participants: []Participant{{Name: "a", Model: "bogus:x"}, {Name: "b"}}})
+	if fault.KindOf(err) != fault.Invalid || fault.FieldOf(err) != "participants[0].model" {
+		t.Fatalf("err = %v, field %q", err, fault.FieldOf(err))
+	}
+	if len(m.calls) != 0 {
+		t.Errorf("made %d calls", len(m.calls))
+	}
+}
+
+func TestProgressIsPublishedPerRound(t *testing.T) {
+	m := &scripted{script: map[string][]string{"a": {answer("x", 0.5)}, "b": {answer("y", 0.5)}}}
+	c := direct.New(context.Background(), "d1", nil)
+	if _, err := (&Debate{Models: m}).Run(c, Input{Topic: "t", Participants: []Participant{{Name: "a"}, {Name: "b"}}, Rounds: rounds(2), DelayBetweenRounds: zeroDelay()}); err != nil {
+		t.Fatal(err)
+	}
+	var p Progress
+	if err := json.Unmarshal(c.Published(progressKey), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Phase != "done" || len(p.CompletedRounds) != 2 || p.Rounds != 2 {
+		t.Errorf("progress = %+v", p)
+	}
+}
