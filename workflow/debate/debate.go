@@ -103,7 +103,7 @@ type Result struct {
 
 // Progress is what a running debate publishes after every round.
 type Progress struct {
-	Phase           string  `json:"phase"` // "round", "synthesis", "done"
+	Phase           string  `json:"phase"` // "round", "pause", "synthesis", "done"
 	Round           int     `json:"round"`
 	Rounds          int     `json:"rounds"`
 	CompletedRounds []Round `json:"completedRounds"`
@@ -167,6 +167,11 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 			break
 		}
 		if r < rounds {
+			progress.Phase = "pause"
+			progress.Message = fmt.Sprintf("round %d of %d done; next round in %s", r, rounds, in.Delay())
+			if err := c.Publish(progressKey, progress); err != nil {
+				return Result{}, err
+			}
 			if err := c.Sleep(fmt.Sprintf("pause-after-round-%d", r), in.Delay()); err != nil {
 				return Result{}, err
 			}
