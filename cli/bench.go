@@ -1,7 +1,49 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ultramcp/durable/bench"
+	"github.com/ultramcp/durable/stack"
+)
 
 func (a *app) benchCommand() *cobra.Command {
-	return &cobra.Command{Use: "bench", Short: "Benchmark durable vs direct engines (see docs/benchmarks.md)", RunE: func(*cobra.Command, []string) error { return nil }}
+	o := bench.DefaultOptions
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure the durable engine against the direct engine, side by side",
+		Long: `bench starts its own restate-server on free loopback ports (it does not
+touch a running stack), serves the workflows in this process with a fake model
+of known latency, and runs the same debates on the Restate engine and on the
+direct engine in one run. It prints orchestration overhead, wall/ideal time,
+throughput and CPU per debate, and the parallel-round ratio against a fake
+OpenAI-compatible endpoint. docs/benchmarks.md records the figures.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			bin, err := stack.RestateServerBin(a.cfg)
+			if err != nil {
+				return err
+			}
+			o.RestateServerBin = bin
+			fmt.Fprintln(a.stderr, "starting a throwaway restate-server…")
+			b, err := bench.Start(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			r, err := b.Run(cmd.Context(), a.stderr)
+			if err != nil {
+				return err
+			}
+			r.Print(a.stdout)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Sequential, "sequential", o.Sequential, "debates per engine for the medians")
+	f.IntVar(&o.Concurrent, "concurrent", o.Concurrent, "debates at once for throughput")
+	f.DurationVar(&o.Latency, "latency", o.Latency, "fake model latency L")
+	f.DurationVar(&o.CallLatency, "call-latency", o.CallLatency, "fake OpenAI endpoint latency for the parallel-round figure")
+	return cmd
 }

@@ -109,6 +109,13 @@ func (c *Client) Start(ctx context.Context, svc, id string, input []byte) (Start
 	return s, err
 }
 
+// Call runs the workflow and waits for its result in one request; it fails
+// with 409 if the id has run before (use Attach for that).
+func (c *Client) Call(ctx context.Context, svc, id string, input []byte) (json.RawMessage, error) {
+	out, _, err := c.do(ctx, http.MethodPost, c.Ingress+"/"+svc+"/"+url.PathEscape(id)+"/"+workflow.RunHandler, input, "application/json")
+	return out, err
+}
+
 // Attach waits for the workflow's result.
 func (c *Client) Attach(ctx context.Context, svc, id string) (json.RawMessage, error) {
 	out, _, err := c.do(ctx, http.MethodGet, c.Ingress+"/restate/workflow/"+svc+"/"+url.PathEscape(id)+"/attach", nil, "")

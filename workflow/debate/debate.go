@@ -44,6 +44,9 @@ type Response struct {
 	LatencyMS   int64    `json:"latencyMs"`
 	Simulated   bool     `json:"simulated,omitempty"`
 	Failed      bool     `json:"failed,omitempty"`
+	// StartedAt and FinishedAt bracket the model call (read inside the step).
+	StartedAt  time.Time `json:"startedAt"`
+	FinishedAt time.Time `json:"finishedAt"`
 }
 
 // Round is one round of the debate.
@@ -62,6 +65,8 @@ type ModeratorResult struct {
 	CostUSD   float64 `json:"costUSD"`
 	LatencyMS int64   `json:"latencyMs"`
 	Simulated bool    `json:"simulated,omitempty"`
+	// FinishedAt is when the moderator answered (zero in vote mode).
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
 	// Contested is true when agreement stays below the consensus threshold.
 	Contested bool `json:"contested"`
 }
@@ -101,9 +106,10 @@ type Result struct {
 	FinishedAt   time.Time       `json:"finishedAt"`
 }
 
-// Progress is what a running debate publishes after every round.
+// Progress is what a running debate publishes after every round. Before the
+// first round ends there is none; once the result exists, it is final.
 type Progress struct {
-	Phase           string  `json:"phase"` // "round", "pause", "synthesis", "done"
+	Phase           string  `json:"phase"` // "round", "pause", "synthesis"
 	Round           int     `json:"round"`
 	Rounds          int     `json:"rounds"`
 	CompletedRounds []Round `json:"completedRounds"`
@@ -136,24 +142,18 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	started, err := c.Now()
-	if err != nil {
-		return Result{}, err
-	}
-	res := Result{ID: c.WorkflowID(), Topic: in.Topic, Mode: in.ModeOrDefault(), StartedAt: started}
+	res := Result{ID: c.WorkflowID(), Topic: in.Topic, Mode: in.ModeOrDefault()}
 	rounds := in.RoundsOrDefault()
 	if res.Mode == ModeVote {
 		rounds = 1 // self-consistency: independent answers, then the vote
 	}
+	// Progress is published once per round, when the round is done: each
+	// publish is a journal entry, so it says at once what finished and what
+	// runs next.
 	progress := Progress{Phase: "round", Rounds: rounds}
 
 	var previous []Response
 	for r := 1; r <= rounds; r++ {
-		progress.Round = r
-		progress.Message = fmt.Sprintf("round %d of %d", r, rounds)
-		if err := c.Publish(progressKey, progress); err != nil {
-			return Result{}, err
-		}
 		responses, err := d.round(c, in, refs, r, previous)
 		if err != nil {
 			return Result{}, err
@@ -166,12 +166,18 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 			res.StoppedEarly = true
 			break
 		}
-		if r < rounds {
-			progress.Phase = "pause"
-			progress.Message = fmt.Sprintf("round %d of %d done; next round in %s", r, rounds, in.Delay())
-			if err := c.Publish(progressKey, progress); err != nil {
-				return Result{}, err
-			}
+		if r == rounds {
+			break
+		}
+		progress.Round = r + 1
+		progress.Phase, progress.Message = "round", fmt.Sprintf("round %d of %d done; round %d running", r, rounds, r+1)
+		if in.Delay() > 0 {
+			progress.Phase, progress.Message = "pause", fmt.Sprintf("round %d of %d done; next round in %s", r, rounds, in.Delay())
+		}
+		if err := c.Publish(progressKey, progress); err != nil {
+			return Result{}, err
+		}
+		if in.Delay() > 0 {
 			if err := c.Sleep(fmt.Sprintf("pause-after-round-%d", r), in.Delay()); err != nil {
 				return Result{}, err
 			}
@@ -180,6 +186,9 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 
 	res.Vote = WeightedVote(previous)
 	progress.Phase, progress.Message = "synthesis", "moderator is writing the synthesis"
+	if res.Mode == ModeVote {
+		progress.Message = "vote counted"
+	}
 	if err := c.Publish(progressKey, progress); err != nil {
 		return Result{}, err
 	}
@@ -196,18 +205,12 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 	}
 	res.Synthesis.Contested = res.Synthesis.Agreement < in.Threshold()
 
-	finished, err := c.Now()
-	if err != nil {
-		return Result{}, err
-	}
-	res.FinishedAt = finished
+	// The times come from inside the journaled steps, so no extra clock
+	// step (one more round trip to Restate) is needed.
+	res.StartedAt, res.FinishedAt = span(res)
 	res.Totals = totals(res)
 	res.Simulated = simulated(res)
-	res.Totals.WallMS = finished.Sub(started).Milliseconds()
-	progress.Phase, progress.Message = "done", "finished"
-	if err := c.Publish(progressKey, progress); err != nil {
-		return Result{}, err
-	}
+	res.Totals.WallMS = res.FinishedAt.Sub(res.StartedAt).Milliseconds()
 	return res, nil
 }
 
@@ -282,6 +285,7 @@ func (d *Debate) ask(ctx context.Context, workflowID, step, participant string, 
 		Position: a.Position, Reasoning: a.Reasoning, Confidence: a.Confidence, Structured: a.Structured,
 		TokensIn: out.TokensIn, TokensOut: out.TokensOut, CostUSD: cost,
 		LatencyMS: time.Since(start).Milliseconds(), Simulated: out.Simulated,
+		StartedAt: start.UTC(), FinishedAt: time.Now().UTC(),
 	}
 	if d.Recorder != nil {
 		if err := d.Recorder.RecordCall(ctx, workflowID, step, resp); err != nil {
@@ -309,8 +313,27 @@ func (d *Debate) moderate(c engine.Context, in Input, ref llm.Ref, final []Respo
 			Synthesis: ParseSynthesis(out.Text), Model: out.Model,
 			TokensIn: out.TokensIn, TokensOut: out.TokensOut, CostUSD: cost,
 			LatencyMS: time.Since(start).Milliseconds(), Simulated: out.Simulated,
+			FinishedAt: time.Now().UTC(),
 		}, nil
 	})
+}
+
+// span is the debate's first call start and last answer.
+func span(res Result) (start, end time.Time) {
+	for _, r := range res.Rounds {
+		for _, resp := range r.Responses {
+			if start.IsZero() || resp.StartedAt.Before(start) {
+				start = resp.StartedAt
+			}
+			if resp.FinishedAt.After(end) {
+				end = resp.FinishedAt
+			}
+		}
+	}
+	if res.Synthesis.FinishedAt.After(end) {
+		end = res.Synthesis.FinishedAt
+	}
+	return start, end
 }
 
 func totals(res Result) Totals {

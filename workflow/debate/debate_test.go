@@ -221,7 +221,7 @@ func TestProgressIsPublishedPerRound(t *testing.T) {
 	if err := json.Unmarshal(c.Published(progressKey), &p); err != nil {
 		t.Fatal(err)
 	}
-	if p.Phase != "done" || len(p.CompletedRounds) != 2 || p.Rounds != 2 {
+	if p.Phase != "synthesis" || len(p.CompletedRounds) != 2 || p.Rounds != 2 {
 		t.Errorf("progress = %+v", p)
 	}
 }

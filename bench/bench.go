@@ -1,0 +1,369 @@
+// Package bench measures what durability costs: the same debate logic on the
+// Restate engine (a real restate-server started for the run, the service in
+// this process) and on the direct engine, side by side in one run, with a
+// fake model of known latency. `ultramcp bench` prints its report; the
+// figures go to docs/benchmarks.md.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/ultramcp/durable/client"
+	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/engine/direct"
+	"github.com/ultramcp/durable/identity"
+	"github.com/ultramcp/durable/llm"
+	"github.com/ultramcp/durable/llm/llmtest"
+	"github.com/ultramcp/durable/llm/openai"
+	"github.com/ultramcp/durable/service"
+	"github.com/ultramcp/durable/stack"
+	"github.com/ultramcp/durable/workflow"
+	"github.com/ultramcp/durable/workflow/debate"
+)
+
+// Options size the run.
+type Options struct {
+	Sequential   int           // debates per engine for the latency medians
+	Concurrent   int           // debates at once for throughput
+	Latency      time.Duration // model latency of the "L" scenarios
+	CallLatency  time.Duration // fake OpenAI endpoint latency for the parallel-round figure
+	Participants int
+	Rounds       int
+	// RestateServerBin overrides the pinned binary's location.
+	RestateServerBin string
+}
+
+// DefaultOptions are the figures docs/benchmarks.md records.
+var DefaultOptions = Options{Sequential: 20, Concurrent: 100, Latency: 100 * time.Millisecond, CallLatency: 300 * time.Millisecond, Participants: 3, Rounds: 3}
+
+// latencyModel answers instantly-structured positions after a settable
+// delay; each participant keeps its own position, so debates never stop
+// early and every run does the same number of calls.
+type latencyModel struct{ latency atomic.Int64 }
+
+func (m *latencyModel) Name() string { return "offline" }
+
+func (m *latencyModel) Complete(ctx context.Context, req llm.Request) (llm.Response, error) {
+	if d := time.Duration(m.latency.Load()); d > 0 {
+		select {
+		case <-ctx.Done():
+			return llm.Response{}, ctx.Err()
+		case <-time.After(d):
+		}
+	}
+	who := req.Label[strings.LastIndexByte(req.Label, '/')+1:]
+	text := fmt.Sprintf(`{"position":"position of %s","reasoning":"benchmark","confidence":0.7}`, who)
+	if who == "moderator" {
+		text = `{"consensus":"c","disagreements":[],"recommendation":"r","agreement":0.5}`
+	}
+	return llm.Response{Text: text, Model: "offline", TokensIn: 100, TokensOut: 20, Simulated: true}, nil
+}
+
+// Bench is a prepared run: a restate-server, the in-process service, and a
+// fake OpenAI endpoint.
+type Bench struct {
+	o       Options
+	model   *latencyModel
+	fake    *llmtest.Server
+	router  *llm.Router
+	stack   *stack.Stack
+	client  *client.Client
+	home    string
+	stopSvc context.CancelFunc
+	seq     atomic.Int64
+}
+
+// Start prepares a run.
+func Start(ctx context.Context, o Options) (*Bench, error) {
+	home, err := os.MkdirTemp("", "ultramcp-bench-")
+	if err != nil {
+		return nil, err
+	}
+	b := &Bench{o: o, model: &latencyModel{}, home: home}
+	b.fake = llmtest.New(llmtest.Behavior{Latency: o.CallLatency})
+	oa := llm.Retrying(openai.New(openai.Config{BaseURL: b.fake.OpenAIBaseURL()}), llm.DefaultRetryPolicy)
+	b.router = llm.NewRouter(llm.Ref{Provider: "offline"}, b.model, oa)
+
+	cfg, err := stack.EphemeralConfig(filepath.Join(home, "stack"))
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	cfg.RestateServerBin = o.RestateServerBin
+	b.stack = stack.New(cfg, "", nil)
+	if _, err := b.stack.StartRestate(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	pub, err := identity.Load(cfg.Path("keys"))
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	h, err := service.Handler(b.router, service.Options{PublicKey: pub, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.ServiceAddr)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	svcCtx, cancel := context.WithCancel(context.Background())
+	b.stopSvc = cancel
+	go func() { _ = service.ServeListener(svcCtx, ln, h) }()
+	if err := b.stack.Register(ctx, cfg.ServiceURL()); err != nil {
+		b.Close()
+		return nil, err
+	}
+	b.client = client.New(config.URL(cfg.IngressAddr), config.URL(cfg.AdminAddr))
+	// Warm up: the SDK compiles its core on the first invocation.
+	if _, err := b.durable(ctx, b.input(1, 1, "")); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("warm-up debate: %w", err)
+	}
+	return b, nil
+}
+
+// Close stops everything the run started.
+func (b *Bench) Close() {
+	if b.stopSvc != nil {
+		b.stopSvc()
+	}
+	if b.stack != nil {
+		_ = b.stack.Stop()
+	}
+	if b.fake != nil {
+		b.fake.Close()
+	}
+	os.RemoveAll(b.home)
+}
+
+func (b *Bench) input(participants, rounds int, model string) []byte {
+	var ps []map[string]string
+	for i := range participants {
+		ps = append(ps, map[string]string{"name": fmt.Sprintf("p%d", i+1), "model": model})
+	}
+	in := map[string]any{"topic": "benchmark", "participants": ps, "rounds": rounds, "delayBetweenRounds": "0s"}
+	if rounds == 1 {
+		in["mode"] = debate.ModeVote // one round, no moderator: the round alone
+	}
+	if participants == 1 { // warm-up
+		in["participants"] = []string{"a", "b"}
+	}
+	out, _ := json.Marshal(in)
+	return out
+}
+
+func (b *Bench) nextID(engine string) string {
+	return fmt.Sprintf("bench-%s-%d-%d", engine, os.Getpid(), b.seq.Add(1))
+}
+
+// durable runs one debate on Restate and returns its wall time.
+func (b *Bench) durable(ctx context.Context, in []byte) (time.Duration, error) {
+	id := b.nextID("restate")
+	start := time.Now()
+	if _, err := b.client.Call(ctx, workflow.ChainOfDebate, id, in); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+// inProcess runs one debate on the direct engine.
+func (b *Bench) inProcess(ctx context.Context, in []byte) (time.Duration, error) {
+	parsed, err := debate.Decode(in)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	_, err = (&debate.Debate{Models: b.router}).Run(direct.New(ctx, b.nextID("direct"), nil), parsed)
+	return time.Since(start), err
+}
+
+type runner func(context.Context, []byte) (time.Duration, error)
+
+func median(ds []time.Duration) time.Duration {
+	slices.Sort(ds)
+	return ds[len(ds)/2]
+}
+
+func (b *Bench) medianOf(ctx context.Context, run runner, in []byte, n int) (time.Duration, error) {
+	ds := make([]time.Duration, 0, n)
+	for range n {
+		d, err := run(ctx, in)
+		if err != nil {
+			return 0, err
+		}
+		ds = append(ds, d)
+	}
+	return median(ds), nil
+}
+
+// cpu returns this process's CPU time and restate-server's.
+func (b *Bench) cpu() (self, server time.Duration) {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if p, err := b.stack.Restate(); err == nil {
+		if pid, ok := p.PID(); ok {
+			server = procCPU(pid)
+		}
+	}
+	return self, server
+}
+
+// procCPU reads utime+stime of pid from /proc (clock ticks of 10 ms).
+func procCPU(pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(raw)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(fields) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(fields[11], 10, 64)
+	st, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// Throughput of n concurrent debates.
+type Throughput struct {
+	PerSecond  float64
+	CPUPerItem time.Duration // this process (service and client) + restate-server
+	ServerCPU  time.Duration // restate-server's part of CPUPerItem
+}
+
+func (b *Bench) concurrent(ctx context.Context, run runner, in []byte, n int, withServer bool) (Throughput, error) {
+	self0, server0 := b.cpu()
+	start := time.Now()
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for range n {
+		wg.Go(func() {
+			if _, err := run(ctx, in); err != nil {
+				firstErr.CompareAndSwap(nil, err)
+			}
+		})
+	}
+	wg.Wait()
+	wall := time.Since(start)
+	if err, _ := firstErr.Load().(error); err != nil {
+		return Throughput{}, err
+	}
+	self1, server1 := b.cpu()
+	t := Throughput{PerSecond: float64(n) / wall.Seconds(), CPUPerItem: (self1 - self0) / time.Duration(n)}
+	if withServer {
+		t.ServerCPU = (server1 - server0) / time.Duration(n)
+		t.CPUPerItem += t.ServerCPU
+	}
+	return t, nil
+}
+
+// Report is the run's figures.
+type Report struct {
+	Options                          Options
+	DirectL0, RestateL0              time.Duration
+	DirectL, RestateL                time.Duration
+	Ideal                            time.Duration
+	DirectThroughput, RestateThrough Throughput
+	ParallelRestate, ParallelDirect  time.Duration
+	ParallelSequentialEstimate       time.Duration
+	ParallelMaxInFlight              int
+}
+
+// Run measures everything, printing progress to w.
+func (b *Bench) Run(ctx context.Context, w io.Writer) (Report, error) {
+	o := b.o
+	r := Report{Options: o}
+	debateIn := b.input(o.Participants, o.Rounds, "")
+	step := func(name string, f func() error) error {
+		fmt.Fprintf(w, "… %s\n", name)
+		return f()
+	}
+	var err error
+	b.model.latency.Store(0)
+	if err = step("one debate at L=0, sequential", func() error {
+		if r.DirectL0, err = b.medianOf(ctx, b.inProcess, debateIn, o.Sequential); err != nil {
+			return err
+		}
+		r.RestateL0, err = b.medianOf(ctx, b.durable, debateIn, o.Sequential)
+		return err
+	}); err != nil {
+		return r, err
+	}
+	b.model.latency.Store(int64(o.Latency))
+	r.Ideal = time.Duration(o.Rounds+1) * o.Latency
+	if err = step(fmt.Sprintf("one debate at L=%s, sequential", o.Latency), func() error {
+		n := max(o.Sequential/4, 3)
+		if r.DirectL, err = b.medianOf(ctx, b.inProcess, debateIn, n); err != nil {
+			return err
+		}
+		r.RestateL, err = b.medianOf(ctx, b.durable, debateIn, n)
+		return err
+	}); err != nil {
+		return r, err
+	}
+	if err = step(fmt.Sprintf("%d concurrent debates at L=%s", o.Concurrent, o.Latency), func() error {
+		if r.DirectThroughput, err = b.concurrent(ctx, b.inProcess, debateIn, o.Concurrent, false); err != nil {
+			return err
+		}
+		r.RestateThrough, err = b.concurrent(ctx, b.durable, debateIn, o.Concurrent, true)
+		return err
+	}); err != nil {
+		return r, err
+	}
+	roundIn := b.input(4, 1, "openai:fake")
+	if err = step(fmt.Sprintf("one round of 4 participants, fake OpenAI endpoint at %s per call", o.CallLatency), func() error {
+		if r.ParallelDirect, err = b.medianOf(ctx, b.inProcess, roundIn, 3); err != nil {
+			return err
+		}
+		r.ParallelRestate, err = b.medianOf(ctx, b.durable, roundIn, 3)
+		r.ParallelSequentialEstimate = 4 * o.CallLatency
+		r.ParallelMaxInFlight = b.fake.MaxInFlight()
+		return err
+	}); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+// Print writes the report as a Markdown table.
+func (r Report) Print(w io.Writer) {
+	o := r.Options
+	calls := o.Participants*o.Rounds + 1
+	fmt.Fprintf(w, "\nchain-of-debate, %d participants × %d rounds + moderator = %d model calls; fake model in process\n\n", o.Participants, o.Rounds, calls)
+	fmt.Fprintf(w, "| figure | direct engine | Restate engine | ratio |\n|---|---|---|---|\n")
+	fmt.Fprintf(w, "| one debate at L=0 (orchestration only), median of %d | %s | %s | %.1f× (+%s) |\n", o.Sequential, ms(r.DirectL0), ms(r.RestateL0), ratio(r.RestateL0, r.DirectL0), ms(r.RestateL0-r.DirectL0))
+	fmt.Fprintf(w, "| one debate at L=%s: wall / ideal %s | %.3f | %.3f | |\n", o.Latency, ms(r.Ideal), ratio(r.DirectL, r.Ideal), ratio(r.RestateL, r.Ideal))
+	fmt.Fprintf(w, "| %d concurrent debates at L=%s: debates/s | %.0f | %.0f | %.2f |\n", o.Concurrent, o.Latency, r.DirectThroughput.PerSecond, r.RestateThrough.PerSecond, r.RestateThrough.PerSecond/r.DirectThroughput.PerSecond)
+	fmt.Fprintf(w, "| CPU per debate at %d concurrent (client + service, + restate-server for Restate) | %s | %s (server %s) | %.1f× |\n", o.Concurrent, ms(r.DirectThroughput.CPUPerItem), ms(r.RestateThrough.CPUPerItem), ms(r.RestateThrough.ServerCPU), ratio(r.RestateThrough.CPUPerItem, r.DirectThroughput.CPUPerItem))
+	fmt.Fprintf(w, "\nOne round of 4 participants against a fake OpenAI-compatible endpoint (%s per call, real openai-go client):\n", o.CallLatency)
+	fmt.Fprintf(w, "  Restate engine: %s = %.2f× one call (sequential would be %.1f×)\n", ms(r.ParallelRestate), ratio(r.ParallelRestate, o.CallLatency), ratio(r.ParallelSequentialEstimate, o.CallLatency))
+	fmt.Fprintf(w, "  direct engine:  %s = %.2f× one call; peak calls in flight at the endpoint: %d\n", ms(r.ParallelDirect), ratio(r.ParallelDirect, o.CallLatency), r.ParallelMaxInFlight)
+}
+
+func ratio(a, b time.Duration) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
