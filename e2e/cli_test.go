@@ -162,4 +162,3 @@ func TestCLIEndToEnd(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
-
