@@ -125,7 +125,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	})
 
 	t.Run("cancel and watch", func(t *testing.T) {
-		c.must("run", "chain-of-debate", "--id", "cli-cancel", "--topic", "Long one", "--participants", "a,b", "--rounds", "3", "--delay", "30s")
+		c.must("run", "chain-of-debate", "--id", "cli-cancel", "--topic", "Long one", "--participants", "alice,carol", "--rounds", "3", "--delay", "30s")
 		waitFor(t, 20*time.Second, func() bool {
 			out, _ := c.run("status", "cli-cancel")
 			return strings.Contains(out, "1 of 3 rounds done")

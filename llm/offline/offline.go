@@ -63,7 +63,9 @@ func (p *Provider) Complete(ctx context.Context, req llm.Request) (llm.Response,
 		prompt.WriteString(m.Content)
 	}
 	text := prompt.String()
-	seed := hash(req.System + text)
+	// The stance depends on who is asked (the system prompt), so a
+	// participant keeps a recognisable view across topics and rounds.
+	seed := hash(req.System)
 	var body any
 	if strings.Contains(text, `"recommendation"`) {
 		body = map[string]any{
@@ -96,7 +98,7 @@ func (p *Provider) Complete(ctx context.Context, req llm.Request) (llm.Response,
 		body = map[string]any{
 			"position":   Label + " " + position,
 			"reasoning":  fmt.Sprintf("%s deterministic answer %d; no model was called.", Label, seed%1000),
-			"confidence": 0.6 + float64(seed%40)/100,
+			"confidence": float64(60+seed%40) / 100,
 		}
 	}
 	out, _ := json.Marshal(body)
