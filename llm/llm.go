@@ -39,6 +39,8 @@ type Response struct {
 	TokensOut int    `json:"tokensOut"`
 	// Simulated is true for the offline provider: no model was asked.
 	Simulated bool `json:"simulated,omitempty"`
+	// Attempts is how many calls the answer took (set by Retrying).
+	Attempts int `json:"attempts,omitempty"`
 }
 
 // Model completes chat requests. Implementations classify their failures with

@@ -61,6 +61,7 @@ func (r *retrying) Complete(ctx context.Context, req Request) (Response, error) 
 	for attempt := 1; attempt <= attempts; attempt++ {
 		resp, err := r.once(ctx, req)
 		if err == nil {
+			resp.Attempts = attempt
 			return resp, nil
 		}
 		last = err

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/restatedev/sdk-go/server"
@@ -23,6 +24,7 @@ import (
 	"github.com/ultramcp/durable/llm/anthropic"
 	"github.com/ultramcp/durable/llm/offline"
 	"github.com/ultramcp/durable/llm/openai"
+	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/debate"
 )
@@ -57,6 +59,8 @@ type Options struct {
 	PublicKey string
 	Logger    *slog.Logger
 	Services  restateengine.ServiceOptions
+	// Records is the metadata store; nil keeps no records.
+	Records workflow.Records
 }
 
 // Handler builds the Restate endpoint serving every workflow.
@@ -67,10 +71,10 @@ func Handler(models *llm.Router, o Options) (http.Handler, error) {
 	if o.Services == (restateengine.ServiceOptions{}) {
 		o.Services = restateengine.DefaultServiceOptions
 	}
-	d := &debate.Debate{Models: models}
+	d := &debate.Debate{Models: models, Records: o.Records}
 	srv := server.NewRestate().
 		WithLogger(o.Logger.Handler(), true).
-		Bind(restateengine.Workflow(workflow.ChainOfDebate, debate.Decode, d.Run, o.Services))
+		Bind(restateengine.Workflow(workflow.ChainOfDebate, debate.Decode, workflow.Tracked(o.Records, workflow.ChainOfDebate, d.Run), o.Services))
 	if o.PublicKey != "" {
 		srv = srv.WithIdentityV1(o.PublicKey)
 	}
@@ -88,7 +92,12 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	h, err := Handler(models, Options{PublicKey: pub, Logger: logger})
+	st, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	h, err := Handler(models, Options{PublicKey: pub, Logger: logger, Records: st})
 	if err != nil {
 		return err
 	}
@@ -96,8 +105,29 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.ServiceAddr, err)
 	}
-	logger.Info("workflow service listening", "addr", ln.Addr().String(), "providers", models.Available(), "default", models.Default().String())
+	logger.Info("workflow service listening", "addr", ln.Addr().String(), "providers", models.Available(), "default", models.Default().String(), "store", st.Dialect())
 	return ServeListener(ctx, ln, h)
+}
+
+// OpenStore opens the metadata store of cfg: PostgreSQL when
+// ULTRAMCP_DATABASE_URL is set, else the SQLite file in the state dir. A
+// database that is not reachable yet is retried for a while: the service
+// may start before it.
+func OpenStore(ctx context.Context, cfg config.Config) (*store.Store, error) {
+	if err := os.MkdirAll(cfg.Home, 0o755); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := store.Open(ctx, cfg.DatabaseURL, cfg.Path("ultramcp.db"))
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			if err != nil {
+				return nil, fmt.Errorf("metadata store: %w", err)
+			}
+			return st, nil
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 // ServeListener serves h over h2c on ln until ctx ends.

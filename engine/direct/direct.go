@@ -61,7 +61,7 @@ func (c *Context) Run(step engine.Step) ([]byte, error) {
 			return nil, fault.Wrap(fault.Cancelled, c.ctx.Err(), "cancelled")
 		case <-time.After(backoff):
 		}
-		backoff *= 2
+		backoff = min(backoff*2, 10*time.Second)
 	}
 	return nil, engine.Final(step.Name, attempts, err)
 }

@@ -15,6 +15,7 @@ package debate
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -44,6 +45,7 @@ type Response struct {
 	LatencyMS   int64    `json:"latencyMs"`
 	Simulated   bool     `json:"simulated,omitempty"`
 	Failed      bool     `json:"failed,omitempty"`
+	Attempts    int      `json:"attempts,omitempty"` // provider calls it took
 	// StartedAt and FinishedAt bracket the model call (read inside the step).
 	StartedAt  time.Time `json:"startedAt"`
 	FinishedAt time.Time `json:"finishedAt"`
@@ -104,7 +106,16 @@ type Result struct {
 	Totals       Totals          `json:"totals"`
 	StartedAt    time.Time       `json:"startedAt"`
 	FinishedAt   time.Time       `json:"finishedAt"`
+	// Transcript is the full transcript in the store, when there is one;
+	// then Rounds carry reasoning cut to ReasoningInResult characters, so
+	// that the result (a journal entry) stays small however long the
+	// debate.
+	Transcript *workflow.ArtifactRef `json:"transcript,omitempty"`
 }
+
+// ReasoningInResult bounds each reasoning in a result whose full transcript
+// is in the store.
+const ReasoningInResult = 280
 
 // Progress is what a running debate publishes after every round. Before the
 // first round ends there is none; once the result exists, it is final.
@@ -119,14 +130,10 @@ type Progress struct {
 // Debate runs debates; its fields are its dependencies.
 type Debate struct {
 	Models Models
-	// Recorder, if set, is told about every participant call and status
-	// change (the metadata store). Calls happen inside journaled steps.
-	Recorder Recorder
-}
-
-// Recorder receives the debate's events for the metadata store.
-type Recorder interface {
-	RecordCall(ctx context.Context, workflowID, step string, r Response) error
+	// Records, if set, is the metadata store: every round's calls are
+	// written in a "record-round-R" step after the round, and the full
+	// transcript is kept there as an artifact.
+	Records workflow.Records
 }
 
 // stepOptions for participant calls: the engine tries once, because the
@@ -160,7 +167,9 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		}
 		round := Round{Number: r, Responses: responses, Agreement: Agree(responses)}
 		res.Rounds = append(res.Rounds, round)
-		progress.CompletedRounds = append(progress.CompletedRounds, round)
+		// Progress keeps positions, not reasoning: it is rewritten every
+		// round, and watchers print positions.
+		progress.CompletedRounds = append(progress.CompletedRounds, round.withReasoning(0))
 		previous = responses
 		if round.Agreement && r < rounds && res.Mode == ModeDebate {
 			res.StoppedEarly = true
@@ -199,11 +208,19 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
+		s := res.Synthesis
+		exec := execution(c.WorkflowID(), "moderator", "moderator", s.LatencyMS, s.TokensIn, s.TokensOut, s.CostUSD, s.FinishedAt.Add(-time.Duration(s.LatencyMS)*time.Millisecond))
+		if err := d.record(c, "record-moderator", []workflow.Execution{exec}); err != nil {
+			return Result{}, err
+		}
 	}
 	if res.Synthesis.Agreement < 0 { // the moderator gave no score: use the vote's
 		res.Synthesis.Agreement = res.Vote.Share
 	}
 	res.Synthesis.Contested = res.Synthesis.Agreement < in.Threshold()
+	if err := d.saveTranscript(c, &res); err != nil {
+		return Result{}, err
+	}
 
 	// The times come from inside the journaled steps, so no extra clock
 	// step (one more round trip to Restate) is needed.
@@ -260,7 +277,7 @@ func (d *Debate) round(c engine.Context, in Input, refs []llm.Ref, r int, previo
 		}
 		ref := refs[i]
 		steps[i] = engine.TypedStep[Response]{Name: name, Opts: participantStep, Fn: func(ctx context.Context) (Response, error) {
-			return d.ask(ctx, c.WorkflowID(), name, p.Name, ref, req)
+			return d.ask(ctx, p.Name, ref, req)
 		}}
 	}
 	responses, errs := engine.RunAll(c, steps)
@@ -269,10 +286,35 @@ func (d *Debate) round(c engine.Context, in Input, refs []llm.Ref, r int, previo
 			return nil, fmt.Errorf("round %d, participant %s: %w", r, in.Participants[i].Name, err)
 		}
 	}
+	execs := make([]workflow.Execution, len(responses))
+	for i, resp := range responses {
+		execs[i] = execution(c.WorkflowID(), steps[i].Name, resp.Participant, resp.LatencyMS, resp.TokensIn, resp.TokensOut, resp.CostUSD, resp.StartedAt)
+		execs[i].Attempt = resp.Attempts
+	}
+	if err := d.record(c, fmt.Sprintf("record-round-%d", r), execs); err != nil {
+		return nil, err
+	}
 	return responses, nil
 }
 
-func (d *Debate) ask(ctx context.Context, workflowID, step, participant string, ref llm.Ref, req llm.Request) (Response, error) {
+func execution(workflowID, step, agent string, ms int64, in, out int, cost float64, at time.Time) workflow.Execution {
+	return workflow.Execution{WorkflowID: workflowID, AgentName: agent, Step: step, Status: workflow.StatusCompleted,
+		DurationMS: ms, TokensIn: in, TokensOut: out, CostUSD: cost, CreatedAt: at}
+}
+
+// record writes agent executions to the store in a step of its own, so a
+// store outage retries the write, never the model calls before it.
+func (d *Debate) record(c engine.Context, step string, execs []workflow.Execution) error {
+	if d.Records == nil {
+		return nil
+	}
+	_, err := engine.Run(c, step, workflow.RecordStep, func(ctx context.Context) (int, error) {
+		return len(execs), d.Records.RecordExecutions(ctx, execs)
+	})
+	return err
+}
+
+func (d *Debate) ask(ctx context.Context, participant string, ref llm.Ref, req llm.Request) (Response, error) {
 	start := time.Now()
 	out, err := d.Models.Complete(ctx, ref, req)
 	if err != nil {
@@ -284,13 +326,8 @@ func (d *Debate) ask(ctx context.Context, workflowID, step, participant string, 
 		Participant: participant, Model: out.Model,
 		Position: a.Position, Reasoning: a.Reasoning, Confidence: a.Confidence, Structured: a.Structured,
 		TokensIn: out.TokensIn, TokensOut: out.TokensOut, CostUSD: cost,
-		LatencyMS: time.Since(start).Milliseconds(), Simulated: out.Simulated,
+		LatencyMS: time.Since(start).Milliseconds(), Simulated: out.Simulated, Attempts: out.Attempts,
 		StartedAt: start.UTC(), FinishedAt: time.Now().UTC(),
-	}
-	if d.Recorder != nil {
-		if err := d.Recorder.RecordCall(ctx, workflowID, step, resp); err != nil {
-			return Response{}, err
-		}
 	}
 	return resp, nil
 }
@@ -316,6 +353,41 @@ func (d *Debate) moderate(c engine.Context, in Input, ref llm.Ref, final []Respo
 			FinishedAt: time.Now().UTC(),
 		}, nil
 	})
+}
+
+// withReasoning returns a copy of the round with each reasoning cut to n
+// characters.
+func (r Round) withReasoning(n int) Round {
+	out := r
+	out.Responses = make([]Response, len(r.Responses))
+	for i, resp := range r.Responses {
+		resp.Reasoning = truncate(resp.Reasoning, n)
+		out.Responses[i] = resp
+	}
+	return out
+}
+
+// saveTranscript keeps the full rounds in the store and shortens them in
+// the result.
+func (d *Debate) saveTranscript(c engine.Context, res *Result) error {
+	if d.Records == nil {
+		return nil
+	}
+	full, err := json.Marshal(res.Rounds)
+	if err != nil {
+		return fault.Wrap(fault.Internal, err, "encode transcript")
+	}
+	ref, err := engine.Run(c, "save-transcript", workflow.RecordStep, func(ctx context.Context) (workflow.ArtifactRef, error) {
+		return d.Records.PutArtifact(ctx, c.WorkflowID(), "transcript.json", full)
+	})
+	if err != nil {
+		return err
+	}
+	res.Transcript = &ref
+	for i := range res.Rounds {
+		res.Rounds[i] = res.Rounds[i].withReasoning(ReasoningInResult)
+	}
+	return nil
 }
 
 // span is the debate's first call start and last answer.

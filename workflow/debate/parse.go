@@ -104,9 +104,35 @@ func number(obj map[string]json.RawMessage, key string) (float64, bool) {
 	return f, true
 }
 
+// Bounds on what a step keeps of a reply, so that no journal entry grows
+// with a model's verbosity.
+const (
+	MaxPositionChars  = 1000
+	MaxReasoningChars = 4000
+)
+
+// truncate cuts s to n characters, marking the cut; n = 0 drops s.
+func truncate(s string, n int) string {
+	if n == 0 {
+		return ""
+	}
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
 // ParseAnswer reads a participant's reply. It never fails: without usable
 // JSON the whole text is the position and the confidence is unknown.
 func ParseAnswer(text string) Answer {
+	a := parseAnswer(text)
+	a.Position = truncate(a.Position, MaxPositionChars)
+	a.Reasoning = truncate(a.Reasoning, MaxReasoningChars)
+	return a
+}
+
+func parseAnswer(text string) Answer {
 	obj, ok := extractJSON(text)
 	if ok {
 		if pos := str(obj, "position"); pos != "" {

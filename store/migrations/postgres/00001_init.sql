@@ -1,0 +1,51 @@
+-- +goose Up
+CREATE TABLE workflow_metadata (
+    id           TEXT PRIMARY KEY,
+    workflow     TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    input        TEXT,
+    output       TEXT,
+    error        TEXT,
+    created_at   TIMESTAMPTZ NOT NULL,
+    updated_at   TIMESTAMPTZ NOT NULL,
+    completed_at TIMESTAMPTZ,
+    duration_ms  BIGINT
+);
+CREATE INDEX workflow_metadata_created_at ON workflow_metadata (created_at);
+CREATE INDEX workflow_metadata_status ON workflow_metadata (status);
+
+CREATE TABLE agent_executions (
+    workflow_id TEXT    NOT NULL,
+    agent_name  TEXT    NOT NULL,
+    step        TEXT    NOT NULL,
+    attempt     INTEGER NOT NULL DEFAULT 1,
+    status      TEXT    NOT NULL,
+    duration_ms BIGINT  NOT NULL DEFAULT 0,
+    tokens_in   INTEGER NOT NULL DEFAULT 0,
+    tokens_out  INTEGER NOT NULL DEFAULT 0,
+    cost_usd    DOUBLE PRECISION NOT NULL DEFAULT 0,
+    created_at  TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (workflow_id, step)
+);
+CREATE INDEX agent_executions_agent_name ON agent_executions (agent_name);
+
+CREATE TABLE artifacts (
+    id         TEXT PRIMARY KEY,
+    size       BIGINT NOT NULL,
+    content    BYTEA NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE workflow_artifacts (
+    workflow_id TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    artifact_id TEXT NOT NULL REFERENCES artifacts (id),
+    created_at  TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (workflow_id, name)
+);
+
+-- +goose Down
+DROP TABLE workflow_artifacts;
+DROP TABLE artifacts;
+DROP TABLE agent_executions;
+DROP TABLE workflow_metadata;

@@ -1,0 +1,361 @@
+// Package store is the metadata store: the long memory of workflows (what
+// ran, what failed, what each agent call cost) and the artifacts kept out of
+// the Restate journal. One Store serves SQLite (modernc.org/sqlite, pure Go;
+// the embedded default, a file in the state dir) and PostgreSQL (pgx) behind
+// a small dialect seam; migrations per dialect are embedded and applied on
+// Open (goose). Every write is an idempotent upsert keyed by workflow id and
+// step, so a replayed journaled step never duplicates a row.
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // driver "sqlite"
+
+	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/workflow"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// dialect is what differs between the two databases.
+type dialect struct {
+	name   string
+	driver string
+	goose  goose.Dialect
+	dir    string
+	// numbered placeholders ($1) instead of ?
+	numbered bool
+}
+
+var (
+	sqliteDialect   = dialect{name: "sqlite", driver: "sqlite", goose: goose.DialectSQLite3, dir: "migrations/sqlite"}
+	postgresDialect = dialect{name: "postgres", driver: "pgx", goose: goose.DialectPostgres, dir: "migrations/postgres", numbered: true}
+)
+
+// rebind turns ? placeholders into $1, $2… for PostgreSQL.
+func (d dialect) rebind(q string) string {
+	if !d.numbered {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// Store is the metadata store.
+type Store struct {
+	db *sql.DB
+	d  dialect
+}
+
+var _ workflow.Records = (*Store)(nil)
+
+// Open opens the store: PostgreSQL when databaseURL is a postgres:// URL,
+// otherwise the SQLite file at sqlitePath. It applies pending migrations.
+func Open(ctx context.Context, databaseURL, sqlitePath string) (*Store, error) {
+	d, dsn := sqliteDialect, sqliteDSN(sqlitePath)
+	if databaseURL != "" {
+		d, dsn = postgresDialect, databaseURL
+	}
+	db, err := sql.Open(d.driver, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s store: %w", d.name, err)
+	}
+	if d == sqliteDialect {
+		// One writer at a time is what SQLite allows; a small pool lets
+		// readers (the CLI) work beside the service thanks to WAL.
+		db.SetMaxOpenConns(4)
+	} else {
+		db.SetMaxOpenConns(16)
+		db.SetConnMaxIdleTime(time.Minute)
+	}
+	s := &Store{db: db, d: d}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func sqliteDSN(path string) string {
+	return "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_time_format=sqlite"
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	sub, err := fs.Sub(migrations, s.d.dir)
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(s.d.goose, s.db, sub)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return transient(fmt.Errorf("migrate %s store: %w", s.d.name, err))
+	}
+	return nil
+}
+
+// Dialect names the backend: "sqlite" or "postgres".
+func (s *Store) Dialect() string { return s.d.name }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// transient marks a database error as worth retrying: a database that is
+// down, restarting or busy comes back.
+func transient(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fault.Wrap(fault.Unavailable, err, "store")
+}
+
+func (s *Store) exec(ctx context.Context, q string, args ...any) error {
+	_, err := s.db.ExecContext(ctx, s.d.rebind(q), args...)
+	return transient(err)
+}
+
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// Submitted records a workflow as pending before it is sent to the engine.
+func (s *Store) Submitted(ctx context.Context, id, wf string, input []byte, at time.Time) error {
+	return s.exec(ctx, `INSERT INTO workflow_metadata (id, workflow, status, input, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`, id, wf, workflow.StatusPending, string(input), at.UTC(), at.UTC())
+}
+
+// Started implements workflow.Records: the workflow is running. A pending
+// row keeps its creation time; a finished one is left alone.
+func (s *Store) Started(ctx context.Context, id, wf string, input []byte, at time.Time) error {
+	return s.exec(ctx, `INSERT INTO workflow_metadata (id, workflow, status, input, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET status = excluded.status, input = excluded.input, updated_at = excluded.updated_at
+WHERE workflow_metadata.status IN ('pending', 'running')`,
+		id, wf, workflow.StatusRunning, string(input), at.UTC(), at.UTC())
+}
+
+// Finished implements workflow.Records.
+func (s *Store) Finished(ctx context.Context, id, status string, output []byte, errMsg string, startedAt, at time.Time) error {
+	return s.exec(ctx, `UPDATE workflow_metadata SET status = ?, output = ?, error = ?, updated_at = ?, completed_at = ?, duration_ms = ?
+WHERE id = ?`, status, nullString(string(output)), nullString(errMsg), at.UTC(), at.UTC(), at.Sub(startedAt).Milliseconds(), id)
+}
+
+// RecordExecutions implements workflow.Records, in one transaction.
+func (s *Store) RecordExecutions(ctx context.Context, execs []workflow.Execution) error {
+	if len(execs) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return transient(err)
+	}
+	defer tx.Rollback()
+	q := s.d.rebind(`INSERT INTO agent_executions (workflow_id, agent_name, step, attempt, status, duration_ms, tokens_in, tokens_out, cost_usd, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (workflow_id, step) DO UPDATE SET agent_name = excluded.agent_name, attempt = excluded.attempt, status = excluded.status,
+  duration_ms = excluded.duration_ms, tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out, cost_usd = excluded.cost_usd`)
+	for _, e := range execs {
+		attempt := max(e.Attempt, 1)
+		if _, err := tx.ExecContext(ctx, q, e.WorkflowID, e.AgentName, e.Step, attempt, e.Status, e.DurationMS, e.TokensIn, e.TokensOut, e.CostUSD, e.CreatedAt.UTC()); err != nil {
+			return transient(err)
+		}
+	}
+	return transient(tx.Commit())
+}
+
+// PutArtifact implements workflow.Records: content is stored once under its
+// sha256 and linked to the workflow under name.
+func (s *Store) PutArtifact(ctx context.Context, workflowID, name string, content []byte) (workflow.ArtifactRef, error) {
+	sum := sha256.Sum256(content)
+	ref := workflow.ArtifactRef{ID: hex.EncodeToString(sum[:]), Name: name, Bytes: len(content)}
+	now := time.Now().UTC()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return ref, transient(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO artifacts (id, size, content, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
+		ref.ID, len(content), content, now); err != nil {
+		return ref, transient(err)
+	}
+	if _, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO workflow_artifacts (workflow_id, name, artifact_id, created_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (workflow_id, name) DO UPDATE SET artifact_id = excluded.artifact_id`), workflowID, name, ref.ID, now); err != nil {
+		return ref, transient(err)
+	}
+	return ref, transient(tx.Commit())
+}
+
+// Artifact returns an artifact's content by id.
+func (s *Store) Artifact(ctx context.Context, id string) ([]byte, error) {
+	var content []byte
+	err := s.db.QueryRowContext(ctx, s.d.rebind(`SELECT content FROM artifacts WHERE id = ?`), id).Scan(&content)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fault.New(fault.NotFound, "artifact %s not found", id)
+	}
+	return content, transient(err)
+}
+
+// Workflow is one row of workflow_metadata.
+type Workflow struct {
+	ID          string     `json:"id"`
+	Workflow    string     `json:"workflow"`
+	Status      string     `json:"status"`
+	Input       string     `json:"input,omitempty"`
+	Output      string     `json:"output,omitempty"`
+	Error       string     `json:"error,omitempty"`
+	CreatedAt   time.Time  `json:"createdAt"`
+	UpdatedAt   time.Time  `json:"updatedAt"`
+	CompletedAt *time.Time `json:"completedAt,omitempty"`
+	DurationMS  *int64     `json:"durationMs,omitempty"`
+}
+
+const workflowColumns = `id, workflow, status, input, output, error, created_at, updated_at, completed_at, duration_ms`
+
+func scanWorkflow(row interface{ Scan(...any) error }) (Workflow, error) {
+	var w Workflow
+	var input, output, errMsg sql.NullString
+	var completed sql.NullTime
+	var duration sql.NullInt64
+	if err := row.Scan(&w.ID, &w.Workflow, &w.Status, &input, &output, &errMsg, &w.CreatedAt, &w.UpdatedAt, &completed, &duration); err != nil {
+		return w, err
+	}
+	w.Input, w.Output, w.Error = input.String, output.String, errMsg.String
+	if completed.Valid {
+		t := completed.Time
+		w.CompletedAt = &t
+	}
+	if duration.Valid {
+		d := duration.Int64
+		w.DurationMS = &d
+	}
+	return w, nil
+}
+
+// Get returns one workflow.
+func (s *Store) Get(ctx context.Context, id string) (Workflow, error) {
+	w, err := scanWorkflow(s.db.QueryRowContext(ctx, s.d.rebind(`SELECT `+workflowColumns+` FROM workflow_metadata WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return w, fault.New(fault.NotFound, "workflow %s not found", id)
+	}
+	return w, transient(err)
+}
+
+// Filter selects workflows for List.
+type Filter struct {
+	Workflow string // "" for all
+	Status   string // "" for all
+	Limit    int    // 0 means 50
+}
+
+// List returns workflows, newest first.
+func (s *Store) List(ctx context.Context, f Filter) ([]Workflow, error) {
+	q := `SELECT ` + workflowColumns + ` FROM workflow_metadata WHERE 1 = 1`
+	var args []any
+	if f.Workflow != "" {
+		q += ` AND workflow = ?`
+		args = append(args, f.Workflow)
+	}
+	if f.Status != "" {
+		q += ` AND status = ?`
+		args = append(args, f.Status)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	q += fmt.Sprintf(` ORDER BY created_at DESC LIMIT %d`, limit)
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(q), args...)
+	if err != nil {
+		return nil, transient(err)
+	}
+	defer rows.Close()
+	var out []Workflow
+	for rows.Next() {
+		w, err := scanWorkflow(rows)
+		if err != nil {
+			return nil, transient(err)
+		}
+		out = append(out, w)
+	}
+	return out, transient(rows.Err())
+}
+
+// Executions returns a workflow's agent executions in step order.
+func (s *Store) Executions(ctx context.Context, workflowID string) ([]workflow.Execution, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT workflow_id, agent_name, step, attempt, status, duration_ms, tokens_in, tokens_out, cost_usd, created_at
+FROM agent_executions WHERE workflow_id = ? ORDER BY created_at, step`), workflowID)
+	if err != nil {
+		return nil, transient(err)
+	}
+	defer rows.Close()
+	var out []workflow.Execution
+	for rows.Next() {
+		var e workflow.Execution
+		if err := rows.Scan(&e.WorkflowID, &e.AgentName, &e.Step, &e.Attempt, &e.Status, &e.DurationMS, &e.TokensIn, &e.TokensOut, &e.CostUSD, &e.CreatedAt); err != nil {
+			return nil, transient(err)
+		}
+		out = append(out, e)
+	}
+	return out, transient(rows.Err())
+}
+
+// Purged counts what Purge deleted.
+type Purged struct {
+	Workflows  int64 `json:"workflows"`
+	Executions int64 `json:"executions"`
+	Artifacts  int64 `json:"artifacts"`
+}
+
+// Purge deletes finished workflows created before cutoff, their executions
+// and artifact links, and artifacts no workflow links to any more.
+func (s *Store) Purge(ctx context.Context, cutoff time.Time) (Purged, error) {
+	var p Purged
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return p, transient(err)
+	}
+	defer tx.Rollback()
+	old := `SELECT id FROM workflow_metadata WHERE created_at < ? AND status IN ('completed', 'failed', 'cancelled')`
+	exec := func(q string, args ...any) (int64, error) {
+		res, err := tx.ExecContext(ctx, s.d.rebind(q), args...)
+		if err != nil {
+			return 0, transient(err)
+		}
+		return res.RowsAffected()
+	}
+	c := cutoff.UTC()
+	if p.Executions, err = exec(`DELETE FROM agent_executions WHERE workflow_id IN (`+old+`)`, c); err != nil {
+		return p, err
+	}
+	if _, err = exec(`DELETE FROM workflow_artifacts WHERE workflow_id IN (`+old+`)`, c); err != nil {
+		return p, err
+	}
+	if p.Workflows, err = exec(`DELETE FROM workflow_metadata WHERE id IN (`+old+`)`, c); err != nil {
+		return p, err
+	}
+	if p.Artifacts, err = exec(`DELETE FROM artifacts WHERE id NOT IN (SELECT artifact_id FROM workflow_artifacts)`); err != nil {
+		return p, err
+	}
+	return p, transient(tx.Commit())
+}

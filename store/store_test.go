@@ -1,0 +1,218 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/store"
+	"github.com/ultramcp/durable/workflow"
+)
+
+// backends opens a fresh store on every backend: SQLite always, PostgreSQL
+// when ULTRAMCP_TEST_POSTGRES_URL names a server (each test gets its own
+// database there).
+func backends(t *testing.T) map[string]*store.Store {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]*store.Store{}
+	lite, err := store.Open(ctx, "", filepath.Join(t.TempDir(), "test.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lite.Close() })
+	out["sqlite"] = lite
+	if pg := os.Getenv("ULTRAMCP_TEST_POSTGRES_URL"); pg != "" {
+		out["postgres"] = freshPostgres(t, pg)
+	}
+	return out
+}
+
+func freshPostgres(t *testing.T, serverURL string) *store.Store {
+	t.Helper()
+	admin, err := sql.Open("pgx", serverURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	name := fmt.Sprintf("conformance_%d", time.Now().UnixNano())
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	dbURL := replaceDatabase(serverURL, name)
+	s, err := store.Open(context.Background(), dbURL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Close()
+		if db, err := sql.Open("pgx", serverURL); err == nil {
+			db.Exec("DROP DATABASE " + name + " WITH (FORCE)")
+			db.Close()
+		}
+	})
+	return s
+}
+
+// replaceDatabase swaps the database of a postgres:// URL.
+func replaceDatabase(raw, name string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func forEach(t *testing.T, f func(t *testing.T, s *store.Store)) {
+	for name, s := range backends(t) {
+		t.Run(name, func(t *testing.T) { f(t, s) })
+	}
+}
+
+var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+func TestLifecycle(t *testing.T) {
+	forEach(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		must(t, s.Submitted(ctx, "w1", workflow.ChainOfDebate, []byte(`{"topic":"x"}`), t0))
+		w, err := s.Get(ctx, "w1")
+		must(t, err)
+		if w.Status != workflow.StatusPending {
+			t.Errorf("status = %s, want pending", w.Status)
+		}
+		must(t, s.Started(ctx, "w1", workflow.ChainOfDebate, []byte(`{"topic":"x"}`), t0.Add(time.Second)))
+		must(t, s.Started(ctx, "w1", workflow.ChainOfDebate, []byte(`{"topic":"x"}`), t0.Add(2*time.Second))) // replayed
+		w, _ = s.Get(ctx, "w1")
+		if w.Status != workflow.StatusRunning || !w.CreatedAt.Equal(t0) {
+			t.Errorf("after start: status %s created %s", w.Status, w.CreatedAt)
+		}
+		must(t, s.Finished(ctx, "w1", workflow.StatusCompleted, []byte(`{"ok":true}`), "", t0.Add(time.Second), t0.Add(4*time.Second)))
+		must(t, s.Started(ctx, "w1", workflow.ChainOfDebate, nil, t0.Add(5*time.Second))) // late replay must not reopen it
+		w, _ = s.Get(ctx, "w1")
+		if w.Status != workflow.StatusCompleted || w.Output != `{"ok":true}` || w.CompletedAt == nil || *w.DurationMS != 3000 {
+			t.Errorf("after finish: %+v", w)
+		}
+		must(t, s.Started(ctx, "w2", workflow.ChainOfDebate, nil, t0))
+		must(t, s.Finished(ctx, "w2", workflow.StatusFailed, nil, "openai: 401 unauthorized", t0, t0.Add(time.Second)))
+		w, _ = s.Get(ctx, "w2")
+		if w.Status != workflow.StatusFailed || w.Error != "openai: 401 unauthorized" || w.Output != "" {
+			t.Errorf("failed: %+v", w)
+		}
+		if _, err := s.Get(ctx, "nope"); fault.KindOf(err) != fault.NotFound {
+			t.Errorf("missing workflow: %v", err)
+		}
+	})
+}
+
+func TestExecutionsAreIdempotent(t *testing.T) {
+	forEach(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		execs := []workflow.Execution{
+			{WorkflowID: "w1", AgentName: "alice", Step: "round-1/alice", Status: "completed", DurationMS: 100, TokensIn: 10, TokensOut: 5, CostUSD: 0.001, CreatedAt: t0},
+			{WorkflowID: "w1", AgentName: "bob", Step: "round-1/bob", Status: "completed", DurationMS: 300, TokensIn: 12, TokensOut: 6, CreatedAt: t0},
+		}
+		must(t, s.RecordExecutions(ctx, execs))
+		execs[1].Attempt = 2
+		must(t, s.RecordExecutions(ctx, execs)) // a replayed record step
+		got, err := s.Executions(ctx, "w1")
+		must(t, err)
+		if len(got) != 2 {
+			t.Fatalf("rows = %d, want 2", len(got))
+		}
+		for _, e := range got {
+			if e.Step == "round-1/bob" && e.Attempt != 2 {
+				t.Errorf("bob attempt = %d", e.Attempt)
+			}
+			if e.Step == "round-1/alice" && (e.CostUSD != 0.001 || e.TokensIn != 10 || !e.CreatedAt.Equal(t0)) {
+				t.Errorf("alice = %+v", e)
+			}
+		}
+	})
+}
+
+func TestArtifactsAreContentAddressed(t *testing.T) {
+	forEach(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		content := []byte(`{"rounds":[1,2,3]}`)
+		a, err := s.PutArtifact(ctx, "w1", "transcript.json", content)
+		must(t, err)
+		b, err := s.PutArtifact(ctx, "w2", "transcript.json", content)
+		must(t, err)
+		if a.ID != b.ID || len(a.ID) != 64 || a.Bytes != len(content) {
+			t.Errorf("refs %+v %+v", a, b)
+		}
+		got, err := s.Artifact(ctx, a.ID)
+		must(t, err)
+		if string(got) != string(content) {
+			t.Errorf("content = %q", got)
+		}
+		if _, err := s.Artifact(ctx, "00"); fault.KindOf(err) != fault.NotFound {
+			t.Errorf("missing artifact: %v", err)
+		}
+	})
+}
+
+func TestListAndPurge(t *testing.T) {
+	forEach(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		old, recent := t0.Add(-40*24*time.Hour), t0
+		must(t, s.Started(ctx, "old-done", workflow.ChainOfDebate, nil, old))
+		must(t, s.Finished(ctx, "old-done", workflow.StatusCompleted, []byte(`{}`), "", old, old))
+		must(t, s.Started(ctx, "old-running", workflow.ChainOfDebate, nil, old))
+		must(t, s.Started(ctx, "new-failed", workflow.CodeAnalysis, nil, recent))
+		must(t, s.Finished(ctx, "new-failed", workflow.StatusFailed, nil, "boom", recent, recent))
+		must(t, s.RecordExecutions(ctx, []workflow.Execution{{WorkflowID: "old-done", AgentName: "a", Step: "s", Status: "completed", CreatedAt: old}}))
+		_, err := s.PutArtifact(ctx, "old-done", "t", []byte("only old"))
+		must(t, err)
+		shared, err := s.PutArtifact(ctx, "old-done", "u", []byte("shared"))
+		must(t, err)
+		_, err = s.PutArtifact(ctx, "new-failed", "u", []byte("shared"))
+		must(t, err)
+
+		all, err := s.List(ctx, store.Filter{})
+		must(t, err)
+		if len(all) != 3 || all[0].ID != "new-failed" {
+			t.Errorf("list = %v", ids(all))
+		}
+		failed, _ := s.List(ctx, store.Filter{Status: workflow.StatusFailed})
+		debates, _ := s.List(ctx, store.Filter{Workflow: workflow.ChainOfDebate})
+		if len(failed) != 1 || len(debates) != 2 {
+			t.Errorf("filters: failed %v debates %v", ids(failed), ids(debates))
+		}
+
+		p, err := s.Purge(ctx, t0.Add(-30*24*time.Hour))
+		must(t, err)
+		if p.Workflows != 1 || p.Executions != 1 || p.Artifacts != 1 {
+			t.Errorf("purged %+v, want 1 workflow, 1 execution, 1 artifact", p)
+		}
+		left, _ := s.List(ctx, store.Filter{})
+		if len(left) != 2 {
+			t.Errorf("left %v: a running workflow is never purged", ids(left))
+		}
+		if _, err := s.Artifact(ctx, shared.ID); err != nil {
+			t.Errorf("an artifact still linked was purged: %v", err)
+		}
+	})
+}
+
+func ids(ws []store.Workflow) []string {
+	var out []string
+	for _, w := range ws {
+		out = append(out, w.ID)
+	}
+	return out
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
