@@ -15,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ultramcp/durable/client"
+	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/debate"
 )
@@ -35,29 +37,10 @@ func (a *app) workflowCommands() []*cobra.Command {
 	var statusJSON bool
 	status := &cobra.Command{
 		Use:   "status <id>",
-		Short: "Show a workflow's status and progress",
+		Short: "Show a workflow's status, cost so far and live progress",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c := a.client()
-			inv, err := c.Find(cmd.Context(), "", args[0])
-			if err != nil {
-				return err
-			}
-			progress, _ := c.Progress(cmd.Context(), inv.Service, args[0])
-			if statusJSON {
-				return json.NewEncoder(a.stdout).Encode(map[string]any{"invocation": inv, "progress": progress})
-			}
-			fmt.Fprintf(a.stdout, "workflow:   %s/%s\ninvocation: %s\nstatus:     %s\ncreated:    %s\n", inv.Service, inv.WorkflowID, inv.ID, inv.Outcome(), inv.CreatedAt)
-			if inv.CompletedAt != "" {
-				fmt.Fprintf(a.stdout, "completed:  %s\n", inv.CompletedAt)
-			}
-			if inv.Failure != "" {
-				fmt.Fprintf(a.stdout, "error:      %s\n", inv.Failure)
-			} else if inv.LastFailure != "" {
-				fmt.Fprintf(a.stdout, "retrying:   %s (retry %d)\n", inv.LastFailure, inv.RetryCount)
-			}
-			printProgress(a.stdout, progress)
-			return nil
+			return a.status(cmd.Context(), args[0], statusJSON)
 		},
 	}
 	status.Flags().BoolVar(&statusJSON, "json", false, "print JSON")
@@ -65,47 +48,79 @@ func (a *app) workflowCommands() []*cobra.Command {
 	var resultJSON bool
 	result := &cobra.Command{
 		Use:   "result <id>",
-		Short: "Print a finished workflow's result",
+		Short: "Print a finished workflow's result (from the store, else from Restate)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c := a.client()
-			inv, err := c.Find(cmd.Context(), "", args[0])
+			svc, out, err := a.result(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			out, err := c.Output(cmd.Context(), inv.Service, args[0])
-			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
-			}
-			return a.printResult(inv.Service, out, resultJSON)
+			return a.printResult(svc, out, resultJSON)
 		},
 	}
 	result.Flags().BoolVar(&resultJSON, "json", false, "print the raw JSON result")
 
-	var listService, listStatus string
-	var listLimit int
+	var filter store.Filter
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List workflows, newest first",
+		Short: "List workflows from the metadata store, newest first",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			invs, err := a.client().Invocations(cmd.Context(), listService, listLimit)
+			st, err := a.store(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ws, err := st.List(cmd.Context(), filter)
 			if err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tWORKFLOW\tSTATUS\tCREATED\tERROR")
-			for _, inv := range invs {
-				if listStatus != "" && inv.Outcome() != listStatus {
-					continue
+			fmt.Fprintln(tw, "ID\tWORKFLOW\tSTATUS\tCREATED\tDURATION\tERROR")
+			for _, w := range ws {
+				dur := "-"
+				if w.DurationMS != nil {
+					dur = (time.Duration(*w.DurationMS) * time.Millisecond).String()
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", inv.WorkflowID, inv.Service, inv.Outcome(), inv.CreatedAt, firstLine(inv.Failure))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", w.ID, w.Workflow, w.Status, w.CreatedAt.Local().Format(time.DateTime), dur, firstLine(w.Error))
 			}
 			return tw.Flush()
 		},
 	}
-	list.Flags().StringVar(&listService, "workflow", "", "only this workflow type, e.g. chain-of-debate")
-	list.Flags().StringVar(&listStatus, "status", "", "only this status: running, succeeded, failed, cancelled, …")
-	list.Flags().IntVar(&listLimit, "limit", 50, "at most this many")
+	list.Flags().StringVar(&filter.Workflow, "workflow", "", "only this workflow type, e.g. chain-of-debate")
+	list.Flags().StringVar(&filter.Status, "status", "", "only this status: pending, running, completed, failed, cancelled")
+	list.Flags().IntVar(&filter.Limit, "limit", 50, "at most this many")
+
+	olderThan := ""
+	purge := &cobra.Command{
+		Use:   "purge",
+		Short: "Delete finished workflows older than an age from the metadata store",
+		Long: `purge deletes finished (completed, failed, cancelled) workflows created more
+than --older-than ago, with their agent executions and the artifacts no other
+workflow uses. Restate forgets finished workflows on its own after the same
+retention (ULTRAMCP_RETENTION, default 7d), which is the default age here.`,
+		Example: "  ultramcp purge --older-than 30d",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			age := a.cfg.Retention
+			if olderThan != "" {
+				var err error
+				if age, err = config.ParseAge(olderThan); err != nil {
+					return fmt.Errorf("older-than: %w", err)
+				}
+			}
+			st, err := a.store(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			p, err := st.Purge(cmd.Context(), time.Now().Add(-age))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "purged %d workflow(s), %d agent execution(s), %d artifact(s) older than %s\n", p.Workflows, p.Executions, p.Artifacts, age)
+			return nil
+		},
+	}
+	purge.Flags().StringVar(&olderThan, "older-than", "", "age such as 30d or 12h (default: ULTRAMCP_RETENTION)")
 
 	cancel := &cobra.Command{
 		Use:   "cancel <id>",
@@ -140,7 +155,7 @@ func (a *app) workflowCommands() []*cobra.Command {
 			return a.follow(cmd.Context(), inv.Service, args[0], false)
 		},
 	}
-	return []*cobra.Command{run, status, result, list, cancel, watch}
+	return []*cobra.Command{run, status, result, list, cancel, watch, purge}
 }
 
 func (a *app) runDebateCommand() *cobra.Command {
@@ -232,8 +247,23 @@ Participants are names, optionally with a model: "alice,bob=openai:gpt-4o-mini".
 
 func (a *app) start(ctx context.Context, svc, id string, body []byte, follow, asJSON bool) error {
 	c := a.client()
+	// Record the request as pending first, so the store knows of it even if
+	// the send fails; a failed send is recorded as failed.
+	st, err := a.store(ctx)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "warning: metadata store unavailable, not recording %s: %v\n", id, err)
+	} else {
+		defer st.Close()
+		if err := st.Submitted(ctx, id, svc, body, time.Now()); err != nil {
+			fmt.Fprintf(a.stderr, "warning: could not record %s as pending: %v\n", id, err)
+		}
+	}
 	started, err := c.Start(ctx, svc, id, body)
 	if err != nil {
+		if st != nil {
+			now := time.Now()
+			_ = st.Finished(ctx, id, workflow.StatusFailed, nil, "could not start: "+err.Error(), now, now)
+		}
 		return fmt.Errorf("start %s: %w (is the stack up? run `ultramcp up`)", svc, err)
 	}
 	if started.Status == "PreviouslyAccepted" {
@@ -273,4 +303,88 @@ func firstLine(s string) string {
 		s = s[:100] + "…"
 	}
 	return s
+}
+
+// store opens the metadata store without the service's patience: the CLI
+// should answer at once.
+func (a *app) store(ctx context.Context) (*store.Store, error) {
+	if err := os.MkdirAll(a.cfg.Home, 0o755); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return store.Open(ctx, a.cfg.DatabaseURL, a.cfg.SQLitePath())
+}
+
+// status prints what the store knows of a workflow and, while it runs, its
+// live progress from Restate.
+func (a *app) status(ctx context.Context, id string, asJSON bool) error {
+	c := a.client()
+	st, err := a.store(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	w, err := st.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	execs, err := st.Executions(ctx, id)
+	if err != nil {
+		return err
+	}
+	var progress json.RawMessage
+	var inv client.Invocation
+	if w.Status == workflow.StatusPending || w.Status == workflow.StatusRunning {
+		progress, _ = c.Progress(ctx, w.Workflow, id)
+		inv, _ = c.Find(ctx, w.Workflow, id)
+	}
+	if asJSON {
+		w.Output = "" // use `result` for that
+		return json.NewEncoder(a.stdout).Encode(map[string]any{"workflow": w, "executions": execs, "progress": progress, "invocation": inv})
+	}
+	fmt.Fprintf(a.stdout, "workflow:   %s/%s\nstatus:     %s\ncreated:    %s\n", w.Workflow, w.ID, w.Status, w.CreatedAt.Local().Format(time.DateTime))
+	if w.CompletedAt != nil && w.DurationMS != nil {
+		fmt.Fprintf(a.stdout, "finished:   %s (%s)\n", w.CompletedAt.Local().Format(time.DateTime), time.Duration(*w.DurationMS)*time.Millisecond)
+	}
+	if w.Error != "" {
+		fmt.Fprintf(a.stdout, "error:      %s\n", w.Error)
+	}
+	if inv.LastFailure != "" && inv.Status != "completed" {
+		fmt.Fprintf(a.stdout, "retrying:   %s (retry %d)\n", firstLine(inv.LastFailure), inv.RetryCount)
+	}
+	var tokensIn, tokensOut int
+	var cost float64
+	for _, e := range execs {
+		tokensIn, tokensOut, cost = tokensIn+e.TokensIn, tokensOut+e.TokensOut, cost+e.CostUSD
+	}
+	fmt.Fprintf(a.stdout, "agent calls: %d, %d tokens in, %d out, est. $%.4f\n", len(execs), tokensIn, tokensOut, cost)
+	printProgress(a.stdout, progress)
+	return nil
+}
+
+// result reads a finished workflow's output: from the store, which keeps it
+// past Restate's retention, else from Restate.
+func (a *app) result(ctx context.Context, id string) (string, json.RawMessage, error) {
+	if st, err := a.store(ctx); err == nil {
+		defer st.Close()
+		if w, err := st.Get(ctx, id); err == nil {
+			switch {
+			case w.Output != "":
+				return w.Workflow, json.RawMessage(w.Output), nil
+			case w.Status == workflow.StatusFailed || w.Status == workflow.StatusCancelled:
+				return "", nil, fmt.Errorf("%s %s: %s", id, w.Status, w.Error)
+			}
+		}
+	}
+	c := a.client()
+	inv, err := c.Find(ctx, "", id)
+	if err != nil {
+		return "", nil, err
+	}
+	out, err := c.Output(ctx, inv.Service, id)
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w", id, err)
+	}
+	return inv.Service, out, nil
 }

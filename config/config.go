@@ -38,6 +38,10 @@ type Config struct {
 	// workflow services' abort timeout.
 	LLMCallTimeout time.Duration
 
+	// Retention is how long finished workflows are kept: by Restate (its
+	// workflow retention) and by default by `ultramcp purge`.
+	Retention time.Duration
+
 	// RestateServerBin and RestateCLIBin locate the pinned binaries; empty
 	// means the npm packages under the project's node_modules.
 	RestateServerBin string
@@ -55,6 +59,7 @@ func Default() Config {
 		APIAddr:        "127.0.0.1:8081",
 		LLM:            "offline",
 		LLMCallTimeout: 2 * time.Minute,
+		Retention:      7 * 24 * time.Hour,
 	}
 }
 
@@ -84,6 +89,11 @@ func FromEnv() Config {
 	set(&c.AnthropicAPIKey, "ANTHROPIC_API_KEY")
 	set(&c.RestateServerBin, "ULTRAMCP_RESTATE_SERVER")
 	set(&c.RestateCLIBin, "ULTRAMCP_RESTATE_CLI")
+	if v := os.Getenv("ULTRAMCP_RETENTION"); v != "" {
+		if d, err := ParseAge(v); err == nil {
+			c.Retention = d
+		}
+	}
 	if v := os.Getenv("ULTRAMCP_LLM_TIMEOUT"); v != "" {
 		if d, err := time.ParseDuration(v); err == nil {
 			c.LLMCallTimeout = d
@@ -129,11 +139,38 @@ func (c *Config) Validate() error {
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		return fault.Invalidf("ULTRAMCP_DATABASE_URL", "must be a postgres:// URL")
 	}
+	if c.Retention < time.Hour {
+		return fault.Invalidf("ULTRAMCP_RETENTION", "must be at least 1h")
+	}
 	if c.LLMCallTimeout <= 0 || c.LLMCallTimeout > 9*time.Minute {
 		return fault.Invalidf("ULTRAMCP_LLM_TIMEOUT", "must be between 0 and 9m (below Restate's 10m abort timeout)")
 	}
 	return nil
 }
+
+// ParseAge reads a duration that may also count days: "30d", "12h", "1d12h".
+func ParseAge(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	var days time.Duration
+	if i := strings.IndexByte(s, 'd'); i > 0 {
+		var n int
+		if _, err := fmt.Sscanf(s[:i], "%d", &n); err != nil || fmt.Sprint(n) != s[:i] {
+			return 0, fmt.Errorf("%q: want a duration like 30d or 12h", s)
+		}
+		days, s = time.Duration(n)*24*time.Hour, s[i+1:]
+	}
+	if s == "" {
+		return days, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("want a duration like 30d or 12h: %w", err)
+	}
+	return days + d, nil
+}
+
+// SQLitePath is the embedded store's file.
+func (c Config) SQLitePath() string { return c.Path("ultramcp.db") }
 
 // Paths in the state dir.
 func (c Config) Path(parts ...string) string {

@@ -100,7 +100,7 @@ func TestCLIEndToEnd(t *testing.T) {
 				t.Errorf("run --follow output lacks %q:\n%s", want, out)
 			}
 		}
-		if out := c.must("status", "cli-1"); !strings.Contains(out, "succeeded") {
+		if out := c.must("status", "cli-1"); !strings.Contains(out, "status:     completed") || !strings.Contains(out, "agent calls: 7") {
 			t.Errorf("status:\n%s", out)
 		}
 		if out := c.must("result", "cli-1", "--json"); !strings.Contains(out, `"topic":"Tabs or spaces?"`) {

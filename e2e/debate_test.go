@@ -153,6 +153,8 @@ func TestDurabilityKill9(t *testing.T) {
 			if calls[id+"/moderator"] != 1 {
 				t.Errorf("moderator ran %d times, want 1", calls[id+"/moderator"])
 			}
+			// The store holds each call once, and the debate once, completed.
+			assertRows(t, openStoreDB(t, env, ""), id, 3, []string{"alice", "dave", "ivan"}, "?")
 		})
 	}
 }

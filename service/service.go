@@ -97,7 +97,9 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	h, err := Handler(models, Options{PublicKey: pub, Logger: logger, Records: st})
+	services := restateengine.DefaultServiceOptions
+	services.Retention = cfg.Retention
+	h, err := Handler(models, Options{PublicKey: pub, Logger: logger, Records: st, Services: services})
 	if err != nil {
 		return err
 	}
@@ -119,7 +121,7 @@ func OpenStore(ctx context.Context, cfg config.Config) (*store.Store, error) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		st, err := store.Open(ctx, cfg.DatabaseURL, cfg.Path("ultramcp.db"))
+		st, err := store.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath())
 		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
 			if err != nil {
 				return nil, fmt.Errorf("metadata store: %w", err)

@@ -126,6 +126,8 @@ func (s *Stack) Service() Process {
 			"ULTRAMCP_SERVICE_ADDR=" + c.ServiceAddr,
 			"ULTRAMCP_API_ADDR=" + c.APIAddr,
 			"ULTRAMCP_LLM=" + c.LLM,
+			"ULTRAMCP_DATABASE_URL=" + c.DatabaseURL,
+			"ULTRAMCP_RETENTION=" + c.Retention.String(),
 		}, s.ServiceEnv...),
 	}
 }

@@ -28,6 +28,9 @@ type Behavior struct {
 	FaultRate float64
 	// Status, if set, answers every call with this status (e.g. 401).
 	Status int
+	// Reasoning pads each participant's reasoning to this many bytes, as a
+	// verbose model would.
+	Reasoning int
 }
 
 // Server is the fake endpoint.
@@ -108,10 +111,11 @@ func (s *Server) behavior(label string) Behavior {
 }
 
 // admit applies the behavior: latency, then maybe a fault status.
-func (s *Server) admit(r *http.Request) (label string, status int) {
+func (s *Server) admit(r *http.Request) (label string, status, pad int) {
 	label = r.Header.Get(llm.StepHeader)
 	s.mu.Lock()
 	b := s.behavior(label)
+	pad = b.Reasoning
 	s.attempts[label]++
 	s.inFlight++
 	s.maxFlight = max(s.maxFlight, s.inFlight)
@@ -130,18 +134,18 @@ func (s *Server) admit(r *http.Request) (label string, status int) {
 		select {
 		case <-time.After(b.Latency):
 		case <-r.Context().Done():
-			return label, 499
+			return label, 499, pad
 		}
 	}
 	switch {
 	case b.Status != 0:
-		return label, b.Status
+		return label, b.Status, pad
 	case fault && s.faultSeq%2 == 0:
-		return label, http.StatusInternalServerError
+		return label, http.StatusInternalServerError, pad
 	case fault:
-		return label, http.StatusTooManyRequests
+		return label, http.StatusTooManyRequests, pad
 	}
-	return label, http.StatusOK
+	return label, http.StatusOK, pad
 }
 
 func (s *Server) done(label string) {
@@ -190,14 +194,14 @@ func (s *Server) openai(w http.ResponseWriter, r *http.Request) {
 		writeError(w, 400, "openai")
 		return
 	}
-	label, status := s.admit(r)
+	label, status, pad := s.admit(r)
 	if status != http.StatusOK {
 		if status != 499 {
 			writeError(w, status, "openai")
 		}
 		return
 	}
-	content := Answer(label, req.text())
+	content := answer(label, req.text(), pad)
 	w.Header().Set("content-type", "application/json")
 	json.NewEncoder(w).Encode(map[string]any{
 		"id": "chatcmpl-fake", "object": "chat.completion", "created": time.Now().Unix(), "model": req.Model,
@@ -215,14 +219,14 @@ func (s *Server) anthropic(w http.ResponseWriter, r *http.Request) {
 		writeError(w, 400, "anthropic")
 		return
 	}
-	label, status := s.admit(r)
+	label, status, pad := s.admit(r)
 	if status != http.StatusOK {
 		if status != 499 {
 			writeError(w, status, "anthropic")
 		}
 		return
 	}
-	content := Answer(label, req.text())
+	content := answer(label, req.text(), pad)
 	w.Header().Set("content-type", "application/json")
 	json.NewEncoder(w).Encode(map[string]any{
 		"id": "msg_fake", "type": "message", "role": "assistant", "model": req.Model,
@@ -233,11 +237,11 @@ func (s *Server) anthropic(w http.ResponseWriter, r *http.Request) {
 	s.done(label)
 }
 
-// Answer is the fake model's reply: a moderator synthesis when the prompt
+// answer is the fake model's reply: a moderator synthesis when the prompt
 // asks for one, else a participant position wrapped in a Markdown fence (as
 // real models often do), chosen by the participant (the label's last part)
 // so that a participant keeps its position from round to round.
-func Answer(label, prompt string) string {
+func answer(label, prompt string, pad int) string {
 	if strings.Contains(prompt, `recommendation`) {
 		return `{"consensus":"ship it in stages","disagreements":["timeline"],"recommendation":"pilot first","agreement":0.8}`
 	}
@@ -245,5 +249,9 @@ func Answer(label, prompt string) string {
 	h.Write([]byte(label[strings.LastIndexByte(label, '/')+1:]))
 	positions := []string{"yes, in stages", "no, not now", "only after a pilot"}
 	pos := positions[h.Sum32()%uint32(len(positions))]
-	return fmt.Sprintf("Here is my answer:\n```json\n{\"position\": %q, \"reasoning\": \"fake model\", \"confidence\": 0.%d}\n```", pos, 5+h.Sum32()%5)
+	reasoning := "fake model"
+	if pad > len(reasoning) {
+		reasoning += strings.Repeat(" and more", (pad-len(reasoning))/9)
+	}
+	return fmt.Sprintf("Here is my answer:\n```json\n{\"position\": %q, \"reasoning\": %q, \"confidence\": 0.%d}\n```", pos, reasoning, 5+h.Sum32()%5)
 }

@@ -96,7 +96,8 @@ type Env struct {
 
 // Options of Start.
 type Options struct {
-	LLM        string   // default provider of the service; "" is offline
+	LLM         string // default provider of the service; "" is offline
+	DatabaseURL string // PostgreSQL for the store; "" is SQLite in the state dir
 	ServiceEnv []string // extra environment of the service process
 	// RestateOnly starts restate-server but not the service.
 	RestateOnly bool
@@ -115,6 +116,7 @@ func Start(t testing.TB, o Options) *Env {
 	if o.LLM != "" {
 		cfg.LLM = o.LLM
 	}
+	cfg.DatabaseURL = o.DatabaseURL
 	var log bytes.Buffer
 	s := stack.New(cfg, Binary(t), &log)
 	s.ServiceEnv = o.ServiceEnv
