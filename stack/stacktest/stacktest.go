@@ -96,9 +96,9 @@ type Env struct {
 
 // Options of Start.
 type Options struct {
-	LLM         string // default provider of the service; "" is offline
-	DatabaseURL string // PostgreSQL for the store; "" is SQLite in the state dir
-	ServiceEnv []string // extra environment of the service process
+	LLM         string   // default provider of the service; "" is offline
+	DatabaseURL string   // PostgreSQL for the store; "" is SQLite in the state dir
+	ServiceEnv  []string // extra environment of the service process
 	// RestateOnly starts restate-server but not the service.
 	RestateOnly bool
 }
