@@ -140,6 +140,19 @@ func TestCLIEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("purge", func(t *testing.T) {
+		if out, err := c.run("purge", "--older-than", "soon"); err == nil || !strings.Contains(out, "older-than") {
+			t.Errorf("a bad age was accepted: %v\n%s", err, out)
+		}
+		out := c.must("purge", "--older-than", "30d")
+		if !strings.Contains(out, "purged 0 workflow(s)") {
+			t.Errorf("purge of recent workflows deleted something:\n%s", out)
+		}
+		if out := c.must("list"); !strings.Contains(out, "cli-1") {
+			t.Errorf("cli-1 is gone after purge:\n%s", out)
+		}
+	})
+
 	t.Run("stop leaves nothing running", func(t *testing.T) {
 		rs, _ := s.Restate()
 		rpid, _ := rs.PID()

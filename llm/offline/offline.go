@@ -45,7 +45,48 @@ var stances = []string{
 // - "position" held by a, b
 var heldBy = regexp.MustCompile(`(?m)^- "([^"]+)" held by (.+)$`)
 
-var ownPosition = regexp.MustCompile(`(?m)^Your previous position: "([^"]+)"`)
+var ownPosition = regexp.MustCompile(`(?m)^Your previous position: "([^"]+)" \(confidence ([0-9.]+)`)
+
+var othersConfidence = regexp.MustCompile(`(?m)^\s+(\S+) \(confidence ([0-9.]+)\):`)
+
+// persuaded picks the position a simulated participant holds after seeing
+// the others: the one held by the most (its own counts once), and on a tie
+// the one held with the highest confidence.
+func persuaded(text string, groups [][]string) string {
+	type support struct {
+		count int
+		conf  float64
+	}
+	conf := map[string]float64{}
+	for _, c := range othersConfidence.FindAllStringSubmatch(text, -1) {
+		var v float64
+		fmt.Sscan(c[2], &v)
+		conf[c[1]] = v
+	}
+	by := map[string]*support{}
+	best := ""
+	if o := ownPosition.FindStringSubmatch(text); o != nil {
+		var v float64
+		fmt.Sscan(o[2], &v)
+		by[o[1]] = &support{count: 1, conf: v}
+		best = o[1]
+	}
+	for _, g := range groups {
+		sp := by[g[1]]
+		if sp == nil {
+			sp = &support{}
+			by[g[1]] = sp
+		}
+		for _, name := range strings.Split(g[2], ", ") {
+			sp.count++
+			sp.conf = max(sp.conf, conf[name])
+		}
+		if b := by[best]; b == nil || sp.count > b.count || sp.count == b.count && sp.conf > b.conf {
+			best = g[1]
+		}
+	}
+	return best
+}
 
 var voteShare = regexp.MustCompile(`with (\d+)% of the weight`)
 
@@ -77,23 +118,7 @@ func (p *Provider) Complete(ctx context.Context, req llm.Request) (llm.Response,
 	} else {
 		position := stances[seed%uint32(len(stances))]
 		if m := heldBy.FindAllStringSubmatch(text, -1); len(m) > 0 {
-			// Join the position held by the most, counting our own; keep
-			// our own on a tie.
-			own := ""
-			if o := ownPosition.FindStringSubmatch(text); o != nil {
-				own = o[1]
-			}
-			count := map[string]int{own: 1}
-			best := own
-			for _, g := range m {
-				count[g[1]] += len(strings.Split(g[2], ","))
-				if count[g[1]] > count[best] {
-					best = g[1]
-				}
-			}
-			if best != "" {
-				position = strings.TrimPrefix(best, Label+" ")
-			}
+			position = strings.TrimPrefix(persuaded(text, m), Label+" ")
 		}
 		body = map[string]any{
 			"position":   Label + " " + position,
