@@ -31,6 +31,7 @@ import (
 	"github.com/ultramcp/durable/llm/openai"
 	"github.com/ultramcp/durable/service"
 	"github.com/ultramcp/durable/stack"
+	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/debate"
 )
@@ -45,6 +46,8 @@ type Options struct {
 	Rounds       int
 	// RestateServerBin overrides the pinned binary's location.
 	RestateServerBin string
+	// NoStore runs without the metadata store, to show the engine alone.
+	NoStore bool
 }
 
 // DefaultOptions are the figures docs/benchmarks.md records.
@@ -84,6 +87,7 @@ type Bench struct {
 	client  *client.Client
 	home    string
 	stopSvc context.CancelFunc
+	store   *store.Store
 	seq     atomic.Int64
 }
 
@@ -114,7 +118,18 @@ func Start(ctx context.Context, o Options) (*Bench, error) {
 		b.Close()
 		return nil, err
 	}
-	h, err := service.Handler(b.router, service.Options{PublicKey: pub, Logger: slog.New(slog.DiscardHandler)})
+	// The product's default store (SQLite in the state dir) records every
+	// debate, as it would for a user.
+	var records workflow.Records
+	if !o.NoStore {
+		st, err := store.Open(ctx, "", cfg.SQLitePath())
+		if err != nil {
+			b.Close()
+			return nil, err
+		}
+		b.store, records = st, st
+	}
+	h, err := service.Handler(b.router, service.Options{PublicKey: pub, Logger: slog.New(slog.DiscardHandler), Records: records})
 	if err != nil {
 		b.Close()
 		return nil, err
@@ -147,6 +162,9 @@ func (b *Bench) Close() {
 	}
 	if b.stack != nil {
 		_ = b.stack.Stop()
+	}
+	if b.store != nil {
+		b.store.Close()
 	}
 	if b.fake != nil {
 		b.fake.Close()
@@ -191,7 +209,13 @@ func (b *Bench) inProcess(ctx context.Context, in []byte) (time.Duration, error)
 		return 0, err
 	}
 	start := time.Now()
-	_, err = (&debate.Debate{Models: b.router}).Run(direct.New(ctx, b.nextID("direct"), nil), parsed)
+	var records workflow.Records
+	if b.store != nil {
+		records = b.store
+	}
+	d := &debate.Debate{Models: b.router, Records: records}
+	run := workflow.Tracked(records, workflow.ChainOfDebate, d.Run)
+	_, err = run(direct.New(ctx, b.nextID("direct"), nil), parsed)
 	return time.Since(start), err
 }
 
@@ -350,7 +374,11 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Micros
 func (r Report) Print(w io.Writer) {
 	o := r.Options
 	calls := o.Participants*o.Rounds + 1
-	fmt.Fprintf(w, "\nchain-of-debate, %d participants × %d rounds + moderator = %d model calls; fake model in process\n\n", o.Participants, o.Rounds, calls)
+	storeNote := "both engines record to the SQLite store"
+	if o.NoStore {
+		storeNote = "no metadata store (engine alone)"
+	}
+	fmt.Fprintf(w, "\nchain-of-debate, %d participants × %d rounds + moderator = %d model calls; fake model in process; %s\n\n", o.Participants, o.Rounds, calls, storeNote)
 	fmt.Fprintf(w, "| figure | direct engine | Restate engine | ratio |\n|---|---|---|---|\n")
 	fmt.Fprintf(w, "| one debate at L=0 (orchestration only), median of %d | %s | %s | %.1f× (+%s) |\n", o.Sequential, ms(r.DirectL0), ms(r.RestateL0), ratio(r.RestateL0, r.DirectL0), ms(r.RestateL0-r.DirectL0))
 	fmt.Fprintf(w, "| one debate at L=%s: wall / ideal %s | %.3f | %.3f | |\n", o.Latency, ms(r.Ideal), ratio(r.DirectL, r.Ideal), ratio(r.RestateL, r.Ideal))
