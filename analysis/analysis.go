@@ -1,0 +1,138 @@
+// Package analysis holds what the code-analysis and security-scan
+// workflows produce — findings, metrics, patterns, the report — and renders
+// the report as Markdown and SARIF 2.1.0. The scanners live in subpackages
+// (repo, secrets, sast, metrics, patterns), each a thin adapter over a
+// well-kept tool; none of them ever executes code from the analyzed
+// repository.
+package analysis
+
+import "time"
+
+// Severities, highest first.
+const (
+	SeverityCritical = "critical"
+	SeverityHigh     = "high"
+	SeverityMedium   = "medium"
+	SeverityLow      = "low"
+	SeverityInfo     = "info"
+)
+
+// SeverityRank orders severities, 0 highest.
+func SeverityRank(s string) int {
+	switch s {
+	case SeverityCritical:
+		return 0
+	case SeverityHigh:
+		return 1
+	case SeverityMedium:
+		return 2
+	case SeverityLow:
+		return 3
+	}
+	return 4
+}
+
+// Finding is one security finding. A secret appears only redacted.
+type Finding struct {
+	Tool        string `json:"tool"` // gitleaks, gosec
+	RuleID      string `json:"ruleId"`
+	Title       string `json:"title"`
+	Severity    string `json:"severity"`
+	Confidence  string `json:"confidence,omitempty"`
+	CWE         string `json:"cwe,omitempty"`
+	File        string `json:"file"`
+	Line        int    `json:"line"`
+	Commit      string `json:"commit,omitempty"` // set for findings in history
+	Excerpt     string `json:"excerpt,omitempty"`
+	Fingerprint string `json:"fingerprint"`
+}
+
+// Scanner statuses.
+const (
+	ScannerCompleted = "completed"
+	ScannerFailed    = "failed"
+	ScannerSkipped   = "skipped"
+)
+
+// ScannerRun says how one scanner fared; a failed scanner does not fail
+// the analysis.
+type ScannerRun struct {
+	Name       string `json:"name"`
+	Status     string `json:"status"`
+	Error      string `json:"error,omitempty"`
+	Findings   int    `json:"findings"`
+	DurationMS int64  `json:"durationMs"`
+}
+
+// LanguageStats are scc's counts for one language.
+type LanguageStats struct {
+	Name       string `json:"name"`
+	Files      int64  `json:"files"`
+	Lines      int64  `json:"lines"`
+	Code       int64  `json:"code"`
+	Comment    int64  `json:"comment"`
+	Blank      int64  `json:"blank"`
+	Complexity int64  `json:"complexity"`
+}
+
+// FileStats are scc's counts for one file.
+type FileStats struct {
+	Path       string `json:"path"`
+	Language   string `json:"language"`
+	Lines      int64  `json:"lines"`
+	Code       int64  `json:"code"`
+	Complexity int64  `json:"complexity"`
+}
+
+// FunctionComplexity is one Go function's complexity.
+type FunctionComplexity struct {
+	Package    string `json:"package"`
+	Function   string `json:"function"`
+	File       string `json:"file"`
+	Line       int    `json:"line"`
+	Cyclomatic int    `json:"cyclomatic"`
+	Cognitive  int    `json:"cognitive"`
+}
+
+// Metrics is the quality analysis.
+type Metrics struct {
+	Languages []LanguageStats      `json:"languages"`
+	Files     []FileStats          `json:"files"` // largest first, at most MaxFiles
+	Functions []FunctionComplexity `json:"functions"`
+	TestLines int64                `json:"testLines"`
+	CodeLines int64                `json:"codeLines"` // code lines of non-test source files
+	TestRatio float64              `json:"testRatio"`
+}
+
+// Dependency is an import between two directories of the repository.
+type Dependency struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// Patterns is the structure analysis.
+type Patterns struct {
+	Languages    []string     `json:"languages"`
+	Frameworks   []string     `json:"frameworks"`
+	BuildSystems []string     `json:"buildSystems"`
+	Layers       []string     `json:"layers"` // top-level directories with code
+	Dependencies []Dependency `json:"dependencies"`
+	Summary      string       `json:"summary,omitempty"`
+	SummaryModel string       `json:"summaryModel,omitempty"`
+	Simulated    bool         `json:"simulated,omitempty"`
+}
+
+// Report is the analysis result.
+type Report struct {
+	ID           string         `json:"id"`
+	Repository   string         `json:"repository"`
+	Branch       string         `json:"branch"`
+	Commit       string         `json:"commit"`
+	AnalysisType string         `json:"analysisType"`
+	Scanners     []ScannerRun   `json:"scanners"`
+	Findings     []Finding      `json:"findings"`
+	BySeverity   map[string]int `json:"bySeverity"`
+	Metrics      *Metrics       `json:"metrics,omitempty"`
+	Patterns     *Patterns      `json:"patterns,omitempty"`
+	GeneratedAt  time.Time      `json:"generatedAt"`
+}

@@ -1,0 +1,199 @@
+// Package metrics measures a checkout: lines of code and complexity per
+// language and per file with scc's own counting (its processor package),
+// the most complex Go functions with gocyclo and gocognit, and the
+// test-to-code ratio.
+package metrics
+
+import (
+	"context"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/boyter/scc/v3/processor"
+	"github.com/fzipp/gocyclo"
+	"github.com/uudashr/gocognit"
+
+	"github.com/ultramcp/durable/analysis"
+	"github.com/ultramcp/durable/fault"
+)
+
+// Limits, as scc applies by default.
+const (
+	maxFileBytes = 1_000_000
+	// MaxFiles bounds the per-file list in the report.
+	MaxFiles = 200
+	// MaxFunctions bounds the most-complex-functions list.
+	MaxFunctions = 20
+)
+
+var sccOnce sync.Once
+
+// scc keeps its language tables in package globals; fill them once and
+// never write them again, so concurrent scans only read.
+func sccInit() { sccOnce.Do(processor.ProcessConstants) }
+
+// Measure computes the metrics of the tree at dir.
+func Measure(ctx context.Context, dir string) (*analysis.Metrics, error) {
+	sccInit()
+	langs := map[string]*analysis.LanguageStats{}
+	var files []analysis.FileStats
+	m := &analysis.Metrics{}
+	fset := token.NewFileSet()
+	var cyclo gocyclo.Stats
+	var cogn []gocognit.Stat
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if d.IsDir() {
+			switch d.Name() {
+			case ".git", ".hg", ".svn":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil || info.Size() > maxFileBytes {
+			return nil
+		}
+		possible, ext := processor.DetectLanguage(d.Name())
+		if len(possible) == 0 {
+			return nil
+		}
+		content, err := os.ReadFile(path)
+		if err != nil {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, path)
+		rel = filepath.ToSlash(rel)
+		job := &processor.FileJob{
+			Filename: d.Name(), Location: path, Extension: ext,
+			Language:          processor.DetermineLanguage(d.Name(), possible[0], possible, content),
+			PossibleLanguages: possible, Content: content, Bytes: int64(len(content)),
+		}
+		processor.CountStats(job)
+		if job.Binary {
+			return nil
+		}
+		l := langs[job.Language]
+		if l == nil {
+			l = &analysis.LanguageStats{Name: job.Language}
+			langs[job.Language] = l
+		}
+		l.Files++
+		l.Lines += job.Lines
+		l.Code += job.Code
+		l.Comment += job.Comment
+		l.Blank += job.Blank
+		l.Complexity += job.Complexity
+		files = append(files, analysis.FileStats{Path: rel, Language: job.Language, Lines: job.Lines, Code: job.Code, Complexity: job.Complexity})
+		if isTest(rel) {
+			m.TestLines += job.Code
+		} else if isSource(job.Language) {
+			m.CodeLines += job.Code
+		}
+		if job.Language == "Go" {
+			// Parsing is not running: the AST is only read.
+			if f, err := parser.ParseFile(fset, rel, content, parser.SkipObjectResolution); err == nil {
+				cyclo = gocyclo.AnalyzeASTFile(f, fset, cyclo)
+				cogn = gocognit.ComplexityStats(f, fset, cogn)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fault.Wrap(fault.Unavailable, err, "measure")
+	}
+	for _, l := range langs {
+		m.Languages = append(m.Languages, *l)
+	}
+	sort.Slice(m.Languages, func(i, j int) bool {
+		if m.Languages[i].Code != m.Languages[j].Code {
+			return m.Languages[i].Code > m.Languages[j].Code
+		}
+		return m.Languages[i].Name < m.Languages[j].Name
+	})
+	sort.Slice(files, func(i, j int) bool {
+		if files[i].Code != files[j].Code {
+			return files[i].Code > files[j].Code
+		}
+		return files[i].Path < files[j].Path
+	})
+	m.Files = files[:min(len(files), MaxFiles)]
+	m.Functions = complexFunctions(cyclo, cogn)
+	if m.CodeLines > 0 {
+		m.TestRatio = float64(m.TestLines) / float64(m.CodeLines)
+	}
+	return m, nil
+}
+
+// complexFunctions joins both measures per function, most complex first.
+func complexFunctions(cyclo gocyclo.Stats, cogn []gocognit.Stat) []analysis.FunctionComplexity {
+	key := func(file string, line int, fn string) string { return file + ":" + fn + ":" + strconv.Itoa(line) }
+	byKey := map[string]*analysis.FunctionComplexity{}
+	for _, s := range cyclo {
+		k := key(s.Pos.Filename, s.Pos.Line, s.FuncName)
+		byKey[k] = &analysis.FunctionComplexity{Package: s.PkgName, Function: s.FuncName, File: s.Pos.Filename, Line: s.Pos.Line, Cyclomatic: s.Complexity}
+	}
+	for _, s := range cogn {
+		k := key(s.Pos.Filename, s.Pos.Line, s.FuncName)
+		if f := byKey[k]; f != nil {
+			f.Cognitive = s.Complexity
+		}
+	}
+	out := make([]analysis.FunctionComplexity, 0, len(byKey))
+	for _, f := range byKey {
+		out = append(out, *f)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Cyclomatic != out[j].Cyclomatic {
+			return out[i].Cyclomatic > out[j].Cyclomatic
+		}
+		if out[i].Cognitive != out[j].Cognitive {
+			return out[i].Cognitive > out[j].Cognitive
+		}
+		return out[i].File+out[i].Function < out[j].File+out[j].Function
+	})
+	return out[:min(len(out), MaxFunctions)]
+}
+
+// isTest recognises test files of common languages by name.
+func isTest(path string) bool {
+	base := filepath.Base(path)
+	switch {
+	case strings.HasSuffix(base, "_test.go"),
+		strings.HasPrefix(base, "test_") && strings.HasSuffix(base, ".py"),
+		strings.HasSuffix(base, "_test.py"),
+		strings.Contains(base, ".test.") || strings.Contains(base, ".spec."),
+		strings.HasSuffix(base, "Test.java") || strings.HasSuffix(base, "Tests.java"):
+		return true
+	}
+	for _, part := range strings.Split(filepath.ToSlash(filepath.Dir(path)), "/") {
+		if part == "test" || part == "tests" || part == "__tests__" || part == "spec" {
+			return true
+		}
+	}
+	return false
+}
+
+// isSource says whether a language is program code (not data or prose).
+func isSource(lang string) bool {
+	switch lang {
+	case "Markdown", "JSON", "YAML", "TOML", "XML", "Plain Text", "License", "CSV", "SVG", "HTML", "CSS", "gitignore", "Makefile", "Dockerfile":
+		return false
+	}
+	return true
+}

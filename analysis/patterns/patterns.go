@@ -1,0 +1,218 @@
+// Package patterns describes how a checkout is built and laid out: its
+// languages, frameworks (from dependency manifests), build systems, top
+// level layers, and the import structure between Go packages. It reads
+// files only; the LLM summary of what it finds is a workflow step.
+package patterns
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/ultramcp/durable/analysis"
+	"github.com/ultramcp/durable/fault"
+)
+
+// buildFiles maps a file name to the build system it reveals.
+var buildFiles = map[string]string{
+	"go.mod": "Go modules", "Makefile": "Make", "package.json": "npm", "Cargo.toml": "Cargo",
+	"pom.xml": "Maven", "build.gradle": "Gradle", "build.gradle.kts": "Gradle", "CMakeLists.txt": "CMake",
+	"setup.py": "setuptools", "pyproject.toml": "Python (pyproject)", "requirements.txt": "pip",
+	"Dockerfile": "Docker", "docker-compose.yml": "Docker Compose", "BUILD.bazel": "Bazel", "WORKSPACE": "Bazel",
+	"Gemfile": "Bundler", "composer.json": "Composer",
+}
+
+// frameworks maps a dependency name (or module path prefix) to a framework.
+var frameworks = map[string]string{
+	"github.com/gin-gonic/gin": "Gin", "github.com/labstack/echo": "Echo", "github.com/go-chi/chi": "chi",
+	"github.com/gofiber/fiber": "Fiber", "google.golang.org/grpc": "gRPC", "github.com/spf13/cobra": "Cobra",
+	"github.com/restatedev/sdk-go": "Restate", "gorm.io/gorm": "GORM", "github.com/gorilla/mux": "Gorilla mux",
+	"react": "React", "vue": "Vue", "next": "Next.js", "express": "Express", "@angular/core": "Angular",
+	"svelte": "Svelte", "fastify": "Fastify", "@nestjs/core": "NestJS",
+	"django": "Django", "flask": "Flask", "fastapi": "FastAPI",
+	"spring-boot": "Spring Boot", "tokio": "Tokio", "actix-web": "Actix", "rails": "Rails",
+}
+
+// Detect describes the tree at dir.
+func Detect(ctx context.Context, dir string, languages []string) (*analysis.Patterns, error) {
+	p := &analysis.Patterns{Languages: languages}
+	builds, fws, layers := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	var goFiles []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if name == ".git" || name == "node_modules" || name == "vendor" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, path)
+		rel = filepath.ToSlash(rel)
+		if b, ok := buildFiles[name]; ok {
+			builds[b] = true
+			for _, fw := range manifestFrameworks(path, name) {
+				fws[fw] = true
+			}
+		}
+		if top, _, nested := strings.Cut(rel, "/"); nested && isCode(name) {
+			layers[top] = true
+		}
+		if strings.HasSuffix(name, ".go") {
+			goFiles = append(goFiles, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fault.Wrap(fault.Unavailable, err, "detect patterns")
+	}
+	p.BuildSystems, p.Frameworks, p.Layers = keys(builds), keys(fws), keys(layers)
+	p.Dependencies = goImports(dir, goFiles)
+	return p, nil
+}
+
+func isCode(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".go", ".py", ".js", ".ts", ".tsx", ".jsx", ".rs", ".java", ".kt", ".rb", ".php", ".c", ".h", ".cpp", ".cs", ".swift", ".scala", ".sh":
+		return true
+	}
+	return false
+}
+
+// manifestFrameworks reads the dependencies a manifest names.
+func manifestFrameworks(path, name string) []string {
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) > 1<<20 {
+		return nil
+	}
+	var deps []string
+	switch name {
+	case "go.mod":
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(sc.Text()), "require "))
+			if len(f) >= 2 && strings.Contains(f[0], ".") {
+				deps = append(deps, f[0])
+			}
+		}
+	case "package.json":
+		var pkg struct {
+			Dependencies    map[string]any `json:"dependencies"`
+			DevDependencies map[string]any `json:"devDependencies"`
+		}
+		if json.Unmarshal(b, &pkg) == nil {
+			for d := range pkg.Dependencies {
+				deps = append(deps, d)
+			}
+			for d := range pkg.DevDependencies {
+				deps = append(deps, d)
+			}
+		}
+	case "requirements.txt", "pyproject.toml", "Cargo.toml", "pom.xml", "build.gradle", "Gemfile":
+		text := strings.ToLower(string(b))
+		for dep := range frameworks {
+			if !strings.Contains(dep, "/") && containsWord(text, dep) {
+				deps = append(deps, dep)
+			}
+		}
+	}
+	var out []string
+	for _, d := range deps {
+		for prefix, fw := range frameworks {
+			if d == prefix || strings.HasPrefix(d, prefix+"/") {
+				out = append(out, fw)
+			}
+		}
+	}
+	return out
+}
+
+func containsWord(text, w string) bool {
+	for i := 0; ; {
+		j := strings.Index(text[i:], w)
+		if j < 0 {
+			return false
+		}
+		start, end := i+j, i+j+len(w)
+		before := start == 0 || !isWordByte(text[start-1])
+		after := end == len(text) || !isWordByte(text[end])
+		if before && after {
+			return true
+		}
+		i = end
+	}
+}
+
+func isWordByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_'
+}
+
+// goImports returns the imports between directories of the module at dir.
+func goImports(dir string, files []string) []analysis.Dependency {
+	modPath := ""
+	if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) == 2 && f[0] == "module" {
+				modPath = f[1]
+			}
+		}
+	}
+	if modPath == "" {
+		return nil
+	}
+	seen := map[analysis.Dependency]bool{}
+	fset := token.NewFileSet()
+	for _, rel := range files {
+		f, err := parser.ParseFile(fset, filepath.Join(dir, rel), nil, parser.ImportsOnly)
+		if err != nil {
+			continue
+		}
+		from := filepath.ToSlash(filepath.Dir(rel))
+		for _, imp := range f.Imports {
+			path := strings.Trim(imp.Path.Value, `"`)
+			if path != modPath && !strings.HasPrefix(path, modPath+"/") {
+				continue
+			}
+			to := strings.TrimPrefix(strings.TrimPrefix(path, modPath), "/")
+			if to == "" {
+				to = "."
+			}
+			if to != from {
+				seen[analysis.Dependency{From: from, To: to}] = true
+			}
+		}
+	}
+	out := make([]analysis.Dependency, 0, len(seen))
+	for d := range seen {
+		out = append(out, d)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].From != out[j].From {
+			return out[i].From < out[j].From
+		}
+		return out[i].To < out[j].To
+	})
+	return out
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,114 @@
+// Package secrets finds credentials in a checkout with gitleaks (as a
+// library, its default rules): in the files of the tree and in the
+// history the checkout holds, so a key that a later commit removed is still
+// found. A secret never leaves this package in full: findings carry a
+// redacted excerpt and gitleaks' fingerprint.
+package secrets
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/rs/zerolog"
+	"github.com/zricethezav/gitleaks/v8/detect"
+	"github.com/zricethezav/gitleaks/v8/logging"
+	"github.com/zricethezav/gitleaks/v8/report"
+	"github.com/zricethezav/gitleaks/v8/sources"
+
+	"github.com/ultramcp/durable/analysis"
+	"github.com/ultramcp/durable/fault"
+)
+
+func init() {
+	// gitleaks logs through a global logger to stderr, findings included.
+	logging.Logger = zerolog.Nop()
+}
+
+// MaxFileSize skips files larger than this (bytes).
+const MaxFileSize = 10 << 20
+
+// Scan scans the tree at dir and its git history.
+func Scan(ctx context.Context, dir string) ([]analysis.Finding, error) {
+	tree, err := scanTree(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	history, err := scanHistory(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	return append(tree, history...), nil
+}
+
+func scanTree(ctx context.Context, dir string) ([]analysis.Finding, error) {
+	d, err := detect.NewDetectorDefaultConfig() // a Detector accumulates: one per scan
+	if err != nil {
+		return nil, fault.Wrap(fault.Internal, err, "gitleaks config")
+	}
+	found, err := d.DetectSource(ctx, &sources.Files{Config: &d.Config, Path: dir, Sema: d.Sema, MaxFileSize: MaxFileSize})
+	if err != nil {
+		return nil, fault.Wrap(fault.Permanent, err, "gitleaks tree scan")
+	}
+	out := make([]analysis.Finding, 0, len(found))
+	for _, f := range found {
+		if strings.HasPrefix(f.File, ".git/") || strings.Contains(f.File, "/.git/") {
+			continue // the history scan reports these
+		}
+		out = append(out, convert(f, dir, ""))
+	}
+	return out, nil
+}
+
+func scanHistory(ctx context.Context, dir string) ([]analysis.Finding, error) {
+	d, err := detect.NewDetectorDefaultConfig()
+	if err != nil {
+		return nil, fault.Wrap(fault.Internal, err, "gitleaks config")
+	}
+	cmd, err := sources.NewGitLogCmdContext(ctx, dir, "")
+	if err != nil {
+		return nil, fault.Wrap(fault.Permanent, err, "git log")
+	}
+	found, err := d.DetectSource(ctx, &sources.Git{Cmd: cmd, Config: &d.Config, Remote: &sources.RemoteInfo{}, Sema: d.Sema})
+	if err != nil {
+		return nil, fault.Wrap(fault.Permanent, err, "gitleaks history scan")
+	}
+	out := make([]analysis.Finding, 0, len(found))
+	for _, f := range found {
+		out = append(out, convert(f, dir, f.Commit))
+	}
+	return out, nil
+}
+
+func convert(f report.Finding, dir, commit string) analysis.Finding {
+	file := strings.TrimPrefix(strings.TrimPrefix(f.File, dir), "/")
+	return analysis.Finding{
+		Tool:        "gitleaks",
+		RuleID:      f.RuleID,
+		Title:       f.Description,
+		Severity:    analysis.SeverityHigh,
+		CWE:         "CWE-798",
+		File:        file,
+		Line:        f.StartLine,
+		Commit:      commit,
+		Excerpt:     Redact(f.Secret),
+		Fingerprint: fingerprint(file, f.RuleID, f.StartLine, commit),
+	}
+}
+
+func fingerprint(file, rule string, line int, commit string) string {
+	if commit != "" {
+		return fmt.Sprintf("%s:%s:%s:%d", commit, file, rule, line)
+	}
+	return fmt.Sprintf("%s:%s:%d", file, rule, line)
+}
+
+// Redact keeps enough of a secret to recognise it and no more: its first
+// four characters (none if it is short) and its length.
+func Redact(secret string) string {
+	r := []rune(secret)
+	if len(r) < 12 {
+		return fmt.Sprintf("**** (%d chars)", len(r))
+	}
+	return fmt.Sprintf("%s**** (%d chars)", string(r[:4]), len(r))
+}
