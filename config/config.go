@@ -38,6 +38,13 @@ type Config struct {
 	// workflow services' abort timeout.
 	LLMCallTimeout time.Duration
 
+	// AllowLocalRepos lets analyses read local paths and file:// URLs
+	// (off by default: a service should not read its host's files).
+	AllowLocalRepos bool
+	// MaxRepoMB bounds a checkout; CloneTimeout bounds one fetch.
+	MaxRepoMB    int64
+	CloneTimeout time.Duration
+
 	// Retention is how long finished workflows are kept: by Restate (its
 	// workflow retention) and by default by `ultramcp purge`.
 	Retention time.Duration
@@ -60,6 +67,8 @@ func Default() Config {
 		LLM:            "offline",
 		LLMCallTimeout: 2 * time.Minute,
 		Retention:      7 * 24 * time.Hour,
+		MaxRepoMB:      500,
+		CloneTimeout:   5 * time.Minute,
 	}
 }
 
@@ -89,6 +98,17 @@ func FromEnv() Config {
 	set(&c.AnthropicAPIKey, "ANTHROPIC_API_KEY")
 	set(&c.RestateServerBin, "ULTRAMCP_RESTATE_SERVER")
 	set(&c.RestateCLIBin, "ULTRAMCP_RESTATE_CLI")
+	if v := os.Getenv("ULTRAMCP_ALLOW_LOCAL_REPOS"); v == "true" || v == "1" {
+		c.AllowLocalRepos = true
+	}
+	if v := os.Getenv("ULTRAMCP_MAX_REPO_MB"); v != "" {
+		fmt.Sscan(v, &c.MaxRepoMB)
+	}
+	if v := os.Getenv("ULTRAMCP_CLONE_TIMEOUT"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			c.CloneTimeout = d
+		}
+	}
 	if v := os.Getenv("ULTRAMCP_RETENTION"); v != "" {
 		if d, err := ParseAge(v); err == nil {
 			c.Retention = d
@@ -138,6 +158,12 @@ func (c *Config) Validate() error {
 	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		return fault.Invalidf("ULTRAMCP_DATABASE_URL", "must be a postgres:// URL")
+	}
+	if c.MaxRepoMB <= 0 {
+		return fault.Invalidf("ULTRAMCP_MAX_REPO_MB", "must be a positive number of megabytes")
+	}
+	if c.CloneTimeout <= 0 {
+		return fault.Invalidf("ULTRAMCP_CLONE_TIMEOUT", "must be positive")
 	}
 	if c.Retention < time.Hour {
 		return fault.Invalidf("ULTRAMCP_RETENTION", "must be at least 1h")

@@ -13,10 +13,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/restatedev/sdk-go/server"
 
+	"github.com/ultramcp/durable/analysis/repo"
+	"github.com/ultramcp/durable/analysis/sast"
 	"github.com/ultramcp/durable/config"
 	restateengine "github.com/ultramcp/durable/engine/restate"
 	"github.com/ultramcp/durable/identity"
@@ -26,6 +29,7 @@ import (
 	"github.com/ultramcp/durable/llm/openai"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
+	"github.com/ultramcp/durable/workflow/codeanalysis"
 	"github.com/ultramcp/durable/workflow/debate"
 )
 
@@ -61,6 +65,17 @@ type Options struct {
 	Services  restateengine.ServiceOptions
 	// Records is the metadata store; nil keeps no records.
 	Records workflow.Records
+	// Checkouts is the repository cache of the analyses.
+	Checkouts *repo.Cache
+}
+
+// Checkouts returns the repository cache of cfg.
+func Checkouts(cfg config.Config) *repo.Cache {
+	p := repo.DefaultPolicy
+	p.AllowLocal = cfg.AllowLocalRepos
+	p.MaxBytes = cfg.MaxRepoMB << 20
+	p.CloneTimeout = cfg.CloneTimeout
+	return &repo.Cache{Dir: cfg.Path("checkouts"), Policy: p}
 }
 
 // Handler builds the Restate endpoint serving every workflow.
@@ -71,10 +86,17 @@ func Handler(models *llm.Router, o Options) (http.Handler, error) {
 	if o.Services == (restateengine.ServiceOptions{}) {
 		o.Services = restateengine.DefaultServiceOptions
 	}
+	if o.Checkouts == nil {
+		o.Checkouts = &repo.Cache{Dir: filepath.Join(os.TempDir(), "ultramcp-checkouts"), Policy: repo.DefaultPolicy}
+	}
 	d := &debate.Debate{Models: models, Records: o.Records}
+	a := &codeanalysis.Analyzer{Cache: o.Checkouts, Models: models, Records: o.Records}
+	policy := o.Checkouts.Policy
 	srv := server.NewRestate().
 		WithLogger(o.Logger.Handler(), true).
-		Bind(restateengine.Workflow(workflow.ChainOfDebate, debate.Decode, workflow.Tracked(o.Records, workflow.ChainOfDebate, d.Run), o.Services))
+		Bind(restateengine.Workflow(workflow.ChainOfDebate, debate.Decode, workflow.Tracked(o.Records, workflow.ChainOfDebate, d.Run), o.Services)).
+		Bind(restateengine.Workflow(workflow.CodeAnalysis, codeanalysis.DecodeAnalysis(policy), workflow.Tracked(o.Records, workflow.CodeAnalysis, a.RunAnalysis), o.Services)).
+		Bind(restateengine.Workflow(workflow.SecurityScan, codeanalysis.DecodeScan(policy), workflow.Tracked(o.Records, workflow.SecurityScan, a.RunScan), o.Services))
 	if o.PublicKey != "" {
 		srv = srv.WithIdentityV1(o.PublicKey)
 	}
@@ -99,7 +121,10 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	defer st.Close()
 	services := restateengine.DefaultServiceOptions
 	services.Retention = cfg.Retention
-	h, err := Handler(models, Options{PublicKey: pub, Logger: logger, Records: st, Services: services})
+	// gosec runs the go command (go list) on analyzed code: keep it local,
+	// offline and without cgo.
+	sast.HardenGoEnv()
+	h, err := Handler(models, Options{PublicKey: pub, Logger: logger, Records: st, Services: services, Checkouts: Checkouts(cfg)})
 	if err != nil {
 		return err
 	}

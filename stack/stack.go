@@ -128,6 +128,9 @@ func (s *Stack) Service() Process {
 			"ULTRAMCP_LLM=" + c.LLM,
 			"ULTRAMCP_DATABASE_URL=" + c.DatabaseURL,
 			"ULTRAMCP_RETENTION=" + c.Retention.String(),
+			fmt.Sprintf("ULTRAMCP_ALLOW_LOCAL_REPOS=%t", c.AllowLocalRepos),
+			fmt.Sprintf("ULTRAMCP_MAX_REPO_MB=%d", c.MaxRepoMB),
+			"ULTRAMCP_CLONE_TIMEOUT=" + c.CloneTimeout.String(),
 		}, s.ServiceEnv...),
 	}
 }

@@ -84,6 +84,16 @@ func Measure(ctx context.Context, dir string) (*analysis.Metrics, error) {
 			Language:          processor.DetermineLanguage(d.Name(), possible[0], possible, content),
 			PossibleLanguages: possible, Content: content, Bytes: int64(len(content)),
 		}
+		if job.Language == processor.SheBang {
+			// As scc does: a file without extension counts only if its #!
+			// line names a known language.
+			lang, err := processor.DetectSheBang(string(content[:min(len(content), 200)]))
+			if err != nil {
+				return nil
+			}
+			job.Language = lang
+			processor.LoadLanguageFeature(lang)
+		}
 		processor.CountStats(job)
 		if job.Binary {
 			return nil

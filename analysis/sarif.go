@@ -1,0 +1,185 @@
+package analysis
+
+import (
+	"encoding/json"
+	"sort"
+)
+
+// SARIF 2.1.0 types: only the parts we fill.
+type sarifLog struct {
+	Schema  string     `json:"$schema"`
+	Version string     `json:"version"`
+	Runs    []sarifRun `json:"runs"`
+}
+
+type sarifRun struct {
+	Tool                     sarifTool          `json:"tool"`
+	Results                  []sarifResult      `json:"results"`
+	VersionControlProvenance []sarifVCS         `json:"versionControlProvenance,omitempty"`
+	Invocations              []sarifInvocation  `json:"invocations,omitempty"`
+	Properties               map[string]any     `json:"properties,omitempty"`
+	OriginalURIBaseIDs       map[string]sarifAL `json:"originalUriBaseIds,omitempty"`
+}
+
+type sarifTool struct {
+	Driver sarifDriver `json:"driver"`
+}
+
+type sarifDriver struct {
+	Name           string      `json:"name"`
+	InformationURI string      `json:"informationUri,omitempty"`
+	Rules          []sarifRule `json:"rules"`
+}
+
+type sarifRule struct {
+	ID                   string         `json:"id"`
+	ShortDescription     sarifMessage   `json:"shortDescription"`
+	DefaultConfiguration sarifConfig    `json:"defaultConfiguration"`
+	Properties           map[string]any `json:"properties,omitempty"`
+}
+
+type sarifConfig struct {
+	Level string `json:"level"`
+}
+
+type sarifMessage struct {
+	Text string `json:"text"`
+}
+
+type sarifResult struct {
+	RuleID              string            `json:"ruleId"`
+	RuleIndex           int               `json:"ruleIndex"`
+	Level               string            `json:"level"`
+	Message             sarifMessage      `json:"message"`
+	Locations           []sarifLocation   `json:"locations"`
+	PartialFingerprints map[string]string `json:"partialFingerprints,omitempty"`
+	Properties          map[string]any    `json:"properties,omitempty"`
+}
+
+type sarifLocation struct {
+	PhysicalLocation sarifPhysical `json:"physicalLocation"`
+}
+
+type sarifPhysical struct {
+	ArtifactLocation sarifAL     `json:"artifactLocation"`
+	Region           sarifRegion `json:"region"`
+}
+
+type sarifAL struct {
+	URI       string `json:"uri"`
+	URIBaseID string `json:"uriBaseId,omitempty"`
+}
+
+type sarifRegion struct {
+	StartLine int           `json:"startLine"`
+	Snippet   *sarifMessage `json:"snippet,omitempty"`
+}
+
+type sarifVCS struct {
+	RepositoryURI string `json:"repositoryUri"`
+	RevisionID    string `json:"revisionId,omitempty"`
+	Branch        string `json:"branch,omitempty"`
+}
+
+type sarifInvocation struct {
+	ExecutionSuccessful bool                `json:"executionSuccessful"`
+	ToolExecutionNotes  []sarifNotification `json:"toolExecutionNotifications,omitempty"`
+}
+
+type sarifNotification struct {
+	Message sarifMessage `json:"message"`
+	Level   string       `json:"level"`
+}
+
+var toolURIs = map[string]string{
+	"gitleaks": "https://github.com/gitleaks/gitleaks",
+	"gosec":    "https://github.com/securego/gosec",
+}
+
+// scannerOf names the scanner run that feeds a tool's results.
+var scannerOf = map[string]string{"gitleaks": "secrets", "gosec": "gosec"}
+
+func level(severity string) string {
+	switch severity {
+	case SeverityCritical, SeverityHigh:
+		return "error"
+	case SeverityMedium:
+		return "warning"
+	}
+	return "note"
+}
+
+// SARIF renders the security findings as a SARIF 2.1.0 log: one run per
+// tool, rules with their default level, results with location, redacted
+// snippet and a stable fingerprint.
+func (r *Report) SARIF() ([]byte, error) {
+	byTool := map[string][]Finding{}
+	for _, f := range r.Findings {
+		byTool[f.Tool] = append(byTool[f.Tool], f)
+	}
+	for _, s := range r.Scanners { // a scanner that ran but found nothing still gets its run
+		for tool, scanner := range scannerOf {
+			if s.Name == scanner {
+				if _, ok := byTool[tool]; !ok {
+					byTool[tool] = nil
+				}
+			}
+		}
+	}
+	tools := make([]string, 0, len(byTool))
+	for t := range byTool {
+		tools = append(tools, t)
+	}
+	sort.Strings(tools)
+	log := sarifLog{Schema: "https://json.schemastore.org/sarif-2.1.0.json", Version: "2.1.0", Runs: []sarifRun{}}
+	for _, tool := range tools {
+		run := sarifRun{
+			Tool:    sarifTool{Driver: sarifDriver{Name: tool, InformationURI: toolURIs[tool], Rules: []sarifRule{}}},
+			Results: []sarifResult{},
+			OriginalURIBaseIDs: map[string]sarifAL{
+				"SRCROOT": {URI: "file:///src/"},
+			},
+		}
+		if r.Repository != "" {
+			run.VersionControlProvenance = []sarifVCS{{RepositoryURI: r.Repository, RevisionID: r.Commit, Branch: r.Branch}}
+		}
+		inv := sarifInvocation{ExecutionSuccessful: true}
+		for _, s := range r.Scanners {
+			if s.Name == scannerOf[tool] && s.Status == ScannerFailed {
+				inv = sarifInvocation{ExecutionSuccessful: false, ToolExecutionNotes: []sarifNotification{{Message: sarifMessage{Text: s.Error}, Level: "error"}}}
+			}
+		}
+		run.Invocations = []sarifInvocation{inv}
+		ruleIndex := map[string]int{}
+		for _, f := range byTool[tool] {
+			idx, ok := ruleIndex[f.RuleID]
+			if !ok {
+				idx = len(run.Tool.Driver.Rules)
+				ruleIndex[f.RuleID] = idx
+				rule := sarifRule{ID: f.RuleID, ShortDescription: sarifMessage{Text: f.Title}, DefaultConfiguration: sarifConfig{Level: level(f.Severity)}}
+				if f.CWE != "" {
+					rule.Properties = map[string]any{"tags": []string{"security", f.CWE}}
+				}
+				run.Tool.Driver.Rules = append(run.Tool.Driver.Rules, rule)
+			}
+			res := sarifResult{
+				RuleID: f.RuleID, RuleIndex: idx, Level: level(f.Severity),
+				Message: sarifMessage{Text: f.Title},
+				Locations: []sarifLocation{{PhysicalLocation: sarifPhysical{
+					ArtifactLocation: sarifAL{URI: f.File, URIBaseID: "SRCROOT"},
+					Region:           sarifRegion{StartLine: max(f.Line, 1)},
+				}}},
+				PartialFingerprints: map[string]string{"ultramcp/v1": f.Fingerprint},
+			}
+			if f.Excerpt != "" {
+				res.Locations[0].PhysicalLocation.Region.Snippet = &sarifMessage{Text: f.Excerpt}
+			}
+			if f.Commit != "" {
+				res.Properties = map[string]any{"commit": f.Commit}
+			}
+			run.Results = append(run.Results, res)
+		}
+		log.Runs = append(log.Runs, run)
+	}
+	return json.MarshalIndent(log, "", "  ")
+}

@@ -1,0 +1,330 @@
+// Package codeanalysis is the code-analysis and security-scan workflows:
+// point them at a git repository and get back, durably, a report a team can
+// act on (secrets, vulnerable code, complexity, structure) and SARIF for
+// code-scanning tools.
+//
+// Journaled steps: "resolve" (the commit the branch points at, so a replay
+// analyses the same commit whatever the branch does later), "checkout",
+// then one step per scanner ("secrets", "gosec", "metrics", "patterns",
+// "patterns-summary"), each with its own timeout and bounded retries, and
+// "save-report" when a store is configured. Every scanner step re-creates
+// the checkout if its host lacks it, from the journaled commit. A scanner
+// that keeps failing is reported as failed; the others still run.
+// Terminal: invalid input, a repository that does not exist or refuses
+// access, a repository over the size limit.
+package codeanalysis
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ultramcp/durable/analysis"
+	"github.com/ultramcp/durable/analysis/metrics"
+	"github.com/ultramcp/durable/analysis/patterns"
+	"github.com/ultramcp/durable/analysis/repo"
+	"github.com/ultramcp/durable/analysis/sast"
+	"github.com/ultramcp/durable/analysis/secrets"
+	"github.com/ultramcp/durable/engine"
+	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/llm"
+	"github.com/ultramcp/durable/workflow"
+)
+
+// Models is how the patterns summary reaches an LLM.
+type Models interface {
+	Resolve(ref string) (llm.Ref, error)
+	Complete(ctx context.Context, ref llm.Ref, req llm.Request) (llm.Response, error)
+}
+
+// Analyzer runs both workflows; its fields are its dependencies.
+type Analyzer struct {
+	Cache   *repo.Cache
+	Models  Models
+	Records workflow.Records // nil keeps no artifacts
+	// Timeouts of the scanner steps; zero means the default.
+	ScannerTimeout time.Duration
+}
+
+// DefaultScannerTimeout bounds one scanner step.
+const DefaultScannerTimeout = 5 * time.Minute
+
+// MaxFindingsInResult bounds the findings the result carries; the saved
+// report has all of them.
+const MaxFindingsInResult = 500
+
+var (
+	gitStep     = engine.StepOptions{MaxAttempts: 3, InitialBackoff: time.Second}
+	scannerStep = engine.StepOptions{MaxAttempts: 2, InitialBackoff: time.Second}
+	llmStep     = engine.StepOptions{MaxAttempts: 1}
+)
+
+// Progress is what a running analysis publishes.
+type Progress struct {
+	Phase    string                `json:"phase"`
+	Commit   string                `json:"commit,omitempty"`
+	Scanners []analysis.ScannerRun `json:"scanners"`
+	Message  string                `json:"message"`
+}
+
+type resolved struct {
+	Commit string `json:"commit"`
+	Branch string `json:"branch"`
+}
+
+// RunAnalysis is the code-analysis workflow body.
+func (a *Analyzer) RunAnalysis(c engine.Context, in Input) (analysis.Report, error) {
+	if err := in.Validate(a.Cache.Policy); err != nil {
+		return analysis.Report{}, err
+	}
+	t := in.AnalysisType
+	return a.run(c, in.Repository, in.Branch, t, t == TypeAll || t == TypeSecurity, t == TypeAll || t == TypeQuality, t == TypeAll || t == TypePatterns)
+}
+
+// RunScan is the security-scan workflow body.
+func (a *Analyzer) RunScan(c engine.Context, in ScanInput) (analysis.Report, error) {
+	return a.run(c, in.Target, in.Branch, TypeSecurity, true, false, false)
+}
+
+func (a *Analyzer) run(c engine.Context, repository, branch, kind string, security, quality, structure bool) (analysis.Report, error) {
+	rep := analysis.Report{ID: c.WorkflowID(), Repository: repository, AnalysisType: kind}
+	progress := Progress{Phase: "resolve", Message: "resolving " + repository}
+	publish := func(phase, msg string) error {
+		progress.Phase, progress.Message, progress.Scanners = phase, msg, rep.Scanners
+		return c.Publish(workflow.ProgressKey, progress)
+	}
+	res, err := engine.Run(c, "resolve", gitStep, func(ctx context.Context) (resolved, error) {
+		sha, b, err := a.Cache.Policy.Resolve(ctx, repository, branch)
+		return resolved{Commit: sha, Branch: b}, err
+	})
+	if err != nil {
+		return rep, err
+	}
+	rep.Commit, rep.Branch, progress.Commit = res.Commit, res.Branch, res.Commit
+	if err := publish("checkout", "fetching "+res.Commit); err != nil {
+		return rep, err
+	}
+	if _, err := engine.Run(c, "checkout", gitStep, func(ctx context.Context) (bool, error) {
+		_, err := a.Cache.Ensure(ctx, repository, res.Commit)
+		return true, err
+	}); err != nil {
+		return rep, err
+	}
+
+	// scan runs one scanner as its own step; its failure is recorded, not fatal.
+	scan := func(name string, opts engine.StepOptions, fn func(ctx context.Context, dir string) (json.RawMessage, int, error)) (json.RawMessage, error) {
+		if err := publish("scan", "running "+name); err != nil {
+			return nil, err
+		}
+		type out struct {
+			Data       json.RawMessage `json:"data"`
+			Count      int             `json:"count"`
+			DurationMS int64           `json:"durationMs"`
+		}
+		o, err := engine.Run(c, name, opts, func(ctx context.Context) (out, error) {
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(ctx, a.timeout())
+			defer cancel()
+			dir, err := a.Cache.Ensure(ctx, repository, res.Commit)
+			if err != nil {
+				return out{}, err
+			}
+			data, n, err := fn(ctx, dir)
+			if err != nil && ctx.Err() == context.DeadlineExceeded {
+				err = fault.New(fault.Permanent, "%s timed out after %s", name, a.timeout())
+			}
+			return out{Data: data, Count: n, DurationMS: time.Since(start).Milliseconds()}, err
+		})
+		run := analysis.ScannerRun{Name: name, Status: analysis.ScannerCompleted, Findings: o.Count, DurationMS: o.DurationMS}
+		if err != nil {
+			if fault.KindOf(err) == fault.Cancelled {
+				return nil, err
+			}
+			run.Status, run.Error = analysis.ScannerFailed, scannerError(err)
+			c.Logger().Warn("scanner failed", "scanner", name, "err", err)
+		}
+		rep.Scanners = append(rep.Scanners, run)
+		if err != nil {
+			return nil, nil
+		}
+		return o.Data, nil
+	}
+	findings := func(fn func(context.Context, string) ([]analysis.Finding, error)) func(context.Context, string) (json.RawMessage, int, error) {
+		return func(ctx context.Context, dir string) (json.RawMessage, int, error) {
+			fs, err := fn(ctx, dir)
+			if err != nil {
+				return nil, 0, err
+			}
+			b, err := json.Marshal(fs)
+			return b, len(fs), err
+		}
+	}
+	if security {
+		for _, s := range []struct {
+			name string
+			fn   func(context.Context, string) ([]analysis.Finding, error)
+		}{{"secrets", secrets.Scan}, {"gosec", sast.Scan}} {
+			raw, err := scan(s.name, scannerStep, findings(s.fn))
+			if err != nil {
+				return rep, err
+			}
+			var fs []analysis.Finding
+			if raw != nil {
+				if err := json.Unmarshal(raw, &fs); err != nil {
+					return rep, fault.Wrap(fault.Internal, err, "decode %s findings", s.name)
+				}
+			}
+			rep.Findings = append(rep.Findings, fs...)
+		}
+	}
+	var langs []string
+	if quality || structure {
+		raw, err := scan("metrics", scannerStep, func(ctx context.Context, dir string) (json.RawMessage, int, error) {
+			m, err := metrics.Measure(ctx, dir)
+			if err != nil {
+				return nil, 0, err
+			}
+			b, err := json.Marshal(m)
+			return b, len(m.Files), err
+		})
+		if err != nil {
+			return rep, err
+		}
+		if raw != nil {
+			var m analysis.Metrics
+			if err := json.Unmarshal(raw, &m); err != nil {
+				return rep, fault.Wrap(fault.Internal, err, "decode metrics")
+			}
+			for _, l := range m.Languages {
+				langs = append(langs, l.Name)
+			}
+			if quality {
+				rep.Metrics = &m
+			}
+		}
+	}
+	if structure {
+		if err := a.structure(c, &rep, scan, langs); err != nil {
+			return rep, err
+		}
+	}
+	if err := publish("report", "writing the report"); err != nil {
+		return rep, err
+	}
+	rep.Finish()
+	if err := a.save(c, &rep); err != nil {
+		return rep, err
+	}
+	if len(rep.Findings) > MaxFindingsInResult {
+		rep.Findings = rep.Findings[:MaxFindingsInResult]
+	}
+	return rep, nil
+}
+
+func (a *Analyzer) structure(c engine.Context, rep *analysis.Report, scan func(string, engine.StepOptions, func(context.Context, string) (json.RawMessage, int, error)) (json.RawMessage, error), langs []string) error {
+	raw, err := scan("patterns", scannerStep, func(ctx context.Context, dir string) (json.RawMessage, int, error) {
+		p, err := patterns.Detect(ctx, dir, langs)
+		if err != nil {
+			return nil, 0, err
+		}
+		b, err := json.Marshal(p)
+		return b, len(p.Frameworks) + len(p.BuildSystems), err
+	})
+	if err != nil || raw == nil {
+		return err
+	}
+	var p analysis.Patterns
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return fault.Wrap(fault.Internal, err, "decode patterns")
+	}
+	rep.Patterns = &p
+	ref, err := a.Models.Resolve("")
+	if err != nil {
+		return err
+	}
+	type summary struct {
+		Text      string `json:"text"`
+		Model     string `json:"model"`
+		Simulated bool   `json:"simulated"`
+	}
+	prompt := summaryPrompt(rep.Repository, &p)
+	label := c.WorkflowID() + "/patterns-summary"
+	start := time.Now()
+	s, err := engine.Run(c, "patterns-summary", llmStep, func(ctx context.Context) (summary, error) {
+		out, err := a.Models.Complete(ctx, ref, llm.Request{
+			System:   "You are a software architect. Describe a codebase's structure briefly and concretely.",
+			Messages: []llm.Message{{Role: "user", Content: prompt}},
+			Label:    label,
+		})
+		return summary{Text: out.Text, Model: out.Model, Simulated: out.Simulated}, err
+	})
+	run := analysis.ScannerRun{Name: "patterns-summary", Status: analysis.ScannerCompleted, DurationMS: time.Since(start).Milliseconds()}
+	if err != nil {
+		if fault.KindOf(err) == fault.Cancelled {
+			return err
+		}
+		run.Status, run.Error = analysis.ScannerFailed, scannerError(err)
+	} else {
+		p.Summary, p.SummaryModel, p.Simulated = s.Text, s.Model, s.Simulated
+	}
+	rep.Scanners = append(rep.Scanners, run)
+	return nil
+}
+
+func summaryPrompt(repository string, p *analysis.Patterns) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Repository: %s\nLanguages: %s\nFrameworks: %s\nBuild systems: %s\nTop-level layers: %s\n",
+		repository, strings.Join(p.Languages, ", "), strings.Join(p.Frameworks, ", "), strings.Join(p.BuildSystems, ", "), strings.Join(p.Layers, ", "))
+	if len(p.Dependencies) > 0 {
+		b.WriteString("Internal imports (from -> to):\n")
+		for _, d := range p.Dependencies[:min(len(p.Dependencies), 60)] {
+			fmt.Fprintf(&b, "  %s -> %s\n", d.From, d.To)
+		}
+	}
+	b.WriteString("\nIn at most 150 words: the architecture, how dependencies flow between layers, and one concrete improvement.")
+	return b.String()
+}
+
+// save keeps the report as JSON, Markdown and SARIF artifacts.
+func (a *Analyzer) save(c engine.Context, rep *analysis.Report) error {
+	if a.Records == nil {
+		return nil
+	}
+	full, err := json.Marshal(rep)
+	if err != nil {
+		return fault.Wrap(fault.Internal, err, "encode report")
+	}
+	sarif, err := rep.SARIF()
+	if err != nil {
+		return fault.Wrap(fault.Internal, err, "encode SARIF")
+	}
+	md := []byte(rep.Markdown())
+	_, err = engine.Run(c, "save-report", workflow.RecordStep, func(ctx context.Context) (bool, error) {
+		for name, content := range map[string][]byte{"report.json": full, "report.md": md, "report.sarif": sarif} {
+			if _, err := a.Records.PutArtifact(ctx, c.WorkflowID(), name, content); err != nil {
+				return false, err
+			}
+		}
+		return true, nil
+	})
+	return err
+}
+
+func (a *Analyzer) timeout() time.Duration {
+	if a.ScannerTimeout > 0 {
+		return a.ScannerTimeout
+	}
+	return DefaultScannerTimeout
+}
+
+// scannerError is the failure text of a scanner, without the engine's
+// wrapping.
+func scannerError(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, "]"); strings.HasPrefix(s, "[") && i > 0 {
+		s = strings.TrimSpace(s[i+1:])
+	}
+	return s
+}

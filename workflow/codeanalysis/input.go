@@ -1,0 +1,112 @@
+package codeanalysis
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ultramcp/durable/analysis/repo"
+	"github.com/ultramcp/durable/fault"
+)
+
+// Analysis types.
+const (
+	TypeSecurity = "security"
+	TypeQuality  = "quality"
+	TypePatterns = "patterns"
+	TypeAll      = "all"
+)
+
+// Input is the request of code-analysis.
+type Input struct {
+	Repository   string `json:"repository"`
+	Branch       string `json:"branch,omitempty"`
+	AnalysisType string `json:"analysisType,omitempty"`
+}
+
+// ScanInput is the request of security-scan.
+type ScanInput struct {
+	Target  string          `json:"target"`
+	Branch  string          `json:"branch,omitempty"`
+	Context json.RawMessage `json:"context,omitempty"`
+}
+
+// MaxContextBytes bounds the context of a security scan.
+const MaxContextBytes = 64 << 10
+
+// decodeStrict decodes body into v, naming the field at fault.
+func decodeStrict(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return fault.Invalidf("body", "empty; want a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &typeErr) && typeErr.Field != "":
+			return fault.Invalidf(typeErr.Field, "must be a %s, got %s", typeErr.Type.Kind(), typeErr.Value)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return fault.Invalidf(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), "unknown field")
+		}
+		return fault.Invalidf("body", "invalid JSON: %v", err)
+	}
+	return nil
+}
+
+// DecodeAnalysis parses and validates a code-analysis request under p.
+func DecodeAnalysis(p repo.Policy) func([]byte) (Input, error) {
+	return func(body []byte) (Input, error) {
+		var in Input
+		if err := decodeStrict(body, &in); err != nil {
+			return in, err
+		}
+		return in, in.Validate(p)
+	}
+}
+
+// Validate checks the input and normalizes the repository.
+func (in *Input) Validate(p repo.Policy) error {
+	r, err := p.Validate(in.Repository)
+	if err != nil {
+		return err
+	}
+	in.Repository = r
+	if err := repo.ValidateBranch(in.Branch); err != nil {
+		return err
+	}
+	switch in.AnalysisType {
+	case "":
+		in.AnalysisType = TypeAll
+	case TypeSecurity, TypeQuality, TypePatterns, TypeAll:
+	default:
+		return fault.Invalidf("analysisType", "must be security, quality, patterns or all, got %q", in.AnalysisType)
+	}
+	return nil
+}
+
+// DecodeScan parses and validates a security-scan request under p.
+func DecodeScan(p repo.Policy) func([]byte) (ScanInput, error) {
+	return func(body []byte) (ScanInput, error) {
+		var in ScanInput
+		if err := decodeStrict(body, &in); err != nil {
+			return in, err
+		}
+		t, err := p.Validate(in.Target)
+		if err != nil {
+			return in, fault.Invalidf("target", "%s", strings.TrimPrefix(err.Error(), "repository: "))
+		}
+		in.Target = t
+		if err := repo.ValidateBranch(in.Branch); err != nil {
+			return in, err
+		}
+		if len(in.Context) > MaxContextBytes {
+			return in, fault.Invalidf("context", "too large: %d bytes, at most %d", len(in.Context), MaxContextBytes)
+		}
+		return in, nil
+	}
+}
+
+func (in Input) String() string { return fmt.Sprintf("%s@%s (%s)", in.Repository, in.Branch, in.AnalysisType) }
