@@ -32,7 +32,7 @@ func (r *Report) Finish() {
 func (r *Report) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s analysis of %s\n\n", r.AnalysisType, r.Repository)
-	fmt.Fprintf(&b, "- commit: `%s` (branch `%s`)\n- workflow: `%s`\n- generated: %s\n\n", r.Commit, r.Branch, r.ID, r.GeneratedAt.Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&b, "- commit: `%s` (branch `%s`, resolved %s)\n- workflow: `%s`\n\n", r.Commit, r.Branch, r.GeneratedAt.Format("2006-01-02 15:04 MST"), r.ID)
 	if len(r.Scanners) > 0 {
 		b.WriteString("## Scanners\n\n| scanner | status | findings | time |\n|---|---|---|---|\n")
 		for _, s := range r.Scanners {

@@ -22,11 +22,6 @@ import (
 	"github.com/ultramcp/durable/fault"
 )
 
-func TestMain(m *testing.M) {
-	sast.HardenGoEnv()
-	os.Exit(m.Run())
-}
-
 // checkout builds the test repository and checks it out through the cache.
 func checkout(t *testing.T) (repotest.Repo, string, string) {
 	t.Helper()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/ultramcp/durable/analysis"
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/debate"
 )
@@ -16,6 +17,19 @@ func printProgress(w io.Writer, raw json.RawMessage) {
 		return
 	}
 	fmt.Fprintf(w, "progress:   %s (%d of %d rounds done)\n", p.Message, len(p.CompletedRounds), p.Rounds)
+}
+
+// printAnalysisProgress prints an analysis's progress message when it
+// changes.
+func printAnalysisProgress(w io.Writer, raw json.RawMessage, last string) string {
+	var p struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(raw, &p) == nil && p.Message != "" && p.Message != last {
+		fmt.Fprintf(w, "… %s\n", p.Message)
+		return p.Message
+	}
+	return last
 }
 
 // printRounds prints the rounds of p not yet printed and returns how many
@@ -48,10 +62,44 @@ func conf(c *float64) string {
 	return fmt.Sprintf("%.2f", *c)
 }
 
-func (a *app) printResult(svc string, out json.RawMessage, asJSON bool) error {
-	if asJSON || svc != workflow.ChainOfDebate {
+// Result formats.
+const (
+	formatText     = "text"
+	formatJSON     = "json"
+	formatMarkdown = "markdown"
+	formatSARIF    = "sarif"
+)
+
+// printResult prints a workflow's result: a debate as text, an analysis as
+// Markdown (or SARIF), either as JSON.
+func (a *app) printResult(svc string, out json.RawMessage, format string) error {
+	switch {
+	case format == formatJSON:
 		_, err := fmt.Fprintln(a.stdout, string(out))
 		return err
+	case svc == workflow.CodeAnalysis || svc == workflow.SecurityScan:
+		var rep analysis.Report
+		if err := json.Unmarshal(out, &rep); err != nil {
+			return err
+		}
+		switch format {
+		case "", formatText, formatMarkdown:
+			_, err := fmt.Fprint(a.stdout, rep.Markdown())
+			return err
+		case formatSARIF:
+			b, err := rep.SARIF()
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(a.stdout, string(b))
+			return err
+		}
+		return fmt.Errorf("format: want json, markdown or sarif, got %q", format)
+	case svc != workflow.ChainOfDebate:
+		_, err := fmt.Fprintln(a.stdout, string(out))
+		return err
+	case format != "" && format != formatText:
+		return fmt.Errorf("format: a debate prints as text or json, not %q", format)
 	}
 	var r debate.Result
 	if err := json.Unmarshal(out, &r); err != nil {

@@ -14,10 +14,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ultramcp/durable/analysis/repo"
 	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/service"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
+	"github.com/ultramcp/durable/workflow/codeanalysis"
 	"github.com/ultramcp/durable/workflow/debate"
 )
 
@@ -32,7 +35,7 @@ func (a *app) workflowCommands() []*cobra.Command {
 		Use:   "run <workflow>",
 		Short: "Start a workflow",
 	}
-	run.AddCommand(a.runDebateCommand())
+	run.AddCommand(a.runDebateCommand(), a.runAnalysisCommand(), a.runScanCommand())
 
 	var statusJSON bool
 	status := &cobra.Command{
@@ -46,19 +49,27 @@ func (a *app) workflowCommands() []*cobra.Command {
 	status.Flags().BoolVar(&statusJSON, "json", false, "print JSON")
 
 	var resultJSON bool
+	var resultFormat string
 	result := &cobra.Command{
 		Use:   "result <id>",
 		Short: "Print a finished workflow's result (from the store, else from Restate)",
-		Args:  cobra.ExactArgs(1),
+		Long: `result prints a finished workflow's result: a debate as text, an analysis as
+Markdown by default. --format json prints the result as JSON, --format sarif
+an analysis's security findings as SARIF 2.1.0.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			svc, out, err := a.result(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			return a.printResult(svc, out, resultJSON)
+			if resultJSON {
+				resultFormat = formatJSON
+			}
+			return a.printResult(svc, out, resultFormat)
 		},
 	}
-	result.Flags().BoolVar(&resultJSON, "json", false, "print the raw JSON result")
+	result.Flags().BoolVar(&resultJSON, "json", false, "same as --format json")
+	result.Flags().StringVar(&resultFormat, "format", "", "text, json, markdown or sarif")
 
 	var filter store.Filter
 	list := &cobra.Command{
@@ -152,7 +163,7 @@ retention (ULTRAMCP_RETENTION, default 7d), which is the default age here.`,
 			if err != nil {
 				return err
 			}
-			return a.follow(cmd.Context(), inv.Service, args[0], false)
+			return a.follow(cmd.Context(), inv.Service, args[0], "")
 		},
 	}
 	return []*cobra.Command{run, status, result, list, cancel, watch, purge}
@@ -226,7 +237,11 @@ Participants are names, optionally with a model: "alice,bob=openai:gpt-4o-mini".
 			if id == "" {
 				id = newID("debate")
 			}
-			return a.start(cmd.Context(), workflow.ChainOfDebate, id, body, follow, asJSON)
+			format := ""
+			if asJSON {
+				format = formatJSON
+			}
+			return a.start(cmd.Context(), workflow.ChainOfDebate, id, body, follow, format)
 		},
 	}
 	f := cmd.Flags()
@@ -245,7 +260,7 @@ Participants are names, optionally with a model: "alice,bob=openai:gpt-4o-mini".
 	return cmd
 }
 
-func (a *app) start(ctx context.Context, svc, id string, body []byte, follow, asJSON bool) error {
+func (a *app) start(ctx context.Context, svc, id string, body []byte, follow bool, format string) error {
 	c := a.client()
 	// Record the request as pending first, so the store knows of it even if
 	// the send fails; a failed send is recorded as failed.
@@ -274,18 +289,21 @@ func (a *app) start(ctx context.Context, svc, id string, body []byte, follow, as
 		fmt.Fprintf(a.stdout, "follow it with: ultramcp watch %s\n", id)
 		return nil
 	}
-	return a.follow(ctx, svc, id, asJSON)
+	return a.follow(ctx, svc, id, format)
 }
 
 // follow prints progress as it changes, then the result.
-func (a *app) follow(ctx context.Context, svc, id string, asJSON bool) error {
+func (a *app) follow(ctx context.Context, svc, id string, format string) error {
 	c := a.client()
-	printed := 0
+	printed, last := 0, ""
 	out, err := c.WaitProgress(ctx, svc, id, 250*time.Millisecond, func(p json.RawMessage) {
-		if asJSON {
-			return
+		switch {
+		case format == formatJSON || format == formatSARIF:
+		case svc == workflow.ChainOfDebate:
+			printed = printRounds(a.stdout, p, printed)
+		default:
+			last = printAnalysisProgress(a.stderr, p, last)
 		}
-		printed = printRounds(a.stdout, p, printed)
 	})
 	if err != nil {
 		var rerr *client.Error
@@ -294,7 +312,7 @@ func (a *app) follow(ctx context.Context, svc, id string, asJSON bool) error {
 		}
 		return err
 	}
-	return a.printResult(svc, out, asJSON)
+	return a.printResult(svc, out, format)
 }
 
 func firstLine(s string) string {
@@ -387,4 +405,91 @@ func (a *app) result(ctx context.Context, id string) (string, json.RawMessage, e
 		return "", nil, fmt.Errorf("%s: %w", id, err)
 	}
 	return inv.Service, out, nil
+}
+
+func (a *app) runAnalysisCommand() *cobra.Command {
+	var in codeanalysis.Input
+	var id, format string
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   workflow.CodeAnalysis,
+		Short: "Analyse a git repository: secrets, vulnerable code, quality, structure",
+		Long: `Start a code-analysis of a git repository: it is resolved to a commit, checked
+out shallowly into a cache, and analysed step by step — secrets (gitleaks, tree
+and history), gosec on Go modules, lines of code and complexity (scc,
+gocyclo, gocognit), structure (with an LLM summary). Nothing from the
+repository is executed. Local paths need ULTRAMCP_ALLOW_LOCAL_REPOS=true on
+the service.`,
+		Example: `  ultramcp run code-analysis --repository https://github.com/org/repo.git --analysis-type all --follow`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			body, _ := json.Marshal(in)
+			norm, err := codeanalysis.DecodeAnalysis(a.policy())(body)
+			if err != nil {
+				return err
+			}
+			body, _ = json.Marshal(norm) // a local path made absolute here, not in the service's directory
+			if id == "" {
+				id = newID("analysis")
+			}
+			return a.start(cmd.Context(), workflow.CodeAnalysis, id, body, follow, format)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&in.Repository, "repository", "", "git URL (https, ssh, git), or a local path when allowed (required)")
+	f.StringVar(&in.Branch, "branch", "", "branch or tag (default: the remote's default branch)")
+	f.StringVar(&in.AnalysisType, "analysis-type", codeanalysis.TypeAll, "security, quality, patterns or all")
+	f.StringVar(&id, "id", "", "workflow id (default: generated)")
+	f.BoolVarP(&follow, "follow", "f", false, "follow progress and print the report")
+	f.StringVar(&format, "format", "", "with --follow: markdown (default), json or sarif")
+	_ = cmd.MarkFlagRequired("repository")
+	return cmd
+}
+
+func (a *app) runScanCommand() *cobra.Command {
+	var in codeanalysis.ScanInput
+	var id, format, contextArg string
+	var follow bool
+	cmd := &cobra.Command{
+		Use:     workflow.SecurityScan,
+		Short:   "Scan a git repository for secrets and vulnerable code",
+		Example: `  ultramcp run security-scan --target https://github.com/org/repo.git --follow --format sarif > scan.sarif`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if contextArg != "" {
+				raw := []byte(contextArg)
+				if strings.HasPrefix(contextArg, "@") {
+					b, err := os.ReadFile(contextArg[1:])
+					if err != nil {
+						return fmt.Errorf("context: %w", err)
+					}
+					raw = b
+				}
+				in.Context = raw
+			}
+			body, _ := json.Marshal(in)
+			norm, err := codeanalysis.DecodeScan(a.policy())(body)
+			if err != nil {
+				return err
+			}
+			body, _ = json.Marshal(norm)
+			if id == "" {
+				id = newID("scan")
+			}
+			return a.start(cmd.Context(), workflow.SecurityScan, id, body, follow, format)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&in.Target, "target", "", "git URL, or a local path when allowed (required)")
+	f.StringVar(&in.Branch, "branch", "", "branch or tag (default: the remote's default branch)")
+	f.StringVar(&contextArg, "context", "", "a previous analysis as JSON, or @file")
+	f.StringVar(&id, "id", "", "workflow id (default: generated)")
+	f.BoolVarP(&follow, "follow", "f", false, "follow progress and print the findings")
+	f.StringVar(&format, "format", "", "with --follow: markdown (default), json or sarif")
+	_ = cmd.MarkFlagRequired("target")
+	return cmd
+}
+
+// policy is the repository policy the service applies, so the CLI refuses
+// what the service would.
+func (a *app) policy() repo.Policy {
+	return service.Checkouts(a.cfg).Policy
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/restatedev/sdk-go/server"
 
 	"github.com/ultramcp/durable/analysis/repo"
-	"github.com/ultramcp/durable/analysis/sast"
 	"github.com/ultramcp/durable/config"
 	restateengine "github.com/ultramcp/durable/engine/restate"
 	"github.com/ultramcp/durable/identity"
@@ -121,9 +120,6 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	defer st.Close()
 	services := restateengine.DefaultServiceOptions
 	services.Retention = cfg.Retention
-	// gosec runs the go command (go list) on analyzed code: keep it local,
-	// offline and without cgo.
-	sast.HardenGoEnv()
 	h, err := Handler(models, Options{PublicKey: pub, Logger: logger, Records: st, Services: services, Checkouts: Checkouts(cfg)})
 	if err != nil {
 		return err

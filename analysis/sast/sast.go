@@ -1,8 +1,7 @@
 // Package sast runs gosec (as a library) over every Go module of a
-// checkout. gosec type-checks the code with `go list`, which never runs
-// the repository's code; HardenGoEnv makes sure the go command also
-// neither downloads a toolchain nor fetches modules nor runs cgo while it
-// does. A module whose packages do not load (missing dependencies) makes
+// checkout. The packages are loaded with `go list`, which never runs the
+// repository's code, in an environment where the go command also neither
+// downloads a toolchain nor fetches modules nor runs cgo. A module whose packages do not load (missing dependencies) makes
 // the scan fail, which the workflow reports as a failed scanner.
 package sast
 
@@ -23,29 +22,30 @@ import (
 	"github.com/securego/gosec/v2/analyzers"
 	"github.com/securego/gosec/v2/issue"
 	"github.com/securego/gosec/v2/rules"
+	"golang.org/x/tools/go/packages"
 
 	"github.com/ultramcp/durable/analysis"
 	"github.com/ultramcp/durable/analysis/secrets"
 	"github.com/ultramcp/durable/fault"
 )
 
-// HardenGoEnv sets the process environment the go command reads when
-// gosec loads packages: the local toolchain only (a go.mod "toolchain" line
-// must not download and run another), no module downloads, no cgo (which
-// would compile the repository's C code), no workspace file. Call it once
-// at start, before any scan: gosec offers no per-call environment.
-func HardenGoEnv() {
+// goEnv is the environment of the go command that loads the analyzed
+// packages: the local toolchain only (a go.mod "toolchain" line must not
+// download and run another), no module downloads, no cgo (which would
+// compile the repository's C code), no workspace file.
+func goEnv() []string {
+	env := os.Environ()
 	for k, v := range map[string]string{
 		"GOTOOLCHAIN": "local",
 		"GOPROXY":     "off",
 		"GOFLAGS":     "-mod=readonly",
 		"CGO_ENABLED": "0",
 		"GOWORK":      "off",
-		"GONOSUMDB":   "",
 		"GOSUMDB":     "off",
 	} {
-		os.Setenv(k, v)
+		env = append(env, k+"="+v)
 	}
+	return env
 }
 
 // Modules returns the directories of dir holding a go.mod, skipping vendor
@@ -79,7 +79,7 @@ func Scan(ctx context.Context, dir string) ([]analysis.Finding, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, fault.Wrap(fault.Unavailable, err, "gosec")
 		}
-		found, err := scanModule(dir, mod)
+		found, err := scanModule(ctx, dir, mod)
 		if err != nil {
 			return nil, err
 		}
@@ -88,60 +88,52 @@ func Scan(ctx context.Context, dir string) ([]analysis.Finding, error) {
 	return out, nil
 }
 
-func scanModule(root, mod string) ([]analysis.Finding, error) {
+// scanModule loads every package of the module with one `go list` (gosec's
+// own Process loads them one by one, which is many times slower) and runs
+// gosec's rules and analyzers on each.
+func scanModule(ctx context.Context, root, mod string) ([]analysis.Finding, error) {
 	logger := log.New(io.Discard, "", 0)
 	a := gosec.NewAnalyzer(gosec.NewConfig(), false, true, false, 2, logger)
 	a.LoadRules(rules.Generate(false).RulesInfo())
 	a.LoadAnalyzers(analyzers.Generate(false).AnalyzersInfo())
-	pkgs, err := gosec.PackagePaths(mod+"/...", nil)
+	conf := &packages.Config{Context: ctx, Mode: gosec.LoadMode, Dir: mod, Env: goEnv(), Tests: false}
+	pkgs, err := packages.Load(conf, "./...")
 	if err != nil {
-		return nil, fault.Wrap(fault.Permanent, err, "gosec")
+		if ctx.Err() != nil {
+			return nil, fault.Wrap(fault.Unavailable, ctx.Err(), "gosec")
+		}
+		return nil, fault.Wrap(fault.Permanent, err, "gosec could not load module %s", orDot(rel(root, mod)))
 	}
-	// Nested modules are scanned on their own.
-	pkgs = ownPackages(mod, pkgs)
-	if len(pkgs) == 0 {
-		return nil, nil
-	}
-	sort.Strings(pkgs)
-	if err := a.Process(nil, pkgs...); err != nil {
-		return nil, fault.Wrap(fault.Permanent, err, "gosec on %s", rel(root, mod))
-	}
-	issues, _, errs := a.Report()
-	if len(errs) > 0 {
-		var msgs []string
+	var msgs []string
+	for _, pkg := range pkgs {
+		errs, err := gosec.ParseErrors(pkg)
+		if err != nil {
+			return nil, fault.Wrap(fault.Permanent, err, "gosec")
+		}
 		for file, es := range errs {
 			for _, e := range es {
 				msgs = append(msgs, fmt.Sprintf("%s: %s", rel(root, file), e.Err))
 			}
 		}
+		if len(errs) > 0 || pkg.Types == nil {
+			continue
+		}
+		a.CheckRules(pkg)
+		a.CheckAnalyzers(pkg)
+	}
+	if len(msgs) > 0 {
 		sort.Strings(msgs)
 		if len(msgs) > 3 {
 			msgs = append(msgs[:3], fmt.Sprintf("and %d more", len(msgs)-3))
 		}
 		return nil, fault.New(fault.Permanent, "gosec could not load module %s (are its dependencies resolvable?): %s", orDot(rel(root, mod)), strings.Join(msgs, "; "))
 	}
+	issues, _, _ := a.Report()
 	out := make([]analysis.Finding, 0, len(issues))
 	for _, is := range issues {
 		out = append(out, convert(root, is))
 	}
 	return out, nil
-}
-
-func ownPackages(mod string, pkgs []string) []string {
-	var out []string
-	for _, p := range pkgs {
-		inner := false
-		for d := p; d != mod && strings.HasPrefix(d, mod); d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-				inner = true
-				break
-			}
-		}
-		if !inner {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 func convert(root string, is *issue.Issue) analysis.Finding {
@@ -154,7 +146,7 @@ func convert(root string, is *issue.Issue) analysis.Finding {
 		Confidence: strings.ToLower(is.Confidence.String()),
 		File:       rel(root, is.File),
 		Line:       line,
-		Excerpt:    excerpt(is.Code),
+		Excerpt:    excerpt(is.Code, line),
 	}
 	if is.Cwe != nil {
 		f.CWE = "CWE-" + is.Cwe.ID
@@ -178,18 +170,20 @@ func severity(s issue.Score) string {
 	return analysis.SeverityLow
 }
 
-// excerpt keeps the flagged line, short.
-func excerpt(code string) string {
+// excerpt keeps the flagged line of gosec's numbered snippet, short.
+func excerpt(code string, line int) string {
+	prefix := strconv.Itoa(line) + ": "
+	text := ""
 	for _, l := range strings.Split(code, "\n") {
-		if _, text, ok := strings.Cut(l, ": "); ok && strings.TrimSpace(text) != "" {
-			code = strings.TrimSpace(text)
+		if strings.HasPrefix(l, prefix) {
+			text = strings.TrimSpace(strings.TrimPrefix(l, prefix))
 			break
 		}
 	}
-	if len(code) > 200 {
-		code = code[:200] + "…"
+	if len(text) > 200 {
+		text = text[:200] + "…"
 	}
-	return code
+	return text
 }
 
 func rel(root, path string) string {

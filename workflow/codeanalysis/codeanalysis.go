@@ -5,8 +5,8 @@
 //
 // Journaled steps: "resolve" (the commit the branch points at, so a replay
 // analyses the same commit whatever the branch does later), "checkout",
-// then one step per scanner ("secrets", "gosec", "metrics", "patterns",
-// "patterns-summary"), each with its own timeout and bounded retries, and
+// then one step per scanner ("metrics", "patterns", "patterns-summary",
+// "secrets", "gosec"), each with its own timeout and bounded retries, and
 // "save-report" when a store is configured. Every scanner step re-creates
 // the checkout if its host lacks it, from the journaled commit. A scanner
 // that keeps failing is reported as failed; the others still run.
@@ -70,8 +70,9 @@ type Progress struct {
 }
 
 type resolved struct {
-	Commit string `json:"commit"`
-	Branch string `json:"branch"`
+	Commit string    `json:"commit"`
+	Branch string    `json:"branch"`
+	At     time.Time `json:"at"`
 }
 
 // RunAnalysis is the code-analysis workflow body.
@@ -97,12 +98,13 @@ func (a *Analyzer) run(c engine.Context, repository, branch, kind string, securi
 	}
 	res, err := engine.Run(c, "resolve", gitStep, func(ctx context.Context) (resolved, error) {
 		sha, b, err := a.Cache.Policy.Resolve(ctx, repository, branch)
-		return resolved{Commit: sha, Branch: b}, err
+		return resolved{Commit: sha, Branch: b, At: time.Now().UTC()}, err
 	})
 	if err != nil {
 		return rep, err
 	}
 	rep.Commit, rep.Branch, progress.Commit = res.Commit, res.Branch, res.Commit
+	rep.GeneratedAt = res.At
 	if err := publish("checkout", "fetching "+res.Commit); err != nil {
 		return rep, err
 	}
@@ -161,24 +163,6 @@ func (a *Analyzer) run(c engine.Context, repository, branch, kind string, securi
 			return b, len(fs), err
 		}
 	}
-	if security {
-		for _, s := range []struct {
-			name string
-			fn   func(context.Context, string) ([]analysis.Finding, error)
-		}{{"secrets", secrets.Scan}, {"gosec", sast.Scan}} {
-			raw, err := scan(s.name, scannerStep, findings(s.fn))
-			if err != nil {
-				return rep, err
-			}
-			var fs []analysis.Finding
-			if raw != nil {
-				if err := json.Unmarshal(raw, &fs); err != nil {
-					return rep, fault.Wrap(fault.Internal, err, "decode %s findings", s.name)
-				}
-			}
-			rep.Findings = append(rep.Findings, fs...)
-		}
-	}
 	var langs []string
 	if quality || structure {
 		raw, err := scan("metrics", scannerStep, func(ctx context.Context, dir string) (json.RawMessage, int, error) {
@@ -208,6 +192,24 @@ func (a *Analyzer) run(c engine.Context, repository, branch, kind string, securi
 	if structure {
 		if err := a.structure(c, &rep, scan, langs); err != nil {
 			return rep, err
+		}
+	}
+	if security {
+		for _, s := range []struct {
+			name string
+			fn   func(context.Context, string) ([]analysis.Finding, error)
+		}{{"secrets", secrets.Scan}, {"gosec", sast.Scan}} {
+			raw, err := scan(s.name, scannerStep, findings(s.fn))
+			if err != nil {
+				return rep, err
+			}
+			var fs []analysis.Finding
+			if raw != nil {
+				if err := json.Unmarshal(raw, &fs); err != nil {
+					return rep, fault.Wrap(fault.Internal, err, "decode %s findings", s.name)
+				}
+			}
+			rep.Findings = append(rep.Findings, fs...)
 		}
 	}
 	if err := publish("report", "writing the report"); err != nil {
