@@ -101,6 +101,10 @@ type Options struct {
 	ServiceEnv  []string // extra environment of the service process
 	// RestateOnly starts restate-server but not the service.
 	RestateOnly bool
+	// AllowLocalRepos lets analyses read local repositories.
+	AllowLocalRepos bool
+	// MaxRepoMB overrides the checkout size limit.
+	MaxRepoMB int64
 }
 
 // Start brings a stack up in a temporary state dir; it is stopped with
@@ -117,6 +121,10 @@ func Start(t testing.TB, o Options) *Env {
 		cfg.LLM = o.LLM
 	}
 	cfg.DatabaseURL = o.DatabaseURL
+	cfg.AllowLocalRepos = o.AllowLocalRepos
+	if o.MaxRepoMB > 0 {
+		cfg.MaxRepoMB = o.MaxRepoMB
+	}
 	var log bytes.Buffer
 	s := stack.New(cfg, Binary(t), &log)
 	s.ServiceEnv = o.ServiceEnv
