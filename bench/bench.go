@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ultramcp/durable/analysis/repo"
 	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/engine/direct"
@@ -33,6 +34,7 @@ import (
 	"github.com/ultramcp/durable/stack"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
+	"github.com/ultramcp/durable/workflow/codeanalysis"
 	"github.com/ultramcp/durable/workflow/debate"
 )
 
@@ -48,6 +50,12 @@ type Options struct {
 	RestateServerBin string
 	// NoStore runs without the metadata store, to show the engine alone.
 	NoStore bool
+	// Repository is analysed by the code-analysis figure ("" skips it).
+	Repository string
+	// Analyses is how many full analyses each engine runs.
+	Analyses int
+	// SkipDebate skips the debate figures.
+	SkipDebate bool
 }
 
 // DefaultOptions are the figures docs/benchmarks.md records.
@@ -79,16 +87,17 @@ func (m *latencyModel) Complete(ctx context.Context, req llm.Request) (llm.Respo
 // Bench is a prepared run: a restate-server, the in-process service, and a
 // fake OpenAI endpoint.
 type Bench struct {
-	o       Options
-	model   *latencyModel
-	fake    *llmtest.Server
-	router  *llm.Router
-	stack   *stack.Stack
-	client  *client.Client
-	home    string
-	stopSvc context.CancelFunc
-	store   *store.Store
-	seq     atomic.Int64
+	o         Options
+	model     *latencyModel
+	fake      *llmtest.Server
+	router    *llm.Router
+	stack     *stack.Stack
+	client    *client.Client
+	home      string
+	stopSvc   context.CancelFunc
+	store     *store.Store
+	checkouts *repo.Cache
+	seq       atomic.Int64
 }
 
 // Start prepares a run.
@@ -129,7 +138,9 @@ func Start(ctx context.Context, o Options) (*Bench, error) {
 		}
 		b.store, records = st, st
 	}
-	h, err := service.Handler(b.router, service.Options{PublicKey: pub, Logger: slog.New(slog.DiscardHandler), Records: records})
+	b.checkouts = &repo.Cache{Dir: filepath.Join(home, "checkouts"), Policy: repo.DefaultPolicy}
+	b.checkouts.Policy.AllowLocal = true
+	h, err := service.Handler(b.router, service.Options{PublicKey: pub, Logger: slog.New(slog.DiscardHandler), Records: records, Checkouts: b.checkouts})
 	if err != nil {
 		b.Close()
 		return nil, err
@@ -310,17 +321,36 @@ type Report struct {
 	ParallelRestate, ParallelDirect  time.Duration
 	ParallelSequentialEstimate       time.Duration
 	ParallelMaxInFlight              int
+	AnalysisDirect, AnalysisRestate  time.Duration
+	AnalysisCommit                   string
+	AnalysisFindings                 int
 }
 
 // Run measures everything, printing progress to w.
 func (b *Bench) Run(ctx context.Context, w io.Writer) (Report, error) {
 	o := b.o
 	r := Report{Options: o}
-	debateIn := b.input(o.Participants, o.Rounds, "")
 	step := func(name string, f func() error) error {
 		fmt.Fprintf(w, "… %s\n", name)
 		return f()
 	}
+	var err error
+	if !o.SkipDebate {
+		if err := b.runDebates(ctx, &r, step); err != nil {
+			return r, err
+		}
+	}
+	if o.Repository != "" {
+		if err := step("full code-analysis of "+o.Repository, func() error { return b.runAnalyses(ctx, &r) }); err != nil {
+			return r, err
+		}
+	}
+	return r, err
+}
+
+func (b *Bench) runDebates(ctx context.Context, r *Report, step func(string, func() error) error) error {
+	o := b.o
+	debateIn := b.input(o.Participants, o.Rounds, "")
 	var err error
 	b.model.latency.Store(0)
 	if err = step("one debate at L=0, sequential", func() error {
@@ -330,7 +360,7 @@ func (b *Bench) Run(ctx context.Context, w io.Writer) (Report, error) {
 		r.RestateL0, err = b.medianOf(ctx, b.durable, debateIn, o.Sequential)
 		return err
 	}); err != nil {
-		return r, err
+		return err
 	}
 	b.model.latency.Store(int64(o.Latency))
 	r.Ideal = time.Duration(o.Rounds+1) * o.Latency
@@ -342,7 +372,7 @@ func (b *Bench) Run(ctx context.Context, w io.Writer) (Report, error) {
 		r.RestateL, err = b.medianOf(ctx, b.durable, debateIn, n)
 		return err
 	}); err != nil {
-		return r, err
+		return err
 	}
 	if err = step(fmt.Sprintf("%d concurrent debates at L=%s", o.Concurrent, o.Latency), func() error {
 		if r.DirectThroughput, err = b.concurrent(ctx, b.inProcess, debateIn, o.Concurrent, false); err != nil {
@@ -351,7 +381,7 @@ func (b *Bench) Run(ctx context.Context, w io.Writer) (Report, error) {
 		r.RestateThrough, err = b.concurrent(ctx, b.durable, debateIn, o.Concurrent, true)
 		return err
 	}); err != nil {
-		return r, err
+		return err
 	}
 	roundIn := b.input(4, 1, "openai:fake")
 	if err = step(fmt.Sprintf("one round of 4 participants, fake OpenAI endpoint at %s per call", o.CallLatency), func() error {
@@ -363,15 +393,71 @@ func (b *Bench) Run(ctx context.Context, w io.Writer) (Report, error) {
 		r.ParallelMaxInFlight = b.fake.MaxInFlight()
 		return err
 	}); err != nil {
-		return r, err
+		return err
 	}
-	return r, nil
+	return nil
 }
+
+// runAnalyses times full analyses of the repository on both engines, the
+// checkout cache emptied before each so the clone is measured too.
+func (b *Bench) runAnalyses(ctx context.Context, r *Report) error {
+	in := codeanalysis.Input{Repository: b.o.Repository, AnalysisType: codeanalysis.TypeAll}
+	if err := in.Validate(b.checkouts.Policy); err != nil {
+		return err
+	}
+	body, _ := json.Marshal(in)
+	n := max(b.o.Analyses, 1)
+	a := &codeanalysis.Analyzer{Cache: b.checkouts, Models: b.router}
+	var records workflow.Records
+	if b.store != nil {
+		records = b.store
+		a.Records = records
+	}
+	direct := func(ctx context.Context, _ []byte) (time.Duration, error) {
+		os.RemoveAll(b.checkouts.Dir)
+		start := time.Now()
+		rep, err := workflow.Tracked(records, workflow.CodeAnalysis, a.RunAnalysis)(directContext(ctx, b.nextID("direct")), in)
+		r.AnalysisCommit, r.AnalysisFindings = rep.Commit, len(rep.Findings)
+		return time.Since(start), err
+	}
+	durable := func(ctx context.Context, body []byte) (time.Duration, error) {
+		os.RemoveAll(b.checkouts.Dir)
+		id := b.nextID("restate")
+		start := time.Now()
+		_, err := b.client.Call(ctx, workflow.CodeAnalysis, id, body)
+		return time.Since(start), err
+	}
+	// One run to warm the go command's caches, which gosec's package
+	// loading uses, so that neither engine pays for it.
+	if _, err := direct(ctx, body); err != nil {
+		return err
+	}
+	var err error
+	if r.AnalysisDirect, err = b.medianOf(ctx, direct, body, n); err != nil {
+		return err
+	}
+	r.AnalysisRestate, err = b.medianOf(ctx, durable, body, n)
+	return err
+}
+
+func directContext(ctx context.Context, id string) *direct.Context { return direct.New(ctx, id, nil) }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 
 // Print writes the report as a Markdown table.
 func (r Report) Print(w io.Writer) {
+	o := r.Options
+	if !o.SkipDebate {
+		r.printDebates(w)
+	}
+	if o.Repository != "" {
+		fmt.Fprintf(w, "\nFull code-analysis (all scanners, clone included) of %s at %.12s, %d findings, median of %d:\n\n", o.Repository, r.AnalysisCommit, r.AnalysisFindings, max(o.Analyses, 1))
+		fmt.Fprintf(w, "| figure | direct engine | Restate engine | ratio |\n|---|---|---|---|\n")
+		fmt.Fprintf(w, "| wall time | %s | %s | %.2f |\n", ms(r.AnalysisDirect), ms(r.AnalysisRestate), ratio(r.AnalysisRestate, r.AnalysisDirect))
+	}
+}
+
+func (r Report) printDebates(w io.Writer) {
 	o := r.Options
 	calls := o.Participants*o.Rounds + 1
 	storeNote := "both engines record to the SQLite store"

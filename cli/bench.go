@@ -44,6 +44,9 @@ OpenAI-compatible endpoint. docs/benchmarks.md records the figures.`,
 	f.IntVar(&o.Sequential, "sequential", o.Sequential, "debates per engine for the medians")
 	f.IntVar(&o.Concurrent, "concurrent", o.Concurrent, "debates at once for throughput")
 	f.DurationVar(&o.Latency, "latency", o.Latency, "fake model latency L")
+	f.StringVar(&o.Repository, "repository", ".", "repository for the code-analysis figure (\"\" skips it)")
+	f.IntVar(&o.Analyses, "analyses", 3, "full analyses per engine")
+	f.BoolVar(&o.SkipDebate, "skip-debate", false, "only the code-analysis figure")
 	f.BoolVar(&o.NoStore, "no-store", false, "run without the metadata store (the engine alone)")
 	f.DurationVar(&o.CallLatency, "call-latency", o.CallLatency, "fake OpenAI endpoint latency for the parallel-round figure")
 	return cmd

@@ -109,4 +109,6 @@ func DecodeScan(p repo.Policy) func([]byte) (ScanInput, error) {
 	}
 }
 
-func (in Input) String() string { return fmt.Sprintf("%s@%s (%s)", in.Repository, in.Branch, in.AnalysisType) }
+func (in Input) String() string {
+	return fmt.Sprintf("%s@%s (%s)", in.Repository, in.Branch, in.AnalysisType)
+}
