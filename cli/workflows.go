@@ -215,33 +215,19 @@ Participants are names, optionally with a model: "alice,bob=openai:gpt-4o-mini".
 			if cmd.Flags().Changed("delay") {
 				in["delayBetweenRounds"] = delay.String()
 			}
-			if contextArg != "" {
-				raw := []byte(contextArg)
-				if strings.HasPrefix(contextArg, "@") {
-					b, err := os.ReadFile(contextArg[1:])
-					if err != nil {
-						return fmt.Errorf("context: %w", err)
-					}
-					raw = b
-				}
-				if !json.Valid(raw) {
-					return fmt.Errorf("context: not valid JSON")
-				}
-				in["context"] = json.RawMessage(raw)
-			}
-			body, _ := json.Marshal(in)
-			// Validate here too, so a bad request is refused before anything starts.
-			if _, err := debate.Decode(body); err != nil {
+			if raw, err := jsonArg("context", contextArg); err != nil {
 				return err
-			}
-			if id == "" {
-				id = newID("debate")
+			} else if raw != nil {
+				in["context"] = raw
 			}
 			format := ""
 			if asJSON {
 				format = formatJSON
 			}
-			return a.start(cmd.Context(), workflow.ChainOfDebate, id, body, follow, format)
+			return startValidated(a, cmd.Context(), workflow.ChainOfDebate, "debate", id, in, func(b []byte) (map[string]any, error) {
+				_, err := debate.Decode(b)
+				return in, err
+			}, follow, format)
 		},
 	}
 	f := cmd.Flags()
@@ -422,16 +408,7 @@ repository is executed. Local paths need ULTRAMCP_ALLOW_LOCAL_REPOS=true on
 the service.`,
 		Example: `  ultramcp run code-analysis --repository https://github.com/org/repo.git --analysis-type all --follow`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			body, _ := json.Marshal(in)
-			norm, err := codeanalysis.DecodeAnalysis(a.policy())(body)
-			if err != nil {
-				return err
-			}
-			body, _ = json.Marshal(norm) // a local path made absolute here, not in the service's directory
-			if id == "" {
-				id = newID("analysis")
-			}
-			return a.start(cmd.Context(), workflow.CodeAnalysis, id, body, follow, format)
+			return startValidated(a, cmd.Context(), workflow.CodeAnalysis, "analysis", id, in, codeanalysis.DecodeAnalysis(a.policy()), follow, format)
 		},
 	}
 	f := cmd.Flags()
@@ -454,27 +431,11 @@ func (a *app) runScanCommand() *cobra.Command {
 		Short:   "Scan a git repository for secrets and vulnerable code",
 		Example: `  ultramcp run security-scan --target https://github.com/org/repo.git --follow --format sarif > scan.sarif`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if contextArg != "" {
-				raw := []byte(contextArg)
-				if strings.HasPrefix(contextArg, "@") {
-					b, err := os.ReadFile(contextArg[1:])
-					if err != nil {
-						return fmt.Errorf("context: %w", err)
-					}
-					raw = b
-				}
-				in.Context = raw
-			}
-			body, _ := json.Marshal(in)
-			norm, err := codeanalysis.DecodeScan(a.policy())(body)
-			if err != nil {
+			var err error
+			if in.Context, err = jsonArg("context", contextArg); err != nil {
 				return err
 			}
-			body, _ = json.Marshal(norm)
-			if id == "" {
-				id = newID("scan")
-			}
-			return a.start(cmd.Context(), workflow.SecurityScan, id, body, follow, format)
+			return startValidated(a, cmd.Context(), workflow.SecurityScan, "scan", id, in, codeanalysis.DecodeScan(a.policy()), follow, format)
 		},
 	}
 	f := cmd.Flags()
@@ -492,4 +453,44 @@ func (a *app) runScanCommand() *cobra.Command {
 // what the service would.
 func (a *app) policy() repo.Policy {
 	return service.Checkouts(a.cfg).Policy
+}
+
+// startValidated validates input with the workflow's own decoder, so that a
+// bad request is refused before anything starts, and starts the normalized
+// input (a local path made absolute here, not in the service's directory).
+func startValidated[I any](a *app, ctx context.Context, svc, prefix, id string, input I, decode func([]byte) (I, error), follow bool, format string) error {
+	body, err := json.Marshal(input)
+	if err != nil {
+		return err
+	}
+	norm, err := decode(body)
+	if err != nil {
+		return err
+	}
+	if body, err = json.Marshal(norm); err != nil {
+		return err
+	}
+	if id == "" {
+		id = newID(prefix)
+	}
+	return a.start(ctx, svc, id, body, follow, format)
+}
+
+// jsonArg reads a JSON flag given inline or as @file; "" gives nil.
+func jsonArg(name, arg string) (json.RawMessage, error) {
+	if arg == "" {
+		return nil, nil
+	}
+	raw := []byte(arg)
+	if strings.HasPrefix(arg, "@") {
+		b, err := os.ReadFile(arg[1:])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		raw = b
+	}
+	if !json.Valid(raw) {
+		return nil, fmt.Errorf("%s: not valid JSON", name)
+	}
+	return raw, nil
 }

@@ -7,6 +7,15 @@ import (
 	"github.com/ultramcp/durable/fault"
 )
 
+// Models is how workflows reach LLMs: a Router, or a fake in tests. They
+// name a model and never hold a client or a key.
+type Models interface {
+	Resolve(ref string) (Ref, error)
+	Complete(ctx context.Context, ref Ref, req Request) (Response, error)
+}
+
+var _ Models = (*Router)(nil)
+
 // Router picks the provider for a model reference. It is how the workflows
 // reach models: they name a model ("openai:gpt-4o-mini", "offline", or ""
 // for the default) and never hold a client or a key themselves.

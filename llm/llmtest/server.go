@@ -51,8 +51,8 @@ type Server struct {
 func New(def Behavior) *Server {
 	s := &Server{def: def, behaviors: map[string]Behavior{}, calls: map[string]int{}, attempts: map[string]int{}}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/chat/completions", s.openai)
-	mux.HandleFunc("POST /v1/messages", s.anthropic)
+	mux.HandleFunc("POST /v1/chat/completions", s.handle("openai"))
+	mux.HandleFunc("POST /v1/messages", s.handle("anthropic"))
 	s.Server = httptest.NewServer(mux)
 	return s
 }
@@ -68,24 +68,16 @@ func (s *Server) Set(prefix string, b Behavior) {
 }
 
 // Calls returns successful calls per label, for labels with prefix.
-func (s *Server) Calls(prefix string) map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := map[string]int{}
-	for k, v := range s.calls {
-		if strings.HasPrefix(k, prefix) {
-			out[k] = v
-		}
-	}
-	return out
-}
+func (s *Server) Calls(prefix string) map[string]int { return s.count(s.calls, prefix) }
 
 // Attempts returns every call per label, faults included, for labels with prefix.
-func (s *Server) Attempts(prefix string) map[string]int {
+func (s *Server) Attempts(prefix string) map[string]int { return s.count(s.attempts, prefix) }
+
+func (s *Server) count(m map[string]int, prefix string) map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[string]int{}
-	for k, v := range s.attempts {
+	for k, v := range m {
 		if strings.HasPrefix(k, prefix) {
 			out[k] = v
 		}
@@ -187,54 +179,44 @@ func writeError(w http.ResponseWriter, status int, shape string) {
 	fmt.Fprintf(w, `{"error":{"message":%q,"type":"api_error","code":null,"param":null}}`, msg)
 }
 
-func (s *Server) openai(w http.ResponseWriter, r *http.Request) {
-	var req chatRequest
-	body, _ := io.ReadAll(r.Body)
-	if err := json.Unmarshal(body, &req); err != nil {
-		writeError(w, 400, "openai")
-		return
-	}
-	label, status, pad := s.admit(r)
-	if status != http.StatusOK {
-		if status != 499 {
-			writeError(w, status, "openai")
+// handle serves one wire protocol: shape is "openai" or "anthropic".
+func (s *Server) handle(shape string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req chatRequest
+		body, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(body, &req); err != nil {
+			writeError(w, 400, shape)
+			return
 		}
-		return
-	}
-	content := answer(label, req.text(), pad)
-	w.Header().Set("content-type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{
-		"id": "chatcmpl-fake", "object": "chat.completion", "created": time.Now().Unix(), "model": req.Model,
-		"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
-			"message": map[string]any{"role": "assistant", "content": content}}},
-		"usage": map[string]any{"prompt_tokens": len(body) / 4, "completion_tokens": len(content) / 4, "total_tokens": (len(body) + len(content)) / 4},
-	})
-	s.done(label)
-}
-
-func (s *Server) anthropic(w http.ResponseWriter, r *http.Request) {
-	var req chatRequest
-	body, _ := io.ReadAll(r.Body)
-	if err := json.Unmarshal(body, &req); err != nil {
-		writeError(w, 400, "anthropic")
-		return
-	}
-	label, status, pad := s.admit(r)
-	if status != http.StatusOK {
-		if status != 499 {
-			writeError(w, status, "anthropic")
+		label, status, pad := s.admit(r)
+		if status != http.StatusOK {
+			if status != 499 {
+				writeError(w, status, shape)
+			}
+			return
 		}
-		return
+		content := answer(label, req.text(), pad)
+		tokensIn, tokensOut := len(body)/4, len(content)/4
+		var resp map[string]any
+		if shape == "anthropic" {
+			resp = map[string]any{
+				"id": "msg_fake", "type": "message", "role": "assistant", "model": req.Model,
+				"content":     []any{map[string]any{"type": "text", "text": content}},
+				"stop_reason": "end_turn",
+				"usage":       map[string]any{"input_tokens": tokensIn, "output_tokens": tokensOut},
+			}
+		} else {
+			resp = map[string]any{
+				"id": "chatcmpl-fake", "object": "chat.completion", "created": time.Now().Unix(), "model": req.Model,
+				"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+					"message": map[string]any{"role": "assistant", "content": content}}},
+				"usage": map[string]any{"prompt_tokens": tokensIn, "completion_tokens": tokensOut, "total_tokens": tokensIn + tokensOut},
+			}
+		}
+		w.Header().Set("content-type", "application/json")
+		json.NewEncoder(w).Encode(resp)
+		s.done(label)
 	}
-	content := answer(label, req.text(), pad)
-	w.Header().Set("content-type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{
-		"id": "msg_fake", "type": "message", "role": "assistant", "model": req.Model,
-		"content":     []any{map[string]any{"type": "text", "text": content}},
-		"stop_reason": "end_turn",
-		"usage":       map[string]any{"input_tokens": len(body) / 4, "output_tokens": len(content) / 4},
-	})
-	s.done(label)
 }
 
 // answer is the fake model's reply: a moderator synthesis when the prompt

@@ -33,16 +33,11 @@ import (
 	"github.com/ultramcp/durable/workflow"
 )
 
-// Models is how the patterns summary reaches an LLM.
-type Models interface {
-	Resolve(ref string) (llm.Ref, error)
-	Complete(ctx context.Context, ref llm.Ref, req llm.Request) (llm.Response, error)
-}
 
 // Analyzer runs both workflows; its fields are its dependencies.
 type Analyzer struct {
 	Cache   *repo.Cache
-	Models  Models
+	Models  llm.Models
 	Records workflow.Records // nil keeps no artifacts
 	// Timeouts of the scanner steps; zero means the default.
 	ScannerTimeout time.Duration

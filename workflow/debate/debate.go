@@ -25,11 +25,6 @@ import (
 	"github.com/ultramcp/durable/workflow"
 )
 
-// Models is how the debate reaches LLMs: the llm.Router, or a fake in tests.
-type Models interface {
-	Resolve(ref string) (llm.Ref, error)
-	Complete(ctx context.Context, ref llm.Ref, req llm.Request) (llm.Response, error)
-}
 
 // Response is one participant's answer in one round.
 type Response struct {
@@ -129,7 +124,7 @@ type Progress struct {
 
 // Debate runs debates; its fields are its dependencies.
 type Debate struct {
-	Models Models
+	Models llm.Models
 	// Records, if set, is the metadata store: every round's calls are
 	// written in a "record-round-R" step after the round, and the full
 	// transcript is kept there as an artifact.

@@ -75,7 +75,7 @@ func rounds(n int) *int { return &n }
 
 func zeroDelay() *Duration { d := Duration(0); return &d }
 
-func run(t *testing.T, m Models, in Input) (Result, error) {
+func run(t *testing.T, m llm.Models, in Input) (Result, error) {
 	t.Helper()
 	c := direct.New(context.Background(), "d1", nil)
 	return (&Debate{Models: m}).Run(c, in)
@@ -135,7 +135,7 @@ func TestLaterRoundsSeeOthersPositions(t *testing.T) {
 }
 
 type recordingModels struct {
-	Models
+	llm.Models
 	prompts *[]string
 	mu      *sync.Mutex
 }
