@@ -33,7 +33,6 @@ import (
 	"github.com/ultramcp/durable/workflow"
 )
 
-
 // Analyzer runs both workflows; its fields are its dependencies.
 type Analyzer struct {
 	Cache   *repo.Cache

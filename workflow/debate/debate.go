@@ -25,7 +25,6 @@ import (
 	"github.com/ultramcp/durable/workflow"
 )
 
-
 // Response is one participant's answer in one round.
 type Response struct {
 	Participant string   `json:"participant"`
