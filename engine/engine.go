@@ -1,6 +1,6 @@
 // Package engine is the small interface the workflow logic is written
 // against: named steps whose results are kept, steps run side by side, a
-// durable sleep, a clock, and published progress. Two engines implement it:
+// durable sleep, and published progress. Two engines implement it:
 // engine/restate journals every step in Restate, so a crash resumes after the
 // last completed step; engine/direct runs the same logic in-process with no
 // journal (the legacy path and the baseline in benchmarks).
@@ -11,7 +11,6 @@ package engine
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -56,8 +55,6 @@ type Context interface {
 	RunAll(steps []Step) ([][]byte, []error)
 	// Sleep waits durably: a crash during the sleep does not restart it.
 	Sleep(name string, d time.Duration) error
-	// Now is a recorded clock reading: the same value on replay.
-	Now() (time.Time, error)
 	// Publish makes v readable under key by progress queries while the
 	// workflow runs.
 	Publish(key string, v any) error
@@ -140,6 +137,3 @@ func Final(step string, attempts int, err error) error {
 	}
 	return err
 }
-
-// ErrStepName is returned for a step without a name.
-var ErrStepName = fmt.Errorf("engine: a step needs a name")

@@ -90,9 +90,6 @@ func (c *Context) Sleep(name string, d time.Duration) error {
 	}
 }
 
-// Now reads the wall clock.
-func (c *Context) Now() (time.Time, error) { return time.Now(), nil }
-
 // Publish stores v for Published.
 func (c *Context) Publish(key string, v any) error {
 	b, err := json.Marshal(v)

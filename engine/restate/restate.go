@@ -105,12 +105,6 @@ func (c *Context) Sleep(name string, d time.Duration) error {
 	return FromTerminal(sdk.Sleep(c.ctx, d, sdk.WithName(name)))
 }
 
-// Now journals a clock reading.
-func (c *Context) Now() (time.Time, error) {
-	t, err := sdk.Run(c.ctx, func(sdk.RunContext) (time.Time, error) { return time.Now().UTC(), nil }, sdk.WithName("clock"))
-	return t, FromTerminal(err)
-}
-
 // Publish stores v as workflow state under key.
 func (c *Context) Publish(key string, v any) error {
 	sdk.Set(c.ctx, key, v)
