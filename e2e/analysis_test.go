@@ -110,6 +110,10 @@ func TestCodeAnalysisWorkflow(t *testing.T) {
 	if _, err := os.Stat(r.Marker); err == nil {
 		t.Fatal("the analysis ran code from the repository: the marker exists")
 	}
+	if !strings.Contains(journalText(t, env), "AKIA****") {
+		t.Error("the redacted findings are not in the journal: the leak check below would prove nothing")
+	}
+	assertNotLeaked(t, env, repotest.TreeAWSKey, repotest.TreeGitHubPAT, repotest.HistoryAWSKey)
 
 	t.Run("security-scan finds the same", func(t *testing.T) {
 		scan, err := runAnalysis(t, env, workflow.SecurityScan, "ss-1", map[string]string{"target": url}, 3*time.Minute)

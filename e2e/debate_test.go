@@ -228,23 +228,78 @@ func assertNoSecret(t *testing.T, env *stacktest.Env, extra string) {
 	if strings.Contains(extra, fakeKey) {
 		t.Errorf("API key leaked into an error")
 	}
-	for _, f := range []string{env.Cfg.Path("logs", "service.log"), env.Cfg.Path("logs", "restate-server.log")} {
+	assertNotLeaked(t, env, fakeKey)
+}
+
+// assertNotLeaked checks that none of the secrets is in the service's and
+// Restate's logs, in the journal (payloads decoded), or in the store's file.
+func assertNotLeaked(t *testing.T, env *stacktest.Env, secrets ...string) {
+	t.Helper()
+	places := map[string][]byte{"journal": []byte(journalText(t, env))}
+	for _, f := range []string{env.Cfg.Path("logs", "service.log"), env.Cfg.Path("logs", "restate-server.log"), env.Cfg.SQLitePath(), env.Cfg.SQLitePath() + "-wal"} {
 		b, err := os.ReadFile(f)
-		if err != nil {
+		if err != nil && !os.IsNotExist(err) {
 			t.Fatal(err)
 		}
-		if bytes.Contains(b, []byte(fakeKey)) {
-			t.Errorf("API key leaked into %s", f)
+		places[f] = b
+	}
+	if len(places["journal"]) < 100 {
+		t.Fatalf("the journal text is too short to be real: %d bytes", len(places["journal"]))
+	}
+	for place, b := range places {
+		for _, secret := range secrets {
+			if bytes.Contains(b, []byte(secret)) {
+				t.Errorf("secret %.4s… leaked into %s", secret, place)
+			}
 		}
 	}
+}
+
+// journalText is every journal entry with its payload bytes decoded:
+// sys_journal spells payloads as arrays of byte values.
+func journalText(t *testing.T, env *stacktest.Env) string {
+	t.Helper()
 	rows, err := env.Client.Query(context.Background(), "SELECT entry_json FROM sys_journal")
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, _ := json.Marshal(rows)
-	if bytes.Contains(raw, []byte(fakeKey)) {
-		t.Errorf("API key leaked into the journal")
+	var b strings.Builder
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case string:
+			b.WriteString(x)
+		case []any:
+			raw := make([]byte, 0, len(x))
+			for _, e := range x {
+				n, ok := e.(float64)
+				if !ok {
+					raw = nil
+					break
+				}
+				raw = append(raw, byte(n))
+			}
+			if raw != nil {
+				b.Write(raw)
+				return
+			}
+			for _, e := range x {
+				walk(e)
+			}
+		case map[string]any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+		b.WriteByte('\n')
 	}
+	for _, r := range rows {
+		var entry any
+		if s, ok := r["entry_json"].(string); ok && json.Unmarshal([]byte(s), &entry) == nil {
+			walk(entry)
+		}
+	}
+	return b.String()
 }
 
 func TestBadInputRefused(t *testing.T) {
