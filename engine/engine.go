@@ -67,10 +67,7 @@ func Run[T any](c Context, name string, opts StepOptions, fn func(ctx context.Co
 	if err != nil {
 		return out, err
 	}
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return out, fault.Wrap(fault.Internal, err, "decode result of step %s", name)
-	}
-	return out, nil
+	return Decode[T](name, raw)
 }
 
 // TypedStep is a step of RunAll whose result has type T.
@@ -80,20 +77,30 @@ type TypedStep[T any] struct {
 	Fn   func(ctx context.Context) (T, error)
 }
 
+// Raw is the step in the untyped form Context.RunAll takes, so that steps
+// of different result types can run in one batch; Decode reads its result.
+func (s TypedStep[T]) Raw() Step { return Step{Name: s.Name, Opts: s.Opts, Fn: encoded(s.Fn)} }
+
+// Decode reads a step result produced by a TypedStep[T].
+func Decode[T any](name string, raw []byte) (T, error) {
+	var out T
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return out, fault.Wrap(fault.Internal, err, "decode result of step %s", name)
+	}
+	return out, nil
+}
+
 // RunAll is the typed form of Context.RunAll.
 func RunAll[T any](c Context, steps []TypedStep[T]) ([]T, []error) {
 	raw := make([]Step, len(steps))
 	for i, s := range steps {
-		raw[i] = Step{Name: s.Name, Opts: s.Opts, Fn: encoded(s.Fn)}
+		raw[i] = s.Raw()
 	}
 	results, errs := c.RunAll(raw)
 	out := make([]T, len(steps))
 	for i := range steps {
-		if errs[i] != nil {
-			continue
-		}
-		if err := json.Unmarshal(results[i], &out[i]); err != nil {
-			errs[i] = fault.Wrap(fault.Internal, err, "decode result of step %s", steps[i].Name)
+		if errs[i] == nil {
+			out[i], errs[i] = Decode[T](steps[i].Name, results[i])
 		}
 	}
 	return out, errs

@@ -3,6 +3,7 @@ package workflow
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/ultramcp/durable/engine"
@@ -93,4 +94,40 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 		}
 		return out, runErr
 	}
+}
+
+// StoreRetryBudget bounds how long a store write retries inside a step
+// that runs beside others (ExecutionsStep).
+const StoreRetryBudget = 5 * time.Minute
+
+// RetryStore runs write until it succeeds, a fault that retrying cannot fix
+// occurs, or StoreRetryBudget is spent, backing off from 200 ms to 5 s.
+func RetryStore(ctx context.Context, write func(context.Context) error) error {
+	deadline := time.Now().Add(StoreRetryBudget)
+	backoff := 200 * time.Millisecond
+	for {
+		err := write(ctx)
+		if err == nil || !fault.IsRetryable(err) || time.Now().Add(backoff).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fault.Wrap(fault.Unavailable, ctx.Err(), "store write abandoned")
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// ExecutionsStep writes execs as a step that may run beside others (the
+// next round's calls): it retries store faults inside itself, because on
+// Restate a retryable error leaving one of several concurrent steps would end
+// the attempt and repeat its siblings' model calls.
+func ExecutionsStep(rec Records, name string, execs []Execution) engine.Step {
+	return engine.Step{Name: name, Opts: engine.StepOptions{MaxAttempts: 1}, Fn: func(ctx context.Context) ([]byte, error) {
+		if err := RetryStore(ctx, func(ctx context.Context) error { return rec.RecordExecutions(ctx, execs) }); err != nil {
+			return nil, err
+		}
+		return []byte(fmt.Sprint(len(execs))), nil
+	}}
 }

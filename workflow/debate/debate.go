@@ -4,9 +4,11 @@
 // agree, and end with a confidence-weighted vote (ReConcile, Chen et al. 2024)
 // and a moderator's synthesis.
 //
-// Journaled steps, in order: "clock" (start), per round one "round-R/NAME"
-// step per participant, run concurrently, and "pause-after-round-R" (durable
-// sleep) between rounds; then "moderator" and "clock" (end). A participant
+// Journaled steps, in order: per round one "round-R/NAME" step per
+// participant, run concurrently (with the previous round's "record-round-R"
+// store write beside them), and "pause-after-round-R" (durable sleep)
+// between rounds; then "moderator" (beside the last round's record) and,
+// with a store, "save-transcript". A participant
 // step retries transient provider faults inside itself, so a flaky
 // participant never re-runs the others. Terminal: invalid input (before any
 // step), a provider refusing for good (401/403/400), or a provider still
@@ -154,11 +156,13 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 	progress := Progress{Phase: "round", Rounds: rounds}
 
 	var previous []Response
+	var pending *engine.Step // the last round's record, written beside the next calls
 	for r := 1; r <= rounds; r++ {
-		responses, err := d.round(c, in, refs, r, previous)
+		responses, err := d.round(c, in, refs, r, previous, pending)
 		if err != nil {
 			return Result{}, err
 		}
+		pending = d.recordStep(c, fmt.Sprintf("record-round-%d", r), r, in.Participants, responses)
 		round := Round{Number: r, Responses: responses, Agreement: Agree(responses)}
 		res.Rounds = append(res.Rounds, round)
 		// Progress keeps positions, not reasoning: it is rewritten every
@@ -195,24 +199,25 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 	if err := c.Publish(progressKey, progress); err != nil {
 		return Result{}, err
 	}
+	var final []workflow.Execution // written with the transcript
 	if res.Mode == ModeVote {
 		res.Synthesis = ModeratorResult{Synthesis: Synthesis{Consensus: res.Vote.Winner, Agreement: res.Vote.Share, Recommendation: res.Vote.Winner}}
+		if pending != nil {
+			final = execsOf(c.WorkflowID(), len(res.Rounds), in.Participants, previous)
+		}
 	} else {
-		res.Synthesis, err = d.moderate(c, in, modRef, previous, res.Vote)
+		res.Synthesis, err = d.moderate(c, in, modRef, previous, res.Vote, pending)
 		if err != nil {
 			return Result{}, err
 		}
 		s := res.Synthesis
-		exec := execution(c.WorkflowID(), "moderator", "moderator", s.LatencyMS, s.TokensIn, s.TokensOut, s.CostUSD, s.FinishedAt.Add(-time.Duration(s.LatencyMS)*time.Millisecond))
-		if err := d.record(c, "record-moderator", []workflow.Execution{exec}); err != nil {
-			return Result{}, err
-		}
+		final = []workflow.Execution{execution(c.WorkflowID(), "moderator", "moderator", s.LatencyMS, s.TokensIn, s.TokensOut, s.CostUSD, s.FinishedAt.Add(-time.Duration(s.LatencyMS)*time.Millisecond))}
 	}
 	if res.Synthesis.Agreement < 0 { // the moderator gave no score: use the vote's
 		res.Synthesis.Agreement = res.Vote.Share
 	}
 	res.Synthesis.Contested = res.Synthesis.Agreement < in.Threshold()
-	if err := d.saveTranscript(c, &res); err != nil {
+	if err := d.saveTranscript(c, &res, final); err != nil {
 		return Result{}, err
 	}
 
@@ -254,15 +259,16 @@ func (d *Debate) resolveModels(in Input) ([]llm.Ref, llm.Ref, error) {
 	return refs, mod, nil
 }
 
-// round asks every participant concurrently, one journaled step each.
-func (d *Debate) round(c engine.Context, in Input, refs []llm.Ref, r int, previous []Response) ([]Response, error) {
-	steps := make([]engine.TypedStep[Response], len(in.Participants))
+// round asks every participant concurrently, one journaled step each; the
+// previous round's record step, if any, runs in the same batch.
+func (d *Debate) round(c engine.Context, in Input, refs []llm.Ref, r int, previous []Response, pending *engine.Step) ([]Response, error) {
+	steps := make([]engine.Step, 0, len(in.Participants)+1)
 	for i, p := range in.Participants {
 		prompt := firstRoundPrompt(in)
 		if r > 1 {
 			prompt = laterRoundPrompt(in, p.Name, r, previous)
 		}
-		name := fmt.Sprintf("round-%d/%s", r, p.Name)
+		name := stepName(r, p.Name)
 		req := llm.Request{
 			System:   systemPrompt(p),
 			Messages: []llm.Message{{Role: "user", Content: prompt}},
@@ -270,42 +276,57 @@ func (d *Debate) round(c engine.Context, in Input, refs []llm.Ref, r int, previo
 			Label:    c.WorkflowID() + "/" + name,
 		}
 		ref := refs[i]
-		steps[i] = engine.TypedStep[Response]{Name: name, Opts: participantStep, Fn: func(ctx context.Context) (Response, error) {
+		steps = append(steps, engine.TypedStep[Response]{Name: name, Opts: participantStep, Fn: func(ctx context.Context) (Response, error) {
 			return d.ask(ctx, p.Name, ref, req)
-		}}
+		}}.Raw())
 	}
-	responses, errs := engine.RunAll(c, steps)
-	for i, err := range errs {
+	if pending != nil {
+		steps = append(steps, *pending)
+	}
+	results, errs := c.RunAll(steps)
+	if pending != nil {
+		if err := errs[len(errs)-1]; err != nil {
+			return nil, fmt.Errorf("%s: %w", pending.Name, err)
+		}
+	}
+	responses := make([]Response, len(in.Participants))
+	for i := range in.Participants {
+		err := errs[i]
+		if err == nil {
+			responses[i], err = engine.Decode[Response](steps[i].Name, results[i])
+		}
 		if err != nil {
 			return nil, fmt.Errorf("round %d, participant %s: %w", r, in.Participants[i].Name, err)
 		}
 	}
+	return responses, nil
+}
+
+func stepName(round int, participant string) string { return fmt.Sprintf("round-%d/%s", round, participant) }
+
+// execsOf are the store rows of a round's calls.
+func execsOf(workflowID string, round int, ps []Participant, responses []Response) []workflow.Execution {
 	execs := make([]workflow.Execution, len(responses))
 	for i, resp := range responses {
-		execs[i] = execution(c.WorkflowID(), steps[i].Name, resp.Participant, resp.LatencyMS, resp.TokensIn, resp.TokensOut, resp.CostUSD, resp.StartedAt)
+		execs[i] = execution(workflowID, stepName(round, ps[i].Name), resp.Participant, resp.LatencyMS, resp.TokensIn, resp.TokensOut, resp.CostUSD, resp.StartedAt)
 		execs[i].Attempt = resp.Attempts
 	}
-	if err := d.record(c, fmt.Sprintf("record-round-%d", r), execs); err != nil {
-		return nil, err
+	return execs
+}
+
+// recordStep is the step that writes a round's calls to the store, run
+// beside the next batch of calls; nil without a store.
+func (d *Debate) recordStep(c engine.Context, name string, round int, ps []Participant, responses []Response) *engine.Step {
+	if d.Records == nil {
+		return nil
 	}
-	return responses, nil
+	s := workflow.ExecutionsStep(d.Records, name, execsOf(c.WorkflowID(), round, ps, responses))
+	return &s
 }
 
 func execution(workflowID, step, agent string, ms int64, in, out int, cost float64, at time.Time) workflow.Execution {
 	return workflow.Execution{WorkflowID: workflowID, AgentName: agent, Step: step, Status: workflow.StatusCompleted,
 		DurationMS: ms, TokensIn: in, TokensOut: out, CostUSD: cost, CreatedAt: at}
-}
-
-// record writes agent executions to the store in a step of its own, so a
-// store outage retries the write, never the model calls before it.
-func (d *Debate) record(c engine.Context, step string, execs []workflow.Execution) error {
-	if d.Records == nil {
-		return nil
-	}
-	_, err := engine.Run(c, step, workflow.RecordStep, func(ctx context.Context) (int, error) {
-		return len(execs), d.Records.RecordExecutions(ctx, execs)
-	})
-	return err
 }
 
 func (d *Debate) ask(ctx context.Context, participant string, ref llm.Ref, req llm.Request) (Response, error) {
@@ -326,14 +347,15 @@ func (d *Debate) ask(ctx context.Context, participant string, ref llm.Ref, req l
 	return resp, nil
 }
 
-func (d *Debate) moderate(c engine.Context, in Input, ref llm.Ref, final []Response, vote Vote) (ModeratorResult, error) {
+// moderate asks the moderator; the last round's record step runs beside it.
+func (d *Debate) moderate(c engine.Context, in Input, ref llm.Ref, final []Response, vote Vote, pending *engine.Step) (ModeratorResult, error) {
 	req := llm.Request{
 		System:   moderatorSystem,
 		Messages: []llm.Message{{Role: "user", Content: moderatorPrompt(in, final, vote)}},
 		JSON:     true,
 		Label:    c.WorkflowID() + "/moderator",
 	}
-	return engine.Run(c, "moderator", participantStep, func(ctx context.Context) (ModeratorResult, error) {
+	steps := []engine.Step{engine.TypedStep[ModeratorResult]{Name: "moderator", Opts: participantStep, Fn: func(ctx context.Context) (ModeratorResult, error) {
 		start := time.Now()
 		out, err := d.Models.Complete(ctx, ref, req)
 		if err != nil {
@@ -346,7 +368,18 @@ func (d *Debate) moderate(c engine.Context, in Input, ref llm.Ref, final []Respo
 			LatencyMS: time.Since(start).Milliseconds(), Simulated: out.Simulated,
 			FinishedAt: time.Now().UTC(),
 		}, nil
-	})
+	}}.Raw()}
+	if pending != nil {
+		steps = append(steps, *pending)
+	}
+	results, errs := c.RunAll(steps)
+	if pending != nil && errs[1] != nil {
+		return ModeratorResult{}, fmt.Errorf("%s: %w", pending.Name, errs[1])
+	}
+	if errs[0] != nil {
+		return ModeratorResult{}, errs[0]
+	}
+	return engine.Decode[ModeratorResult]("moderator", results[0])
 }
 
 // withReasoning returns a copy of the round with each reasoning cut to n
@@ -361,9 +394,9 @@ func (r Round) withReasoning(n int) Round {
 	return out
 }
 
-// saveTranscript keeps the full rounds in the store and shortens them in
-// the result.
-func (d *Debate) saveTranscript(c engine.Context, res *Result) error {
+// saveTranscript keeps the full rounds in the store, with the last calls
+// not yet recorded, and shortens the rounds in the result.
+func (d *Debate) saveTranscript(c engine.Context, res *Result, execs []workflow.Execution) error {
 	if d.Records == nil {
 		return nil
 	}
@@ -372,6 +405,9 @@ func (d *Debate) saveTranscript(c engine.Context, res *Result) error {
 		return fault.Wrap(fault.Internal, err, "encode transcript")
 	}
 	ref, err := engine.Run(c, "save-transcript", workflow.RecordStep, func(ctx context.Context) (workflow.ArtifactRef, error) {
+		if err := d.Records.RecordExecutions(ctx, execs); err != nil {
+			return workflow.ArtifactRef{}, err
+		}
 		return d.Records.PutArtifact(ctx, c.WorkflowID(), "transcript.json", full)
 	})
 	if err != nil {

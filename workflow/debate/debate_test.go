@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/ultramcp/durable/engine/direct"
 	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/llm"
+	"github.com/ultramcp/durable/workflow"
 )
 
 // scripted is a fake Models: each participant answers from a script, one
@@ -223,5 +225,65 @@ func TestProgressIsPublishedPerRound(t *testing.T) {
 	}
 	if p.Phase != "synthesis" || len(p.CompletedRounds) != 2 || p.Rounds != 2 {
 		t.Errorf("progress = %+v", p)
+	}
+}
+
+// memRecords is an in-memory workflow.Records.
+type memRecords struct {
+	mu        sync.Mutex
+	execs     map[string]workflow.Execution
+	writes    int
+	artifacts map[string][]byte
+}
+
+func (m *memRecords) Started(context.Context, string, string, []byte, time.Time) error { return nil }
+func (m *memRecords) Finished(context.Context, string, string, []byte, string, time.Time, time.Time) error {
+	return nil
+}
+func (m *memRecords) RecordExecutions(_ context.Context, execs []workflow.Execution) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, e := range execs {
+		m.execs[e.Step] = e
+		m.writes++
+	}
+	return nil
+}
+func (m *memRecords) PutArtifact(_ context.Context, wf, name string, content []byte) (workflow.ArtifactRef, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.artifacts[name] = content
+	return workflow.ArtifactRef{ID: "x", Name: name, Bytes: len(content)}, nil
+}
+
+func TestEveryCallIsRecordedOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		mode  string
+		steps []string
+	}{
+		{"debate stopping early", ModeDebate, []string{"moderator", "round-1/a", "round-1/b", "round-2/a", "round-2/b"}},
+		{"vote", ModeVote, []string{"round-1/a", "round-1/b"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &scripted{script: map[string][]string{"a": {answer("x", 0.9), answer("y", 0.9)}, "b": {answer("y", 0.9), answer("y", 0.9)}}}
+			rec := &memRecords{execs: map[string]workflow.Execution{}, artifacts: map[string][]byte{}}
+			c := direct.New(context.Background(), "d1", nil)
+			res, err := (&Debate{Models: m, Records: rec}).Run(c, Input{Topic: "t", Mode: tc.mode, Participants: []Participant{{Name: "a"}, {Name: "b"}}, Rounds: rounds(4), DelayBetweenRounds: zeroDelay()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for step := range rec.execs {
+				got = append(got, step)
+			}
+			sort.Strings(got)
+			if strings.Join(got, ",") != strings.Join(tc.steps, ",") || rec.writes != len(tc.steps) {
+				t.Errorf("recorded %v in %d writes, want %v once each", got, rec.writes, tc.steps)
+			}
+			if res.Transcript == nil || len(rec.artifacts["transcript.json"]) == 0 {
+				t.Error("no transcript artifact")
+			}
+		})
 	}
 }
