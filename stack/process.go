@@ -109,15 +109,16 @@ func (p Process) Stop(grace time.Duration) (bool, error) {
 		return true, fmt.Errorf("stop %s (pid %d): %w", p.Name, pid, err)
 	}
 	deadline := time.Now().Add(grace)
-	for time.Now().Before(deadline) {
-		if !alive(pid, p.Bin) {
-			return true, nil
-		}
+	for time.Now().Before(deadline) && alive(pid, p.Bin) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	for i := 0; i < 40 && alive(pid, p.Bin); i++ {
-		time.Sleep(50 * time.Millisecond)
+	if alive(pid, p.Bin) {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	}
+	// Wait until it is gone from the process table, not only dead: a
+	// zombie waiting for its parent to reap it still shows in ps.
+	for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
+		time.Sleep(20 * time.Millisecond)
 	}
 	return true, nil
 }
