@@ -60,6 +60,8 @@ func TestRejectsBadTargetsBeforeGitRuns(t *testing.T) {
 		"https://-oProxyCommand=x/y",
 		"",
 		"https://example.com/a b",
+		"git@-oProxyCommand=x:repo",
+		"ssh://-oProxyCommand=x/repo",
 	}
 	for _, target := range cases {
 		if _, err := strict.Validate(target); fault.KindOf(err) != fault.Invalid {

@@ -35,7 +35,9 @@ type Policy struct {
 // DefaultPolicy is the service's default.
 var DefaultPolicy = Policy{MaxBytes: 500 << 20, CloneTimeout: 5 * time.Minute, HistoryDepth: 200}
 
-var scpLike = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._~/-]+$`)
+// scpLike is ssh's user@host:path; the host must not start with '-', or ssh
+// would read it as an option.
+var scpLike = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9][A-Za-z0-9.-]*:[A-Za-z0-9._~/][A-Za-z0-9._~/-]*$`)
 
 // Validate checks a repository reference before git ever sees it, and
 // returns it in the form to pass to git. It refuses option injection
