@@ -302,7 +302,9 @@ func (d *Debate) round(c engine.Context, in Input, refs []llm.Ref, r int, previo
 	return responses, nil
 }
 
-func stepName(round int, participant string) string { return fmt.Sprintf("round-%d/%s", round, participant) }
+func stepName(round int, participant string) string {
+	return fmt.Sprintf("round-%d/%s", round, participant)
+}
 
 // execsOf are the store rows of a round's calls.
 func execsOf(workflowID string, round int, ps []Participant, responses []Response) []workflow.Execution {
