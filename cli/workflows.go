@@ -65,6 +65,10 @@ an analysis's security findings as SARIF 2.1.0.`,
 			if resultJSON {
 				resultFormat = formatJSON
 			}
+			if full, ok := a.savedReport(cmd.Context(), svc, args[0], resultFormat); ok {
+				_, err := a.stdout.Write(full)
+				return err
+			}
 			return a.printResult(svc, out, resultFormat)
 		},
 	}
@@ -493,4 +497,23 @@ func jsonArg(name, arg string) (json.RawMessage, error) {
 		return nil, fmt.Errorf("%s: not valid JSON", name)
 	}
 	return raw, nil
+}
+
+// savedReport returns an analysis's full report as saved in the store (the
+// result carries at most codeanalysis.MaxFindingsInResult findings).
+func (a *app) savedReport(ctx context.Context, svc, id, format string) ([]byte, bool) {
+	if svc != workflow.CodeAnalysis && svc != workflow.SecurityScan {
+		return nil, false
+	}
+	name := map[string]string{"": "report.md", formatText: "report.md", formatMarkdown: "report.md", formatSARIF: "report.sarif", formatJSON: "report.json"}[format]
+	if name == "" {
+		return nil, false
+	}
+	st, err := a.store(ctx)
+	if err != nil {
+		return nil, false
+	}
+	defer st.Close()
+	b, err := st.NamedArtifact(ctx, id, name)
+	return b, err == nil
 }

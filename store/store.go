@@ -216,6 +216,17 @@ func (s *Store) Artifact(ctx context.Context, id string) ([]byte, error) {
 	return content, transient(err)
 }
 
+// NamedArtifact returns the artifact a workflow saved under name.
+func (s *Store) NamedArtifact(ctx context.Context, workflowID, name string) ([]byte, error) {
+	var content []byte
+	err := s.db.QueryRowContext(ctx, s.d.rebind(`SELECT a.content FROM workflow_artifacts w JOIN artifacts a ON a.id = w.artifact_id
+WHERE w.workflow_id = ? AND w.name = ?`), workflowID, name).Scan(&content)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fault.New(fault.NotFound, "workflow %s has no artifact %s", workflowID, name)
+	}
+	return content, transient(err)
+}
+
 // Workflow is one row of workflow_metadata.
 type Workflow struct {
 	ID          string     `json:"id"`

@@ -153,6 +153,13 @@ func TestArtifactsAreContentAddressed(t *testing.T) {
 		if string(got) != string(content) {
 			t.Errorf("content = %q", got)
 		}
+		named, err := s.NamedArtifact(ctx, "w2", "transcript.json")
+		if err != nil || string(named) != string(content) {
+			t.Errorf("named artifact: %q, %v", named, err)
+		}
+		if _, err := s.NamedArtifact(ctx, "w2", "other"); fault.KindOf(err) != fault.NotFound {
+			t.Errorf("missing named artifact: %v", err)
+		}
 		if _, err := s.Artifact(ctx, "00"); fault.KindOf(err) != fault.NotFound {
 			t.Errorf("missing artifact: %v", err)
 		}
