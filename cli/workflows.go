@@ -111,7 +111,7 @@ an analysis's security findings as SARIF 2.1.0.`,
 		Short: "Delete finished workflows older than an age from the metadata store",
 		Long: `purge deletes finished (completed, failed, cancelled) workflows created more
 than --older-than ago, with their agent executions and the artifacts no other
-workflow uses. Restate forgets finished workflows on its own after the same
+workflow uses, and repository checkouts fetched before then. Restate forgets finished workflows on its own after the same
 retention (ULTRAMCP_RETENTION, default 7d), which is the default age here.`,
 		Example: "  ultramcp purge --older-than 30d",
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -127,11 +127,16 @@ retention (ULTRAMCP_RETENTION, default 7d), which is the default age here.`,
 				return err
 			}
 			defer st.Close()
-			p, err := st.Purge(cmd.Context(), time.Now().Add(-age))
+			cutoff := time.Now().Add(-age)
+			p, err := st.Purge(cmd.Context(), cutoff)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "purged %d workflow(s), %d agent execution(s), %d artifact(s) older than %s\n", p.Workflows, p.Executions, p.Artifacts, age)
+			checkouts, err := service.Checkouts(a.cfg).Prune(cutoff)
+			if err != nil {
+				return fmt.Errorf("prune checkouts: %w", err)
+			}
+			fmt.Fprintf(a.stdout, "purged %d workflow(s), %d agent execution(s), %d artifact(s) and %d repository checkout(s) older than %s\n", p.Workflows, p.Executions, p.Artifacts, checkouts, age)
 			return nil
 		},
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ultramcp/durable/analysis/repotest"
 	"github.com/ultramcp/durable/stack/stacktest"
@@ -59,5 +60,19 @@ func TestCLIAnalysis(t *testing.T) {
 	}
 	if _, err := os.Stat(r.Marker); err == nil {
 		t.Fatal("the marker exists")
+	}
+
+	// purge removes checkouts fetched before the cutoff, and only those.
+	checkouts, _ := os.ReadDir(env.Cfg.Path("checkouts"))
+	if len(checkouts) != 1 {
+		t.Fatalf("checkouts: %d, want 1", len(checkouts))
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	os.Chtimes(env.Cfg.Path("checkouts", checkouts[0].Name()), old, old)
+	if out := c.must("purge", "--older-than", "1d"); !strings.Contains(out, "1 repository checkout(s)") {
+		t.Errorf("purge:\n%s", out)
+	}
+	if left, _ := os.ReadDir(env.Cfg.Path("checkouts")); len(left) != 0 {
+		t.Errorf("checkouts left after purge: %d", len(left))
 	}
 }
