@@ -180,7 +180,7 @@ func ParseAge(s string) (time.Duration, error) {
 	var days time.Duration
 	if i := strings.IndexByte(s, 'd'); i > 0 {
 		var n int
-		if _, err := fmt.Sscanf(s[:i], "%d", &n); err != nil || fmt.Sprint(n) != s[:i] {
+		if _, err := fmt.Sscanf(s[:i], "%d", &n); err != nil || fmt.Sprint(n) != s[:i] || n < 0 {
 			return 0, fmt.Errorf("%q: want a duration like 30d or 12h", s)
 		}
 		days, s = time.Duration(n)*24*time.Hour, s[i+1:]
@@ -189,8 +189,8 @@ func ParseAge(s string) (time.Duration, error) {
 		return days, nil
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("want a duration like 30d or 12h: %w", err)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q: want a positive duration like 30d or 12h", s)
 	}
 	return days + d, nil
 }
