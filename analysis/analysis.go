@@ -45,6 +45,18 @@ type Finding struct {
 	Commit      string `json:"commit,omitempty"` // set for findings in history
 	Excerpt     string `json:"excerpt,omitempty"`
 	Fingerprint string `json:"fingerprint"`
+	// New is set when the report is compared with a previous one and this
+	// finding was not in it.
+	New bool `json:"new,omitempty"`
+}
+
+// Comparison says how a report differs from a previous one.
+type Comparison struct {
+	PreviousCommit string   `json:"previousCommit,omitempty"`
+	New            int      `json:"new"`
+	Unchanged      int      `json:"unchanged"`
+	Fixed          int      `json:"fixed"`
+	FixedFindings  []string `json:"fixedFindings,omitempty"` // fingerprints, at most 100
 }
 
 // Scanner statuses.
@@ -134,5 +146,6 @@ type Report struct {
 	BySeverity   map[string]int `json:"bySeverity"`
 	Metrics      *Metrics       `json:"metrics,omitempty"`
 	Patterns     *Patterns      `json:"patterns,omitempty"`
+	Comparison   *Comparison    `json:"comparison,omitempty"`
 	GeneratedAt  time.Time      `json:"generatedAt"`
 }

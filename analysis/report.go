@@ -28,6 +28,36 @@ func (r *Report) Finish() {
 	}
 }
 
+// CompareWith marks the findings that previous did not have and counts
+// those it had that are gone.
+func (r *Report) CompareWith(previous Report) {
+	before := map[string]bool{}
+	for _, f := range previous.Findings {
+		before[f.Tool+"|"+f.Fingerprint] = true
+	}
+	c := &Comparison{PreviousCommit: previous.Commit}
+	now := map[string]bool{}
+	for i := range r.Findings {
+		key := r.Findings[i].Tool + "|" + r.Findings[i].Fingerprint
+		now[key] = true
+		if before[key] {
+			c.Unchanged++
+		} else {
+			r.Findings[i].New = true
+			c.New++
+		}
+	}
+	for _, f := range previous.Findings {
+		if !now[f.Tool+"|"+f.Fingerprint] {
+			c.Fixed++
+			if len(c.FixedFindings) < 100 {
+				c.FixedFindings = append(c.FixedFindings, f.Fingerprint)
+			}
+		}
+	}
+	r.Comparison = c
+}
+
 // Markdown renders the report for people.
 func (r *Report) Markdown() string {
 	var b strings.Builder
@@ -46,6 +76,9 @@ func (r *Report) Markdown() string {
 	}
 	if r.hasSecurity() {
 		fmt.Fprintf(&b, "## Security findings (%d)\n\n", len(r.Findings))
+		if c := r.Comparison; c != nil {
+			fmt.Fprintf(&b, "Compared with %s: %d new, %d unchanged, %d fixed.\n\n", short(c.PreviousCommit), c.New, c.Unchanged, c.Fixed)
+		}
 		for _, sev := range []string{SeverityCritical, SeverityHigh, SeverityMedium, SeverityLow, SeverityInfo} {
 			if n := r.BySeverity[sev]; n > 0 {
 				fmt.Fprintf(&b, "- %s: %d\n", sev, n)
@@ -59,6 +92,9 @@ func (r *Report) Markdown() string {
 					loc += " @" + short(f.Commit)
 				}
 				detail := f.Title
+				if f.New {
+					detail = "**new** " + detail
+				}
 				if f.Excerpt != "" {
 					detail += " — `" + strings.ReplaceAll(f.Excerpt, "`", "'") + "`"
 				}

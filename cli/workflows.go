@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ultramcp/durable/analysis"
 	"github.com/ultramcp/durable/analysis/repo"
 	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/config"
@@ -440,8 +441,11 @@ func (a *app) runScanCommand() *cobra.Command {
 		Short:   "Scan a git repository for secrets and vulnerable code",
 		Example: `  ultramcp run security-scan --target https://github.com/org/repo.git --follow --format sarif > scan.sarif`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var err error
-			if in.Context, err = jsonArg("context", contextArg); err != nil {
+			raw, err := jsonArg("context", contextArg)
+			if err != nil {
+				return err
+			}
+			if in.Context, err = comparable(raw); err != nil {
 				return err
 			}
 			return startValidated(a, cmd.Context(), workflow.SecurityScan, "scan", id, in, codeanalysis.DecodeScan(a.policy()), follow, format)
@@ -521,4 +525,21 @@ func (a *app) savedReport(ctx context.Context, svc, id, format string) ([]byte, 
 	defer st.Close()
 	b, err := st.NamedArtifact(ctx, id, name)
 	return b, err == nil
+}
+
+// comparable keeps of a previous report what a comparison needs (commit and
+// findings' fingerprints), so the context stays small in the journal.
+func comparable(raw json.RawMessage) (json.RawMessage, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	var prev analysis.Report
+	if err := json.Unmarshal(raw, &prev); err != nil {
+		return nil, fmt.Errorf("context: must be a previous analysis report: %w", err)
+	}
+	slim := analysis.Report{Commit: prev.Commit, Findings: make([]analysis.Finding, len(prev.Findings))}
+	for i, f := range prev.Findings {
+		slim.Findings[i] = analysis.Finding{Tool: f.Tool, Fingerprint: f.Fingerprint}
+	}
+	return json.Marshal(slim)
 }

@@ -125,6 +125,25 @@ func TestCodeAnalysisWorkflow(t *testing.T) {
 		}
 	})
 
+	t.Run("security-scan compared with a previous analysis", func(t *testing.T) {
+		previous := rep
+		previous.Findings = append([]analysis.Finding{{Tool: "gosec", RuleID: "G999", Fingerprint: "gone.go:G999:1"}}, rep.Findings[1:]...)
+		ctxJSON, _ := json.Marshal(previous)
+		scan, err := runAnalysis(t, env, workflow.SecurityScan, "ss-cmp", map[string]any{"target": url, "context": json.RawMessage(ctxJSON)}, 3*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := scan.Comparison
+		if c == nil || c.New != 1 || c.Fixed != 1 || c.Unchanged != len(rep.Findings)-1 || c.PreviousCommit != rep.Commit {
+			t.Fatalf("comparison = %+v", c)
+		}
+		for _, f := range scan.Findings {
+			if f.New != (f.Tool+f.Fingerprint == rep.Findings[0].Tool+rep.Findings[0].Fingerprint) {
+				t.Errorf("finding %s new=%v", f.Fingerprint, f.New)
+			}
+		}
+	})
+
 	t.Run("a failing scanner does not fail the analysis", func(t *testing.T) {
 		broken := filepath.Join(parent, "broken")
 		repotest.Init(t, broken)

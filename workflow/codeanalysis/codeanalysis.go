@@ -75,15 +75,25 @@ func (a *Analyzer) RunAnalysis(c engine.Context, in Input) (analysis.Report, err
 		return analysis.Report{}, err
 	}
 	t := in.AnalysisType
-	return a.run(c, in.Repository, in.Branch, t, t == TypeAll || t == TypeSecurity, t == TypeAll || t == TypeQuality, t == TypeAll || t == TypePatterns)
+	return a.run(c, in.Repository, in.Branch, t, t == TypeAll || t == TypeSecurity, t == TypeAll || t == TypeQuality, t == TypeAll || t == TypePatterns, nil)
 }
 
-// RunScan is the security-scan workflow body.
+// RunScan is the security-scan workflow body. With a previous analysis as
+// context, findings it did not have are marked new and the ones gone are
+// counted as fixed.
 func (a *Analyzer) RunScan(c engine.Context, in ScanInput) (analysis.Report, error) {
-	return a.run(c, in.Target, in.Branch, TypeSecurity, true, false, false)
+	var previous *analysis.Report
+	if len(in.Context) > 0 && string(in.Context) != "null" {
+		var p analysis.Report
+		if err := json.Unmarshal(in.Context, &p); err != nil {
+			return analysis.Report{}, fault.Invalidf("context", "must be a previous analysis report: %v", err)
+		}
+		previous = &p
+	}
+	return a.run(c, in.Target, in.Branch, TypeSecurity, true, false, false, previous)
 }
 
-func (a *Analyzer) run(c engine.Context, repository, branch, kind string, security, quality, structure bool) (analysis.Report, error) {
+func (a *Analyzer) run(c engine.Context, repository, branch, kind string, security, quality, structure bool, previous *analysis.Report) (analysis.Report, error) {
 	rep := analysis.Report{ID: c.WorkflowID(), Repository: repository, AnalysisType: kind}
 	progress := Progress{Phase: "resolve", Message: "resolving " + repository}
 	publish := func(phase, msg string) error {
@@ -210,6 +220,9 @@ func (a *Analyzer) run(c engine.Context, repository, branch, kind string, securi
 		return rep, err
 	}
 	rep.Finish()
+	if previous != nil {
+		rep.CompareWith(*previous)
+	}
 	if err := a.save(c, &rep); err != nil {
 		return rep, err
 	}

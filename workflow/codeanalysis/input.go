@@ -33,8 +33,9 @@ type ScanInput struct {
 	Context json.RawMessage `json:"context,omitempty"`
 }
 
-// MaxContextBytes bounds the context of a security scan.
-const MaxContextBytes = 64 << 10
+// MaxContextBytes bounds the context of a security scan (it is journaled
+// with the input); the CLI sends only the previous findings' fingerprints.
+const MaxContextBytes = 256 << 10
 
 // decodeStrict decodes body into v, naming the field at fault.
 func decodeStrict(body []byte, v any) error {
@@ -104,6 +105,14 @@ func DecodeScan(p repo.Policy) func([]byte) (ScanInput, error) {
 		}
 		if len(in.Context) > MaxContextBytes {
 			return in, fault.Invalidf("context", "too large: %d bytes, at most %d", len(in.Context), MaxContextBytes)
+		}
+		if len(in.Context) > 0 && string(in.Context) != "null" {
+			var previous struct {
+				Findings []json.RawMessage `json:"findings"`
+			}
+			if err := json.Unmarshal(in.Context, &previous); err != nil {
+				return in, fault.Invalidf("context", "must be a previous analysis report (a JSON object with findings)")
+			}
 		}
 		return in, nil
 	}
