@@ -49,6 +49,10 @@ const DefaultScannerTimeout = 5 * time.Minute
 // report has all of them.
 const MaxFindingsInResult = 500
 
+// MaxFindingsPerScanner bounds the findings one scanner step keeps (about
+// 1 MB of journal at the most); the scanner's count is exact.
+const MaxFindingsPerScanner = 2000
+
 var (
 	gitStep     = engine.StepOptions{MaxAttempts: 3, InitialBackoff: time.Second}
 	scannerStep = engine.StepOptions{MaxAttempts: 2, InitialBackoff: time.Second}
@@ -163,7 +167,9 @@ func (a *Analyzer) run(c engine.Context, repository, branch, kind string, securi
 			if err != nil {
 				return nil, 0, err
 			}
-			b, err := json.Marshal(fs)
+			// The step's result is a journal entry: keep it bounded. The
+			// count still says how many there were.
+			b, err := json.Marshal(fs[:min(len(fs), MaxFindingsPerScanner)])
 			return b, len(fs), err
 		}
 	}
