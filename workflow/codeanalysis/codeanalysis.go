@@ -49,9 +49,9 @@ const DefaultScannerTimeout = 5 * time.Minute
 // report has all of them.
 const MaxFindingsInResult = 500
 
-// MaxFindingsPerScanner bounds the findings one scanner step keeps (about
-// 1 MB of journal at the most); the scanner's count is exact.
-const MaxFindingsPerScanner = 2000
+// MaxFindingsPerScanner bounds the findings one scanner step keeps, so its
+// journal entry stays under about 200 KB; the scanner's count is exact.
+const MaxFindingsPerScanner = 400
 
 var (
 	gitStep     = engine.StepOptions{MaxAttempts: 3, InitialBackoff: time.Second}
