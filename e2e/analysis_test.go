@@ -254,3 +254,43 @@ func TestAnalysisSurvivesKill9AndLostCheckout(t *testing.T) {
 		t.Errorf("the checkout was not re-created: %v", err)
 	}
 }
+
+func TestManyFindingsAreKeptInTheStore(t *testing.T) {
+	fake := llmtest.New(llmtest.Behavior{})
+	defer fake.Close()
+	env := analysisStack(t, fake)
+	dir := filepath.Join(t.TempDir(), "leaky")
+	repotest.Init(t, dir)
+	const keys = 450
+	var b strings.Builder
+	alphabet := "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+	for i := range keys {
+		key := []byte("AKIA")
+		for j, n := 0, i*7919+13; j < 16; j++ {
+			key = append(key, alphabet[(n>>(j%5)+j*(i+3))%32])
+		}
+		b.WriteString("key_" + string(rune('a'+i%26)) + " = " + string(key) + "\n")
+	}
+	repotest.Commit(t, dir, "many keys", map[string]string{"keys.env": b.String()})
+
+	rep, err := runAnalysis(t, env, workflow.SecurityScan, "many", map[string]string{"target": "file://" + dir}, 3*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := scanner(rep, "secrets").Findings
+	if found <= 400 || len(rep.Findings) > 500 {
+		t.Fatalf("secrets found %d, result carries %d: the test needs more than a step keeps", found, len(rep.Findings))
+	}
+	st := openStoreDB(t, env, "")
+	var content []byte
+	if err := st.QueryRow(`SELECT a.content FROM workflow_artifacts w JOIN artifacts a ON a.id = w.artifact_id WHERE w.workflow_id = 'many' AND w.name = 'report.json'`).Scan(&content); err != nil {
+		t.Fatal(err)
+	}
+	var full analysis.Report
+	if err := json.Unmarshal(content, &full); err != nil {
+		t.Fatal(err)
+	}
+	if len(full.Findings) != found {
+		t.Errorf("saved report has %d findings, the scanner found %d", len(full.Findings), found)
+	}
+}

@@ -48,6 +48,7 @@ type Records interface {
 	Finished(ctx context.Context, id, status string, output []byte, errMsg string, startedAt, at time.Time) error
 	RecordExecutions(ctx context.Context, execs []Execution) error
 	PutArtifact(ctx context.Context, workflowID, name string, content []byte) (ArtifactRef, error)
+	NamedArtifact(ctx context.Context, workflowID, name string) ([]byte, error)
 }
 
 // RecordStep is the retry budget of a store write: generous, because a

@@ -161,14 +161,26 @@ func (a *Analyzer) run(c engine.Context, repository, branch, kind string, securi
 		}
 		return o.Data, nil
 	}
-	findings := func(fn func(context.Context, string) ([]analysis.Finding, error)) func(context.Context, string) (json.RawMessage, int, error) {
+	findings := func(name string, fn func(context.Context, string) ([]analysis.Finding, error)) func(context.Context, string) (json.RawMessage, int, error) {
 		return func(ctx context.Context, dir string) (json.RawMessage, int, error) {
 			fs, err := fn(ctx, dir)
 			if err != nil {
 				return nil, 0, err
 			}
-			// The step's result is a journal entry: keep it bounded. The
-			// count still says how many there were.
+			// The step's result is a journal entry: keep it bounded, and
+			// keep every finding in the store for the saved report.
+			if len(fs) > MaxFindingsPerScanner && a.Records != nil {
+				all, err := json.Marshal(fs)
+				if err != nil {
+					return nil, 0, fault.Wrap(fault.Internal, err, "encode findings")
+				}
+				if err := workflow.RetryStore(ctx, func(ctx context.Context) error {
+					_, err := a.Records.PutArtifact(ctx, c.WorkflowID(), findingsArtifact(name), all)
+					return err
+				}); err != nil {
+					return nil, 0, err
+				}
+			}
 			b, err := json.Marshal(fs[:min(len(fs), MaxFindingsPerScanner)])
 			return b, len(fs), err
 		}
@@ -209,7 +221,7 @@ func (a *Analyzer) run(c engine.Context, repository, branch, kind string, securi
 			name string
 			fn   func(context.Context, string) ([]analysis.Finding, error)
 		}{{"secrets", secrets.Scan}, {"gosec", sast.Scan}} {
-			raw, err := scan(s.name, scannerStep, findings(s.fn))
+			raw, err := scan(s.name, scannerStep, findings(s.name, s.fn))
 			if err != nil {
 				return rep, err
 			}
@@ -229,7 +241,7 @@ func (a *Analyzer) run(c engine.Context, repository, branch, kind string, securi
 	if previous != nil {
 		rep.CompareWith(*previous)
 	}
-	if err := a.save(c, &rep); err != nil {
+	if err := a.save(c, &rep, previous); err != nil {
 		return rep, err
 	}
 	if len(rep.Findings) > MaxFindingsInResult {
@@ -302,22 +314,29 @@ func summaryPrompt(repository string, p *analysis.Patterns) string {
 	return b.String()
 }
 
-// save keeps the report as JSON, Markdown and SARIF artifacts.
-func (a *Analyzer) save(c engine.Context, rep *analysis.Report) error {
+func findingsArtifact(scanner string) string { return "findings-" + scanner + ".json" }
+
+// save keeps the report as JSON, Markdown and SARIF artifacts. When a
+// scanner found more than its step could journal, the saved report reads
+// its full list back from the store, inside the step.
+func (a *Analyzer) save(c engine.Context, rep *analysis.Report, previous *analysis.Report) error {
 	if a.Records == nil {
 		return nil
 	}
-	full, err := json.Marshal(rep)
-	if err != nil {
-		return fault.Wrap(fault.Internal, err, "encode report")
-	}
-	sarif, err := rep.SARIF()
-	if err != nil {
-		return fault.Wrap(fault.Internal, err, "encode SARIF")
-	}
-	md := []byte(rep.Markdown())
-	_, err = engine.Run(c, "save-report", workflow.RecordStep, func(ctx context.Context) (bool, error) {
-		for name, content := range map[string][]byte{"report.json": full, "report.md": md, "report.sarif": sarif} {
+	_, err := engine.Run(c, "save-report", workflow.RecordStep, func(ctx context.Context) (bool, error) {
+		full, err := a.fullReport(ctx, c.WorkflowID(), *rep, previous)
+		if err != nil {
+			return false, err
+		}
+		js, err := json.Marshal(full)
+		if err != nil {
+			return false, fault.Wrap(fault.Internal, err, "encode report")
+		}
+		sarif, err := full.SARIF()
+		if err != nil {
+			return false, fault.Wrap(fault.Internal, err, "encode SARIF")
+		}
+		for name, content := range map[string][]byte{"report.json": js, "report.md": []byte(full.Markdown()), "report.sarif": sarif} {
 			if _, err := a.Records.PutArtifact(ctx, c.WorkflowID(), name, content); err != nil {
 				return false, err
 			}
@@ -325,6 +344,48 @@ func (a *Analyzer) save(c engine.Context, rep *analysis.Report) error {
 		return true, nil
 	})
 	return err
+}
+
+// fullReport is rep with the findings of every scanner whose step kept
+// only part of them.
+func (a *Analyzer) fullReport(ctx context.Context, workflowID string, rep analysis.Report, previous *analysis.Report) (analysis.Report, error) {
+	kept := map[string]int{}
+	for _, f := range rep.Findings {
+		kept[f.Tool]++
+	}
+	tools := map[string]string{"secrets": "gitleaks", "gosec": "gosec"}
+	var extra []analysis.Finding
+	truncated := map[string]bool{}
+	for _, s := range rep.Scanners {
+		tool, ok := tools[s.Name]
+		if !ok || s.Status != analysis.ScannerCompleted || s.Findings <= kept[tool] {
+			continue
+		}
+		raw, err := a.Records.NamedArtifact(ctx, workflowID, findingsArtifact(s.Name))
+		if err != nil {
+			return rep, err
+		}
+		var all []analysis.Finding
+		if err := json.Unmarshal(raw, &all); err != nil {
+			return rep, fault.Wrap(fault.Internal, err, "decode %s findings", s.Name)
+		}
+		extra, truncated[tool] = append(extra, all...), true
+	}
+	if len(truncated) == 0 {
+		return rep, nil
+	}
+	findings := extra
+	for _, f := range rep.Findings {
+		if !truncated[f.Tool] {
+			findings = append(findings, f)
+		}
+	}
+	rep.Findings = findings
+	rep.Finish()
+	if previous != nil {
+		rep.CompareWith(*previous)
+	}
+	return rep, nil
 }
 
 func (a *Analyzer) timeout() time.Duration {

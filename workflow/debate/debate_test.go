@@ -249,6 +249,11 @@ func (m *memRecords) RecordExecutions(_ context.Context, execs []workflow.Execut
 	}
 	return nil
 }
+func (m *memRecords) NamedArtifact(_ context.Context, wf, name string) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.artifacts[name], nil
+}
 func (m *memRecords) PutArtifact(_ context.Context, wf, name string, content []byte) (workflow.ArtifactRef, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
