@@ -333,6 +333,14 @@ func TestBadInputRefused(t *testing.T) {
 			if n := len(fake.Attempts(id + "/")); n != 0 {
 				t.Errorf("a refused debate called the model %d times", n)
 			}
+			// The store says why it was refused.
+			var status, reason string
+			if err := openStoreDB(t, env, "").QueryRow(`SELECT status, error FROM workflow_metadata WHERE id = ?`, id).Scan(&status, &reason); err != nil {
+				t.Fatal(err)
+			}
+			if status != "failed" || !strings.HasPrefix(reason, tc.field) {
+				t.Errorf("store: %s %q", status, reason)
+			}
 		})
 	}
 }

@@ -93,9 +93,9 @@ func Handler(models *llm.Router, o Options) (http.Handler, error) {
 	policy := o.Checkouts.Policy
 	srv := server.NewRestate().
 		WithLogger(o.Logger.Handler(), true).
-		Bind(restateengine.Workflow(workflow.ChainOfDebate, debate.Decode, workflow.Tracked(o.Records, workflow.ChainOfDebate, d.Run), o.Services)).
-		Bind(restateengine.Workflow(workflow.CodeAnalysis, codeanalysis.DecodeAnalysis(policy), workflow.Tracked(o.Records, workflow.CodeAnalysis, a.RunAnalysis), o.Services)).
-		Bind(restateengine.Workflow(workflow.SecurityScan, codeanalysis.DecodeScan(policy), workflow.Tracked(o.Records, workflow.SecurityScan, a.RunScan), o.Services))
+		Bind(restateengine.Workflow(workflow.ChainOfDebate, workflow.Tracked(o.Records, workflow.ChainOfDebate, workflow.Decoded(debate.Decode, d.Run)), o.Services)).
+		Bind(restateengine.Workflow(workflow.CodeAnalysis, workflow.Tracked(o.Records, workflow.CodeAnalysis, workflow.Decoded(codeanalysis.DecodeAnalysis(policy), a.RunAnalysis)), o.Services)).
+		Bind(restateengine.Workflow(workflow.SecurityScan, workflow.Tracked(o.Records, workflow.SecurityScan, workflow.Decoded(codeanalysis.DecodeScan(policy), a.RunScan)), o.Services))
 	if o.PublicKey != "" {
 		srv = srv.WithIdentityV1(o.PublicKey)
 	}

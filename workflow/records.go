@@ -97,6 +97,20 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 	}
 }
 
+// Decoded adapts a body taking typed input to one taking the request's JSON:
+// decode validates it (naming the field at fault) before body runs any step.
+func Decoded[I, O any](decode func([]byte) (I, error), body func(engine.Context, I) (O, error)) func(engine.Context, json.RawMessage) (O, error) {
+	return func(c engine.Context, raw json.RawMessage) (O, error) {
+		in, err := decode(raw)
+		if err != nil {
+			var zero O
+			c.Logger().Warn("rejected input", "err", err)
+			return zero, err
+		}
+		return body(c, in)
+	}
+}
+
 // StoreRetryBudget bounds how long a store write retries inside a step
 // that runs beside others (ExecutionsStep).
 const StoreRetryBudget = 5 * time.Minute

@@ -30,18 +30,13 @@ var DefaultServiceOptions = ServiceOptions{
 }
 
 // Workflow defines a Restate workflow service named name whose "run" handler
-// decodes its input with decode (a bad input fails at once as a terminal 400
-// naming the field, before any step) and runs body on the Restate engine, and
-// whose shared "progress" handler returns what body last published.
-func Workflow[I, O any](name string, decode func([]byte) (I, error), body func(engine.Context, I) (O, error), o ServiceOptions) sdk.ServiceDefinition {
+// runs body on the Restate engine with the request's JSON (body decodes it:
+// see workflow.Decoded), and whose shared "progress" handler returns what
+// body last published. Errors that retrying cannot fix end the workflow as
+// terminal errors with their HTTP status (400 for bad input).
+func Workflow[O any](name string, body func(engine.Context, json.RawMessage) (O, error), o ServiceOptions) sdk.ServiceDefinition {
 	run := func(ctx sdk.WorkflowContext, raw json.RawMessage) (O, error) {
-		var out O
-		in, err := decode(raw)
-		if err != nil {
-			ctx.Log().Warn("rejected input", "err", err)
-			return out, ToTerminal(err)
-		}
-		out, err = body(New(ctx), in)
+		out, err := body(New(ctx), raw)
 		if err != nil {
 			ctx.Log().Error("workflow failed", "err", err)
 			return out, ToTerminal(err)
