@@ -144,6 +144,13 @@ func (a *app) printResult(svc string, out json.RawMessage, format string) error 
 		fmt.Fprintf(w, "  disagreements:  %s\n", strings.Join(s.Disagreements, "; "))
 	}
 	fmt.Fprintf(w, "  recommendation: %s\n", s.Recommendation)
+	if d := r.Decision; d != nil {
+		if d.Source == "human" {
+			fmt.Fprintf(w, "\ndecision by %s: %s\n", orSomeone(d.By), d.Decision)
+		} else {
+			fmt.Fprintf(w, "\nno decision in time; the vote stands: %s\n", d.Decision)
+		}
+	}
 	t := r.Totals
 	fmt.Fprintf(w, "\ntotals:  %d calls, %d tokens in, %d out, est. $%.4f, %d ms wall\n", t.Calls, t.TokensIn, t.TokensOut, t.CostUSD, t.WallMS)
 	for _, p := range t.PerParticipant {
@@ -153,4 +160,11 @@ func (a *app) printResult(svc string, out json.RawMessage, format string) error 
 		fmt.Fprintln(w, "  (some models have no known price; their cost counts as 0)")
 	}
 	return nil
+}
+
+func orSomeone(s string) string {
+	if s == "" {
+		return "a human"
+	}
+	return s
 }

@@ -176,15 +176,45 @@ retention (ULTRAMCP_RETENTION, default 7d), which is the default age here.`,
 			return a.follow(cmd.Context(), inv.Service, args[0], "")
 		},
 	}
-	return []*cobra.Command{run, status, result, list, cancel, watch, purge}
+	var decision, by string
+	decide := &cobra.Command{
+		Use:   "decide <id>",
+		Short: "Give the human decision an escalated workflow is waiting for",
+		Long: `decide resolves the durable decision a workflow waits for: a debate started
+with --escalate whose agreement stayed below the consensus threshold. The
+first decision counts; without one the workflow falls back to the vote when
+its escalation timeout passes.`,
+		Example: `  ultramcp decide debate-1a2b --decision "Pilot it on one service first" --by alice`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(decision) == "" {
+				return fmt.Errorf("decision: required")
+			}
+			c := a.client()
+			inv, err := c.Find(cmd.Context(), "", args[0])
+			if err != nil {
+				return err
+			}
+			body, _ := json.Marshal(map[string]string{"decision": decision, "by": by})
+			if err := c.Decide(cmd.Context(), inv.Service, args[0], body); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "decision sent to %s\n", args[0])
+			return nil
+		},
+	}
+	decide.Flags().StringVar(&decision, "decision", "", "the decision (required)")
+	decide.Flags().StringVar(&by, "by", os.Getenv("USER"), "who decides")
+	return []*cobra.Command{run, status, result, list, cancel, watch, purge, decide}
 }
 
 func (a *app) runDebateCommand() *cobra.Command {
 	var (
 		topic, participants, mode, moderator, model, contextArg, id string
 		rounds                                                      int
-		delay                                                       time.Duration
-		follow, asJSON                                              bool
+		delay, escalateTimeout                                      time.Duration
+		follow, asJSON, escalate                                    bool
+		threshold                                                   float64
 	)
 	cmd := &cobra.Command{
 		Use:   workflow.ChainOfDebate,
@@ -225,6 +255,13 @@ Participants are names, optionally with a model: "alice,bob=openai:gpt-4o-mini".
 			if cmd.Flags().Changed("delay") {
 				in["delayBetweenRounds"] = delay.String()
 			}
+			if cmd.Flags().Changed("consensus-threshold") {
+				in["consensusThreshold"] = threshold
+			}
+			if escalate {
+				in["escalate"] = true
+				in["escalateTimeout"] = escalateTimeout.String()
+			}
 			if raw, err := jsonArg("context", contextArg); err != nil {
 				return err
 			} else if raw != nil {
@@ -249,6 +286,9 @@ Participants are names, optionally with a model: "alice,bob=openai:gpt-4o-mini".
 	f.StringVar(&model, "participant-model", "", "model for every participant without one")
 	f.DurationVar(&delay, "delay", debate.DefaultDelay, "durable pause between rounds")
 	f.StringVar(&contextArg, "context", "", "JSON context for the debate, or @file")
+	f.Float64Var(&threshold, "consensus-threshold", debate.DefaultConsensusThreshold, "agreement under which the result is contested")
+	f.BoolVar(&escalate, "escalate", false, "when contested, wait for a human decision (ultramcp decide)")
+	f.DurationVar(&escalateTimeout, "escalate-timeout", debate.DefaultEscalateTimeout, "how long to wait for the decision before the vote stands")
 	f.StringVar(&id, "id", "", "workflow id (default: generated); the same id never runs twice")
 	f.BoolVarP(&follow, "follow", "f", false, "follow progress and print the result")
 	f.BoolVar(&asJSON, "json", false, "with --follow, print the raw JSON result")

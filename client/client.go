@@ -134,6 +134,12 @@ func (c *Client) Progress(ctx context.Context, svc, id string) (json.RawMessage,
 	return out, err
 }
 
+// Decide sends a decision to a workflow's decide handler.
+func (c *Client) Decide(ctx context.Context, svc, id string, decision []byte) error {
+	_, _, err := c.do(ctx, http.MethodPost, c.Ingress+"/"+svc+"/"+url.PathEscape(id)+"/"+workflow.DecideHandler, decision, "application/json")
+	return err
+}
+
 // Query runs SQL on the admin API's introspection tables.
 func (c *Client) Query(ctx context.Context, sql string) ([]map[string]any, error) {
 	body, _ := json.Marshal(map[string]string{"query": sql})

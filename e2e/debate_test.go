@@ -372,3 +372,45 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
 	}
 	t.Fatalf("condition not met within %s", timeout)
 }
+
+// An escalated debate waits durably for a human decision: through a kill -9
+// of the service, and until `ultramcp decide` sends one.
+func TestEscalationSurvivesKill9(t *testing.T) {
+	fake := llmtest.New(llmtest.Behavior{})
+	defer fake.Close()
+	env := fakeStack(t, fake)
+	id := "escalate-1"
+	// The fake moderator reports agreement 0.8: contested under 0.9.
+	startDebate(t, env, id, `{"topic":"Escalate","participants":`+threeParticipants+`,"rounds":1,"consensusThreshold":0.9,"escalate":true,"escalateTimeout":"10m"}`)
+	waitFor(t, 30*time.Second, func() bool {
+		p, _ := env.Client.Progress(context.Background(), workflow.ChainOfDebate, id)
+		return strings.Contains(string(p), `"phase":"awaiting-decision"`)
+	})
+	env.Kill(t, "service")
+	env.Up(t)
+	c := cli{t: t, bin: stacktest.Binary(t), env: []string{
+		"ULTRAMCP_HOME=" + env.Cfg.Home, "ULTRAMCP_INGRESS_ADDR=" + env.Cfg.IngressAddr, "ULTRAMCP_ADMIN_ADDR=" + env.Cfg.AdminAddr,
+	}}
+	if out, err := c.run("decide", id); err == nil || !strings.Contains(out, "decision: required") {
+		t.Errorf("an empty decision was accepted: %s", out)
+	}
+	c.must("decide", id, "--decision", "Pilot it on one service", "--by", "alice")
+	res, err := attach(t, env, id, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := res.Decision; d == nil || d.Decision != "Pilot it on one service" || d.By != "alice" || d.Source != "human" {
+		t.Errorf("decision = %+v", res.Decision)
+	}
+	if out, err := c.run("decide", id, "--decision", "again"); err == nil {
+		t.Errorf("a second decision was accepted: %s", out)
+	}
+	for label, n := range fake.Calls(id + "/") {
+		if n != 1 {
+			t.Errorf("%s ran %d times", label, n)
+		}
+	}
+	if out := c.must("result", id); !strings.Contains(out, "decision by alice: Pilot it on one service") {
+		t.Errorf("result:\n%s", out)
+	}
+}

@@ -58,6 +58,9 @@ type Context interface {
 	// Publish makes v readable under key by progress queries while the
 	// workflow runs.
 	Publish(key string, v any) error
+	// Await waits durably for a value sent to the workflow under name (a
+	// human decision), at most timeout; ok is false when the time ran out.
+	Await(name string, timeout time.Duration) (value json.RawMessage, ok bool, err error)
 }
 
 // Run is the typed form of Context.Run.

@@ -16,7 +16,12 @@ const (
 const (
 	RunHandler      = "run"
 	ProgressHandler = "progress"
+	// DecideHandler takes a human decision for a workflow waiting on one.
+	DecideHandler = "decide"
 )
+
+// DecisionPromise is the durable promise DecideHandler resolves.
+const DecisionPromise = "decision"
 
 // ProgressKey is the state key under which a workflow publishes progress.
 const ProgressKey = "progress"

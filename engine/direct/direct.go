@@ -22,6 +22,7 @@ type Context struct {
 
 	mu        sync.Mutex
 	published map[string]json.RawMessage
+	signals   map[string]chan json.RawMessage
 }
 
 var _ engine.Context = (*Context)(nil)
@@ -31,7 +32,7 @@ func New(ctx context.Context, id string, logger *slog.Logger) *Context {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Context{ctx: ctx, id: id, logger: logger.With("workflow", id), published: map[string]json.RawMessage{}}
+	return &Context{ctx: ctx, id: id, logger: logger.With("workflow", id), published: map[string]json.RawMessage{}, signals: map[string]chan json.RawMessage{}}
 }
 
 func (c *Context) Context() context.Context { return c.ctx }
@@ -107,4 +108,39 @@ func (c *Context) Published(key string) json.RawMessage {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.published[key]
+}
+
+func (c *Context) signal(name string) chan json.RawMessage {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch, ok := c.signals[name]
+	if !ok {
+		ch = make(chan json.RawMessage, 1)
+		c.signals[name] = ch
+	}
+	return ch
+}
+
+// Await waits for Resolve(name, …) or the timeout.
+func (c *Context) Await(name string, timeout time.Duration) (json.RawMessage, bool, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case v := <-c.signal(name):
+		return v, true, nil
+	case <-t.C:
+		return nil, false, nil
+	case <-c.ctx.Done():
+		return nil, false, fault.Wrap(fault.Cancelled, c.ctx.Err(), "cancelled while waiting for %s", name)
+	}
+}
+
+// Resolve sends value to an Await on name; only the first value counts.
+func (c *Context) Resolve(name string, value json.RawMessage) error {
+	select {
+	case c.signal(name) <- value:
+		return nil
+	default:
+		return fault.New(fault.Invalid, "%s was already given", name)
+	}
 }

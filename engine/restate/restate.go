@@ -111,6 +111,24 @@ func (c *Context) Publish(key string, v any) error {
 	return nil
 }
 
+// Await races a durable promise against a durable timer.
+func (c *Context) Await(name string, timeout time.Duration) (json.RawMessage, bool, error) {
+	p := sdk.Promise[json.RawMessage](c.ctx, name)
+	timer := sdk.After(c.ctx, timeout, sdk.WithName(name+"-timeout"))
+	first, err := sdk.WaitFirst(c.ctx, p, timer)
+	if err != nil {
+		return nil, false, FromTerminal(err)
+	}
+	if first == sdk.Future(timer) {
+		return nil, false, nil
+	}
+	v, err := p.Result()
+	if err != nil {
+		return nil, false, FromTerminal(err)
+	}
+	return v, true, nil
+}
+
 // ToTerminal turns a final error into a Restate terminal error whose code
 // says its kind.
 func ToTerminal(err error) error {

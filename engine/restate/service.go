@@ -53,6 +53,12 @@ func Workflow[O any](name string, body func(engine.Context, json.RawMessage) (O,
 		}
 		return p, nil
 	}
+	decide := func(ctx sdk.WorkflowSharedContext, value json.RawMessage) (sdk.Void, error) {
+		if len(value) == 0 || string(value) == "null" || len(value) > 64<<10 {
+			return sdk.Void{}, sdk.TerminalErrorf("decision: want a JSON value of at most 64 KiB")
+		}
+		return sdk.Void{}, sdk.Promise[json.RawMessage](ctx, workflow.DecisionPromise).Resolve(value)
+	}
 	return sdk.NewWorkflow(name,
 		sdk.WithWorkflowRetention(o.Retention),
 		sdk.WithInactivityTimeout(o.InactivityTimeout),
@@ -67,5 +73,6 @@ func Workflow[O any](name string, body func(engine.Context, json.RawMessage) (O,
 		),
 	).
 		Handler(workflow.RunHandler, sdk.NewWorkflowHandler(run)).
-		Handler(workflow.ProgressHandler, sdk.NewWorkflowSharedHandler(progress))
+		Handler(workflow.ProgressHandler, sdk.NewWorkflowSharedHandler(progress)).
+		Handler(workflow.DecideHandler, sdk.NewWorkflowSharedHandler(decide))
 }

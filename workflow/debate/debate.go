@@ -102,11 +102,22 @@ type Result struct {
 	Totals       Totals          `json:"totals"`
 	StartedAt    time.Time       `json:"startedAt"`
 	FinishedAt   time.Time       `json:"finishedAt"`
+	// Decision is the human decision of an escalated debate, or the
+	// fallback to the vote when none came in time.
+	Decision *Decision `json:"decision,omitempty"`
 	// Transcript is the full transcript in the store, when there is one;
 	// then Rounds carry reasoning cut to ReasoningInResult characters, so
 	// that the result (a journal entry) stays small however long the
 	// debate.
 	Transcript *workflow.ArtifactRef `json:"transcript,omitempty"`
+}
+
+// Decision closes an escalated debate.
+type Decision struct {
+	Decision string `json:"decision"`
+	By       string `json:"by,omitempty"`
+	// Source is "human", or "timeout" when the vote's winner stood in.
+	Source string `json:"source"`
 }
 
 // ReasoningInResult bounds each reasoning in a result whose full transcript
@@ -116,7 +127,7 @@ const ReasoningInResult = 280
 // Progress is what a running debate publishes after every round. Before the
 // first round ends there is none; once the result exists, it is final.
 type Progress struct {
-	Phase           string  `json:"phase"` // "round", "pause", "synthesis"
+	Phase           string  `json:"phase"` // "round", "pause", "synthesis", "awaiting-decision"
 	Round           int     `json:"round"`
 	Rounds          int     `json:"rounds"`
 	CompletedRounds []Round `json:"completedRounds"`
@@ -217,6 +228,19 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		res.Synthesis.Agreement = res.Vote.Share
 	}
 	res.Synthesis.Contested = res.Synthesis.Agreement < in.Threshold()
+	if in.Escalate && res.Synthesis.Contested {
+		progress.Phase = "awaiting-decision"
+		progress.Message = fmt.Sprintf("agreement %.2f is below %.2f: waiting up to %s for a decision (ultramcp decide %s --decision …)",
+			res.Synthesis.Agreement, in.Threshold(), in.DecisionTimeout(), c.WorkflowID())
+		if err := c.Publish(progressKey, progress); err != nil {
+			return Result{}, err
+		}
+		raw, ok, err := c.Await(workflow.DecisionPromise, in.DecisionTimeout())
+		if err != nil {
+			return Result{}, err
+		}
+		res.Decision = parseDecision(raw, ok, res.Vote.Winner)
+	}
 	if err := d.saveTranscript(c, &res, final); err != nil {
 		return Result{}, err
 	}
@@ -382,6 +406,25 @@ func (d *Debate) moderate(c engine.Context, in Input, ref llm.Ref, final []Respo
 		return ModeratorResult{}, errs[0]
 	}
 	return engine.Decode[ModeratorResult]("moderator", results[0])
+}
+
+// parseDecision reads a decision sent as {"decision": …, "by": …} or as a
+// plain JSON string; without one, the vote's winner stands.
+func parseDecision(raw json.RawMessage, ok bool, fallback string) *Decision {
+	if !ok {
+		return &Decision{Decision: fallback, Source: "timeout"}
+	}
+	d := Decision{Source: "human"}
+	var text string
+	if json.Unmarshal(raw, &text) == nil {
+		d.Decision = text
+	} else if json.Unmarshal(raw, &d) != nil || d.Decision == "" {
+		d.Decision = string(raw)
+	}
+	d.Source = "human"
+	d.Decision = truncate(d.Decision, MaxPositionChars)
+	d.By = truncate(d.By, MaxNameChars)
+	return &d
 }
 
 // withReasoning returns a copy of the round with each reasoning cut to n

@@ -292,3 +292,52 @@ func TestEveryCallIsRecordedOnce(t *testing.T) {
 		})
 	}
 }
+
+func TestEscalationWaitsForADecision(t *testing.T) {
+	disagree := map[string][]string{"a": {answer("yes", 0.9)}, "b": {answer("no", 0.9)}}
+	in := func(timeout time.Duration) Input {
+		d := Duration(timeout)
+		threshold := 0.95 // the moderator says 0.9: contested
+		return Input{Topic: "t", Participants: []Participant{{Name: "a"}, {Name: "b"}}, Rounds: rounds(1),
+			Escalate: true, EscalateTimeout: &d, ConsensusThreshold: &threshold}
+	}
+	t.Run("a human decides", func(t *testing.T) {
+		c := direct.New(context.Background(), "d1", nil)
+		go func() {
+			for {
+				var p Progress
+				if json.Unmarshal(c.Published(progressKey), &p) == nil && p.Phase == "awaiting-decision" {
+					c.Resolve(workflow.DecisionPromise, json.RawMessage(`{"decision":"ship it","by":"alice"}`))
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+		res, err := (&Debate{Models: &scripted{script: disagree}}).Run(c, in(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := res.Decision; d == nil || d.Decision != "ship it" || d.By != "alice" || d.Source != "human" {
+			t.Errorf("decision = %+v", res.Decision)
+		}
+	})
+	t.Run("the vote stands after the timeout", func(t *testing.T) {
+		res, err := (&Debate{Models: &scripted{script: disagree}}).Run(direct.New(context.Background(), "d2", nil), in(20*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := res.Decision; d == nil || d.Source != "timeout" || d.Decision != res.Vote.Winner {
+			t.Errorf("decision = %+v, vote %q", res.Decision, res.Vote.Winner)
+		}
+	})
+	t.Run("no wait when they agree", func(t *testing.T) {
+		agree := map[string][]string{"a": {answer("yes", 0.9)}, "b": {answer("yes", 0.9)}}
+		x := in(time.Hour)
+		threshold := 0.5
+		x.ConsensusThreshold = &threshold
+		res, err := (&Debate{Models: &scripted{script: agree}}).Run(direct.New(context.Background(), "d3", nil), x)
+		if err != nil || res.Decision != nil {
+			t.Errorf("decision %+v err %v", res.Decision, err)
+		}
+	})
+}

@@ -28,6 +28,10 @@ const (
 	// DefaultConsensusThreshold is the agreement score under which the
 	// result is flagged as contested.
 	DefaultConsensusThreshold = 0.7
+	// DefaultEscalateTimeout and MaxEscalateTimeout bound the wait for a
+	// human decision.
+	DefaultEscalateTimeout = time.Hour
+	MaxEscalateTimeout     = 7 * 24 * time.Hour
 )
 
 // Modes.
@@ -96,7 +100,10 @@ type Input struct {
 	Moderator          string          `json:"moderator,omitempty"`
 	Mode               string          `json:"mode,omitempty"`
 	ConsensusThreshold *float64        `json:"consensusThreshold,omitempty"`
-	Escalate           bool            `json:"escalate,omitempty"`
+	// Escalate waits for a human decision when agreement stays below the
+	// threshold, at most EscalateTimeout, then falls back to the vote.
+	Escalate        bool      `json:"escalate,omitempty"`
+	EscalateTimeout *Duration `json:"escalateTimeout,omitempty"`
 }
 
 // Decode parses and validates a request body. Every error names the field at
@@ -124,6 +131,7 @@ func Decode(body []byte) (Input, error) {
 		"mode":               &in.Mode,
 		"consensusThreshold": &in.ConsensusThreshold,
 		"escalate":           &in.Escalate,
+		"escalateTimeout":    &in.EscalateTimeout,
 	}
 	for name, raw := range fields {
 		if name == "participants" {
@@ -200,6 +208,14 @@ func (in Input) Threshold() float64 {
 	return *in.ConsensusThreshold
 }
 
+// DecisionTimeout is how long an escalated debate waits for a decision.
+func (in Input) DecisionTimeout() time.Duration {
+	if in.EscalateTimeout == nil {
+		return DefaultEscalateTimeout
+	}
+	return time.Duration(*in.EscalateTimeout)
+}
+
 // ModeOrDefault returns the mode.
 func (in Input) ModeOrDefault() string {
 	if in.Mode == "" {
@@ -256,8 +272,8 @@ func (in Input) Validate() error {
 	if t := in.Threshold(); t < 0 || t > 1 {
 		return fault.Invalidf("consensusThreshold", "must be between 0 and 1")
 	}
-	if in.Escalate {
-		return fault.Invalidf("escalate", "human escalation is not available yet")
+	if d := in.DecisionTimeout(); d <= 0 || d > MaxEscalateTimeout {
+		return fault.Invalidf("escalateTimeout", "must be between 0 and %s", MaxEscalateTimeout)
 	}
 	return nil
 }
