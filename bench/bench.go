@@ -413,10 +413,10 @@ func (b *Bench) runAnalyses(ctx context.Context, r *Report) error {
 		records = b.store
 		a.Records = records
 	}
-	direct := func(ctx context.Context, _ []byte) (time.Duration, error) {
+	inProcess := func(ctx context.Context, _ []byte) (time.Duration, error) {
 		os.RemoveAll(b.checkouts.Dir)
 		start := time.Now()
-		rep, err := workflow.Tracked(records, workflow.CodeAnalysis, a.RunAnalysis)(directContext(ctx, b.nextID("direct")), in)
+		rep, err := workflow.Tracked(records, workflow.CodeAnalysis, a.RunAnalysis)(direct.New(ctx, b.nextID("direct"), nil), in)
 		r.AnalysisCommit, r.AnalysisFindings = rep.Commit, len(rep.Findings)
 		return time.Since(start), err
 	}
@@ -429,18 +429,16 @@ func (b *Bench) runAnalyses(ctx context.Context, r *Report) error {
 	}
 	// One run to warm the go command's caches, which gosec's package
 	// loading uses, so that neither engine pays for it.
-	if _, err := direct(ctx, body); err != nil {
+	if _, err := inProcess(ctx, body); err != nil {
 		return err
 	}
 	var err error
-	if r.AnalysisDirect, err = b.medianOf(ctx, direct, body, n); err != nil {
+	if r.AnalysisDirect, err = b.medianOf(ctx, inProcess, body, n); err != nil {
 		return err
 	}
 	r.AnalysisRestate, err = b.medianOf(ctx, durable, body, n)
 	return err
 }
-
-func directContext(ctx context.Context, id string) *direct.Context { return direct.New(ctx, id, nil) }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 

@@ -189,15 +189,6 @@ const invocationColumns = `id, target_service_name, target_service_key, status, 
 
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
-// Invocations lists workflow runs, newest first; svc "" means every workflow.
-func (c *Client) Invocations(ctx context.Context, svc string, limit int) ([]Invocation, error) {
-	where := fmt.Sprintf("target_handler_name = %s", quote(workflow.RunHandler))
-	if svc != "" {
-		where += " AND target_service_name = " + quote(svc)
-	}
-	return c.invocations(ctx, fmt.Sprintf("SELECT %s FROM sys_invocation WHERE %s ORDER BY created_at DESC LIMIT %d", invocationColumns, where, limit))
-}
-
 // Find returns the run invocation of workflow id (any service if svc is "").
 func (c *Client) Find(ctx context.Context, svc, id string) (Invocation, error) {
 	where := fmt.Sprintf("target_handler_name = %s AND target_service_key = %s", quote(workflow.RunHandler), quote(id))

@@ -75,12 +75,9 @@ func Default() Config {
 // FromEnv returns the defaults overridden by the environment.
 func FromEnv() Config {
 	c := Default()
-	set := func(dst *string, names ...string) {
-		for _, n := range names {
-			if v, ok := os.LookupEnv(n); ok && v != "" {
-				*dst = v
-				return
-			}
+	set := func(dst *string, name string) {
+		if v := os.Getenv(name); v != "" {
+			*dst = v
 		}
 	}
 	set(&c.Home, "ULTRAMCP_HOME")

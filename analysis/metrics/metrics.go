@@ -35,8 +35,8 @@ const (
 
 var sccOnce sync.Once
 
-// scc keeps its language tables in package globals; fill them once and
-// never write them again, so concurrent scans only read.
+// scc keeps its language tables in package globals: fill them once; later
+// writes (LoadLanguageFeature) take scc's own lock.
 func sccInit() { sccOnce.Do(processor.ProcessConstants) }
 
 // Measure computes the metrics of the tree at dir.

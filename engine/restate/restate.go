@@ -155,12 +155,9 @@ func FromTerminal(err error) error {
 		return fault.New(fault.NotFound, "%s", msg)
 	case 409:
 		return fault.New(fault.Cancelled, "%s", msg)
-	case 424, 401, 403:
-		return fault.New(fault.Permanent, "%s", msg)
-	case 503:
-		// A step that spent its attempts on a transient fault: final now.
-		return fault.New(fault.Permanent, "%s", msg)
 	default:
+		// Anything else is final, including 503: a step that spent its
+		// attempts on a transient fault.
 		return fault.New(fault.Permanent, "%s", msg)
 	}
 }

@@ -1,14 +1,13 @@
 package codeanalysis
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/ultramcp/durable/analysis/repo"
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/workflow"
 )
 
 // Analysis types.
@@ -37,31 +36,11 @@ type ScanInput struct {
 // with the input); the CLI sends only the previous findings' fingerprints.
 const MaxContextBytes = 256 << 10
 
-// decodeStrict decodes body into v, naming the field at fault.
-func decodeStrict(body []byte, v any) error {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return fault.Invalidf("body", "empty; want a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &typeErr) && typeErr.Field != "":
-			return fault.Invalidf(typeErr.Field, "must be a %s, got %s", typeErr.Type.Kind(), typeErr.Value)
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return fault.Invalidf(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), "unknown field")
-		}
-		return fault.Invalidf("body", "invalid JSON: %v", err)
-	}
-	return nil
-}
-
 // DecodeAnalysis parses and validates a code-analysis request under p.
 func DecodeAnalysis(p repo.Policy) func([]byte) (Input, error) {
 	return func(body []byte) (Input, error) {
 		var in Input
-		if err := decodeStrict(body, &in); err != nil {
+		if err := workflow.DecodeStrict(body, &in); err != nil {
 			return in, err
 		}
 		return in, in.Validate(p)
@@ -92,7 +71,7 @@ func (in *Input) Validate(p repo.Policy) error {
 func DecodeScan(p repo.Policy) func([]byte) (ScanInput, error) {
 	return func(body []byte) (ScanInput, error) {
 		var in ScanInput
-		if err := decodeStrict(body, &in); err != nil {
+		if err := workflow.DecodeStrict(body, &in); err != nil {
 			return in, err
 		}
 		t, err := p.Validate(in.Target)

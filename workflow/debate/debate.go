@@ -167,13 +167,16 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 	progress := Progress{Phase: "round", Rounds: rounds}
 
 	var previous []Response
-	var pending *engine.Step // the last round's record, written beside the next calls
+	// The calls not yet in the store: each round's are written beside the
+	// next batch of calls, the last ones with the transcript.
+	var unrecorded []workflow.Execution
+	recordName := ""
 	for r := 1; r <= rounds; r++ {
-		responses, err := d.round(c, in, refs, r, previous, pending)
+		responses, err := d.round(c, in, refs, r, previous, d.recordStep(recordName, unrecorded))
 		if err != nil {
 			return Result{}, err
 		}
-		pending = d.recordStep(c, fmt.Sprintf("record-round-%d", r), r, in.Participants, responses)
+		unrecorded, recordName = execsOf(c.WorkflowID(), r, in.Participants, responses), fmt.Sprintf("record-round-%d", r)
 		round := Round{Number: r, Responses: responses, Agreement: Agree(responses)}
 		res.Rounds = append(res.Rounds, round)
 		// Progress keeps positions, not reasoning: it is rewritten every
@@ -210,19 +213,15 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 	if err := c.Publish(progressKey, progress); err != nil {
 		return Result{}, err
 	}
-	var final []workflow.Execution // written with the transcript
 	if res.Mode == ModeVote {
 		res.Synthesis = ModeratorResult{Synthesis: Synthesis{Consensus: res.Vote.Winner, Agreement: res.Vote.Share, Recommendation: res.Vote.Winner}}
-		if pending != nil {
-			final = execsOf(c.WorkflowID(), len(res.Rounds), in.Participants, previous)
-		}
 	} else {
-		res.Synthesis, err = d.moderate(c, in, modRef, previous, res.Vote, pending)
+		res.Synthesis, err = d.moderate(c, in, modRef, previous, res.Vote, d.recordStep(recordName, unrecorded))
 		if err != nil {
 			return Result{}, err
 		}
 		s := res.Synthesis
-		final = []workflow.Execution{execution(c.WorkflowID(), "moderator", "moderator", s.LatencyMS, s.TokensIn, s.TokensOut, s.CostUSD, s.FinishedAt.Add(-time.Duration(s.LatencyMS)*time.Millisecond))}
+		unrecorded = []workflow.Execution{execution(c.WorkflowID(), "moderator", "moderator", s.LatencyMS, s.TokensIn, s.TokensOut, s.CostUSD, s.FinishedAt.Add(-time.Duration(s.LatencyMS)*time.Millisecond))}
 	}
 	if res.Synthesis.Agreement < 0 { // the moderator gave no score: use the vote's
 		res.Synthesis.Agreement = res.Vote.Share
@@ -241,7 +240,7 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		}
 		res.Decision = parseDecision(raw, ok, res.Vote.Winner)
 	}
-	if err := d.saveTranscript(c, &res, final); err != nil {
+	if err := d.saveTranscript(c, &res, unrecorded); err != nil {
 		return Result{}, err
 	}
 
@@ -304,14 +303,9 @@ func (d *Debate) round(c engine.Context, in Input, refs []llm.Ref, r int, previo
 			return d.ask(ctx, p.Name, ref, req)
 		}}.Raw())
 	}
-	if pending != nil {
-		steps = append(steps, *pending)
-	}
-	results, errs := c.RunAll(steps)
-	if pending != nil {
-		if err := errs[len(errs)-1]; err != nil {
-			return nil, fmt.Errorf("%s: %w", pending.Name, err)
-		}
+	results, errs, err := runBeside(c, steps, pending)
+	if err != nil {
+		return nil, err
 	}
 	responses := make([]Response, len(in.Participants))
 	for i := range in.Participants {
@@ -340,14 +334,29 @@ func execsOf(workflowID string, round int, ps []Participant, responses []Respons
 	return execs
 }
 
-// recordStep is the step that writes a round's calls to the store, run
-// beside the next batch of calls; nil without a store.
-func (d *Debate) recordStep(c engine.Context, name string, round int, ps []Participant, responses []Response) *engine.Step {
-	if d.Records == nil {
+// recordStep is the step that writes execs to the store beside the next
+// batch of calls; nil without a store or without rows.
+func (d *Debate) recordStep(name string, execs []workflow.Execution) *engine.Step {
+	if d.Records == nil || len(execs) == 0 {
 		return nil
 	}
-	s := workflow.ExecutionsStep(d.Records, name, execsOf(c.WorkflowID(), round, ps, responses))
+	s := workflow.ExecutionsStep(d.Records, name, execs)
 	return &s
+}
+
+// runBeside runs steps in one batch with record, if any, and fails if the
+// record cannot be written.
+func runBeside(c engine.Context, steps []engine.Step, record *engine.Step) ([][]byte, []error, error) {
+	if record == nil {
+		results, errs := c.RunAll(steps)
+		return results, errs, nil
+	}
+	n := len(steps)
+	results, errs := c.RunAll(append(steps, *record))
+	if errs[n] != nil {
+		return nil, nil, fmt.Errorf("%s: %w", record.Name, errs[n])
+	}
+	return results[:n], errs[:n], nil
 }
 
 func execution(workflowID, step, agent string, ms int64, in, out int, cost float64, at time.Time) workflow.Execution {
@@ -395,12 +404,9 @@ func (d *Debate) moderate(c engine.Context, in Input, ref llm.Ref, final []Respo
 			FinishedAt: time.Now().UTC(),
 		}, nil
 	}}.Raw()}
-	if pending != nil {
-		steps = append(steps, *pending)
-	}
-	results, errs := c.RunAll(steps)
-	if pending != nil && errs[1] != nil {
-		return ModeratorResult{}, fmt.Errorf("%s: %w", pending.Name, errs[1])
+	results, errs, err := runBeside(c, steps, pending)
+	if err != nil {
+		return ModeratorResult{}, err
 	}
 	if errs[0] != nil {
 		return ModeratorResult{}, errs[0]

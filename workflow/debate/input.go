@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/workflow"
 )
 
 // Limits on input, so that a debate cannot be asked to do unbounded work.
@@ -142,46 +143,22 @@ func Decode(body []byte) (Input, error) {
 			return in, fault.Invalidf(name, "unknown field")
 		}
 		if err := json.Unmarshal(raw, target); err != nil {
-			return in, fault.Invalidf(name, "%s", describe(err))
+			return in, fault.Invalidf(name, "%s", workflow.DescribeJSONError(err))
 		}
 	}
 	if raw, ok := fields["participants"]; ok {
 		var items []json.RawMessage
 		if err := json.Unmarshal(raw, &items); err != nil {
-			return in, fault.Invalidf("participants", "%s", describe(err))
+			return in, fault.Invalidf("participants", "%s", workflow.DescribeJSONError(err))
 		}
 		in.Participants = make([]Participant, len(items))
 		for i, item := range items {
 			if err := json.Unmarshal(item, &in.Participants[i]); err != nil {
-				return in, fault.Invalidf(fmt.Sprintf("participants[%d]", i), "%s", describe(err))
+				return in, fault.Invalidf(fmt.Sprintf("participants[%d]", i), "%s", workflow.DescribeJSONError(err))
 			}
 		}
 	}
 	return in, in.Validate()
-}
-
-func describe(err error) string {
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) {
-		return fmt.Sprintf("must be %s, got %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
-	}
-	return strings.TrimPrefix(err.Error(), "json: ")
-}
-
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "int", "int64", "float64":
-		return "a number"
-	case "string":
-		return "a string"
-	case "slice":
-		return "an array"
-	case "struct", "map":
-		return "an object"
-	case "bool":
-		return "true or false"
-	}
-	return goKind
 }
 
 // RoundsOrDefault returns the number of rounds asked for.
