@@ -1,0 +1,46 @@
+package sanitize
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestLineAndText(t *testing.T) {
+	cases := []struct{ in, line, text string }{
+		{"plain", "plain", "plain"},
+		{"\x1b[31mred\x1b[0m", "[31mred[0m", "[31mred[0m"},
+		{"title\x1b]0;pwned\x07", "title]0;pwned", "title]0;pwned"},
+		{"a\r\nb\tc", "a b c", "a\nb\tc"},
+		{"csi\u009b31m", "csi31m", "csi31m"},
+		{"bidi\u202eevil", "bidievil", "bidievil"},
+		{"bad\xffutf8", "badutf8", "badutf8"},
+	}
+	for _, tc := range cases {
+		if got := Line(tc.in); got != tc.line {
+			t.Errorf("Line(%q) = %q, want %q", tc.in, got, tc.line)
+		}
+		if got := Text(tc.in); got != tc.text {
+			t.Errorf("Text(%q) = %q, want %q", tc.in, got, tc.text)
+		}
+	}
+}
+
+func TestMarkdown(t *testing.T) {
+	got := MarkdownCell("<img src=x onerror=alert(1)>|**b**\x1b[2J")
+	if strings.ContainsAny(got, "<>\x1b") || strings.Contains(got, "|**") {
+		t.Errorf("MarkdownCell left markup: %q", got)
+	}
+	if got := MarkdownText("see <script>x</script> and **this**\n"); got != "see &lt;script&gt;x&lt;/script&gt; and **this**\n" {
+		t.Errorf("MarkdownText = %q", got)
+	}
+	for in, want := range map[string]string{
+		"a := `x`":  "`` a := `x` ``",
+		"`edge`":    "`` `edge` ``",
+		"a|b":       "`a\\|b`",
+		"k=\"v\"\n": "`k=\"v\" `",
+	} {
+		if got := CodeSpan(in); got != want {
+			t.Errorf("CodeSpan(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
