@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/ultramcp/durable/sanitize"
 )
 
-// Finish sorts the findings (most severe first) and counts them by
-// severity.
+// Finish cleans the report's text, sorts the findings (most severe first)
+// and counts them by severity.
 func (r *Report) Finish() {
+	r.Clean()
 	sort.SliceStable(r.Findings, func(i, j int) bool {
 		a, b := r.Findings[i], r.Findings[j]
 		if SeverityRank(a.Severity) != SeverityRank(b.Severity) {
@@ -58,19 +61,68 @@ func (r *Report) CompareWith(previous Report) {
 	r.Comparison = c
 }
 
-// Markdown renders the report for people.
+// Clean strips control characters from every string that came from the
+// repository, its git server or a model (file and branch names, excerpts,
+// tool messages, the summary), so that no escape sequence reaches a
+// terminal from the JSON, the CLI or the Markdown.
+func (r *Report) Clean() {
+	line := sanitize.Line
+	r.Repository, r.Branch, r.Commit = line(r.Repository), line(r.Branch), line(r.Commit)
+	for i := range r.Scanners {
+		s := &r.Scanners[i]
+		s.Name, s.Status, s.Error = line(s.Name), line(s.Status), line(s.Error)
+	}
+	for i := range r.Findings {
+		f := &r.Findings[i]
+		f.Tool, f.RuleID, f.Title, f.Severity, f.Confidence = line(f.Tool), line(f.RuleID), line(f.Title), line(f.Severity), line(f.Confidence)
+		f.CWE, f.File, f.Commit, f.Excerpt, f.Fingerprint = line(f.CWE), line(f.File), line(f.Commit), line(f.Excerpt), line(f.Fingerprint)
+	}
+	if m := r.Metrics; m != nil {
+		for i := range m.Languages {
+			m.Languages[i].Name = line(m.Languages[i].Name)
+		}
+		for i := range m.Files {
+			m.Files[i].Path, m.Files[i].Language = line(m.Files[i].Path), line(m.Files[i].Language)
+		}
+		for i := range m.Functions {
+			fn := &m.Functions[i]
+			fn.Package, fn.Function, fn.File = line(fn.Package), line(fn.Function), line(fn.File)
+		}
+	}
+	if p := r.Patterns; p != nil {
+		for _, list := range [][]string{p.Languages, p.Frameworks, p.BuildSystems, p.Layers} {
+			for i := range list {
+				list[i] = line(list[i])
+			}
+		}
+		for i := range p.Dependencies {
+			p.Dependencies[i].From, p.Dependencies[i].To = line(p.Dependencies[i].From), line(p.Dependencies[i].To)
+		}
+		p.Summary, p.SummaryModel = sanitize.Text(p.Summary), line(p.SummaryModel)
+	}
+	if c := r.Comparison; c != nil {
+		c.PreviousCommit = line(c.PreviousCommit)
+		for i := range c.FixedFindings {
+			c.FixedFindings[i] = line(c.FixedFindings[i])
+		}
+	}
+}
+
+// Markdown renders the report for people. Every string that came from
+// outside is escaped: file names, branches and messages cannot add markup,
+// links or HTML.
 func (r *Report) Markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# %s analysis of %s\n\n", r.AnalysisType, r.Repository)
-	fmt.Fprintf(&b, "- commit: `%s` (branch `%s`, resolved %s)\n- workflow: `%s`\n\n", r.Commit, r.Branch, r.GeneratedAt.Format("2006-01-02 15:04 MST"), r.ID)
+	fmt.Fprintf(&b, "# %s analysis of %s\n\n", esc(r.AnalysisType), esc(r.Repository))
+	fmt.Fprintf(&b, "- commit: %s (branch %s, resolved %s)\n- workflow: %s\n\n", code(r.Commit), code(r.Branch), r.GeneratedAt.Format("2006-01-02 15:04 MST"), code(r.ID))
 	if len(r.Scanners) > 0 {
 		b.WriteString("## Scanners\n\n| scanner | status | findings | time |\n|---|---|---|---|\n")
 		for _, s := range r.Scanners {
 			status := s.Status
 			if s.Error != "" {
-				status += ": " + escape(s.Error)
+				status += ": " + s.Error
 			}
-			fmt.Fprintf(&b, "| %s | %s | %d | %d ms |\n", s.Name, status, s.Findings, s.DurationMS)
+			fmt.Fprintf(&b, "| %s | %s | %d | %d ms |\n", esc(s.Name), esc(status), s.Findings, s.DurationMS)
 		}
 		b.WriteString("\n")
 	}
@@ -87,18 +139,18 @@ func (r *Report) Markdown() string {
 		if len(r.Findings) > 0 {
 			b.WriteString("\n| severity | tool | rule | location | detail |\n|---|---|---|---|---|\n")
 			for _, f := range r.Findings {
-				loc := fmt.Sprintf("%s:%d", f.File, f.Line)
+				loc := esc(fmt.Sprintf("%s:%d", f.File, f.Line))
 				if f.Commit != "" {
-					loc += " @" + short(f.Commit)
+					loc += " @" + esc(short(f.Commit))
 				}
-				detail := f.Title
+				detail := esc(f.Title)
 				if f.New {
 					detail = "**new** " + detail
 				}
 				if f.Excerpt != "" {
-					detail += " — `" + strings.ReplaceAll(f.Excerpt, "`", "'") + "`"
+					detail += " — " + code(f.Excerpt)
 				}
-				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", f.Severity, f.Tool, f.RuleID, escape(loc), escape(detail))
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", esc(f.Severity), esc(f.Tool), esc(f.RuleID), loc, detail)
 			}
 		}
 		b.WriteString("\n")
@@ -106,13 +158,13 @@ func (r *Report) Markdown() string {
 	if m := r.Metrics; m != nil {
 		b.WriteString("## Quality\n\n| language | files | code | comments | blanks | complexity |\n|---|---|---|---|---|---|\n")
 		for _, l := range m.Languages {
-			fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d |\n", l.Name, l.Files, l.Code, l.Comment, l.Blank, l.Complexity)
+			fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d |\n", esc(l.Name), l.Files, l.Code, l.Comment, l.Blank, l.Complexity)
 		}
 		fmt.Fprintf(&b, "\nTest-to-code ratio: %.2f (%d test lines, %d code lines)\n", m.TestRatio, m.TestLines, m.CodeLines)
 		if len(m.Functions) > 0 {
 			b.WriteString("\nMost complex Go functions:\n\n| function | location | cyclomatic | cognitive |\n|---|---|---|---|\n")
 			for _, f := range m.Functions[:min(len(m.Functions), 10)] {
-				fmt.Fprintf(&b, "| %s.%s | %s:%d | %d | %d |\n", f.Package, f.Function, f.File, f.Line, f.Cyclomatic, f.Cognitive)
+				fmt.Fprintf(&b, "| %s | %s | %d | %d |\n", esc(f.Package+"."+f.Function), esc(fmt.Sprintf("%s:%d", f.File, f.Line)), f.Cyclomatic, f.Cognitive)
 			}
 		}
 		b.WriteString("\n")
@@ -128,7 +180,7 @@ func (r *Report) Markdown() string {
 			if p.Simulated {
 				label = " (simulated: offline provider)"
 			}
-			fmt.Fprintf(&b, "\n### Summary by %s%s\n\n%s\n", p.SummaryModel, label, p.Summary)
+			fmt.Fprintf(&b, "\n### Summary by %s%s\n\n%s\n", esc(p.SummaryModel), label, sanitize.MarkdownText(p.Summary))
 		}
 	}
 	return b.String()
@@ -147,9 +199,17 @@ func list(xs []string) string {
 	if len(xs) == 0 {
 		return "none found"
 	}
-	return strings.Join(xs, ", ")
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = esc(x)
+	}
+	return strings.Join(out, ", ")
 }
 
-func escape(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "|", "\\|"), "\n", " ") }
+// esc is s as literal Markdown text on one line.
+func esc(s string) string { return sanitize.MarkdownCell(s) }
+
+// code is s as inline code on one line, whatever backticks it holds.
+func code(s string) string { return sanitize.CodeSpan(s) }
 
 func short(sha string) string { return sha[:min(len(sha), 12)] }

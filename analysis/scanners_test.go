@@ -144,7 +144,7 @@ func TestSecretsInTreeAndHistoryAreFoundRedacted(t *testing.T) {
 
 func TestGosecFindsTheVulnerableCode(t *testing.T) {
 	r, dir, _ := checkout(t)
-	found, err := sast.Scan(context.Background(), dir)
+	found, err := sast.Scan(context.Background(), dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestGosecFailsOnUnresolvableModule(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/broken\n\ngo 1.22\n\nrequire example.com/missing v1.0.0\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nimport _ \"example.com/missing\"\n\nfunc main() {}\n"), 0o644)
-	_, err := sast.Scan(context.Background(), dir)
+	_, err := sast.Scan(context.Background(), dir, nil)
 	if err == nil || fault.IsRetryable(err) || !strings.Contains(err.Error(), "could not load") {
 		t.Fatalf("err = %v", err)
 	}
@@ -234,7 +234,7 @@ func TestSARIFValidatesAgainstTheOfficialSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs, err := sast.Scan(context.Background(), dir)
+	gs, err := sast.Scan(context.Background(), dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

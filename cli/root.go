@@ -16,6 +16,7 @@ import (
 
 	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/sanitize"
 	"github.com/ultramcp/durable/stack"
 )
 
@@ -30,6 +31,9 @@ type app struct {
 func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Everything printed passes the sanitizer: results and messages carry
+	// text from repositories, git servers and models.
+	stdout, stderr = sanitize.NewWriter(stdout), sanitize.NewWriter(stderr)
 	root := NewRoot(stdout, stderr)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {

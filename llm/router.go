@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/sanitize"
 )
 
 // Models is how workflows reach LLMs: a Router, or a fake in tests. They
@@ -71,5 +72,9 @@ func (r *Router) Complete(ctx context.Context, ref Ref, req Request) (Response, 
 	if req.Model == "" {
 		req.Model = ref.Model
 	}
-	return m.Complete(ctx, req)
+	resp, err := m.Complete(ctx, req)
+	// A model's text is untrusted: no control character of it goes on to
+	// journals, reports or terminals.
+	resp.Text, resp.Model = sanitize.Text(resp.Text), sanitize.Line(resp.Model)
+	return resp, err
 }

@@ -44,3 +44,18 @@ func TestMarkdown(t *testing.T) {
 		}
 	}
 }
+
+func TestWriterAcrossWrites(t *testing.T) {
+	var b strings.Builder
+	w := NewWriter(&b)
+	in := "ok \x1b]0;x\x07é\u009b2J\r\n{\"a\":\"b\"}\n"
+	raw := []byte(in)
+	for i := range raw { // one byte at a time: runes split across writes
+		if _, err := w.Write(raw[i : i+1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := b.String(), "ok ]0;xé2J\n{\"a\":\"b\"}\n"; got != want {
+		t.Errorf("wrote %q, want %q", got, want)
+	}
+}

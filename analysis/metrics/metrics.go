@@ -9,7 +9,6 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -73,7 +72,7 @@ func Measure(ctx context.Context, dir string) (*analysis.Metrics, error) {
 		if len(possible) == 0 {
 			return nil
 		}
-		content, err := os.ReadFile(path)
+		content, err := analysis.ReadFile(path, maxFileBytes)
 		if err != nil {
 			return nil
 		}

@@ -12,7 +12,6 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -20,6 +19,9 @@ import (
 	"github.com/ultramcp/durable/analysis"
 	"github.com/ultramcp/durable/fault"
 )
+
+// maxManifest is the largest manifest or Go file read.
+const maxManifest = 1 << 20
 
 // buildFiles maps a file name to the build system it reveals.
 var buildFiles = map[string]string{
@@ -60,6 +62,9 @@ func Detect(ctx context.Context, dir string, languages []string) (*analysis.Patt
 			}
 			return nil
 		}
+		if !d.Type().IsRegular() {
+			return nil // links, FIFOs, devices: never opened
+		}
 		rel, _ := filepath.Rel(dir, path)
 		rel = filepath.ToSlash(rel)
 		if b, ok := buildFiles[name]; ok {
@@ -94,8 +99,8 @@ func isCode(name string) bool {
 
 // manifestFrameworks reads the dependencies a manifest names.
 func manifestFrameworks(path, name string) []string {
-	b, err := os.ReadFile(path)
-	if err != nil || len(b) > 1<<20 {
+	b, err := analysis.ReadFile(path, maxManifest)
+	if err != nil {
 		return nil
 	}
 	var deps []string
@@ -163,7 +168,7 @@ func isWordByte(c byte) bool {
 // goImports returns the imports between directories of the module at dir.
 func goImports(dir string, files []string) []analysis.Dependency {
 	modPath := ""
-	if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil {
+	if b, err := analysis.ReadFile(filepath.Join(dir, "go.mod"), maxManifest); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
 			if f := strings.Fields(l); len(f) == 2 && f[0] == "module" {
 				modPath = f[1]
@@ -176,7 +181,11 @@ func goImports(dir string, files []string) []analysis.Dependency {
 	seen := map[analysis.Dependency]bool{}
 	fset := token.NewFileSet()
 	for _, rel := range files {
-		f, err := parser.ParseFile(fset, filepath.Join(dir, rel), nil, parser.ImportsOnly)
+		src, err := analysis.ReadFile(filepath.Join(dir, rel), maxManifest)
+		if err != nil {
+			continue
+		}
+		f, err := parser.ParseFile(fset, rel, src, parser.ImportsOnly)
 		if err != nil {
 			continue
 		}

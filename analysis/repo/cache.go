@@ -91,6 +91,7 @@ func (c *Cache) Acquire(ctx context.Context, repository, sha string) (*Checkout,
 	}
 	if err := c.fetch(ctx, repository, sha, dir); err != nil {
 		co.Release()
+		_, _ = c.remove(key) // its lock file, unless another step fetches it
 		return nil, err
 	}
 	c.evict(key)

@@ -10,13 +10,17 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log"
+	stdlog "log"
+	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/securego/gosec/v2"
 	"github.com/securego/gosec/v2/analyzers"
@@ -27,26 +31,48 @@ import (
 	"github.com/ultramcp/durable/analysis"
 	"github.com/ultramcp/durable/analysis/secrets"
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/sanitize"
 )
 
 // goEnv is the environment of the go command that loads the analyzed
-// packages: the local toolchain only (a go.mod "toolchain" line must not
-// download and run another), no module downloads, no cgo (which would
-// compile the repository's C code), no workspace file.
+// packages, made from nothing rather than inherited, so that none of the
+// service's secrets (API keys, the database URL) reach it: the local
+// toolchain only (a go.mod "toolchain" line must not download and run
+// another), no module downloads, no cgo (which would compile the
+// repository's C code), no workspace file, no go env file. The caches are
+// the operator's, so modules already downloaded are found.
 func goEnv() []string {
-	env := os.Environ()
-	for k, v := range map[string]string{
-		"GOTOOLCHAIN": "local",
-		"GOPROXY":     "off",
-		"GOFLAGS":     "-mod=readonly",
-		"CGO_ENABLED": "0",
-		"GOWORK":      "off",
-		"GOSUMDB":     "off",
-	} {
-		env = append(env, k+"="+v)
+	goDirsOnce.Do(func() {
+		out, err := exec.Command("go", "env", "GOPATH", "GOMODCACHE", "GOCACHE").Output()
+		if err != nil {
+			return
+		}
+		for i, name := range []string{"GOPATH", "GOMODCACHE", "GOCACHE"} {
+			if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); i < len(lines) && lines[i] != "" {
+				goDirs = append(goDirs, name+"="+lines[i])
+			}
+		}
+	})
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + os.TempDir(),
+		"GOENV=off",
+		"GOTOOLCHAIN=local",
+		"GOPROXY=off",
+		"GOFLAGS=-mod=readonly",
+		"CGO_ENABLED=0",
+		"GOWORK=off",
+		"GOSUMDB=off",
+		"GIT_CONFIG_NOSYSTEM=1",
+		"GIT_CONFIG_GLOBAL=" + os.DevNull,
 	}
-	return env
+	return append(env, goDirs...)
 }
+
+var (
+	goDirsOnce sync.Once
+	goDirs     []string
+)
 
 // Modules returns the directories of dir holding a go.mod, skipping vendor
 // and testdata trees.
@@ -68,8 +94,13 @@ func Modules(dir string) ([]string, error) {
 	return mods, err
 }
 
-// Scan runs gosec on every Go module under dir.
-func Scan(ctx context.Context, dir string) ([]analysis.Finding, error) {
+// Scan runs gosec on every Go module under dir. Why a module could not be
+// loaded is said in a few words of ours; the go command's own text, which
+// can quote the repository's files, goes only to log.
+func Scan(ctx context.Context, dir string, log *slog.Logger) ([]analysis.Finding, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	mods, err := Modules(dir)
 	if err != nil {
 		return nil, fault.Wrap(fault.Internal, err, "find Go modules")
@@ -79,7 +110,7 @@ func Scan(ctx context.Context, dir string) ([]analysis.Finding, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, fault.Wrap(fault.Unavailable, err, "gosec")
 		}
-		found, err := scanModule(ctx, dir, mod)
+		found, err := scanModule(ctx, dir, mod, log)
 		if err != nil {
 			return nil, err
 		}
@@ -88,11 +119,38 @@ func Scan(ctx context.Context, dir string) ([]analysis.Finding, error) {
 	return out, nil
 }
 
+// special returns the first entry of the module that the go command would
+// read but is not a regular file (a link, a FIFO, a device), or "".
+func special(mod string) string {
+	found := ""
+	_ = filepath.WalkDir(mod, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || found != "" {
+			return filepath.SkipAll
+		}
+		if d.IsDir() {
+			if path != mod && (d.Name() == ".git" || d.Name() == "vendor" || d.Name() == "testdata" || d.Name() == "node_modules") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			found = path
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return found
+}
+
 // scanModule loads every package of the module with one `go list` (gosec's
 // own Process loads them one by one, which is many times slower) and runs
 // gosec's rules and analyzers on each.
-func scanModule(ctx context.Context, root, mod string) ([]analysis.Finding, error) {
-	logger := log.New(io.Discard, "", 0)
+func scanModule(ctx context.Context, root, mod string, log *slog.Logger) ([]analysis.Finding, error) {
+	where := orDot(rel(root, mod))
+	if p := special(mod); p != "" {
+		return nil, fault.New(fault.Permanent, "gosec did not load module %s: %s is not a regular file", sanitize.Line(where), sanitize.Line(rel(root, p)))
+	}
+	logger := stdlog.New(io.Discard, "", 0)
 	a := gosec.NewAnalyzer(gosec.NewConfig(), false, true, false, 2, logger)
 	a.LoadRules(rules.Generate(false).RulesInfo())
 	a.LoadAnalyzers(analyzers.Generate(false).AnalyzersInfo())
@@ -102,13 +160,13 @@ func scanModule(ctx context.Context, root, mod string) ([]analysis.Finding, erro
 		if ctx.Err() != nil {
 			return nil, fault.Wrap(fault.Unavailable, ctx.Err(), "gosec")
 		}
-		return nil, fault.Wrap(fault.Permanent, err, "gosec could not load module %s", orDot(rel(root, mod)))
+		return nil, loadFailure(log, where, []string{err.Error()})
 	}
 	var msgs []string
 	for _, pkg := range pkgs {
 		errs, err := gosec.ParseErrors(pkg)
 		if err != nil {
-			return nil, fault.Wrap(fault.Permanent, err, "gosec")
+			return nil, loadFailure(log, where, []string{err.Error()})
 		}
 		for file, es := range errs {
 			for _, e := range es {
@@ -123,10 +181,7 @@ func scanModule(ctx context.Context, root, mod string) ([]analysis.Finding, erro
 	}
 	if len(msgs) > 0 {
 		sort.Strings(msgs)
-		if len(msgs) > 3 {
-			msgs = append(msgs[:3], fmt.Sprintf("and %d more", len(msgs)-3))
-		}
-		return nil, fault.New(fault.Permanent, "gosec could not load module %s (are its dependencies resolvable?): %s", orDot(rel(root, mod)), strings.Join(msgs, "; "))
+		return nil, loadFailure(log, where, msgs)
 	}
 	issues, _, _ := a.Report()
 	out := make([]analysis.Finding, 0, len(issues))
@@ -134,6 +189,66 @@ func scanModule(ctx context.Context, root, mod string) ([]analysis.Finding, erro
 		out = append(out, convert(root, is))
 	}
 	return out, nil
+}
+
+// modulePath is what a module or package path may be when we repeat it.
+var modulePath = `([A-Za-z0-9][A-Za-z0-9._~/-]{0,199})`
+
+var (
+	unresolvable = []*regexp.Regexp{
+		regexp.MustCompile(modulePath + `@[^\s:]+: module lookup disabled`),
+		regexp.MustCompile(`no required module provides package ` + modulePath),
+		regexp.MustCompile(`missing go\.sum entry for module providing package ` + modulePath),
+		regexp.MustCompile(`missing go\.sum entry for go\.mod file[^\n]*?` + modulePath),
+		regexp.MustCompile(`cannot find module providing package ` + modulePath),
+		regexp.MustCompile(`could not import ` + modulePath + ` \(`),
+		regexp.MustCompile(modulePath + `@[^\s:]+: reading [^\n]*: no such file`),
+	}
+	toolchain = regexp.MustCompile(`requires go >= ?([0-9][0-9.a-z]*)|go: downloading go([0-9][0-9.a-z]*)|toolchain not available`)
+)
+
+// loadFailure classifies why the go command could not load a module, logs
+// its own text (bounded, cleaned, secrets redacted), and returns the
+// reason a requester sees.
+func loadFailure(log *slog.Logger, module string, msgs []string) error {
+	text := strings.Join(msgs, "\n")
+	detail := secrets.RedactText(sanitize.Line(text[:min(len(text), 4096)]))
+	log.Warn("gosec could not load a module", "module", sanitize.Line(module), "detail", detail)
+	where := sanitize.Line(module)
+	var missing []string
+	seen := map[string]bool{}
+	for _, re := range unresolvable {
+		for _, m := range re.FindAllStringSubmatch(text, -1) {
+			if p := strings.TrimRight(m[1], ".;:,"); !seen[p] && len(missing) < 5 {
+				seen[p] = true
+				missing = append(missing, p)
+			}
+		}
+	}
+	switch {
+	case len(missing) > 0:
+		sort.Strings(missing)
+		return fault.New(fault.Permanent, "gosec could not load module %s: module dependencies not resolvable: %s", where, strings.Join(missing, ", "))
+	case toolchain.MatchString(text):
+		return fault.New(fault.Permanent, "gosec could not load module %s: it needs a newer Go toolchain than this service's (%s)", where, runtime.Version())
+	case strings.Contains(text, "errors parsing go.mod") || strings.Contains(text, "go.mod:"):
+		return fault.New(fault.Permanent, "gosec could not load module %s: go.mod could not be parsed", where)
+	case strings.Contains(text, "go.work"):
+		return fault.New(fault.Permanent, "gosec could not load module %s: its go.work could not be used", where)
+	}
+	files := map[string]bool{}
+	syntax := 0
+	for _, m := range msgs {
+		file, rest, _ := strings.Cut(m, ": ")
+		files[file] = true
+		if strings.Contains(rest, "expected ") || strings.Contains(rest, "illegal") || strings.Contains(rest, "syntax") {
+			syntax++
+		}
+	}
+	if syntax > 0 {
+		return fault.New(fault.Permanent, "gosec could not load module %s: %d Go file(s) do not parse", where, len(files))
+	}
+	return fault.New(fault.Permanent, "gosec could not load module %s: %d file(s) have type errors (are its dependencies resolvable?)", where, len(files))
 }
 
 func convert(root string, is *issue.Issue) analysis.Finding {
@@ -151,14 +266,26 @@ func convert(root string, is *issue.Issue) analysis.Finding {
 	if is.Cwe != nil {
 		f.CWE = "CWE-" + is.Cwe.ID
 	}
-	if f.CWE == "CWE-798" { // hard-coded credentials: the excerpt holds one
-		f.Excerpt = quoted.ReplaceAllStringFunc(f.Excerpt, func(lit string) string { return secrets.Redact(strings.Trim(lit, "\"`")) })
+	// Code can hold a secret on any line: every excerpt passes the
+	// redactor, and a hard-coded credential loses every literal.
+	f.Excerpt = secrets.RedactText(f.Excerpt)
+	if f.CWE == "CWE-798" {
+		f.Excerpt = quoted.ReplaceAllStringFunc(f.Excerpt, func(lit string) string { return "\"" + secrets.Redact(unquote(lit)) + "\"" })
 	}
 	f.Fingerprint = fmt.Sprintf("%s:%s:%d", f.File, f.RuleID, f.Line)
 	return f
 }
 
-var quoted = regexp.MustCompile("\"[^\"]*\"|`[^`]*`")
+// quoted matches Go string literals: interpreted ones with their escapes
+// (so an escaped quote does not end them), raw ones, and rune literals.
+var quoted = regexp.MustCompile(`"(?:[^"\\\n]|\\.)*"|` + "`[^`]*`" + `|'(?:[^'\\\n]|\\.)*'`)
+
+func unquote(lit string) string {
+	if s, err := strconv.Unquote(lit); err == nil {
+		return s
+	}
+	return lit[1 : len(lit)-1]
+}
 
 func severity(s issue.Score) string {
 	switch s {

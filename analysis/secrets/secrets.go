@@ -9,8 +9,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
+	"github.com/zricethezav/gitleaks/v8/config"
 	"github.com/zricethezav/gitleaks/v8/detect"
 	"github.com/zricethezav/gitleaks/v8/logging"
 	"github.com/zricethezav/gitleaks/v8/report"
@@ -103,12 +106,50 @@ func fingerprint(file, rule string, line int, commit string) string {
 	return fmt.Sprintf("%s:%s:%d", file, rule, line)
 }
 
-// Redact keeps enough of a secret to recognise it and no more: its first
-// four characters (none if it is short) and its length.
+// publicPrefixes are the documented, non-secret prefixes of well-known
+// credential formats: they say what kind of secret it is and nothing of it.
+var publicPrefixes = []string{
+	"github_pat_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "glpat-", "xoxb-", "xoxp-", "xoxa-", "xapp-",
+	"sk-ant-", "sk-proj-", "sk_live_", "sk_test_", "rk_live_", "pk_live_", "AKIA", "ASIA", "AIza", "npm_", "pypi-", "SG.",
+}
+
+// Redact keeps of a secret only what is public about it: a well-known
+// prefix, if it has one, and its length.
 func Redact(secret string) string {
-	r := []rune(secret)
-	if len(r) < 12 {
-		return fmt.Sprintf("**** (%d chars)", len(r))
+	n := utf8.RuneCountInString(secret)
+	for _, p := range publicPrefixes {
+		if strings.HasPrefix(secret, p) && n > len(p)+8 {
+			return fmt.Sprintf("%s**** (%d chars)", p, n)
+		}
 	}
-	return fmt.Sprintf("%s**** (%d chars)", string(r[:4]), len(r))
+	return fmt.Sprintf("**** (%d chars)", n)
+}
+
+var (
+	configOnce sync.Once
+	rules      config.Config
+	configErr  error
+)
+
+// RedactText replaces every secret gitleaks' rules find in text (a line of
+// code shown as an excerpt, a tool's message) by its redacted form.
+func RedactText(text string) string {
+	configOnce.Do(func() {
+		d, err := detect.NewDetectorDefaultConfig()
+		if err != nil {
+			configErr = err
+			return
+		}
+		rules = d.Config
+	})
+	if configErr != nil || text == "" {
+		return text
+	}
+	d := detect.NewDetector(rules)
+	for _, f := range d.DetectString(text) {
+		if f.Secret != "" {
+			text = strings.ReplaceAll(text, f.Secret, Redact(f.Secret))
+		}
+	}
+	return text
 }

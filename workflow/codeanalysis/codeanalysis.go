@@ -40,6 +40,29 @@ type Analyzer struct {
 	Records workflow.Records // nil keeps no artifacts
 	// Timeouts of the scanner steps; zero means the default.
 	ScannerTimeout time.Duration
+	// Slots bounds how many checkout and scanner steps run at once in this
+	// process, whatever the number of analyses; nil means DefaultSlots.
+	Slots chan struct{}
+}
+
+// DefaultSlots is how many checkouts and scans run at once by default: each
+// can take a core and hundreds of megabytes.
+const DefaultSlots = 2
+
+var defaultSlots = make(chan struct{}, DefaultSlots)
+
+// slot waits for a free slot and returns its release.
+func (a *Analyzer) slot(ctx context.Context) (func(), error) {
+	slots := a.Slots
+	if slots == nil {
+		slots = defaultSlots
+	}
+	select {
+	case slots <- struct{}{}:
+		return func() { <-slots }, nil
+	case <-ctx.Done():
+		return nil, fault.Wrap(fault.Unavailable, ctx.Err(), "waiting for a free analysis slot")
+	}
 }
 
 // DefaultScannerTimeout bounds one scanner step.
@@ -117,7 +140,12 @@ func (a *Analyzer) run(c engine.Context, repository, branch, kind string, securi
 		return rep, err
 	}
 	if _, err := engine.Run(c, "checkout", gitStep, func(ctx context.Context) (bool, error) {
-		_, err := a.Cache.Ensure(ctx, repository, res.Commit)
+		release, err := a.slot(ctx)
+		if err != nil {
+			return false, err
+		}
+		defer release()
+		_, err = a.Cache.Ensure(ctx, repository, res.Commit)
 		return true, err
 	}); err != nil {
 		return rep, err
@@ -134,14 +162,22 @@ func (a *Analyzer) run(c engine.Context, repository, branch, kind string, securi
 			DurationMS int64           `json:"durationMs"`
 		}
 		o, err := engine.Run(c, name, opts, func(ctx context.Context) (out, error) {
-			start := time.Now()
-			ctx, cancel := context.WithTimeout(ctx, a.timeout())
-			defer cancel()
-			dir, err := a.Cache.Ensure(ctx, repository, res.Commit)
+			release, err := a.slot(ctx)
 			if err != nil {
 				return out{}, err
 			}
-			data, n, err := fn(ctx, dir)
+			defer release()
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(ctx, a.timeout())
+			defer cancel()
+			// Held while the scanner reads it: neither the cache's cap nor
+			// purge removes it meanwhile.
+			co, err := a.Cache.Acquire(ctx, repository, res.Commit)
+			if err != nil {
+				return out{}, err
+			}
+			defer co.Release()
+			data, n, err := fn(ctx, co.Dir)
 			if err != nil && ctx.Err() == context.DeadlineExceeded {
 				err = fault.New(fault.Permanent, "%s timed out after %s", name, a.timeout())
 			}
@@ -220,7 +256,9 @@ func (a *Analyzer) run(c engine.Context, repository, branch, kind string, securi
 		for _, s := range []struct {
 			name string
 			fn   func(context.Context, string) ([]analysis.Finding, error)
-		}{{"secrets", secrets.Scan}, {"gosec", sast.Scan}} {
+		}{{"secrets", secrets.Scan}, {"gosec", func(ctx context.Context, dir string) ([]analysis.Finding, error) {
+			return sast.Scan(ctx, dir, c.Logger())
+		}}} {
 			raw, err := scan(s.name, scannerStep, findings(s.name, s.fn))
 			if err != nil {
 				return rep, err
@@ -272,22 +310,25 @@ func (a *Analyzer) structure(c engine.Context, rep *analysis.Report, scan func(s
 		return err
 	}
 	type summary struct {
-		Text      string `json:"text"`
-		Model     string `json:"model"`
-		Simulated bool   `json:"simulated"`
+		Text       string `json:"text"`
+		Model      string `json:"model"`
+		Simulated  bool   `json:"simulated"`
+		DurationMS int64  `json:"durationMs"`
 	}
 	prompt := summaryPrompt(rep.Repository, &p)
 	label := c.WorkflowID() + "/patterns-summary"
-	start := time.Now()
+	// The duration is measured inside the step, so a replay reads the
+	// journaled one instead of a clock that has moved on.
 	s, err := engine.Run(c, "patterns-summary", llmStep, func(ctx context.Context) (summary, error) {
+		start := time.Now()
 		out, err := a.Models.Complete(ctx, ref, llm.Request{
 			System:   "You are a software architect. Describe a codebase's structure briefly and concretely.",
 			Messages: []llm.Message{{Role: "user", Content: prompt}},
 			Label:    label,
 		})
-		return summary{Text: out.Text, Model: out.Model, Simulated: out.Simulated}, err
+		return summary{Text: out.Text, Model: out.Model, Simulated: out.Simulated, DurationMS: time.Since(start).Milliseconds()}, err
 	})
-	run := analysis.ScannerRun{Name: "patterns-summary", Status: analysis.ScannerCompleted, DurationMS: time.Since(start).Milliseconds()}
+	run := analysis.ScannerRun{Name: "patterns-summary", Status: analysis.ScannerCompleted, DurationMS: s.DurationMS}
 	if err != nil {
 		if fault.KindOf(err) == fault.Cancelled {
 			return err
