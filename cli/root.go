@@ -34,6 +34,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	// Everything printed passes the sanitizer: results and messages carry
 	// text from repositories, git servers and models.
 	stdout, stderr = sanitize.NewWriter(stdout), sanitize.NewWriter(stderr)
+	// The state dir holds keys, logs and the database: whatever this
+	// process or its children create there is theirs alone.
+	syscall.Umask(0o077)
 	root := NewRoot(stdout, stderr)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
@@ -59,7 +62,10 @@ Addresses and paths come from ULTRAMCP_* environment variables (see README).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return a.cfg.Validate()
+			if err := a.cfg.Validate(); err != nil {
+				return err
+			}
+			return a.cfg.PrepareHome()
 		},
 	}
 	root.SetOut(stdout)

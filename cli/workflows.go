@@ -362,7 +362,7 @@ func firstLine(s string) string {
 // store opens the metadata store without the service's patience: the CLI
 // should answer at once.
 func (a *app) store(ctx context.Context) (*store.Store, error) {
-	if err := os.MkdirAll(a.cfg.Home, 0o755); err != nil {
+	if err := a.cfg.PrepareHome(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)

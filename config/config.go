@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ultramcp/durable/fault"
@@ -41,9 +42,21 @@ type Config struct {
 	// AllowLocalRepos lets analyses read local paths and file:// URLs
 	// (off by default: a service should not read its host's files).
 	AllowLocalRepos bool
+	// RepoHosts are the repository hosts allowed although internal
+	// (loopback, private, link-local); when set, only they are allowed.
+	RepoHosts []string
 	// MaxRepoMB bounds a checkout; CloneTimeout bounds one fetch.
 	MaxRepoMB    int64
 	CloneTimeout time.Duration
+	// MaxCacheMB bounds the checkout cache; the least recently used
+	// checkouts go first.
+	MaxCacheMB int64
+	// AnalysisSlots is how many checkouts and scans a service runs at once.
+	AnalysisSlots int
+
+	// AllowRemote lets the addresses above be other than loopback: without
+	// it every listener and client stays on this machine.
+	AllowRemote bool
 
 	// Retention is how long finished workflows are kept: by Restate (its
 	// workflow retention) and by default by `ultramcp purge`.
@@ -68,6 +81,8 @@ func Default() Config {
 		LLMCallTimeout: 2 * time.Minute,
 		Retention:      7 * 24 * time.Hour,
 		MaxRepoMB:      500,
+		MaxCacheMB:     4096,
+		AnalysisSlots:  2,
 		CloneTimeout:   5 * time.Minute,
 	}
 }
@@ -98,8 +113,24 @@ func FromEnv() Config {
 	if v := os.Getenv("ULTRAMCP_ALLOW_LOCAL_REPOS"); v == "true" || v == "1" {
 		c.AllowLocalRepos = true
 	}
+	if v := os.Getenv("ULTRAMCP_ALLOW_REMOTE"); v == "true" || v == "1" {
+		c.AllowRemote = true
+	}
+	if v := os.Getenv("ULTRAMCP_REPO_HOSTS"); v != "" {
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				c.RepoHosts = append(c.RepoHosts, h)
+			}
+		}
+	}
 	if v := os.Getenv("ULTRAMCP_MAX_REPO_MB"); v != "" {
 		fmt.Sscan(v, &c.MaxRepoMB)
+	}
+	if v := os.Getenv("ULTRAMCP_MAX_CACHE_MB"); v != "" {
+		fmt.Sscan(v, &c.MaxCacheMB)
+	}
+	if v := os.Getenv("ULTRAMCP_ANALYSIS_SLOTS"); v != "" {
+		fmt.Sscan(v, &c.AnalysisSlots)
 	}
 	if v := os.Getenv("ULTRAMCP_CLONE_TIMEOUT"); v != "" {
 		if d, err := time.ParseDuration(v); err == nil {
@@ -143,6 +174,10 @@ func (c *Config) Validate() error {
 		}
 		if host == "" {
 			*addr = "127.0.0.1:" + port
+			host = "127.0.0.1"
+		}
+		if !c.AllowRemote && !Loopback(host) {
+			return fault.Invalidf(name, "%s is not a loopback address; set ULTRAMCP_ALLOW_REMOTE=true to listen or connect beyond this machine", host)
 		}
 	}
 	switch c.LLM {
@@ -159,6 +194,17 @@ func (c *Config) Validate() error {
 	if c.MaxRepoMB <= 0 {
 		return fault.Invalidf("ULTRAMCP_MAX_REPO_MB", "must be a positive number of megabytes")
 	}
+	if c.MaxCacheMB < c.MaxRepoMB {
+		return fault.Invalidf("ULTRAMCP_MAX_CACHE_MB", "must be at least ULTRAMCP_MAX_REPO_MB (%d)", c.MaxRepoMB)
+	}
+	if c.AnalysisSlots < 1 || c.AnalysisSlots > 64 {
+		return fault.Invalidf("ULTRAMCP_ANALYSIS_SLOTS", "must be from 1 to 64")
+	}
+	for _, h := range c.RepoHosts {
+		if strings.ContainsAny(h, "/@ \t") || strings.HasPrefix(h, "-") {
+			return fault.Invalidf("ULTRAMCP_REPO_HOSTS", "%q is not a host name or address", h)
+		}
+	}
 	if c.CloneTimeout <= 0 {
 		return fault.Invalidf("ULTRAMCP_CLONE_TIMEOUT", "must be positive")
 	}
@@ -169,6 +215,15 @@ func (c *Config) Validate() error {
 		return fault.Invalidf("ULTRAMCP_LLM_TIMEOUT", "must be between 0 and 9m (below Restate's 10m abort timeout)")
 	}
 	return nil
+}
+
+// Loopback reports whether host is "localhost" or a loopback address.
+func Loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }
 
 // ParseAge reads a duration that may also count days: "30d", "12h", "1d12h".
@@ -209,4 +264,37 @@ func (c Config) ServiceURL() string { return URL(c.ServiceAddr) }
 // String describes the configuration without secrets.
 func (c Config) String() string {
 	return fmt.Sprintf("home=%s ingress=%s admin=%s service=%s llm=%s", c.Home, c.IngressAddr, c.AdminAddr, c.ServiceAddr, c.LLM)
+}
+
+// PrepareHome makes the state dir ready for use: created 0700 if missing;
+// if present, it must be a directory owned by the current user (a state
+// dir someone else made could hand us their keys and pid files), and its
+// own and its entries' group and other permissions are removed.
+func (c Config) PrepareHome() error {
+	if err := os.MkdirAll(c.Home, 0o700); err != nil {
+		return fault.Invalidf("ULTRAMCP_HOME", "cannot create %s: %v", c.Home, err)
+	}
+	info, err := os.Lstat(c.Home)
+	if err != nil {
+		return fault.Invalidf("ULTRAMCP_HOME", "%v", err)
+	}
+	if !info.IsDir() {
+		return fault.Invalidf("ULTRAMCP_HOME", "%s is not a directory", c.Home)
+	}
+	if st, ok := info.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
+		return fault.Invalidf("ULTRAMCP_HOME", "%s belongs to uid %d, not to you (uid %d): refusing to use it", c.Home, st.Uid, os.Getuid())
+	}
+	tighten := func(path string, mode os.FileMode) {
+		if mode&0o077 != 0 && mode&os.ModeSymlink == 0 {
+			_ = os.Chmod(path, mode.Perm()&0o700)
+		}
+	}
+	tighten(c.Home, info.Mode())
+	entries, _ := os.ReadDir(c.Home)
+	for _, e := range entries {
+		if i, err := e.Info(); err == nil {
+			tighten(filepath.Join(c.Home, e.Name()), i.Mode())
+		}
+	}
+	return nil
 }

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +39,10 @@ func TestValidateNamesTheField(t *testing.T) {
 		{func(c *Config) { c.Retention = time.Minute }, "ULTRAMCP_RETENTION"},
 		{func(c *Config) { c.MaxRepoMB = 0 }, "ULTRAMCP_MAX_REPO_MB"},
 		{func(c *Config) { c.Home = "" }, "ULTRAMCP_HOME"},
+		{func(c *Config) { c.APIAddr = "0.0.0.0:8081" }, "ULTRAMCP_API_ADDR"},
+		{func(c *Config) { c.IngressAddr = "10.0.0.5:8080" }, "ULTRAMCP_INGRESS_ADDR"},
+		{func(c *Config) { c.MaxCacheMB = 10 }, "ULTRAMCP_MAX_CACHE_MB"},
+		{func(c *Config) { c.RepoHosts = []string{"user@host"} }, "ULTRAMCP_REPO_HOSTS"},
 	}
 	for _, tc := range cases {
 		c := Default()
@@ -64,5 +70,49 @@ func TestFromEnv(t *testing.T) {
 	}
 	if strings.Contains(c.String(), "sk-1") {
 		t.Error("String() shows the API key")
+	}
+}
+
+func TestRemoteAddressesNeedAllowRemote(t *testing.T) {
+	c := Default()
+	c.APIAddr, c.AllowRemote = "0.0.0.0:8081", true
+	if err := c.Validate(); err != nil {
+		t.Errorf("with ULTRAMCP_ALLOW_REMOTE: %v", err)
+	}
+	t.Setenv("ULTRAMCP_REPO_HOSTS", "git.internal.example, 127.0.0.2,")
+	if got := FromEnv().RepoHosts; len(got) != 2 || got[0] != "git.internal.example" || got[1] != "127.0.0.2" {
+		t.Errorf("RepoHosts = %q", got)
+	}
+}
+
+func TestPrepareHome(t *testing.T) {
+	c := Default()
+	c.Home = filepath.Join(t.TempDir(), "state")
+	if err := c.PrepareHome(); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := os.Stat(c.Home); info.Mode().Perm() != 0o700 {
+		t.Errorf("new state dir mode %v, want 0700", info.Mode().Perm())
+	}
+	os.Chmod(c.Home, 0o755)
+	os.WriteFile(filepath.Join(c.Home, "ultramcp.db"), nil, 0o644)
+	if err := c.PrepareHome(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{c.Home, filepath.Join(c.Home, "ultramcp.db")} {
+		if info, _ := os.Stat(p); info.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s mode %v: group or others keep access", p, info.Mode().Perm())
+		}
+	}
+	if os.Getuid() == 0 {
+		other := filepath.Join(t.TempDir(), "theirs")
+		os.Mkdir(other, 0o700)
+		if err := os.Chown(other, 12345, 12345); err != nil {
+			t.Skip(err)
+		}
+		c.Home = other
+		if err := c.PrepareHome(); fault.FieldOf(err) != "ULTRAMCP_HOME" {
+			t.Errorf("a state dir owned by another user: %v", err)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -62,13 +63,13 @@ func TestCLIAnalysis(t *testing.T) {
 		t.Fatal("the marker exists")
 	}
 
-	// purge removes checkouts fetched before the cutoff, and only those.
-	checkouts, _ := os.ReadDir(env.Cfg.Path("checkouts"))
+	// purge removes checkouts last used before the cutoff, and only those.
+	checkouts, _ := filepath.Glob(env.Cfg.Path("checkouts", "*", ".ultramcp-complete"))
 	if len(checkouts) != 1 {
 		t.Fatalf("checkouts: %d, want 1", len(checkouts))
 	}
 	old := time.Now().Add(-48 * time.Hour)
-	os.Chtimes(env.Cfg.Path("checkouts", checkouts[0].Name()), old, old)
+	os.Chtimes(checkouts[0], old, old)
 	if out := c.must("purge", "--older-than", "1d"); !strings.Contains(out, "1 repository checkout(s)") {
 		t.Errorf("purge:\n%s", out)
 	}

@@ -49,7 +49,7 @@ func Ensure(dir string) (string, error) {
 		return "", err
 	}
 	public := PublicKeyString(pub)
-	if err := os.WriteFile(filepath.Join(dir, PublicFile), []byte(public+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, PublicFile), []byte(public+"\n"), 0o600); err != nil {
 		return "", err
 	}
 	return public, nil

@@ -66,15 +66,19 @@ type Options struct {
 	Records workflow.Records
 	// Checkouts is the repository cache of the analyses.
 	Checkouts *repo.Cache
+	// AnalysisSlots bounds the checkouts and scans running at once; zero
+	// means codeanalysis.DefaultSlots.
+	AnalysisSlots int
 }
 
 // Checkouts returns the repository cache of cfg.
 func Checkouts(cfg config.Config) *repo.Cache {
 	p := repo.DefaultPolicy
 	p.AllowLocal = cfg.AllowLocalRepos
+	p.Hosts = cfg.RepoHosts
 	p.MaxBytes = cfg.MaxRepoMB << 20
 	p.CloneTimeout = cfg.CloneTimeout
-	return &repo.Cache{Dir: cfg.Path("checkouts"), Policy: p}
+	return &repo.Cache{Dir: cfg.Path("checkouts"), Policy: p, MaxBytes: cfg.MaxCacheMB << 20}
 }
 
 // Handler builds the Restate endpoint serving every workflow.
@@ -90,6 +94,9 @@ func Handler(models *llm.Router, o Options) (http.Handler, error) {
 	}
 	d := &debate.Debate{Models: models, Records: o.Records}
 	a := &codeanalysis.Analyzer{Cache: o.Checkouts, Models: models, Records: o.Records}
+	if o.AnalysisSlots > 0 {
+		a.Slots = make(chan struct{}, o.AnalysisSlots)
+	}
 	policy := o.Checkouts.Policy
 	srv := server.NewRestate().
 		WithLogger(o.Logger.Handler(), true).
@@ -118,9 +125,20 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
+	// The git that gitleaks runs in a checkout inherits this process's
+	// environment: it must not read the operator's git configuration.
+	for k, v := range map[string]string{"GIT_CONFIG_GLOBAL": os.DevNull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"} {
+		if err := os.Setenv(k, v); err != nil {
+			return err
+		}
+	}
 	services := restateengine.DefaultServiceOptions
 	services.Retention = cfg.Retention
-	h, err := Handler(models, Options{PublicKey: pub, Logger: logger, Records: st, Services: services, Checkouts: Checkouts(cfg)})
+	services.AttemptsDir = cfg.Path("attempts")
+	services.CrashAtStep = os.Getenv(restateengine.CrashAtStepEnv)
+	checkouts := Checkouts(cfg)
+	checkouts.Policy.Log = logger
+	h, err := Handler(models, Options{PublicKey: pub, Logger: logger, Records: st, Services: services, Checkouts: checkouts, AnalysisSlots: cfg.AnalysisSlots})
 	if err != nil {
 		return err
 	}
@@ -137,7 +155,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 // database that is not reachable yet is retried for a while: the service
 // may start before it.
 func OpenStore(ctx context.Context, cfg config.Config) (*store.Store, error) {
-	if err := os.MkdirAll(cfg.Home, 0o755); err != nil {
+	if err := cfg.PrepareHome(); err != nil {
 		return nil, err
 	}
 	deadline := time.Now().Add(30 * time.Second)

@@ -26,6 +26,21 @@ type Process struct {
 	Args []string // arguments
 	Env  []string // extra environment
 	Dir  string   // state dir holding pids/ and logs/
+	// Isolated starts it with Env and a minimal base (PATH, HOME, locale)
+	// instead of the whole environment: restate-server needs none of the
+	// API keys or database URLs the CLI may hold.
+	Isolated bool
+}
+
+// baseEnv is the environment an isolated process starts from.
+func baseEnv() []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
 }
 
 func (p Process) pidFile() string { return filepath.Join(p.Dir, "pids", p.Name+".pid") }
@@ -36,25 +51,32 @@ func (p Process) LogFile() string { return filepath.Join(p.Dir, "logs", p.Name+"
 // Start runs the process detached, in a new session, and records its pid.
 func (p Process) Start() (int, error) {
 	for _, d := range []string{filepath.Dir(p.pidFile()), filepath.Dir(p.LogFile())} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return 0, err
 		}
 	}
-	logf, err := os.OpenFile(p.LogFile(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(p.LogFile(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return 0, err
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "--- %s starting %s %s\n", time.Now().Format(time.RFC3339), p.Bin, strings.Join(p.Args, " "))
 	cmd := exec.Command(p.Bin, p.Args...)
-	cmd.Env = append(os.Environ(), p.Env...)
+	if p.Isolated {
+		cmd.Env = append(baseEnv(), p.Env...)
+	} else {
+		cmd.Env = append(os.Environ(), p.Env...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("start %s: %w", p.Name, err)
 	}
 	pid := cmd.Process.Pid
-	if err := os.WriteFile(p.pidFile(), []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+	// The start time identifies the process with the pid: a pid reused by
+	// another process has another start time.
+	started, _ := startTime(pid)
+	if err := os.WriteFile(p.pidFile(), []byte(strconv.Itoa(pid)+" "+started+"\n"), 0o600); err != nil {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		return 0, err
 	}
@@ -70,28 +92,53 @@ func (p Process) PID() (int, bool) {
 	if err != nil {
 		return 0, false
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(f[0])
 	if err != nil || pid <= 0 {
 		return 0, false
 	}
-	return pid, alive(pid, p.Bin)
+	started := ""
+	if len(f) > 1 {
+		started = f[1]
+	}
+	return pid, alive(pid, started, p.Bin)
 }
 
-// alive checks the pid exists, is not a zombie, and still runs bin (a
-// recycled pid runs something else).
-func alive(pid int, bin string) bool {
+// startTime is the process's start time in clock ticks since boot, field
+// 22 of /proc/PID/stat, and whether it is a zombie.
+func startTime(pid int) (string, bool) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", false
+	}
+	i := strings.LastIndexByte(string(stat), ')')
+	if i < 0 {
+		return "", false
+	}
+	f := strings.Fields(string(stat[i+1:])) // state is field 3, start time 22
+	if len(f) < 20 {
+		return "", false
+	}
+	return f[19], f[0] == "Z"
+}
+
+// alive checks the pid exists, is not a zombie, started when the pid file
+// says, and still runs bin: a recycled pid is another process. What cannot
+// be checked counts as not ours, so stop never signals a stranger.
+func alive(pid int, started, bin string) bool {
 	if syscall.Kill(pid, 0) != nil {
 		return false
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err == nil {
-		if i := strings.LastIndexByte(string(stat), ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-			return false
-		}
+	now, zombie := startTime(pid)
+	if zombie || now == "" || (started != "" && now != started) {
+		return false
 	}
 	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	if err != nil {
-		return true // cannot tell; trust the pid file
+		return started != "" // the start time matched: it is ours
 	}
 	want, _ := filepath.EvalSymlinks(bin)
 	return want == "" || strings.TrimSuffix(exe, " (deleted)") == want
@@ -109,10 +156,10 @@ func (p Process) Stop(grace time.Duration) (bool, error) {
 		return true, fmt.Errorf("stop %s (pid %d): %w", p.Name, pid, err)
 	}
 	deadline := time.Now().Add(grace)
-	for time.Now().Before(deadline) && alive(pid, p.Bin) {
+	for time.Now().Before(deadline) && p.running(pid) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	if alive(pid, p.Bin) {
+	if p.running(pid) {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 	}
 	// Wait until it is gone from the process table, not only dead: a
@@ -121,6 +168,12 @@ func (p Process) Stop(grace time.Duration) (bool, error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return true, nil
+}
+
+// running reports whether pid is still the process of the pid file.
+func (p Process) running(pid int) bool {
+	now, ok := p.PID()
+	return ok && now == pid
 }
 
 // Kill sends SIGKILL to the process alone (a crash, for durability tests).

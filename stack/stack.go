@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ultramcp/durable/config"
@@ -85,9 +86,10 @@ func (s *Stack) Restate() (Process, error) {
 	}
 	c := s.Cfg
 	return Process{
-		Name: "restate-server",
-		Bin:  bin,
-		Dir:  c.Home,
+		Name:     "restate-server",
+		Bin:      bin,
+		Dir:      c.Home,
+		Isolated: true,
 		Args: []string{
 			"--base-dir", c.Path("restate"),
 			"--node-name", NodeName,
@@ -131,6 +133,10 @@ func (s *Stack) Service() Process {
 			fmt.Sprintf("ULTRAMCP_ALLOW_LOCAL_REPOS=%t", c.AllowLocalRepos),
 			fmt.Sprintf("ULTRAMCP_MAX_REPO_MB=%d", c.MaxRepoMB),
 			"ULTRAMCP_CLONE_TIMEOUT=" + c.CloneTimeout.String(),
+			"ULTRAMCP_REPO_HOSTS=" + strings.Join(c.RepoHosts, ","),
+			fmt.Sprintf("ULTRAMCP_MAX_CACHE_MB=%d", c.MaxCacheMB),
+			fmt.Sprintf("ULTRAMCP_ANALYSIS_SLOTS=%d", c.AnalysisSlots),
+			fmt.Sprintf("ULTRAMCP_ALLOW_REMOTE=%t", c.AllowRemote),
 		}, s.ServiceEnv...),
 	}
 }

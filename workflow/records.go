@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/ultramcp/durable/engine"
@@ -69,6 +70,9 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 		if err != nil {
 			return zero, fault.Wrap(fault.Internal, err, "encode input")
 		}
+		// A refused request is recorded too: a credential it carried in a
+		// URL is not.
+		input = RedactCredentials(input)
 		started, err := engine.Run(c, "record-start", RecordStep, func(ctx context.Context) (time.Time, error) {
 			now := time.Now().UTC()
 			return now, rec.Started(ctx, c.WorkflowID(), name, input, now)
@@ -95,6 +99,14 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 		}
 		return out, runErr
 	}
+}
+
+var urlCredentials = regexp.MustCompile(`://[^/@\s"]+@`)
+
+// RedactCredentials replaces the user information of every URL in b
+// ("https://user:token@host") by "***".
+func RedactCredentials(b []byte) []byte {
+	return urlCredentials.ReplaceAll(b, []byte("://***@"))
 }
 
 // Decoded adapts a body taking typed input to one taking the request's JSON:

@@ -22,13 +22,24 @@ import (
 
 // Context adapts a Restate workflow context to engine.Context.
 type Context struct {
-	ctx sdk.WorkflowContext
+	ctx     sdk.WorkflowContext
+	guard   attempts
+	crashAt string
 }
 
 var _ engine.Context = (*Context)(nil)
 
 // New wraps ctx.
 func New(ctx sdk.WorkflowContext) *Context { return &Context{ctx: ctx} }
+
+// newGuarded wraps ctx, counting interrupted step attempts in o.AttemptsDir.
+func newGuarded(ctx sdk.WorkflowContext, o ServiceOptions) *Context {
+	limit := o.StepCrashLimit
+	if limit <= 0 {
+		limit = DefaultStepCrashLimit
+	}
+	return &Context{ctx: ctx, guard: attempts{dir: o.AttemptsDir, limit: limit}, crashAt: o.CrashAtStep}
+}
 
 func (c *Context) Context() context.Context { return c.ctx }
 func (c *Context) WorkflowID() string       { return sdk.Key(c.ctx) }
@@ -43,9 +54,20 @@ func runOptions(step engine.Step) []sdk.RunOption {
 	}
 }
 
-func closure(step engine.Step) func(sdk.RunContext) (json.RawMessage, error) {
+func (c *Context) closure(step engine.Step) func(sdk.RunContext) (json.RawMessage, error) {
 	return func(rc sdk.RunContext) (json.RawMessage, error) {
+		interrupted, done := c.guard.begin(rc.Request().ID, step.Name)
+		if interrupted >= c.guard.limit && c.guard.limit > 0 {
+			done()
+			err := fault.New(fault.Permanent, "step %s was interrupted %d times (the service died while it ran); giving up", step.Name, interrupted)
+			rc.Log().Error("step crash-looped", "step", step.Name, "interrupted", interrupted)
+			return nil, ToTerminal(err)
+		}
+		if c.crashAt != "" && c.crashAt == step.Name {
+			crash()
+		}
 		out, err := step.Fn(rc)
+		done()
 		if err != nil {
 			// A step with one attempt retries inside itself (LLM calls), so
 			// its error is final here: make it terminal in the closure rather
@@ -63,7 +85,7 @@ func closure(step engine.Step) func(sdk.RunContext) (json.RawMessage, error) {
 
 // Run journals one step.
 func (c *Context) Run(step engine.Step) ([]byte, error) {
-	out, err := sdk.Run(c.ctx, closure(step), runOptions(step)...)
+	out, err := sdk.Run(c.ctx, c.closure(step), runOptions(step)...)
 	if err != nil {
 		return nil, FromTerminal(err)
 	}
@@ -76,7 +98,7 @@ func (c *Context) RunAll(steps []engine.Step) ([][]byte, []error) {
 	futs := make([]sdk.RunAsyncFuture[json.RawMessage], len(steps))
 	waitOn := make([]sdk.Future, len(steps))
 	for i, s := range steps {
-		futs[i] = sdk.RunAsync(c.ctx, closure(s), runOptions(s)...)
+		futs[i] = sdk.RunAsync(c.ctx, c.closure(s), runOptions(s)...)
 		waitOn[i] = futs[i]
 	}
 	results := make([][]byte, len(steps))

@@ -18,7 +18,23 @@ type ServiceOptions struct {
 	// retries); AbortTimeout follows it.
 	InactivityTimeout time.Duration
 	AbortTimeout      time.Duration
+	// MaxAttempts bounds an invocation's attempts; once spent it is paused
+	// with its last failure, to be resumed or killed by hand (restate
+	// invocations resume|kill). Zero means DefaultMaxAttempts.
+	MaxAttempts uint
+	// AttemptsDir keeps the count of step attempts the process died in;
+	// "" counts none. StepCrashLimit bounds them (zero: the default).
+	AttemptsDir    string
+	StepCrashLimit int
+	// CrashAtStep makes the service kill itself when that step starts
+	// (chaos tests only; see CrashAtStepEnv).
+	CrashAtStep string
 }
+
+// DefaultMaxAttempts covers about half an hour of outage at the 10 s
+// backoff cap: a service down for a deploy resumes its work; one that fails
+// on every attempt stops being retried.
+const DefaultMaxAttempts = 200
 
 // DefaultServiceOptions: LLM steps run at most five minutes with their
 // retries (llm.DefaultRetryPolicy), so Restate waits six before asking the
@@ -36,7 +52,7 @@ var DefaultServiceOptions = ServiceOptions{
 // terminal errors with their HTTP status (400 for bad input).
 func Workflow[O any](name string, body func(engine.Context, json.RawMessage) (O, error), o ServiceOptions) sdk.ServiceDefinition {
 	run := func(ctx sdk.WorkflowContext, raw json.RawMessage) (O, error) {
-		out, err := body(New(ctx), raw)
+		out, err := body(newGuarded(ctx, o), raw)
 		if err != nil {
 			ctx.Log().Error("workflow failed", "err", err)
 			return out, ToTerminal(err)
@@ -70,9 +86,18 @@ func Workflow[O any](name string, body func(engine.Context, json.RawMessage) (O,
 			sdk.WithInitialRetryInterval(50*time.Millisecond),
 			sdk.WithRetryIntervalFactor(2),
 			sdk.WithMaxRetryInterval(10*time.Second),
+			sdk.WithMaxRetryAttempts(attemptsOr(o.MaxAttempts)),
+			sdk.PauseOnMaxAttempts(),
 		),
 	).
 		Handler(workflow.RunHandler, sdk.NewWorkflowHandler(run)).
 		Handler(workflow.ProgressHandler, sdk.NewWorkflowSharedHandler(progress)).
 		Handler(workflow.DecideHandler, sdk.NewWorkflowSharedHandler(decide))
+}
+
+func attemptsOr(n uint) uint {
+	if n == 0 {
+		return DefaultMaxAttempts
+	}
+	return n
 }
