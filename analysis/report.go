@@ -114,7 +114,7 @@ func (r *Report) Clean() {
 func (r *Report) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s analysis of %s\n\n", esc(r.AnalysisType), esc(r.Repository))
-	fmt.Fprintf(&b, "- commit: %s (branch %s, resolved %s)\n- workflow: %s\n\n", code(r.Commit), code(r.Branch), r.GeneratedAt.Format("2006-01-02 15:04 MST"), code(r.ID))
+	fmt.Fprintf(&b, "- commit: %s (branch %s, resolved %s)\n- workflow: %s\n\n", code(r.Commit), esc(r.Branch), r.GeneratedAt.Format("2006-01-02 15:04 MST"), code(r.ID))
 	if len(r.Scanners) > 0 {
 		b.WriteString("## Scanners\n\n| scanner | status | findings | time |\n|---|---|---|---|\n")
 		for _, s := range r.Scanners {

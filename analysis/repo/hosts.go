@@ -114,17 +114,7 @@ func (p Policy) pin(ctx context.Context, host string) ([]netip.Addr, error) {
 		return []netip.Addr{netip.MustParseAddr(h).Unmap()}, nil
 	}
 	if len(p.Hosts) > 0 && !p.listed(h) {
-		// A name not listed may still resolve to a listed address.
-		addrs, err := p.lookup(ctx, h)
-		if err != nil {
-			return nil, err
-		}
-		for _, a := range addrs {
-			if !p.listed(a.String()) {
-				return nil, fault.Invalidf("repository", "host %s is not in ULTRAMCP_REPO_HOSTS", h)
-			}
-		}
-		return addrs, nil
+		return nil, fault.Invalidf("repository", "host %s is not in ULTRAMCP_REPO_HOSTS", h)
 	}
 	addrs, err := p.lookup(ctx, h)
 	if err != nil {

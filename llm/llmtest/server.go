@@ -31,6 +31,8 @@ type Behavior struct {
 	// Reasoning pads each participant's reasoning to this many bytes, as a
 	// verbose model would.
 	Reasoning int
+	// Text, if set, is the whole answer (a hostile model's, say).
+	Text string
 }
 
 // Server is the fake endpoint.
@@ -103,11 +105,10 @@ func (s *Server) behavior(label string) Behavior {
 }
 
 // admit applies the behavior: latency, then maybe a fault status.
-func (s *Server) admit(r *http.Request) (label string, status, pad int) {
+func (s *Server) admit(r *http.Request) (label string, status int, b Behavior) {
 	label = r.Header.Get(llm.StepHeader)
 	s.mu.Lock()
-	b := s.behavior(label)
-	pad = b.Reasoning
+	b = s.behavior(label)
 	s.attempts[label]++
 	s.inFlight++
 	s.maxFlight = max(s.maxFlight, s.inFlight)
@@ -126,18 +127,18 @@ func (s *Server) admit(r *http.Request) (label string, status, pad int) {
 		select {
 		case <-time.After(b.Latency):
 		case <-r.Context().Done():
-			return label, 499, pad
+			return label, 499, b
 		}
 	}
 	switch {
 	case b.Status != 0:
-		return label, b.Status, pad
+		return label, b.Status, b
 	case fault && s.faultSeq%2 == 0:
-		return label, http.StatusInternalServerError, pad
+		return label, http.StatusInternalServerError, b
 	case fault:
-		return label, http.StatusTooManyRequests, pad
+		return label, http.StatusTooManyRequests, b
 	}
-	return label, http.StatusOK, pad
+	return label, http.StatusOK, b
 }
 
 func (s *Server) done(label string) {
@@ -188,14 +189,17 @@ func (s *Server) handle(shape string) http.HandlerFunc {
 			writeError(w, 400, shape)
 			return
 		}
-		label, status, pad := s.admit(r)
+		label, status, b := s.admit(r)
 		if status != http.StatusOK {
 			if status != 499 {
 				writeError(w, status, shape)
 			}
 			return
 		}
-		content := answer(label, req.text(), pad)
+		content := answer(label, req.text(), b.Reasoning)
+		if b.Text != "" {
+			content = b.Text
+		}
 		tokensIn, tokensOut := len(body)/4, len(content)/4
 		var resp map[string]any
 		if shape == "anthropic" {

@@ -105,6 +105,8 @@ type Options struct {
 	AllowLocalRepos bool
 	// MaxRepoMB overrides the checkout size limit.
 	MaxRepoMB int64
+	// RepoHosts are the repository hosts allowed (ULTRAMCP_REPO_HOSTS).
+	RepoHosts []string
 }
 
 // Start brings a stack up in a temporary state dir; it is stopped with
@@ -125,6 +127,7 @@ func Start(t testing.TB, o Options) *Env {
 	if o.MaxRepoMB > 0 {
 		cfg.MaxRepoMB = o.MaxRepoMB
 	}
+	cfg.RepoHosts = o.RepoHosts
 	var log bytes.Buffer
 	s := stack.New(cfg, Binary(t), &log)
 	s.ServiceEnv = o.ServiceEnv
