@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -247,5 +248,65 @@ func TestHostileRepositories(t *testing.T) {
 				t.Errorf("service peak memory %d MB", kb>>10)
 			}
 		}
+	}
+}
+
+// A step that kills the service on every attempt (as an out-of-memory kill
+// would) must not crash-loop forever: after the limit it fails with the
+// reason, the workflow ends failed in Restate and in the store, and the
+// service stays up for the next one.
+func TestCrashLoopingStepEndsFailed(t *testing.T) {
+	base := t.TempDir()
+	addr := repotest.Daemon(t, base)
+	repotest.Init(t, filepath.Join(base, "app"))
+	repotest.Commit(t, filepath.Join(base, "app"), "app", map[string]string{"main.go": "package main\n\nfunc main() {}\n"})
+	env := stacktest.Start(t, stacktest.Options{RepoHosts: []string{"127.0.0.1"},
+		ServiceEnv: []string{"ULTRAMCP_CHAOS_CRASH_AT_STEP=checkout"}})
+	body, _ := json.Marshal(map[string]string{"target": "git://" + addr + "/app"})
+	if _, err := env.Client.Start(context.Background(), workflow.SecurityScan, "crashy", body); err != nil {
+		t.Fatal(err)
+	}
+	// Be the supervisor that restarts a dead service, a bounded number of
+	// times.
+	restarts := 0
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		out, err := env.Client.Output(ctx, workflow.SecurityScan, "crashy")
+		cancel()
+		if err == nil {
+			t.Fatalf("the crashing scan completed: %.200s", out)
+		}
+		var rerr *client.Error
+		if errors.As(err, &rerr) && rerr.Code != 470 {
+			if !strings.Contains(rerr.Message, "step checkout was interrupted 3 times") {
+				t.Fatalf("failure %q, want the interrupted step named", rerr.Message)
+			}
+			break
+		}
+		if _, alive := env.Stack.Service().PID(); !alive {
+			if restarts++; restarts > 6 {
+				t.Fatalf("still crash-looping after %d restarts", restarts)
+			}
+			env.Up(t)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no end after %d restarts: %v", restarts, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if restarts != 3 {
+		t.Errorf("the service was restarted %d times, want 3 (one per interrupted attempt)", restarts)
+	}
+	st := openStoreDB(t, env, "")
+	var status, reason string
+	if err := st.QueryRow(`SELECT status, error FROM workflow_metadata WHERE id = 'crashy'`).Scan(&status, &reason); err != nil {
+		t.Fatal(err)
+	}
+	if status != workflow.StatusFailed || !strings.Contains(reason, "interrupted") {
+		t.Errorf("store: %s %q, want failed with the reason", status, reason)
+	}
+	if _, alive := env.Stack.Service().PID(); !alive {
+		t.Error("the service is down after the step failed for good")
 	}
 }

@@ -132,7 +132,13 @@ func (p Policy) pin(ctx context.Context, host string) ([]netip.Addr, error) {
 }
 
 func (p Policy) lookup(ctx context.Context, host string) ([]netip.Addr, error) {
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	lookup := p.Lookup
+	if lookup == nil {
+		lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}
+	}
+	addrs, err := lookup(ctx, host)
 	if err != nil || len(addrs) == 0 {
 		return nil, fault.New(fault.NotFound, "repository host %s not found", host)
 	}

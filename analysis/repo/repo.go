@@ -41,6 +41,9 @@ type Policy struct {
 	// HistoryDepth is how many commits a checkout holds, for the history
 	// scan of secrets; the fetch stays shallow.
 	HistoryDepth int
+	// Lookup resolves a host name; nil is the system resolver. git gets
+	// the addresses it returns, never the name to look up again.
+	Lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 	// Log receives git's own messages, bounded and cleaned; requesters see
 	// only a classified reason. Nil is slog.Default().
 	Log *slog.Logger

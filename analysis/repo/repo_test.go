@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -328,5 +330,38 @@ func TestCacheCapEvictsLeastRecentlyUsed(t *testing.T) {
 	}
 	if _, err := os.Stat(first); !os.IsNotExist(err) {
 		t.Errorf("the least recently used checkout was kept over the cap: %v", err)
+	}
+}
+
+// git reaches a host at the address checked here, never by a lookup of
+// its own: a name that resolves nowhere but in the policy's resolver still
+// reaches the server (https through curl's resolve list, git:// by
+// address), so DNS cannot answer git differently than it answered us.
+func TestGitConnectsToThePinnedAddress(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.StartTLS()
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	p := repo.Policy{Hosts: []string{"pinned.invalid"}, CloneTimeout: 20 * time.Second,
+		Lookup: func(context.Context, string) ([]netip.Addr, error) {
+			return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+		}}
+	_, _, err := p.Resolve(context.Background(), "https://pinned.invalid:"+port+"/r.git", "")
+	if err == nil || !strings.Contains(err.Error(), "TLS") {
+		t.Fatalf("err = %v, want the self-signed certificate refused", err)
+	}
+	if conns.Load() == 0 {
+		t.Error("git never reached the https server at the pinned address")
+	}
+	_, addr, _ := served(t)
+	_, daemonPort, _ := net.SplitHostPort(addr)
+	if _, _, err := p.Resolve(context.Background(), "git://pinned.invalid:"+daemonPort+"/app", ""); err != nil {
+		t.Errorf("git:// at the pinned address: %v", err)
 	}
 }
