@@ -58,7 +58,7 @@ func TestScannersNeverOpenLinksOrSpecialFiles(t *testing.T) {
 	if err != nil {
 		t.Fatalf("patterns: %v", err)
 	}
-	found, err := secrets.Scan(ctx, dir)
+	found, err := secrets.Scan(ctx, dir, nil)
 	if err != nil {
 		t.Fatalf("secrets: %v", err)
 	}

@@ -113,7 +113,7 @@ func TestOverLimitRepositoryStops(t *testing.T) {
 
 func TestSecretsInTreeAndHistoryAreFoundRedacted(t *testing.T) {
 	_, dir, _ := checkout(t)
-	found, err := secrets.Scan(context.Background(), dir)
+	found, err := secrets.Scan(context.Background(), dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestPatterns(t *testing.T) {
 
 func TestSARIFValidatesAgainstTheOfficialSchema(t *testing.T) {
 	_, dir, sha := checkout(t)
-	fs, err := secrets.Scan(context.Background(), dir)
+	fs, err := secrets.Scan(context.Background(), dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ package secrets
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/ultramcp/durable/analysis"
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/sanitize"
 )
 
 func init() {
@@ -31,17 +33,31 @@ func init() {
 // MaxFileSize skips files larger than this (bytes).
 const MaxFileSize = 10 << 20
 
-// Scan scans the tree at dir and its git history.
-func Scan(ctx context.Context, dir string) ([]analysis.Finding, error) {
+// Scan scans the tree at dir and its git history. A failure is reported
+// in a few words; its cause, which can quote git's messages about the
+// repository, goes to log only.
+func Scan(ctx context.Context, dir string, log *slog.Logger) ([]analysis.Finding, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	tree, err := scanTree(ctx, dir)
 	if err != nil {
-		return nil, err
+		return nil, opaque(log, "the tree", err)
 	}
 	history, err := scanHistory(ctx, dir)
 	if err != nil {
-		return nil, err
+		return nil, opaque(log, "the history", err)
 	}
 	return append(tree, history...), nil
+}
+
+func opaque(log *slog.Logger, what string, err error) error {
+	if kind := fault.KindOf(err); kind == fault.Unavailable || kind == fault.Cancelled {
+		return err
+	}
+	detail := sanitize.Line(err.Error())
+	log.Warn("secrets scan failed", "scope", what, "detail", RedactText(detail[:min(len(detail), 4096)]))
+	return fault.New(fault.KindOf(err), "gitleaks could not scan %s", what)
 }
 
 func scanTree(ctx context.Context, dir string) ([]analysis.Finding, error) {

@@ -256,7 +256,9 @@ func (a *Analyzer) run(c engine.Context, repository, branch, kind string, securi
 		for _, s := range []struct {
 			name string
 			fn   func(context.Context, string) ([]analysis.Finding, error)
-		}{{"secrets", secrets.Scan}, {"gosec", func(ctx context.Context, dir string) ([]analysis.Finding, error) {
+		}{{"secrets", func(ctx context.Context, dir string) ([]analysis.Finding, error) {
+			return secrets.Scan(ctx, dir, c.Logger())
+		}}, {"gosec", func(ctx context.Context, dir string) ([]analysis.Finding, error) {
 			return sast.Scan(ctx, dir, c.Logger())
 		}}} {
 			raw, err := scan(s.name, scannerStep, findings(s.name, s.fn))
