@@ -26,29 +26,21 @@ func dropped(r rune) bool {
 
 // Text keeps newlines and tabs and removes every other control character
 // and invalid UTF-8. Carriage returns go too: "\r" can overwrite a line.
-func Text(s string) string {
-	if clean(s, true) {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(len(s))
-	for _, r := range strings.ToValidUTF8(s, "") {
-		if r == '\n' || r == '\t' || !dropped(r) {
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
+func Text(s string) string { return filter(s, true) }
 
 // Line is Text on one line: newlines and tabs become spaces.
-func Line(s string) string {
-	if clean(s, false) {
+func Line(s string) string { return filter(s, false) }
+
+func filter(s string, multiline bool) string {
+	if clean(s, multiline) {
 		return s
 	}
 	var b strings.Builder
 	b.Grow(len(s))
 	for _, r := range strings.ToValidUTF8(s, "") {
 		switch {
+		case (r == '\n' || r == '\t') && multiline:
+			b.WriteRune(r)
 		case r == '\n' || r == '\t':
 			b.WriteByte(' ')
 		case !dropped(r):
