@@ -58,7 +58,7 @@ func (r *Router) Resolve(ref string) (Ref, error) {
 		parsed.Model = r.fallback.Model
 	}
 	if _, ok := r.models[parsed.Provider]; !ok {
-		return Ref{}, fault.New(fault.Invalid, "provider %q is not configured (set its API key or base URL)", parsed.Provider)
+		return Ref{}, notConfigured(parsed.Provider)
 	}
 	return parsed, nil
 }
@@ -67,7 +67,7 @@ func (r *Router) Resolve(ref string) (Ref, error) {
 func (r *Router) Complete(ctx context.Context, ref Ref, req Request) (Response, error) {
 	m, ok := r.models[ref.Provider]
 	if !ok {
-		return Response{}, fault.New(fault.Invalid, "provider %q is not configured", ref.Provider)
+		return Response{}, notConfigured(ref.Provider)
 	}
 	if req.Model == "" {
 		req.Model = ref.Model
@@ -77,4 +77,17 @@ func (r *Router) Complete(ctx context.Context, ref Ref, req Request) (Response, 
 	// journals, reports or terminals.
 	resp.Text, resp.Model = sanitize.Text(resp.Text), sanitize.Line(resp.Model)
 	return resp, err
+}
+
+// settings names what configures each provider.
+var settings = map[string]string{
+	"openai":    "OPENAI_API_KEY or OPENAI_BASE_URL",
+	"anthropic": "ANTHROPIC_API_KEY",
+}
+
+func notConfigured(provider string) error {
+	if s, ok := settings[provider]; ok {
+		return fault.New(fault.Invalid, "provider %q is not configured on this service (set %s)", provider, s)
+	}
+	return fault.New(fault.Invalid, "provider %q is not configured on this service", provider)
 }

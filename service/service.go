@@ -97,12 +97,11 @@ func Handler(models *llm.Router, o Options) (http.Handler, error) {
 	if o.AnalysisSlots > 0 {
 		a.Slots = make(chan struct{}, o.AnalysisSlots)
 	}
-	policy := o.Checkouts.Policy
 	srv := server.NewRestate().
 		WithLogger(o.Logger.Handler(), true).
 		Bind(restateengine.Workflow(workflow.ChainOfDebate, workflow.Tracked(o.Records, workflow.ChainOfDebate, workflow.Decoded(debate.Decode, d.Run)), o.Services)).
-		Bind(restateengine.Workflow(workflow.CodeAnalysis, workflow.Tracked(o.Records, workflow.CodeAnalysis, workflow.Decoded(codeanalysis.DecodeAnalysis(policy), a.RunAnalysis)), o.Services)).
-		Bind(restateengine.Workflow(workflow.SecurityScan, workflow.Tracked(o.Records, workflow.SecurityScan, workflow.Decoded(codeanalysis.DecodeScan(policy), a.RunScan)), o.Services))
+		Bind(restateengine.Workflow(workflow.CodeAnalysis, workflow.Tracked(o.Records, workflow.CodeAnalysis, workflow.Decoded(codeanalysis.DecodeAnalysisRequest, a.RunAnalysis)), o.Services)).
+		Bind(restateengine.Workflow(workflow.SecurityScan, workflow.Tracked(o.Records, workflow.SecurityScan, workflow.Decoded(codeanalysis.DecodeScanRequest, a.RunScan)), o.Services))
 	if o.PublicKey != "" {
 		srv = srv.WithIdentityV1(o.PublicKey)
 	}

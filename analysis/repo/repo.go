@@ -76,15 +76,8 @@ var sshUser = regexp.MustCompile(`^[A-Za-z0-9._][A-Za-z0-9._-]*$`)
 // repeat the reference, which may hold a credential.
 func (p Policy) Validate(raw string) (string, error) {
 	s := strings.TrimSpace(raw)
-	switch {
-	case s == "":
-		return "", fault.Invalidf("repository", "required")
-	case strings.HasPrefix(s, "-"):
-		return "", fault.Invalidf("repository", "must not start with '-'")
-	case strings.ContainsAny(s, "\x00\n\r\t "):
-		return "", fault.Invalidf("repository", "must not contain whitespace or control characters")
-	case transportHelper.MatchString(s):
-		return "", fault.Invalidf("repository", "transport helpers such as ext:: are not allowed")
+	if err := CheckSyntax("repository", s); err != nil {
+		return "", err
 	}
 	if m := scpLike.FindStringSubmatch(s); m != nil { // git@host:owner/repo
 		if _, err := p.hostAllowed(m[2]); err != nil {
@@ -118,6 +111,24 @@ func (p Policy) Validate(raw string) (string, error) {
 		return "", fault.Invalidf("repository", "%v", err)
 	}
 	return abs, nil
+}
+
+// CheckSyntax checks what any policy refuses in a repository reference, for
+// the input field named field: it needs no configuration, so a workflow can
+// check it before its first step.
+func CheckSyntax(field, raw string) error {
+	s := strings.TrimSpace(raw)
+	switch {
+	case s == "":
+		return fault.Invalidf(field, "required")
+	case strings.HasPrefix(s, "-"):
+		return fault.Invalidf(field, "must not start with '-'")
+	case strings.ContainsAny(s, "\x00\n\r\t "):
+		return fault.Invalidf(field, "must not contain whitespace or control characters")
+	case transportHelper.MatchString(s):
+		return fault.Invalidf(field, "transport helpers such as ext:: are not allowed")
+	}
+	return nil
 }
 
 func (p Policy) validateRemote(u *url.URL) error {

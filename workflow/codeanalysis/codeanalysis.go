@@ -91,18 +91,19 @@ type Progress struct {
 }
 
 type resolved struct {
-	Commit string    `json:"commit"`
-	Branch string    `json:"branch"`
-	At     time.Time `json:"at"`
+	Repository string    `json:"repository"` // as the policy normalized it
+	Commit     string    `json:"commit"`
+	Branch     string    `json:"branch"`
+	At         time.Time `json:"at"`
 }
 
 // RunAnalysis is the code-analysis workflow body.
 func (a *Analyzer) RunAnalysis(c engine.Context, in Input) (analysis.Report, error) {
-	if err := in.Validate(a.Cache.Policy); err != nil {
-		return analysis.Report{}, err
-	}
 	t := in.AnalysisType
-	return a.run(c, in.Repository, in.Branch, t, t == TypeAll || t == TypeSecurity, t == TypeAll || t == TypeQuality, t == TypeAll || t == TypePatterns, nil)
+	if t == "" {
+		t = TypeAll
+	}
+	return a.run(c, "repository", in.Repository, in.Branch, t, t == TypeAll || t == TypeSecurity, t == TypeAll || t == TypeQuality, t == TypeAll || t == TypePatterns, nil)
 }
 
 // RunScan is the security-scan workflow body. With a previous analysis as
@@ -117,24 +118,34 @@ func (a *Analyzer) RunScan(c engine.Context, in ScanInput) (analysis.Report, err
 		}
 		previous = &p
 	}
-	return a.run(c, in.Target, in.Branch, TypeSecurity, true, false, false, previous)
+	return a.run(c, "target", in.Target, in.Branch, TypeSecurity, true, false, false, previous)
 }
 
-func (a *Analyzer) run(c engine.Context, repository, branch, kind string, security, quality, structure bool, previous *analysis.Report) (analysis.Report, error) {
-	rep := analysis.Report{ID: c.WorkflowID(), Repository: repository, AnalysisType: kind}
-	progress := Progress{Phase: "resolve", Message: "resolving " + repository}
+// run is both workflows. The repository policy is applied in the "resolve"
+// step: a replay under other settings follows the first run's decision.
+func (a *Analyzer) run(c engine.Context, field, requested, branch, kind string, security, quality, structure bool, previous *analysis.Report) (analysis.Report, error) {
+	rep := analysis.Report{ID: c.WorkflowID(), Repository: requested, AnalysisType: kind}
+	progress := Progress{Phase: "resolve", Message: "resolving " + requested}
 	publish := func(phase, msg string) error {
 		progress.Phase, progress.Message, progress.Scanners = phase, msg, rep.Scanners
 		return c.Publish(workflow.ProgressKey, progress)
 	}
 	res, err := engine.Run(c, "resolve", gitStep, func(ctx context.Context) (resolved, error) {
+		repository, err := a.Cache.Policy.Validate(requested)
+		if err != nil {
+			if field == "target" {
+				err = asTarget(err)
+			}
+			return resolved{}, err
+		}
 		sha, b, err := a.Cache.Policy.Resolve(ctx, repository, branch)
-		return resolved{Commit: sha, Branch: b, At: time.Now().UTC()}, err
+		return resolved{Repository: repository, Commit: sha, Branch: b, At: time.Now().UTC()}, err
 	})
 	if err != nil {
 		return rep, err
 	}
-	rep.Commit, rep.Branch, progress.Commit = res.Commit, res.Branch, res.Commit
+	repository := res.Repository
+	rep.Repository, rep.Commit, rep.Branch, progress.Commit = repository, res.Commit, res.Branch, res.Commit
 	rep.GeneratedAt = res.At
 	if err := publish("checkout", "fetching "+res.Commit); err != nil {
 		return rep, err

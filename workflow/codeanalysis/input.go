@@ -36,7 +36,8 @@ type ScanInput struct {
 // with the input); the CLI sends only the previous findings' fingerprints.
 const MaxContextBytes = 256 << 10
 
-// DecodeAnalysis parses and validates a code-analysis request under p.
+// DecodeAnalysis parses and validates a code-analysis request under p: the
+// CLI's check before it starts anything.
 func DecodeAnalysis(p repo.Policy) func([]byte) (Input, error) {
 	return func(body []byte) (Input, error) {
 		var in Input
@@ -47,6 +48,21 @@ func DecodeAnalysis(p repo.Policy) func([]byte) (Input, error) {
 	}
 }
 
+// DecodeAnalysisRequest parses a code-analysis request and checks what
+// needs no configuration; the workflow applies the repository policy in its
+// journaled "resolve" step, so that a replay under other settings follows
+// the decision the first run made.
+func DecodeAnalysisRequest(body []byte) (Input, error) {
+	var in Input
+	if err := workflow.DecodeStrict(body, &in); err != nil {
+		return in, err
+	}
+	if err := repo.CheckSyntax("repository", in.Repository); err != nil {
+		return in, err
+	}
+	return in, in.checkRest()
+}
+
 // Validate checks the input and normalizes the repository.
 func (in *Input) Validate(p repo.Policy) error {
 	r, err := p.Validate(in.Repository)
@@ -54,6 +70,10 @@ func (in *Input) Validate(p repo.Policy) error {
 		return err
 	}
 	in.Repository = r
+	return in.checkRest()
+}
+
+func (in *Input) checkRest() error {
 	if err := repo.ValidateBranch(in.Branch); err != nil {
 		return err
 	}
@@ -67,7 +87,8 @@ func (in *Input) Validate(p repo.Policy) error {
 	return nil
 }
 
-// DecodeScan parses and validates a security-scan request under p.
+// DecodeScan parses and validates a security-scan request under p: the
+// CLI's check before it starts anything.
 func DecodeScan(p repo.Policy) func([]byte) (ScanInput, error) {
 	return func(body []byte) (ScanInput, error) {
 		var in ScanInput
@@ -76,25 +97,49 @@ func DecodeScan(p repo.Policy) func([]byte) (ScanInput, error) {
 		}
 		t, err := p.Validate(in.Target)
 		if err != nil {
-			return in, fault.Invalidf("target", "%s", strings.TrimPrefix(err.Error(), "repository: "))
+			return in, asTarget(err)
 		}
 		in.Target = t
-		if err := repo.ValidateBranch(in.Branch); err != nil {
-			return in, err
-		}
-		if len(in.Context) > MaxContextBytes {
-			return in, fault.Invalidf("context", "too large: %d bytes, at most %d", len(in.Context), MaxContextBytes)
-		}
-		if len(in.Context) > 0 && string(in.Context) != "null" {
-			var previous struct {
-				Findings []json.RawMessage `json:"findings"`
-			}
-			if err := json.Unmarshal(in.Context, &previous); err != nil {
-				return in, fault.Invalidf("context", "must be a previous analysis report (a JSON object with findings)")
-			}
-		}
-		return in, nil
+		return in, in.checkRest()
 	}
+}
+
+// DecodeScanRequest is DecodeAnalysisRequest for security-scan.
+func DecodeScanRequest(body []byte) (ScanInput, error) {
+	var in ScanInput
+	if err := workflow.DecodeStrict(body, &in); err != nil {
+		return in, err
+	}
+	if err := repo.CheckSyntax("target", in.Target); err != nil {
+		return in, err
+	}
+	return in, in.checkRest()
+}
+
+// asTarget names security-scan's field in a repository error.
+func asTarget(err error) error {
+	if fault.FieldOf(err) != "repository" {
+		return err
+	}
+	return fault.Invalidf("target", "%s", strings.TrimPrefix(err.Error(), "repository: "))
+}
+
+func (in *ScanInput) checkRest() error {
+	if err := repo.ValidateBranch(in.Branch); err != nil {
+		return err
+	}
+	if len(in.Context) > MaxContextBytes {
+		return fault.Invalidf("context", "too large: %d bytes, at most %d", len(in.Context), MaxContextBytes)
+	}
+	if len(in.Context) > 0 && string(in.Context) != "null" {
+		var previous struct {
+			Findings []json.RawMessage `json:"findings"`
+		}
+		if err := json.Unmarshal(in.Context, &previous); err != nil {
+			return fault.Invalidf("context", "must be a previous analysis report (a JSON object with findings)")
+		}
+	}
+	return nil
 }
 
 func (in Input) String() string {

@@ -4,7 +4,8 @@
 // agree, and end with a confidence-weighted vote (ReConcile, Chen et al. 2024)
 // and a moderator's synthesis.
 //
-// Journaled steps, in order: per round one "round-R/NAME" step per
+// Journaled steps, in order: "models" (which model answers for whom), per
+// round one "round-R/NAME" step per
 // participant, run concurrently (with the previous round's "record-round-R"
 // store write beside them), and "pause-after-round-R" (durable sleep)
 // between rounds; then "moderator" (beside the last round's record) and,
@@ -143,6 +144,15 @@ type Debate struct {
 	Records workflow.Records
 }
 
+// modelPlan is the models a debate runs on, fixed at its start.
+type modelPlan struct {
+	Participants []llm.Ref `json:"participants"`
+	Moderator    llm.Ref   `json:"moderator"`
+}
+
+// planStep resolves models from the configuration: nothing to retry.
+var planStep = engine.StepOptions{MaxAttempts: 1}
+
 // stepOptions for participant calls: the engine tries once, because the
 // provider client already retried transient faults with backoff.
 var participantStep = engine.StepOptions{MaxAttempts: 1}
@@ -152,10 +162,17 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 	if err := in.Validate(); err != nil {
 		return Result{}, err
 	}
-	refs, modRef, err := d.resolveModels(in)
+	// Which model answers for whom is decided once, in a journaled step:
+	// a replay after a restart with another default model or provider
+	// keeps the models the debate started with.
+	plan, err := engine.Run(c, "models", planStep, func(context.Context) (modelPlan, error) {
+		refs, mod, err := d.resolveModels(in)
+		return modelPlan{Participants: refs, Moderator: mod}, err
+	})
 	if err != nil {
 		return Result{}, err
 	}
+	refs, modRef := plan.Participants, plan.Moderator
 	res := Result{ID: c.WorkflowID(), Topic: in.Topic, Mode: in.ModeOrDefault()}
 	rounds := in.RoundsOrDefault()
 	if res.Mode == ModeVote {

@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ultramcp/durable/engine"
 	"github.com/ultramcp/durable/engine/direct"
+	"github.com/ultramcp/durable/engine/replay"
 	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/llm"
 	"github.com/ultramcp/durable/workflow"
@@ -77,10 +79,18 @@ func rounds(n int) *int { return &n }
 
 func zeroDelay() *Duration { d := Duration(0); return &d }
 
+// run runs the debate through the replay checker: once on the direct
+// engine, then again against the recorded journal, as Restate would after a
+// crash; a difference fails the test.
 func run(t *testing.T, m llm.Models, in Input) (Result, error) {
 	t.Helper()
-	c := direct.New(context.Background(), "d1", nil)
-	return (&Debate{Models: m}).Run(c, in)
+	res, err := replay.Check(context.Background(), "d1", func(c engine.Context) (Result, error) {
+		return (&Debate{Models: m}).Run(c, in)
+	})
+	if err != nil && strings.Contains(err.Error(), "journal mismatch") || err != nil && strings.Contains(err.Error(), "replay differs") {
+		t.Fatalf("not deterministic: %v", err)
+	}
+	return res, err
 }
 
 func TestDebateConvergesAndStopsEarly(t *testing.T) {
@@ -273,8 +283,9 @@ func TestEveryCallIsRecordedOnce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := &scripted{script: map[string][]string{"a": {answer("x", 0.9), answer("y", 0.9)}, "b": {answer("y", 0.9), answer("y", 0.9)}}}
 			rec := &memRecords{execs: map[string]workflow.Execution{}, artifacts: map[string][]byte{}}
-			c := direct.New(context.Background(), "d1", nil)
-			res, err := (&Debate{Models: m, Records: rec}).Run(c, Input{Topic: "t", Mode: tc.mode, Participants: []Participant{{Name: "a"}, {Name: "b"}}, Rounds: rounds(4), DelayBetweenRounds: zeroDelay()})
+			res, err := replay.Check(context.Background(), "d1", func(c engine.Context) (Result, error) {
+				return (&Debate{Models: m, Records: rec}).Run(c, Input{Topic: "t", Mode: tc.mode, Participants: []Participant{{Name: "a"}, {Name: "b"}}, Rounds: rounds(4), DelayBetweenRounds: zeroDelay()})
+			})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -322,7 +333,9 @@ func TestEscalationWaitsForADecision(t *testing.T) {
 		}
 	})
 	t.Run("the vote stands after the timeout", func(t *testing.T) {
-		res, err := (&Debate{Models: &scripted{script: disagree}}).Run(direct.New(context.Background(), "d2", nil), in(20*time.Millisecond))
+		res, err := replay.Check(context.Background(), "d2", func(c engine.Context) (Result, error) {
+			return (&Debate{Models: &scripted{script: disagree}}).Run(c, in(20*time.Millisecond))
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
