@@ -1,0 +1,184 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ultramcp/durable/analysis"
+	"github.com/ultramcp/durable/analysis/repotest"
+	"github.com/ultramcp/durable/llm/llmtest"
+	"github.com/ultramcp/durable/stack/stacktest"
+	"github.com/ultramcp/durable/workflow"
+)
+
+// noMismatch fails if restate-server ever saw a replay differ from its
+// journal.
+func noMismatch(t *testing.T, env *stacktest.Env) {
+	t.Helper()
+	rs, err := env.Stack.Restate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(rs.LogFile())
+	if strings.Contains(string(b), "RT0016") || strings.Contains(strings.ToLower(string(b)), "journal mismatch") {
+		t.Error("restate-server logged a journal mismatch")
+	}
+}
+
+// attachReport waits for an analysis's report.
+func attachReport(t *testing.T, env *stacktest.Env, svc, id string) analysis.Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := env.Client.Attach(ctx, svc, id)
+	if err != nil {
+		t.Fatalf("%s: %v", id, err)
+	}
+	var rep analysis.Report
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// Once the LLM summary has run, a replay must compute what the first run
+// did: after kill -9 of the service, and when a later step keeps being
+// retried (its attempts kill the service), the analysis completes.
+func TestAnalysisReplaysAfterTheSummary(t *testing.T) {
+	r := repotest.Build(t, t.TempDir())
+	body, _ := json.Marshal(map[string]string{"repository": "file://" + r.Dir})
+
+	t.Run("kill -9 after the summary", func(t *testing.T) {
+		fake := llmtest.New(llmtest.Behavior{})
+		defer fake.Close()
+		env := analysisStack(t, fake)
+		if _, err := env.Client.Start(context.Background(), workflow.CodeAnalysis, "after-summary", body); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, time.Minute, func() bool {
+			p, _ := env.Client.Progress(context.Background(), workflow.CodeAnalysis, "after-summary")
+			return strings.Contains(string(p), `"name":"patterns-summary"`)
+		})
+		env.Kill(t, "service")
+		env.Up(t)
+		rep := attachReport(t, env, workflow.CodeAnalysis, "after-summary")
+		if s := scanner(rep, "gosec"); s.Status != analysis.ScannerCompleted {
+			t.Errorf("gosec after recovery: %+v", s)
+		}
+		if n := fake.Calls("after-summary/patterns-summary")["after-summary/patterns-summary"]; n != 1 {
+			t.Errorf("the summary was asked %d times, want once", n)
+		}
+		noMismatch(t, env)
+	})
+
+	t.Run("a later step retried", func(t *testing.T) {
+		fake := llmtest.New(llmtest.Behavior{})
+		defer fake.Close()
+		env := stacktest.Start(t, stacktest.Options{LLM: "openai", AllowLocalRepos: true, ServiceEnv: []string{
+			"OPENAI_BASE_URL=" + fake.OpenAIBaseURL(), "OPENAI_API_KEY=" + fakeKey, "ULTRAMCP_CHAOS_CRASH_AT_STEP=gosec"}})
+		if _, err := env.Client.Start(context.Background(), workflow.CodeAnalysis, "retried", body); err != nil {
+			t.Fatal(err)
+		}
+		// Restart the service each time gosec kills it: every restart
+		// replays the journal, the summary included.
+		type attached struct {
+			out []byte
+			err error
+		}
+		done := make(chan attached, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			out, err := env.Client.Attach(ctx, workflow.CodeAnalysis, "retried")
+			done <- attached{out, err}
+		}()
+		var got attached
+		for restarts := 0; ; {
+			select {
+			case got = <-done:
+			case <-time.After(200 * time.Millisecond):
+				if _, alive := env.Stack.Service().PID(); !alive {
+					if restarts++; restarts > 5 {
+						t.Fatal("the service keeps dying")
+					}
+					env.Up(t)
+				}
+				continue
+			}
+			break
+		}
+		if got.err != nil {
+			t.Fatal(got.err)
+		}
+		var rep analysis.Report
+		if err := json.Unmarshal(got.out, &rep); err != nil {
+			t.Fatal(err)
+		}
+		if s := scanner(rep, "gosec"); s.Status != analysis.ScannerFailed || !strings.Contains(s.Error, "interrupted 3 times") {
+			t.Errorf("gosec: %+v, want failed after three interrupted attempts", s)
+		}
+		if s := scanner(rep, "patterns-summary"); s.Status != analysis.ScannerCompleted {
+			t.Errorf("summary: %+v", s)
+		}
+		if n := fake.Calls("retried/patterns-summary")["retried/patterns-summary"]; n != 1 {
+			t.Errorf("the summary was asked %d times, want once", n)
+		}
+		noMismatch(t, env)
+	})
+}
+
+// A restart with other settings must not change a running debate's path:
+// with another default provider it finishes on the models it started with;
+// without the provider it started with, it fails at once naming the
+// setting. Neither is a journal-mismatch loop.
+func TestDebateKeepsItsModelsAcrossRestarts(t *testing.T) {
+	fake := llmtest.New(llmtest.Behavior{})
+	defer fake.Close()
+	env := fakeStack(t, fake)
+	// x and y hold different positions with the fake model: no early stop.
+	body := `{"topic":"t","participants":[{"name":"x"},{"name":"y"}],"rounds":3,"delayBetweenRounds":"2s"}`
+	original := env.Stack.ServiceEnv
+	restartDuringPause := func(id string, llmName string, serviceEnv []string) {
+		startDebate(t, env, id, body)
+		waitFor(t, time.Minute, func() bool { return len(fake.Calls(id+"/round-1/")) == 2 })
+		time.Sleep(300 * time.Millisecond) // into the pause: round 1 is journaled
+		env.Kill(t, "service")
+		env.Stack.Cfg.LLM, env.Stack.ServiceEnv = llmName, serviceEnv
+		env.Up(t)
+	}
+
+	restartDuringPause("other-default", "offline", []string{"OPENAI_BASE_URL=" + fake.OpenAIBaseURL(), "OPENAI_API_KEY=" + fakeKey})
+	res, err := attach(t, env, "other-default", 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Simulated || len(res.Rounds) != 3 {
+		t.Errorf("after the restart: simulated %v, %d rounds", res.Simulated, len(res.Rounds))
+	}
+	for _, r := range res.Rounds {
+		for _, resp := range r.Responses {
+			if resp.Simulated || resp.Model == "offline" {
+				t.Errorf("round %d, %s answered by %s: the default model of the restarted service", r.Number, resp.Participant, resp.Model)
+			}
+		}
+	}
+
+	// Back to the first settings, start another, restart without OpenAI.
+	env.Kill(t, "service")
+	env.Stack.Cfg.LLM, env.Stack.ServiceEnv = "openai", original
+	env.Up(t)
+	restartDuringPause("no-key", "offline", nil)
+	start := time.Now()
+	_, err = attach(t, env, "no-key", time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "OPENAI_API_KEY") {
+		t.Fatalf("without the provider: %v, want a failure naming OPENAI_API_KEY", err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("failed after %s", d)
+	}
+	noMismatch(t, env)
+}
