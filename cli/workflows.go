@@ -18,6 +18,7 @@ import (
 	"github.com/ultramcp/durable/analysis/repo"
 	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/service"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
@@ -103,7 +104,7 @@ an analysis's security findings as SARIF 2.1.0.`,
 		},
 	}
 	list.Flags().StringVar(&filter.Workflow, "workflow", "", "only this workflow type, e.g. chain-of-debate")
-	list.Flags().StringVar(&filter.Status, "status", "", "only this status: pending, running, completed, failed, cancelled")
+	list.Flags().StringVar(&filter.Status, "status", "", "only this status: pending, not-started, running, paused, completed, failed, cancelled")
 	list.Flags().IntVar(&filter.Limit, "limit", 50, "at most this many")
 
 	olderThan := ""
@@ -311,9 +312,17 @@ func (a *app) start(ctx context.Context, svc, id string, body []byte, follow boo
 	}
 	started, err := c.Start(ctx, svc, id, body)
 	if err != nil {
+		// The send may have reached Restate before it failed (a timeout on
+		// the answer): ask Restate rather than guess.
+		if inv, ferr := c.Find(ctx, svc, id); ferr == nil && inv.ID != "" {
+			started, err = client.Started{InvocationID: inv.ID, Status: "PreviouslyAccepted"}, nil
+		}
+	}
+	if err != nil {
 		if st != nil {
-			now := time.Now()
-			_ = st.Finished(ctx, id, workflow.StatusFailed, nil, "could not start: "+err.Error(), now, now)
+			// Only the pending row this start made changes: a workflow that
+			// already ran keeps its state and its result.
+			_ = st.NotStarted(ctx, id, "could not start: "+err.Error(), time.Now())
 		}
 		return fmt.Errorf("start %s: %w (is the stack up? run `ultramcp up`)", svc, err)
 	}
@@ -376,20 +385,23 @@ func (a *app) status(ctx context.Context, id string, asJSON bool) error {
 	c := a.client()
 	st, err := a.store(ctx)
 	if err != nil {
-		return err
+		return a.statusWithoutStore(ctx, id, err, asJSON)
 	}
 	defer st.Close()
 	w, err := st.Get(ctx, id)
+	if fault.KindOf(err) == fault.Unavailable {
+		return a.statusWithoutStore(ctx, id, err, asJSON)
+	}
 	if err != nil {
 		return err
 	}
 	execs, err := st.Executions(ctx, id)
 	if err != nil {
-		return err
+		return a.statusWithoutStore(ctx, id, err, asJSON)
 	}
 	var progress json.RawMessage
 	var inv client.Invocation
-	if w.Status == workflow.StatusPending || w.Status == workflow.StatusRunning {
+	if workflow.Open(w.Status) {
 		progress, _ = c.Progress(ctx, w.Workflow, id)
 		inv, _ = c.Find(ctx, w.Workflow, id)
 	}
@@ -413,6 +425,27 @@ func (a *app) status(ctx context.Context, id string, asJSON bool) error {
 		tokensIn, tokensOut, cost = tokensIn+e.TokensIn, tokensOut+e.TokensOut, cost+e.CostUSD
 	}
 	fmt.Fprintf(a.stdout, "agent calls: %d, %d tokens in, %d out, est. $%.4f\n", len(execs), tokensIn, tokensOut, cost)
+	printProgress(a.stdout, progress)
+	return nil
+}
+
+// statusWithoutStore says the store is unreachable, then what Restate
+// knows: a database outage delays workflows, it does not hide them.
+func (a *app) statusWithoutStore(ctx context.Context, id string, storeErr error, asJSON bool) error {
+	c := a.client()
+	inv, err := c.Find(ctx, "", id)
+	if err != nil {
+		return fmt.Errorf("store unreachable (%v), and Restate: %w", storeErr, err)
+	}
+	progress, _ := c.Progress(ctx, inv.Service, id)
+	if asJSON {
+		return json.NewEncoder(a.stdout).Encode(map[string]any{"store": "unreachable: " + storeErr.Error(), "progress": progress, "invocation": inv})
+	}
+	fmt.Fprintf(a.stdout, "store:      unreachable (%s); workflows wait for it and go on\n", firstLine(storeErr.Error()))
+	fmt.Fprintf(a.stdout, "workflow:   %s/%s\nstatus:     %s (from Restate)\n", inv.Service, id, inv.Outcome())
+	if inv.LastFailure != "" && inv.Status != "completed" {
+		fmt.Fprintf(a.stdout, "retrying:   %s (retry %d)\n", firstLine(inv.LastFailure), inv.RetryCount)
+	}
 	printProgress(a.stdout, progress)
 	return nil
 }

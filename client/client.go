@@ -83,7 +83,10 @@ func (c *Client) do(ctx context.Context, method, u string, body []byte, contentT
 		case 470:
 			return nil, resp.Header, fmt.Errorf("%w: %s", ErrNotReady, e.Message)
 		case 404:
-			if e.Source == "ingress" || strings.Contains(e.Message, "not found") {
+			// A workflow that failed for a missing repository or model also
+			// answers 404, from the invocation: that is its failure, not a
+			// workflow Restate does not know.
+			if e.Source != "invocation" {
 				return nil, resp.Header, fmt.Errorf("%w: %s", ErrNotFound, e.Message)
 			}
 		}

@@ -54,6 +54,13 @@ type Config struct {
 	// AnalysisSlots is how many checkouts and scans a service runs at once.
 	AnalysisSlots int
 
+	// StoreRetryCap is the longest wait between two attempts of a store
+	// write; writes retry until the store is back, however long.
+	StoreRetryCap time.Duration
+	// StopGrace is how long a stopping service waits for running steps to
+	// finish and be journaled.
+	StopGrace time.Duration
+
 	// AllowRemote lets the addresses above be other than loopback: without
 	// it every listener and client stays on this machine.
 	AllowRemote bool
@@ -83,6 +90,8 @@ func Default() Config {
 		MaxRepoMB:      500,
 		MaxCacheMB:     4096,
 		AnalysisSlots:  2,
+		StoreRetryCap:  5 * time.Second,
+		StopGrace:      10 * time.Second,
 		CloneTimeout:   5 * time.Minute,
 	}
 }
@@ -140,6 +149,15 @@ func FromEnv() Config {
 	if v := os.Getenv("ULTRAMCP_RETENTION"); v != "" {
 		if d, err := ParseAge(v); err == nil {
 			c.Retention = d
+		}
+	}
+	for name, dst := range map[string]*time.Duration{"ULTRAMCP_STORE_RETRY_CAP": &c.StoreRetryCap, "ULTRAMCP_STOP_GRACE": &c.StopGrace} {
+		if v := os.Getenv(name); v != "" {
+			if d, err := time.ParseDuration(v); err == nil {
+				*dst = d
+			} else {
+				*dst = -1 // Validate names it
+			}
 		}
 	}
 	if v := os.Getenv("ULTRAMCP_LLM_TIMEOUT"); v != "" {
@@ -204,6 +222,12 @@ func (c *Config) Validate() error {
 		if strings.ContainsAny(h, "/@ \t") || strings.HasPrefix(h, "-") {
 			return fault.Invalidf("ULTRAMCP_REPO_HOSTS", "%q is not a host name or address", h)
 		}
+	}
+	if c.StoreRetryCap <= 0 || c.StoreRetryCap > 5*time.Minute {
+		return fault.Invalidf("ULTRAMCP_STORE_RETRY_CAP", "must be a duration from 1ms to 5m")
+	}
+	if c.StopGrace <= 0 || c.StopGrace > 5*time.Minute {
+		return fault.Invalidf("ULTRAMCP_STOP_GRACE", "must be a duration from 1ms to 5m")
 	}
 	if c.CloneTimeout <= 0 {
 		return fault.Invalidf("ULTRAMCP_CLONE_TIMEOUT", "must be positive")

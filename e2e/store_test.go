@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -153,19 +154,31 @@ func TestPostgresOutageMidDebate(t *testing.T) {
 	pg := pgtest.Start(t)
 	fake := llmtest.New(llmtest.Behavior{Latency: 300 * time.Millisecond})
 	defer fake.Close()
+	// Store writes retry with the backoff capped at 100 ms: in the outage
+	// below they make hundreds of attempts, where any attempt budget would
+	// have run out; the code path has none.
 	env := stacktest.Start(t, stacktest.Options{LLM: "openai", DatabaseURL: pg.URL(),
-		ServiceEnv: []string{"OPENAI_BASE_URL=" + fake.OpenAIBaseURL(), "OPENAI_API_KEY=" + fakeKey}})
+		ServiceEnv: []string{"OPENAI_BASE_URL=" + fake.OpenAIBaseURL(), "OPENAI_API_KEY=" + fakeKey, "ULTRAMCP_STORE_RETRY_CAP=100ms"}})
 	id := "pg-outage"
 	startDebate(t, env, id, `{"topic":"Outage","participants":`+threeParticipants+`,"rounds":3,"delayBetweenRounds":"0s"}`)
 	waitForRound(t, env, id, 1)
 	pg.Stop(t)
+	down := time.Now()
 	// The calls of the next round finish while PostgreSQL is down; the
 	// record written beside them keeps retrying, so the debate waits
 	// before the moderator.
 	waitFor(t, 20*time.Second, func() bool { return len(fake.Calls(id+"/round-3/")) == 3 })
-	time.Sleep(2 * time.Second)
+	c := cliFor(t, env)
+	c.env = append(c.env, "ULTRAMCP_DATABASE_URL="+pg.URL())
+	if out, err := c.run("status", id); err != nil || !strings.Contains(out, "store:      unreachable") || !strings.Contains(out, "running") {
+		t.Errorf("status during the outage: %v\n%s", err, out)
+	}
+	time.Sleep(time.Until(down.Add(25 * time.Second)))
 	if n := len(fake.Calls(id + "/moderator")); n != 0 {
 		t.Fatalf("the debate went on to the moderator with the store down")
+	}
+	if b, _ := os.ReadFile(env.Cfg.Path("logs", "service.log")); !strings.Contains(string(b), "metadata store unreachable") {
+		t.Error("the service log does not say the store is unreachable")
 	}
 	pg.StartAgain(t)
 	res, err := attach(t, env, id, 90*time.Second)

@@ -131,6 +131,9 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 			return err
 		}
 	}
+	// Store writes log their outages through the default logger.
+	slog.SetDefault(logger)
+	workflow.StoreRetryCap = cfg.StoreRetryCap
 	services := restateengine.DefaultServiceOptions
 	services.Retention = cfg.Retention
 	services.AttemptsDir = cfg.Path("attempts")

@@ -137,6 +137,8 @@ func (s *Stack) Service() Process {
 			fmt.Sprintf("ULTRAMCP_MAX_CACHE_MB=%d", c.MaxCacheMB),
 			fmt.Sprintf("ULTRAMCP_ANALYSIS_SLOTS=%d", c.AnalysisSlots),
 			fmt.Sprintf("ULTRAMCP_ALLOW_REMOTE=%t", c.AllowRemote),
+			"ULTRAMCP_STORE_RETRY_CAP=" + c.StoreRetryCap.String(),
+			"ULTRAMCP_STOP_GRACE=" + c.StopGrace.String(),
 		}, s.ServiceEnv...),
 	}
 }

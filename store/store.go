@@ -151,14 +151,41 @@ func (s *Store) Started(ctx context.Context, id, wf string, input []byte, at tim
 	return s.exec(ctx, `INSERT INTO workflow_metadata (id, workflow, status, input, created_at, updated_at)
 VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET status = excluded.status, input = excluded.input, updated_at = excluded.updated_at
-WHERE workflow_metadata.status IN ('pending', 'running')`,
+WHERE workflow_metadata.status IN ('pending', 'running', 'not-started', 'paused')`,
 		id, wf, workflow.StatusRunning, string(input), at.UTC(), at.UTC())
 }
 
-// Finished implements workflow.Records.
+// Finished implements workflow.Records. A workflow this store has no row
+// for is an error, not a silent no-op: the service's store changed since
+// the workflow started.
 func (s *Store) Finished(ctx context.Context, id, status string, output []byte, errMsg string, startedAt, at time.Time) error {
-	return s.exec(ctx, `UPDATE workflow_metadata SET status = ?, output = ?, error = ?, updated_at = ?, completed_at = ?, duration_ms = ?
-WHERE id = ?`, status, nullString(string(output)), nullString(errMsg), at.UTC(), at.UTC(), at.Sub(startedAt).Milliseconds(), id)
+	res, err := s.db.ExecContext(ctx, s.d.rebind(`UPDATE workflow_metadata SET status = ?, output = ?, error = ?, updated_at = ?, completed_at = ?, duration_ms = ?
+WHERE id = ?`), status, nullString(string(output)), nullString(errMsg), at.UTC(), at.UTC(), at.Sub(startedAt).Milliseconds(), id)
+	if err != nil {
+		return transient(err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fault.New(fault.Permanent, "the %s store has no record of workflow %s: did ULTRAMCP_DATABASE_URL change since it started?", s.d.name, id)
+	}
+	return nil
+}
+
+// NotStarted records that a pending request could not be handed to the
+// engine. Only a pending row changes: a workflow that already ran, or
+// finished, keeps its state and its result.
+func (s *Store) NotStarted(ctx context.Context, id, reason string, at time.Time) error {
+	return s.exec(ctx, `UPDATE workflow_metadata SET status = ?, error = ?, updated_at = ? WHERE id = ? AND status = ?`,
+		workflow.StatusNotStarted, nullString(reason), at.UTC(), id, workflow.StatusPending)
+}
+
+// Reconciled brings a workflow that has not finished in line with what the
+// engine says of it: paused, failed (killed, cancelled, vanished), or
+// completed with output. A finished row is left alone.
+func (s *Store) Reconciled(ctx context.Context, id, status string, output []byte, reason string, at time.Time) error {
+	completed := sql.NullTime{Time: at.UTC(), Valid: !workflow.Open(status)}
+	return s.exec(ctx, `UPDATE workflow_metadata SET status = ?, output = COALESCE(?, output), error = ?, updated_at = ?, completed_at = ?
+WHERE id = ? AND status IN ('pending', 'running', 'not-started', 'paused')`,
+		status, nullString(string(output)), nullString(reason), at.UTC(), completed, id)
 }
 
 // RecordExecutions implements workflow.Records, in one transaction.

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,6 +108,40 @@ func TestLifecycle(t *testing.T) {
 		}
 		if _, err := s.Get(ctx, "nope"); fault.KindOf(err) != fault.NotFound {
 			t.Errorf("missing workflow: %v", err)
+		}
+	})
+}
+
+// Starting never destroys: a start that fails changes only the pending row
+// it made; the engine's word brings an open row in line, never a finished
+// one; finishing a workflow the store never saw is an error.
+func TestFailedStartsAndReconciliation(t *testing.T) {
+	forEach(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		must(t, s.Started(ctx, "done", workflow.ChainOfDebate, nil, t0))
+		must(t, s.Finished(ctx, "done", workflow.StatusCompleted, []byte(`{"kept":true}`), "", t0, t0.Add(time.Second)))
+		must(t, s.Submitted(ctx, "done", workflow.ChainOfDebate, nil, t0.Add(2*time.Second)))
+		must(t, s.NotStarted(ctx, "done", "could not reach Restate", t0.Add(2*time.Second)))
+		must(t, s.Reconciled(ctx, "done", workflow.StatusFailed, nil, "vanished", t0.Add(3*time.Second)))
+		if w, _ := s.Get(ctx, "done"); w.Status != workflow.StatusCompleted || w.Output != `{"kept":true}` || w.Error != "" {
+			t.Errorf("a finished workflow changed: %+v", w)
+		}
+		must(t, s.Submitted(ctx, "new", workflow.ChainOfDebate, nil, t0))
+		must(t, s.NotStarted(ctx, "new", "could not reach Restate", t0))
+		if w, _ := s.Get(ctx, "new"); w.Status != workflow.StatusNotStarted || w.Error != "could not reach Restate" {
+			t.Errorf("not started: %+v", w)
+		}
+		must(t, s.Started(ctx, "new", workflow.ChainOfDebate, nil, t0.Add(time.Second))) // a later start runs it
+		must(t, s.Reconciled(ctx, "new", workflow.StatusPaused, nil, "paused after 200 attempts", t0.Add(2*time.Second)))
+		if w, _ := s.Get(ctx, "new"); w.Status != workflow.StatusPaused || w.CompletedAt != nil {
+			t.Errorf("paused: %+v", w)
+		}
+		must(t, s.Reconciled(ctx, "new", workflow.StatusFailed, nil, "killed", t0.Add(3*time.Second)))
+		if w, _ := s.Get(ctx, "new"); w.Status != workflow.StatusFailed || w.Error != "killed" || w.CompletedAt == nil {
+			t.Errorf("killed: %+v", w)
+		}
+		if err := s.Finished(ctx, "never-seen", workflow.StatusCompleted, nil, "", t0, t0); err == nil || !strings.Contains(err.Error(), "ULTRAMCP_DATABASE_URL") {
+			t.Errorf("finishing an unknown workflow: %v", err)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"time"
 
@@ -18,7 +19,23 @@ const (
 	StatusCompleted = "completed"
 	StatusFailed    = "failed"
 	StatusCancelled = "cancelled"
+	// StatusNotStarted is a request that could not be handed to Restate;
+	// it never overwrites a stored result, and a later start succeeds.
+	StatusNotStarted = "not-started"
+	// StatusPaused is an invocation Restate stopped retrying (its attempts
+	// spent); resumed, it runs again.
+	StatusPaused = "paused"
 )
+
+// Open reports whether a workflow in status may still change: it has not
+// finished.
+func Open(status string) bool {
+	switch status {
+	case StatusPending, StatusRunning, StatusNotStarted, StatusPaused:
+		return true
+	}
+	return false
+}
 
 // Execution is one agent call as the metadata store keeps it; (WorkflowID,
 // Step) identifies it, so recording it again updates the same row.
@@ -52,10 +69,10 @@ type Records interface {
 	NamedArtifact(ctx context.Context, workflowID, name string) ([]byte, error)
 }
 
-// RecordStep is the retry budget of a store write: generous, because a
-// database outage should delay a workflow, not fail it (about ten minutes
-// of attempts, backoff capped at ten seconds).
-var RecordStep = engine.StepOptions{MaxAttempts: 70, InitialBackoff: 200 * time.Millisecond}
+// RecordStep runs a store write: the engine tries it once, because the
+// write retries inside itself (RetryStore) for as long as the workflow
+// lives; a database outage delays a workflow, it never fails it.
+var RecordStep = engine.StepOptions{MaxAttempts: 1}
 
 // Tracked wraps a workflow body so that the store sees it start ("running")
 // and end ("completed", "failed" with the reason, or "cancelled"), each in
@@ -75,7 +92,7 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 		input = RedactCredentials(input)
 		started, err := engine.Run(c, "record-start", RecordStep, func(ctx context.Context) (time.Time, error) {
 			now := time.Now().UTC()
-			return now, rec.Started(ctx, c.WorkflowID(), name, input, now)
+			return now, RetryStore(ctx, func(ctx context.Context) error { return rec.Started(ctx, c.WorkflowID(), name, input, now) })
 		})
 		if err != nil {
 			return zero, err
@@ -93,7 +110,8 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 			status, msg = StatusFailed, runErr.Error()
 		}
 		if _, err := engine.Run(c, "record-"+status, RecordStep, func(ctx context.Context) (bool, error) {
-			return true, rec.Finished(ctx, c.WorkflowID(), status, output, msg, started, time.Now().UTC())
+			at := time.Now().UTC()
+			return true, RetryStore(ctx, func(ctx context.Context) error { return rec.Finished(ctx, c.WorkflowID(), status, output, msg, started, at) })
 		}); err != nil && runErr == nil {
 			return zero, err
 		}
@@ -123,26 +141,38 @@ func Decoded[I, O any](decode func([]byte) (I, error), body func(engine.Context,
 	}
 }
 
-// StoreRetryBudget bounds how long a store write retries inside a step
-// that runs beside others (ExecutionsStep).
-const StoreRetryBudget = 5 * time.Minute
+// StoreRetryCap is the longest wait between two attempts of a store write;
+// the service sets it once from ULTRAMCP_STORE_RETRY_CAP.
+var StoreRetryCap = 5 * time.Second
 
-// RetryStore runs write until it succeeds, a fault that retrying cannot fix
-// occurs, or StoreRetryBudget is spent, backing off from 200 ms to 5 s.
+// RetryStore runs write until it succeeds or fails with a fault that
+// retrying cannot fix, backing off from 200 ms to StoreRetryCap, for as
+// long as ctx lives: there is no budget to run out, because giving up would
+// throw away the paid work of the workflow it records. Each outage is
+// logged when it starts, every tenth attempt, and when it ends.
 func RetryStore(ctx context.Context, write func(context.Context) error) error {
-	deadline := time.Now().Add(StoreRetryBudget)
 	backoff := 200 * time.Millisecond
-	for {
+	var since time.Time
+	for attempt := 1; ; attempt++ {
 		err := write(ctx)
-		if err == nil || !fault.IsRetryable(err) || time.Now().Add(backoff).After(deadline) {
+		if err == nil || !fault.IsRetryable(err) {
+			if !since.IsZero() && err == nil {
+				slog.Info("metadata store reachable again", "after", time.Since(since).Round(time.Millisecond).String(), "attempts", attempt)
+			}
 			return err
+		}
+		if since.IsZero() {
+			since = time.Now()
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			slog.Warn("metadata store unreachable; the write waits for it", "attempt", attempt, "for", time.Since(since).Round(time.Second).String(), "err", err)
 		}
 		select {
 		case <-ctx.Done():
 			return fault.Wrap(fault.Unavailable, ctx.Err(), "store write abandoned")
 		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 5*time.Second)
+		backoff = min(backoff*2, max(StoreRetryCap, time.Millisecond))
 	}
 }
 

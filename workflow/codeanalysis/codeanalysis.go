@@ -378,8 +378,11 @@ func (a *Analyzer) save(c engine.Context, rep *analysis.Report, previous *analys
 		return nil
 	}
 	_, err := engine.Run(c, "save-report", workflow.RecordStep, func(ctx context.Context) (bool, error) {
-		full, err := a.fullReport(ctx, c.WorkflowID(), *rep, previous)
-		if err != nil {
+		var full analysis.Report
+		if err := workflow.RetryStore(ctx, func(ctx context.Context) (err error) {
+			full, err = a.fullReport(ctx, c.WorkflowID(), *rep, previous)
+			return err
+		}); err != nil {
 			return false, err
 		}
 		js, err := json.Marshal(full)
@@ -391,7 +394,10 @@ func (a *Analyzer) save(c engine.Context, rep *analysis.Report, previous *analys
 			return false, fault.Wrap(fault.Internal, err, "encode SARIF")
 		}
 		for name, content := range map[string][]byte{"report.json": js, "report.md": []byte(full.Markdown()), "report.sarif": sarif} {
-			if _, err := a.Records.PutArtifact(ctx, c.WorkflowID(), name, content); err != nil {
+			if err := workflow.RetryStore(ctx, func(ctx context.Context) error {
+				_, err := a.Records.PutArtifact(ctx, c.WorkflowID(), name, content)
+				return err
+			}); err != nil {
 				return false, err
 			}
 		}

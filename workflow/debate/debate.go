@@ -473,10 +473,16 @@ func (d *Debate) saveTranscript(c engine.Context, res *Result, execs []workflow.
 		return fault.Wrap(fault.Internal, err, "encode transcript")
 	}
 	ref, err := engine.Run(c, "save-transcript", workflow.RecordStep, func(ctx context.Context) (workflow.ArtifactRef, error) {
-		if err := d.Records.RecordExecutions(ctx, execs); err != nil {
-			return workflow.ArtifactRef{}, err
-		}
-		return d.Records.PutArtifact(ctx, c.WorkflowID(), "transcript.json", full)
+		var ref workflow.ArtifactRef
+		err := workflow.RetryStore(ctx, func(ctx context.Context) error {
+			if err := d.Records.RecordExecutions(ctx, execs); err != nil {
+				return err
+			}
+			var err error
+			ref, err = d.Records.PutArtifact(ctx, c.WorkflowID(), "transcript.json", full)
+			return err
+		})
+		return ref, err
 	})
 	if err != nil {
 		return err
