@@ -310,3 +310,30 @@ func TestCrashLoopingStepEndsFailed(t *testing.T) {
 		t.Error("the service is down after the step failed for good")
 	}
 }
+
+// Starting never destroys: with Restate down, `run` of an id that already
+// completed leaves its stored result alone, and a new id is recorded as
+// not started.
+func TestStartWithRestateDownKeepsResults(t *testing.T) {
+	env := stacktest.Start(t, stacktest.Options{})
+	c := cliFor(t, env)
+	c.must("run", "chain-of-debate", "--id", "kept", "--topic", "t", "--rounds", "1", "--delay", "0s", "--follow")
+	st := openStoreDB(t, env, "")
+	var before string
+	if err := st.QueryRow(`SELECT output FROM workflow_metadata WHERE id = 'kept' AND status = 'completed'`).Scan(&before); err != nil || before == "" {
+		t.Fatalf("the first run is not stored: %v", err)
+	}
+	env.Kill(t, "restate-server")
+	for _, id := range []string{"kept", "new-one"} {
+		if out, err := c.run("run", "chain-of-debate", "--id", id, "--topic", "t", "--rounds", "1"); err == nil {
+			t.Fatalf("run %s with Restate down succeeded:\n%s", id, out)
+		}
+	}
+	var status, after string
+	if err := st.QueryRow(`SELECT status, output FROM workflow_metadata WHERE id = 'kept'`).Scan(&status, &after); err != nil || status != workflow.StatusCompleted || after != before {
+		t.Errorf("the completed workflow became %s (%v); output kept: %v", status, err, after == before)
+	}
+	if err := st.QueryRow(`SELECT status FROM workflow_metadata WHERE id = 'new-one'`).Scan(&status); err != nil || status != workflow.StatusNotStarted {
+		t.Errorf("new-one: %s %v, want not-started", status, err)
+	}
+}
