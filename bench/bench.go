@@ -152,7 +152,7 @@ func Start(ctx context.Context, o Options) (*Bench, error) {
 	}
 	svcCtx, cancel := context.WithCancel(context.Background())
 	b.stopSvc = cancel
-	go func() { _ = service.ServeListener(svcCtx, ln, h) }()
+	go func() { _ = service.ServeListener(svcCtx, ln, h, nil) }()
 	if err := b.stack.Register(ctx, cfg.ServiceURL()); err != nil {
 		b.Close()
 		return nil, err

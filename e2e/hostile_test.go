@@ -337,3 +337,32 @@ func TestStartWithRestateDownKeepsResults(t *testing.T) {
 		t.Errorf("new-one: %s %v, want not-started", status, err)
 	}
 }
+
+// stop lets the running steps finish: calls in flight when it is asked are
+// answered, journaled, and not made again after up.
+func TestStopLetsRunningCallsFinish(t *testing.T) {
+	fake := llmtest.New(llmtest.Behavior{Latency: 800 * time.Millisecond})
+	defer fake.Close()
+	env := fakeStack(t, fake)
+	id := "graceful"
+	startDebate(t, env, id, `{"topic":"t","participants":[{"name":"x"},{"name":"y"},{"name":"c"}],"rounds":2,"delayBetweenRounds":"0s"}`)
+	waitFor(t, 30*time.Second, func() bool { return len(fake.Attempts(id+"/round-1/")) == 3 })
+	if len(fake.Calls(id+"/round-1/")) != 0 {
+		t.Fatal("the calls finished before stop: the test proves nothing")
+	}
+	if err := env.Stack.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := fake.Calls(id + "/round-1/"); len(got) != 3 {
+		t.Fatalf("stop cut the running calls: answered %v", got)
+	}
+	env.Up(t)
+	if _, err := attach(t, env, id, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for label, n := range fake.Attempts(id + "/") {
+		if n != 1 {
+			t.Errorf("%s was called %d times: a call in flight at stop was paid again", label, n)
+		}
+	}
+}

@@ -138,6 +138,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	services.Retention = cfg.Retention
 	services.AttemptsDir = cfg.Path("attempts")
 	services.CrashAtStep = os.Getenv(restateengine.CrashAtStepEnv)
+	services.Gate = restateengine.NewGate()
 	checkouts := Checkouts(cfg)
 	checkouts.Policy.Log = logger
 	h, err := Handler(models, Options{PublicKey: pub, Logger: logger, Records: st, Services: services, Checkouts: checkouts, AnalysisSlots: cfg.AnalysisSlots})
@@ -149,8 +150,25 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return fmt.Errorf("listen on %s: %w", cfg.ServiceAddr, err)
 	}
 	logger.Info("workflow service listening", "addr", ln.Addr().String(), "providers", models.Available(), "default", models.Default().String(), "store", st.Dialect())
-	return ServeListener(ctx, ln, h)
+	return ServeListener(ctx, ln, h, func() {
+		// Let the running steps finish and their results reach Restate,
+		// so that nothing paid for runs again after the restart.
+		grace, cancel := context.WithTimeout(context.Background(), cfg.StopGrace)
+		defer cancel()
+		logger.Info("stopping: finishing running steps", "grace", cfg.StopGrace.String())
+		if left := services.Gate.Close(grace); left > 0 {
+			logger.Warn("stopping with steps still running; Restate runs them again after the restart", "steps", left)
+			return
+		}
+		time.Sleep(flushDelay)
+		logger.Info("stopped: every running step finished")
+	})
 }
+
+// flushDelay is how long a stopping service waits, once its steps have
+// returned, for their results to be written to Restate and acknowledged
+// (milliseconds on one machine).
+const flushDelay = 500 * time.Millisecond
 
 // OpenStore opens the metadata store of cfg: PostgreSQL when
 // ULTRAMCP_DATABASE_URL is set, else the SQLite file in the state dir. A
@@ -173,20 +191,33 @@ func OpenStore(ctx context.Context, cfg config.Config) (*store.Store, error) {
 	}
 }
 
-// ServeListener serves h over h2c on ln until ctx ends.
-func ServeListener(ctx context.Context, ln net.Listener, h http.Handler) error {
+// ServeListener serves h over h2c on ln until ctx ends; then it runs drain
+// (if set) while the connections stay open, and closes them. It returns
+// only once that is done, so the process does not exit mid-drain.
+func ServeListener(ctx context.Context, ln net.Listener, h http.Handler, drain func()) error {
 	var protocols http.Protocols
 	protocols.SetUnencryptedHTTP2(true)
 	protocols.SetHTTP1(true)
 	srv := &http.Server{Handler: h, Protocols: &protocols, ReadHeaderTimeout: 5 * time.Second}
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if drain != nil {
+			drain()
+		}
+		// Invocation streams stay open while their workflow waits for a
+		// step that will not start now: close them rather than wait.
+		shutdown, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_ = srv.Shutdown(shutdown)
+		if srv.Shutdown(shutdown) != nil {
+			_ = srv.Close()
+		}
 	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	err := srv.Serve(ln)
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	<-stopped
 	return nil
 }

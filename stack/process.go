@@ -144,7 +144,7 @@ func alive(pid int, started, bin string) bool {
 	return want == "" || strings.TrimSuffix(exe, " (deleted)") == want
 }
 
-// Stop ends the process group with SIGTERM, then SIGKILL after grace, and
+// Stop ends the process with SIGTERM, then its group with SIGKILL after grace, and
 // removes the pid file. It reports whether anything was running.
 func (p Process) Stop(grace time.Duration) (bool, error) {
 	pid, ok := p.PID()
@@ -152,7 +152,10 @@ func (p Process) Stop(grace time.Duration) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	if err := syscall.Kill(-pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+	// SIGTERM to the process alone: it stops its children itself once its
+	// running work is done (the service's git and go processes must not
+	// die mid-step); the group gets SIGKILL if it is still there after grace.
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return true, fmt.Errorf("stop %s (pid %d): %w", p.Name, pid, err)
 	}
 	deadline := time.Now().Add(grace)

@@ -298,7 +298,12 @@ func (s *Stack) Stop() error {
 		procs = append(procs, rs)
 	}
 	for _, p := range procs {
-		was, err := p.Stop(15 * time.Second)
+		// The service finishes its running steps first (ULTRAMCP_STOP_GRACE).
+		grace := 15 * time.Second
+		if p.Name == "service" {
+			grace = max(grace, s.Cfg.StopGrace+5*time.Second)
+		}
+		was, err := p.Stop(grace)
 		if err != nil {
 			return err
 		}

@@ -25,6 +25,7 @@ type Context struct {
 	ctx     sdk.WorkflowContext
 	guard   attempts
 	crashAt string
+	gate    *Gate
 }
 
 var _ engine.Context = (*Context)(nil)
@@ -38,7 +39,7 @@ func newGuarded(ctx sdk.WorkflowContext, o ServiceOptions) *Context {
 	if limit <= 0 {
 		limit = DefaultStepCrashLimit
 	}
-	return &Context{ctx: ctx, guard: attempts{dir: o.AttemptsDir, limit: limit}, crashAt: o.CrashAtStep}
+	return &Context{ctx: ctx, guard: attempts{dir: o.AttemptsDir, limit: limit}, crashAt: o.CrashAtStep, gate: o.Gate}
 }
 
 func (c *Context) Context() context.Context { return c.ctx }
@@ -56,6 +57,12 @@ func runOptions(step engine.Step) []sdk.RunOption {
 
 func (c *Context) closure(step engine.Step) func(sdk.RunContext) (json.RawMessage, error) {
 	return func(rc sdk.RunContext) (json.RawMessage, error) {
+		if !c.gate.enter() {
+			// The service is stopping: this step runs after the restart.
+			<-rc.Done()
+			return nil, fault.Wrap(fault.Unavailable, rc.Err(), "service stopping")
+		}
+		defer c.gate.leave()
 		interrupted, done := c.guard.begin(rc.Request().ID, step.Name)
 		if interrupted >= c.guard.limit && c.guard.limit > 0 {
 			done()

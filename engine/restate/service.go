@@ -29,6 +29,9 @@ type ServiceOptions struct {
 	// CrashAtStep makes the service kill itself when that step starts
 	// (chaos tests only; see CrashAtStepEnv).
 	CrashAtStep string
+	// Gate, if set, is closed by a stopping service: running steps finish,
+	// no new one starts.
+	Gate *Gate
 }
 
 // DefaultMaxAttempts covers about half an hour of outage at the 10 s
