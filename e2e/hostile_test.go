@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -364,5 +365,72 @@ func TestStopLetsRunningCallsFinish(t *testing.T) {
 		if n != 1 {
 			t.Errorf("%s was called %d times: a call in flight at stop was paid again", label, n)
 		}
+	}
+}
+
+// processesOf lists the pids of restate-server and `ultramcp serve`
+// processes that belong to the state dir home.
+func processesOf(t *testing.T, home string) (restate, service []int) {
+	t.Helper()
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		var pid int
+		fmt.Sscan(filepath.Base(d), &pid)
+		cmdline, _ := os.ReadFile(d + "/cmdline")
+		args := strings.Split(string(cmdline), "\x00")
+		switch {
+		case strings.Contains(string(cmdline), home+"/restate") && strings.HasSuffix(args[0], "restate-server"):
+			restate = append(restate, pid)
+		case len(args) > 1 && args[1] == "serve":
+			if environ, _ := os.ReadFile(d + "/environ"); strings.Contains(string(environ), "ULTRAMCP_HOME="+home+"\x00") {
+				service = append(service, pid)
+			}
+		}
+	}
+	return restate, service
+}
+
+// Supervision holds wherever it is run from: two ups at once leave one
+// stack, and stop from another directory, where no restate-server binary
+// can be found, stops all of it.
+func TestSupervisionFromAnywhere(t *testing.T) {
+	env := stacktest.Start(t, stacktest.Options{RestateOnly: true})
+	if err := env.Stack.Stop(); err != nil { // a clean state dir with keys, nothing running
+		t.Fatal(err)
+	}
+	c := cliFor(t, env)
+	home := env.Cfg.Home
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			out, err := c.run("up")
+			if err != nil {
+				err = fmt.Errorf("%v: %s", err, out)
+			}
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("up: %v", err)
+		}
+	}
+	restate, service := processesOf(t, home)
+	if len(restate) != 1 || len(service) != 1 {
+		t.Fatalf("two ups left %d restate-server and %d service processes, want 1 and 1", len(restate), len(service))
+	}
+	elsewhere := exec.Command(c.bin, "stop")
+	elsewhere.Dir = t.TempDir()
+	for _, kv := range c.env {
+		if !strings.HasPrefix(kv, "ULTRAMCP_RESTATE_SERVER=") {
+			elsewhere.Env = append(elsewhere.Env, kv)
+		}
+	}
+	elsewhere.Env = append(elsewhere.Env, "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
+	if out, err := elsewhere.CombinedOutput(); err != nil || !strings.Contains(string(out), "stopped restate-server") || !strings.Contains(string(out), "stopped service") {
+		t.Fatalf("stop from another directory: %v\n%s", err, out)
+	}
+	if restate, service := processesOf(t, home); len(restate)+len(service) != 0 {
+		t.Errorf("left running after stop: restate-server %v, service %v", restate, service)
 	}
 }

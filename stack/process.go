@@ -75,8 +75,14 @@ func (p Process) Start() (int, error) {
 	pid := cmd.Process.Pid
 	// The start time identifies the process with the pid: a pid reused by
 	// another process has another start time.
+	// The executable is recorded too, so that stop recognises the process
+	// whichever build or directory stop is run from.
 	started, _ := startTime(pid)
-	if err := os.WriteFile(p.pidFile(), []byte(strconv.Itoa(pid)+" "+started+"\n"), 0o600); err != nil {
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if exe == "" {
+		exe, _ = filepath.Abs(p.Bin)
+	}
+	if err := os.WriteFile(p.pidFile(), []byte(strconv.Itoa(pid)+" "+started+" "+exe+"\n"), 0o600); err != nil {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		return 0, err
 	}
@@ -100,11 +106,14 @@ func (p Process) PID() (int, bool) {
 	if err != nil || pid <= 0 {
 		return 0, false
 	}
-	started := ""
+	started, bin := "", p.Bin
 	if len(f) > 1 {
 		started = f[1]
 	}
-	return pid, alive(pid, started, p.Bin)
+	if len(f) > 2 {
+		bin = strings.Join(f[2:], " ")
+	}
+	return pid, alive(pid, started, bin)
 }
 
 // startTime is the process's start time in clock ticks since boot, field
@@ -141,6 +150,9 @@ func alive(pid int, started, bin string) bool {
 		return started != "" // the start time matched: it is ours
 	}
 	want, _ := filepath.EvalSymlinks(bin)
+	if want == "" {
+		want = bin // the recorded executable may have been replaced since
+	}
 	return want == "" || strings.TrimSuffix(exe, " (deleted)") == want
 }
 

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ultramcp/durable/config"
@@ -173,7 +175,7 @@ func (s *Stack) Check() []Health {
 		{Name: "restate-ingress", URL: config.URL(c.IngressAddr) + "/restate/health"},
 		{Name: "workflow-service", URL: config.URL(c.ServiceAddr) + "/health"},
 	}
-	rs, _ := s.Restate()
+	rs := s.recorded()
 	pids := map[string]Process{"restate-admin": rs, "restate-ingress": rs, "workflow-service": s.Service()}
 	for i := range checks {
 		if err := s.probe(checks[i].URL); err != nil {
@@ -218,6 +220,13 @@ func (s *Stack) waitHealthy(ctx context.Context, p Process, urls ...string) erro
 // is healthy, and registers the service. Run again, it starts only what is
 // missing; a partial start is unwound.
 func (s *Stack) Up(ctx context.Context) error {
+	// One up at a time per state dir: two at once would both start a
+	// restate-server, and one would be left without a pid file.
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	var started []Process
 	unwind := func(err error) error {
 		for i := len(started) - 1; i >= 0; i-- {
@@ -290,13 +299,18 @@ func (s *Stack) StartRestate(ctx context.Context) (*Process, error) {
 	return started, s.waitHealthy(ctx, rs, adminHealth, ingressHealth)
 }
 
+// recorded is the restate-server process as its pid file knows it: stop
+// and health need no binary at hand, from whatever directory they run.
+func (s *Stack) recorded() Process {
+	if rs, err := s.Restate(); err == nil {
+		return rs
+	}
+	return Process{Name: "restate-server", Dir: s.Cfg.Home}
+}
+
 // Stop ends the service, then the Restate server, by their pid files.
 func (s *Stack) Stop() error {
-	rs, err := s.Restate()
-	procs := []Process{s.Service()}
-	if err == nil {
-		procs = append(procs, rs)
-	}
+	procs := []Process{s.Service(), s.recorded()}
 	for _, p := range procs {
 		// The service finishes its running steps first (ULTRAMCP_STOP_GRACE).
 		grace := 15 * time.Second
@@ -336,4 +350,31 @@ func (s *Stack) Register(ctx context.Context, url string) error {
 		return fmt.Errorf("register %s: %s: %s", url, resp.Status, bytes.TrimSpace(msg))
 	}
 	return nil
+}
+
+// lock takes the state dir's up lock, waiting for another up to finish.
+func (s *Stack) lock(ctx context.Context) (func(), error) {
+	if err := s.Cfg.PrepareHome(); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(s.Cfg.Path("up.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
