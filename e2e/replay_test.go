@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -181,4 +182,61 @@ func TestDebateKeepsItsModelsAcrossRestarts(t *testing.T) {
 		t.Errorf("failed after %s", d)
 	}
 	noMismatch(t, env)
+}
+
+// Every call the model endpoint answered has its agent_executions row, for
+// a debate that fails on 401 in round 2 and for one cancelled in a pause.
+func TestEveryPaidCallRecorded(t *testing.T) {
+	fake := llmtest.New(llmtest.Behavior{})
+	defer fake.Close()
+	env := fakeStack(t, fake)
+	fake.Set("fails-401/round-2/y", llmtest.Behavior{Status: 401})
+	body := `{"topic":"t","participants":[{"name":"x"},{"name":"y"},{"name":"c"}],"rounds":3,"delayBetweenRounds":"%s"}`
+	startDebate(t, env, "fails-401", fmt.Sprintf(body, "0s"))
+	if _, err := attach(t, env, "fails-401", time.Minute); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("fails-401: %v", err)
+	}
+	startDebate(t, env, "cancelled", fmt.Sprintf(body, "30s"))
+	waitFor(t, time.Minute, func() bool { return len(fake.Calls("cancelled/round-1/")) == 3 })
+	time.Sleep(500 * time.Millisecond) // in the pause
+	inv, err := env.Client.Find(context.Background(), workflow.ChainOfDebate, "cancelled")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Cancel(context.Background(), inv.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := attach(t, env, "cancelled", time.Minute); err == nil {
+		t.Fatal("the cancelled debate completed")
+	}
+	db := openStoreDB(t, env, "")
+	for _, id := range []string{"fails-401", "cancelled"} {
+		waitFor(t, 30*time.Second, func() bool {
+			var status string
+			return db.QueryRow(`SELECT status FROM workflow_metadata WHERE id = ?`, id).Scan(&status) == nil && !workflow.Open(status)
+		})
+		rows := map[string]bool{}
+		r, err := db.Query(`SELECT step FROM agent_executions WHERE workflow_id = ?`, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r.Next() {
+			var step string
+			r.Scan(&step)
+			rows[id+"/"+step] = true
+		}
+		r.Close()
+		answered := fake.Calls(id + "/")
+		if len(answered) == 0 {
+			t.Fatalf("%s: no call answered", id)
+		}
+		for label := range answered {
+			if !rows[label] {
+				t.Errorf("%s: the answered call %s has no row", id, label)
+			}
+		}
+		if len(rows) != len(answered) {
+			t.Errorf("%s: %d rows for %d answered calls", id, len(rows), len(answered))
+		}
+	}
 }

@@ -191,7 +191,9 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 	for r := 1; r <= rounds; r++ {
 		responses, err := d.round(c, in, refs, r, previous, d.recordStep(recordName, unrecorded))
 		if err != nil {
-			return Result{}, err
+			// The calls that answered were paid for: they get their rows
+			// whatever becomes of the debate.
+			return Result{}, d.recordPaid(c, append(unrecorded, execsOf(c.WorkflowID(), r, in.Participants, responses)...), err)
 		}
 		unrecorded, recordName = execsOf(c.WorkflowID(), r, in.Participants, responses), fmt.Sprintf("record-round-%d", r)
 		round := Round{Number: r, Responses: responses, Agreement: Agree(responses)}
@@ -217,7 +219,7 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		}
 		if in.Delay() > 0 {
 			if err := c.Sleep(fmt.Sprintf("pause-after-round-%d", r), in.Delay()); err != nil {
-				return Result{}, err
+				return Result{}, d.recordPaid(c, unrecorded, err) // cancelled in the pause
 			}
 		}
 	}
@@ -235,7 +237,7 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 	} else {
 		res.Synthesis, err = d.moderate(c, in, modRef, previous, res.Vote, d.recordStep(recordName, unrecorded))
 		if err != nil {
-			return Result{}, err
+			return Result{}, d.recordPaid(c, unrecorded, err)
 		}
 		s := res.Synthesis
 		unrecorded = []workflow.Execution{execution(c.WorkflowID(), "moderator", "moderator", s.LatencyMS, s.TokensIn, s.TokensOut, s.CostUSD, s.FinishedAt.Add(-time.Duration(s.LatencyMS)*time.Millisecond))}
@@ -251,6 +253,11 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		if err := c.Publish(progressKey, progress); err != nil {
 			return Result{}, err
 		}
+		// The decision may take days: the moderator's call is recorded now.
+		if err := d.recordPaid(c, unrecorded, nil); err != nil {
+			return Result{}, err
+		}
+		unrecorded = nil
 		raw, ok, err := c.Await(workflow.DecisionPromise, in.DecisionTimeout())
 		if err != nil {
 			return Result{}, err
@@ -299,6 +306,20 @@ func (d *Debate) resolveModels(in Input) ([]llm.Ref, llm.Ref, error) {
 	return refs, mod, nil
 }
 
+// recordPaid writes the rows of calls already paid for that no step has
+// written yet, in a step of its own, and returns cause: a debate that
+// fails, is cancelled or waits long still accounts for every call. Rows
+// are upserts, so a call written twice is one row.
+func (d *Debate) recordPaid(c engine.Context, execs []workflow.Execution, cause error) error {
+	if d.Records == nil || len(execs) == 0 {
+		return cause
+	}
+	if _, err := c.Run(workflow.ExecutionsStep(d.Records, "record-paid-calls", execs)); err != nil && cause == nil {
+		return err
+	}
+	return cause
+}
+
 // round asks every participant concurrently, one journaled step each; the
 // previous round's record step, if any, runs in the same batch.
 func (d *Debate) round(c engine.Context, in Input, refs []llm.Ref, r int, previous []Response, pending *engine.Step) ([]Response, error) {
@@ -325,16 +346,21 @@ func (d *Debate) round(c engine.Context, in Input, refs []llm.Ref, r int, previo
 		return nil, err
 	}
 	responses := make([]Response, len(in.Participants))
+	var first error
 	for i := range in.Participants {
 		err := errs[i]
 		if err == nil {
 			responses[i], err = engine.Decode[Response](steps[i].Name, results[i])
 		}
 		if err != nil {
-			return nil, fmt.Errorf("round %d, participant %s: %w", r, in.Participants[i].Name, err)
+			responses[i] = Response{Participant: in.Participants[i].Name, Failed: true}
+			if first == nil {
+				first = fmt.Errorf("round %d, participant %s: %w", r, in.Participants[i].Name, err)
+			}
 		}
 	}
-	return responses, nil
+	// On failure the responses that came are returned too: they were paid.
+	return responses, first
 }
 
 func stepName(round int, participant string) string {
@@ -343,10 +369,14 @@ func stepName(round int, participant string) string {
 
 // execsOf are the store rows of a round's calls.
 func execsOf(workflowID string, round int, ps []Participant, responses []Response) []workflow.Execution {
-	execs := make([]workflow.Execution, len(responses))
+	execs := make([]workflow.Execution, 0, len(responses))
 	for i, resp := range responses {
-		execs[i] = execution(workflowID, stepName(round, ps[i].Name), resp.Participant, resp.LatencyMS, resp.TokensIn, resp.TokensOut, resp.CostUSD, resp.StartedAt)
-		execs[i].Attempt = resp.Attempts
+		if resp.Failed {
+			continue // no answer, nothing paid
+		}
+		e := execution(workflowID, stepName(round, ps[i].Name), resp.Participant, resp.LatencyMS, resp.TokensIn, resp.TokensOut, resp.CostUSD, resp.StartedAt)
+		e.Attempt = resp.Attempts
+		execs = append(execs, e)
 	}
 	return execs
 }

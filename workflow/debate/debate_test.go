@@ -354,3 +354,31 @@ func TestEscalationWaitsForADecision(t *testing.T) {
 		}
 	})
 }
+
+// Every call that answered has its row, whatever becomes of the debate: a
+// participant failing for good in round 2 leaves round 1 and the others'
+// round-2 calls recorded.
+func TestPaidCallsRecordedWhenARoundFails(t *testing.T) {
+	m := &scripted{script: map[string][]string{"a": {answer("x", 0.9), answer("y", 0.9)}, "b": {answer("y", 0.9)}, "c": {answer("z", 0.9)}},
+		fail: func(label string) error {
+			if label == "d1/round-2/b" {
+				return fault.New(fault.Permanent, "openai: 401 unauthorized")
+			}
+			return nil
+		}}
+	rec := &memRecords{execs: map[string]workflow.Execution{}, artifacts: map[string][]byte{}}
+	_, err := replay.Check(context.Background(), "d1", func(c engine.Context) (Result, error) {
+		return (&Debate{Models: m, Records: rec}).Run(c, Input{Topic: "t", Participants: []Participant{{Name: "a"}, {Name: "b"}, {Name: "c"}}, Rounds: rounds(3), DelayBetweenRounds: zeroDelay()})
+	})
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("err = %v", err)
+	}
+	var got []string
+	for step := range rec.execs {
+		got = append(got, step)
+	}
+	sort.Strings(got)
+	if want := "round-1/a,round-1/b,round-1/c,round-2/a,round-2/c"; strings.Join(got, ",") != want {
+		t.Errorf("recorded %v, want %s", got, want)
+	}
+}
