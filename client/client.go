@@ -244,6 +244,13 @@ func (c *Client) Cancel(ctx context.Context, invocationID string) error {
 	return err
 }
 
+// Kill ends an invocation at once, without compensation: it records
+// "killed" as its failure.
+func (c *Client) Kill(ctx context.Context, invocationID string) error {
+	_, _, err := c.do(ctx, http.MethodPatch, c.Admin+"/invocations/"+url.PathEscape(invocationID)+"/kill", nil, "")
+	return err
+}
+
 // Services lists the services registered with Restate.
 func (c *Client) Services(ctx context.Context) ([]map[string]any, error) {
 	out, _, err := c.do(ctx, http.MethodGet, c.Admin+"/services", nil, "")

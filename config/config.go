@@ -57,6 +57,9 @@ type Config struct {
 	// StoreRetryCap is the longest wait between two attempts of a store
 	// write; writes retry until the store is back, however long.
 	StoreRetryCap time.Duration
+	// ReconcileInterval is how often the service brings the store in line
+	// with Restate (killed, paused, vanished invocations).
+	ReconcileInterval time.Duration
 	// StopGrace is how long a stopping service waits for running steps to
 	// finish and be journaled.
 	StopGrace time.Duration
@@ -78,21 +81,22 @@ type Config struct {
 // Default returns the defaults of SPEC §2.
 func Default() Config {
 	return Config{
-		Home:           ".ultramcp",
-		IngressAddr:    "127.0.0.1:8080",
-		AdminAddr:      "127.0.0.1:9070",
-		NodeAddr:       "127.0.0.1:5122",
-		ServiceAddr:    "127.0.0.1:9080",
-		APIAddr:        "127.0.0.1:8081",
-		LLM:            "offline",
-		LLMCallTimeout: 2 * time.Minute,
-		Retention:      7 * 24 * time.Hour,
-		MaxRepoMB:      500,
-		MaxCacheMB:     4096,
-		AnalysisSlots:  2,
-		StoreRetryCap:  5 * time.Second,
-		StopGrace:      10 * time.Second,
-		CloneTimeout:   5 * time.Minute,
+		Home:              ".ultramcp",
+		IngressAddr:       "127.0.0.1:8080",
+		AdminAddr:         "127.0.0.1:9070",
+		NodeAddr:          "127.0.0.1:5122",
+		ServiceAddr:       "127.0.0.1:9080",
+		APIAddr:           "127.0.0.1:8081",
+		LLM:               "offline",
+		LLMCallTimeout:    2 * time.Minute,
+		Retention:         7 * 24 * time.Hour,
+		MaxRepoMB:         500,
+		MaxCacheMB:        4096,
+		AnalysisSlots:     2,
+		StoreRetryCap:     5 * time.Second,
+		StopGrace:         10 * time.Second,
+		ReconcileInterval: time.Minute,
+		CloneTimeout:      5 * time.Minute,
 	}
 }
 
@@ -151,7 +155,7 @@ func FromEnv() Config {
 			c.Retention = d
 		}
 	}
-	for name, dst := range map[string]*time.Duration{"ULTRAMCP_STORE_RETRY_CAP": &c.StoreRetryCap, "ULTRAMCP_STOP_GRACE": &c.StopGrace} {
+	for name, dst := range map[string]*time.Duration{"ULTRAMCP_STORE_RETRY_CAP": &c.StoreRetryCap, "ULTRAMCP_STOP_GRACE": &c.StopGrace, "ULTRAMCP_RECONCILE_INTERVAL": &c.ReconcileInterval} {
 		if v := os.Getenv(name); v != "" {
 			if d, err := time.ParseDuration(v); err == nil {
 				*dst = d
@@ -228,6 +232,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StopGrace <= 0 || c.StopGrace > 5*time.Minute {
 		return fault.Invalidf("ULTRAMCP_STOP_GRACE", "must be a duration from 1ms to 5m")
+	}
+	if c.ReconcileInterval < 100*time.Millisecond {
+		return fault.Invalidf("ULTRAMCP_RECONCILE_INTERVAL", "must be at least 100ms")
 	}
 	if c.CloneTimeout <= 0 {
 		return fault.Invalidf("ULTRAMCP_CLONE_TIMEOUT", "must be positive")

@@ -240,3 +240,34 @@ func TestEveryPaidCallRecorded(t *testing.T) {
 		}
 	}
 }
+
+// A killed invocation runs no more steps, so only the reconciler can tell
+// the store.
+func TestStoreReconciledWithRestate(t *testing.T) {
+	fake := llmtest.New(llmtest.Behavior{})
+	defer fake.Close()
+	env := stacktest.Start(t, stacktest.Options{LLM: "openai", ServiceEnv: []string{
+		"OPENAI_BASE_URL=" + fake.OpenAIBaseURL(), "OPENAI_API_KEY=" + fakeKey, "ULTRAMCP_RECONCILE_INTERVAL=300ms"}})
+	db := openStoreDB(t, env, "")
+	row := func(id string) (status, reason string) {
+		var e *string
+		db.QueryRow(`SELECT status, error FROM workflow_metadata WHERE id = ?`, id).Scan(&status, &e)
+		if e != nil {
+			reason = *e
+		}
+		return status, reason
+	}
+	startDebate(t, env, "to-kill", `{"topic":"t","participants":[{"name":"x"},{"name":"y"}],"rounds":2,"delayBetweenRounds":"1m"}`)
+	waitFor(t, time.Minute, func() bool { return len(fake.Calls("to-kill/round-1/")) == 2 })
+	inv, err := env.Client.Find(context.Background(), workflow.ChainOfDebate, "to-kill")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Kill(context.Background(), inv.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, func() bool {
+		status, reason := row("to-kill")
+		return status == workflow.StatusFailed && strings.Contains(reason, "killed")
+	})
+}

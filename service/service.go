@@ -19,6 +19,7 @@ import (
 	"github.com/restatedev/sdk-go/server"
 
 	"github.com/ultramcp/durable/analysis/repo"
+	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/config"
 	restateengine "github.com/ultramcp/durable/engine/restate"
 	"github.com/ultramcp/durable/identity"
@@ -150,6 +151,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return fmt.Errorf("listen on %s: %w", cfg.ServiceAddr, err)
 	}
 	logger.Info("workflow service listening", "addr", ln.Addr().String(), "providers", models.Available(), "default", models.Default().String(), "store", st.Dialect())
+	go reconcileLoop(ctx, st, client.New(config.URL(cfg.IngressAddr), config.URL(cfg.AdminAddr)), cfg.ReconcileInterval, logger)
 	return ServeListener(ctx, ln, h, func() {
 		// Let the running steps finish and their results reach Restate,
 		// so that nothing paid for runs again after the restart.

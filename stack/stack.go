@@ -141,6 +141,7 @@ func (s *Stack) Service() Process {
 			fmt.Sprintf("ULTRAMCP_ALLOW_REMOTE=%t", c.AllowRemote),
 			"ULTRAMCP_STORE_RETRY_CAP=" + c.StoreRetryCap.String(),
 			"ULTRAMCP_STOP_GRACE=" + c.StopGrace.String(),
+			"ULTRAMCP_RECONCILE_INTERVAL=" + c.ReconcileInterval.String(),
 		}, s.ServiceEnv...),
 	}
 }
