@@ -111,7 +111,9 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 		}
 		if _, err := engine.Run(c, "record-"+status, RecordStep, func(ctx context.Context) (bool, error) {
 			at := time.Now().UTC()
-			return true, RetryStore(ctx, func(ctx context.Context) error { return rec.Finished(ctx, c.WorkflowID(), status, output, msg, started, at) })
+			return true, RetryStore(ctx, func(ctx context.Context) error {
+				return rec.Finished(ctx, c.WorkflowID(), status, output, msg, started, at)
+			})
 		}); err != nil && runErr == nil {
 			return zero, err
 		}
