@@ -148,4 +148,7 @@ type Report struct {
 	Patterns     *Patterns      `json:"patterns,omitempty"`
 	Comparison   *Comparison    `json:"comparison,omitempty"`
 	GeneratedAt  time.Time      `json:"generatedAt"`
+	// Partial is set when a scanner failed; Incomplete says which and why.
+	Partial    bool     `json:"partial"`
+	Incomplete []string `json:"incomplete,omitempty"`
 }

@@ -12,6 +12,16 @@ import (
 // and counts them by severity.
 func (r *Report) Finish() {
 	r.Clean()
+	if r.Findings == nil {
+		r.Findings = []Finding{} // "findings": [] when there are none
+	}
+	r.Partial, r.Incomplete = false, nil
+	for _, s := range r.Scanners {
+		if s.Status == ScannerFailed {
+			r.Partial = true
+			r.Incomplete = append(r.Incomplete, s.Name+": "+s.Error)
+		}
+	}
 	sort.SliceStable(r.Findings, func(i, j int) bool {
 		a, b := r.Findings[i], r.Findings[j]
 		if SeverityRank(a.Severity) != SeverityRank(b.Severity) {
@@ -113,6 +123,11 @@ func (r *Report) Clean() {
 // links or HTML.
 func (r *Report) Markdown() string {
 	var b strings.Builder
+	if r.Partial {
+		// The first line says it: a failed scanner must never read as a
+		// clean repository.
+		fmt.Fprintf(&b, "**INCOMPLETE: %s failed** — %s. Its findings are missing from this report.\n\n", esc(strings.Join(r.FailedScanners(), ", ")), esc(strings.Join(r.Incomplete, "; ")))
+	}
 	fmt.Fprintf(&b, "# %s analysis of %s\n\n", esc(r.AnalysisType), esc(r.Repository))
 	fmt.Fprintf(&b, "- commit: %s (branch %s, resolved %s)\n- workflow: %s\n\n", code(r.Commit), esc(r.Branch), r.GeneratedAt.Format("2006-01-02 15:04 MST"), code(r.ID))
 	if len(r.Scanners) > 0 {
@@ -163,7 +178,7 @@ func (r *Report) Markdown() string {
 		fmt.Fprintf(&b, "\nTest-to-code ratio: %.2f (%d test lines, %d code lines)\n", m.TestRatio, m.TestLines, m.CodeLines)
 		if len(m.Functions) > 0 {
 			b.WriteString("\nMost complex Go functions:\n\n| function | location | cyclomatic | cognitive |\n|---|---|---|---|\n")
-			for _, f := range m.Functions[:min(len(m.Functions), 10)] {
+			for _, f := range m.Functions {
 				fmt.Fprintf(&b, "| %s | %s | %d | %d |\n", esc(f.Package+"."+f.Function), esc(fmt.Sprintf("%s:%d", f.File, f.Line)), f.Cyclomatic, f.Cognitive)
 			}
 		}
@@ -184,6 +199,36 @@ func (r *Report) Markdown() string {
 		}
 	}
 	return b.String()
+}
+
+// FailedScanners names the scanners that failed.
+func (r *Report) FailedScanners() []string {
+	var out []string
+	for _, s := range r.Scanners {
+		if s.Status == ScannerFailed {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}
+
+// SecurityIncomplete reports whether a security scanner failed: then the
+// absence of findings means nothing.
+func (r *Report) SecurityIncomplete() bool {
+	for _, s := range r.Scanners {
+		if s.Status == ScannerFailed && (s.Name == "secrets" || s.Name == "gosec" || s.Name == "govulncheck") {
+			return true
+		}
+	}
+	return false
+}
+
+// PartialReason is the one-line reason of a partial report, for the store.
+func (r *Report) PartialReason() string {
+	if !r.Partial {
+		return ""
+	}
+	return "partial: " + strings.Join(r.Incomplete, "; ")
 }
 
 func (r *Report) hasSecurity() bool {

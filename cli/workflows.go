@@ -104,7 +104,7 @@ an analysis's security findings as SARIF 2.1.0.`,
 		},
 	}
 	list.Flags().StringVar(&filter.Workflow, "workflow", "", "only this workflow type, e.g. chain-of-debate")
-	list.Flags().StringVar(&filter.Status, "status", "", "only this status: pending, not-started, running, paused, completed, failed, cancelled")
+	list.Flags().StringVar(&filter.Status, "status", "", "only this status: pending, not-started, running, paused, completed, partial, failed, cancelled")
 	list.Flags().IntVar(&filter.Limit, "limit", 50, "at most this many")
 
 	olderThan := ""
@@ -329,9 +329,11 @@ func (a *app) start(ctx context.Context, svc, id string, body []byte, follow boo
 	if started.Status == "PreviouslyAccepted" {
 		fmt.Fprintf(a.stderr, "%s %s already exists; following it\n", svc, id)
 	}
-	fmt.Fprintf(a.stdout, "started %s %s (invocation %s)\n", svc, id, started.InvocationID)
+	// Notices go to stderr: stdout carries only what was asked for (the
+	// result), so `--format sarif > scan.sarif` is a SARIF file.
+	fmt.Fprintf(a.stderr, "started %s %s (invocation %s)\n", svc, id, started.InvocationID)
 	if !follow {
-		fmt.Fprintf(a.stdout, "follow it with: ultramcp watch %s\n", id)
+		fmt.Fprintf(a.stderr, "follow it with: ultramcp watch %s\n", id)
 		return nil
 	}
 	return a.follow(ctx, svc, id, format)
@@ -357,7 +359,18 @@ func (a *app) follow(ctx context.Context, svc, id string, format string) error {
 		}
 		return err
 	}
-	return a.printResult(svc, out, format)
+	if err := a.printResult(svc, out, format); err != nil {
+		return err
+	}
+	// A security scanner that failed leaves findings out: say so in the
+	// exit code too, not only in the report.
+	if svc == workflow.CodeAnalysis || svc == workflow.SecurityScan {
+		var rep analysis.Report
+		if json.Unmarshal(out, &rep) == nil && rep.SecurityIncomplete() {
+			return fmt.Errorf("%s %s is incomplete: %s", svc, id, strings.Join(rep.Incomplete, "; "))
+		}
+	}
+	return nil
 }
 
 func firstLine(s string) string {

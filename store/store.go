@@ -374,7 +374,7 @@ func (s *Store) Purge(ctx context.Context, cutoff time.Time) (Purged, error) {
 		return p, transient(err)
 	}
 	defer tx.Rollback()
-	old := `SELECT id FROM workflow_metadata WHERE created_at < ? AND status IN ('completed', 'failed', 'cancelled')`
+	old := `SELECT id FROM workflow_metadata WHERE created_at < ? AND status IN ('completed', 'partial', 'failed', 'cancelled')`
 	exec := func(q string, args ...any) (int64, error) {
 		res, err := tx.ExecContext(ctx, s.d.rebind(q), args...)
 		if err != nil {

@@ -25,7 +25,13 @@ const (
 	// StatusPaused is an invocation Restate stopped retrying (its attempts
 	// spent); resumed, it runs again.
 	StatusPaused = "paused"
+	// StatusPartial is a workflow that finished with a part missing (a
+	// scanner failed); the reason is in the error column.
+	StatusPartial = "partial"
 )
+
+// partialer is an output that can be complete only in part.
+type partialer interface{ PartialReason() string }
 
 // Open reports whether a workflow in status may still change: it has not
 // finished.
@@ -103,6 +109,9 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 		case runErr == nil:
 			if output, err = json.Marshal(out); err != nil {
 				return zero, fault.Wrap(fault.Internal, err, "encode output")
+			}
+			if p, ok := any(&out).(partialer); ok && p.PartialReason() != "" {
+				status, msg = StatusPartial, p.PartialReason()
 			}
 		case fault.KindOf(runErr) == fault.Cancelled:
 			status, msg = StatusCancelled, runErr.Error()

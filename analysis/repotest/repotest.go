@@ -5,6 +5,7 @@
 package repotest
 
 import (
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/mod/module"
+	modzip "golang.org/x/mod/zip"
 )
 
 // Planted fake secrets. Gitleaks allowlists keys ending in EXAMPLE, so these
@@ -199,3 +203,60 @@ func Symlink(t testing.TB, dir, path, target string) {
 	}
 	Git(t, dir, "add", "--", path)
 }
+
+// GoProxy lays out modules (path@version → file name → content) as a Go
+// module proxy serves them, in a directory, and returns its file:// URL for
+// GOPROXY: the go command downloads from it as from proxy.golang.org.
+func GoProxy(t testing.TB, modules map[string]map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	versions := map[string][]string{}
+	for pv, files := range modules {
+		path, version, _ := strings.Cut(pv, "@")
+		esc, err := module.EscapePath(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := filepath.Join(dir, esc, "@v")
+		if err := os.MkdirAll(at, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		versions[at] = append(versions[at], version)
+		os.WriteFile(filepath.Join(at, version+".info"), []byte(`{"Version":"`+version+`","Time":"2024-01-01T00:00:00Z"}`), 0o644)
+		os.WriteFile(filepath.Join(at, version+".mod"), []byte(files["go.mod"]), 0o644)
+		var zfiles []modzip.File
+		for name, content := range files {
+			zfiles = append(zfiles, memFile{name: name, content: content})
+		}
+		f, err := os.Create(filepath.Join(at, version+".zip"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := modzip.Create(f, module.Version{Path: path, Version: version}, zfiles); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	for at, vs := range versions {
+		os.WriteFile(filepath.Join(at, "list"), []byte(strings.Join(vs, "\n")+"\n"), 0o644)
+	}
+	return "file://" + dir
+}
+
+// memFile is a file of a module zip.
+type memFile struct{ name, content string }
+
+func (f memFile) Path() string { return f.name }
+func (f memFile) Lstat() (os.FileInfo, error) {
+	return fileInfo{f}, nil
+}
+func (f memFile) Open() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(f.content)), nil }
+
+type fileInfo struct{ f memFile }
+
+func (i fileInfo) Name() string       { return filepath.Base(i.f.name) }
+func (i fileInfo) Size() int64        { return int64(len(i.f.content)) }
+func (i fileInfo) Mode() os.FileMode  { return 0o644 }
+func (i fileInfo) ModTime() time.Time { return time.Time{} }
+func (i fileInfo) IsDir() bool        { return false }
+func (i fileInfo) Sys() any           { return nil }

@@ -20,7 +20,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
+	"time"
 
 	"github.com/securego/gosec/v2"
 	"github.com/securego/gosec/v2/analyzers"
@@ -41,18 +41,14 @@ import (
 // another), no module downloads, no cgo (which would compile the
 // repository's C code), no workspace file, no go env file. The caches are
 // the operator's, so modules already downloaded are found.
-func goEnv() []string {
-	goDirsOnce.Do(func() {
-		out, err := exec.Command("go", "env", "GOPATH", "GOMODCACHE", "GOCACHE").Output()
-		if err != nil {
-			return
+func goEnv(extra ...string) []string {
+	out, _ := exec.Command("go", "env", "GOPATH", "GOMODCACHE", "GOCACHE").Output()
+	var dirs []string
+	for i, name := range []string{"GOPATH", "GOMODCACHE", "GOCACHE"} {
+		if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); i < len(lines) && lines[i] != "" {
+			dirs = append(dirs, name+"="+lines[i])
 		}
-		for i, name := range []string{"GOPATH", "GOMODCACHE", "GOCACHE"} {
-			if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); i < len(lines) && lines[i] != "" {
-				goDirs = append(goDirs, name+"="+lines[i])
-			}
-		}
-	})
+	}
 	env := []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + os.TempDir(),
@@ -63,16 +59,64 @@ func goEnv() []string {
 		"CGO_ENABLED=0",
 		"GOWORK=off",
 		"GOSUMDB=off",
+		"GOVCS=*:off",
 		"GIT_CONFIG_NOSYSTEM=1",
 		"GIT_CONFIG_GLOBAL=" + os.DevNull,
 	}
-	return append(env, goDirs...)
+	return append(append(env, dirs...), extra...) // later entries win
 }
 
-var (
-	goDirsOnce sync.Once
-	goDirs     []string
-)
+// DownloadTimeout bounds the download of one module's dependencies.
+const DownloadTimeout = 3 * time.Minute
+
+// proxies is the service's GOPROXY without "direct" (which would fetch from
+// any VCS host a go.mod names, through git) and "off"; "" when none is left.
+func proxies() string {
+	v := os.Getenv("GOPROXY")
+	if v == "" {
+		v = "https://proxy.golang.org"
+	}
+	var keep []string
+	for _, p := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == '|' }) {
+		if p = strings.TrimSpace(p); p != "" && p != "direct" && p != "off" {
+			keep = append(keep, p)
+		}
+	}
+	return strings.Join(keep, ",")
+}
+
+// download fetches the module's dependencies into the module cache through
+// the configured Go proxy, verifying them against go.sum and the checksum
+// database as the go command does. Nothing of the repository is built or
+// run: `go mod download` only reads go.mod and go.sum.
+func download(ctx context.Context, mod string) ([]byte, error) {
+	proxy := proxies()
+	if proxy == "" {
+		return nil, nil // offline: what is in the cache is all there is
+	}
+	ctx, cancel := context.WithTimeout(ctx, DownloadTimeout)
+	defer cancel()
+	extra := []string{"GOPROXY=" + proxy, "GOFLAGS=-mod=mod -modcacherw", "GOSUMDB=" + orDefault(os.Getenv("GOSUMDB"), "sum.golang.org")}
+	for _, k := range []string{"GONOSUMDB", "GONOSUMCHECK", "GONOPROXY", "GOPRIVATE"} {
+		if v, ok := os.LookupEnv(k); ok {
+			extra = append(extra, k+"="+v)
+		}
+	}
+	cmd := exec.CommandContext(ctx, "go", "mod", "download")
+	cmd.Dir, cmd.Env = mod, goEnv(extra...)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() == context.DeadlineExceeded {
+		return out, fmt.Errorf("go mod download: timed out after %s", DownloadTimeout)
+	}
+	return out, err
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
 
 // Modules returns the directories of dir holding a go.mod, skipping vendor
 // and testdata trees.
@@ -150,11 +194,23 @@ func scanModule(ctx context.Context, root, mod string, log *slog.Logger) ([]anal
 	if p := special(mod); p != "" {
 		return nil, fault.New(fault.Permanent, "gosec did not load module %s: %s is not a regular file", sanitize.Line(where), sanitize.Line(rel(root, p)))
 	}
+	var env []string
+	if _, err := os.Stat(filepath.Join(mod, "vendor", "modules.txt")); err == nil {
+		env = goEnv("GOFLAGS=-mod=vendor") // a vendored module brings its dependencies
+	} else {
+		if out, err := download(ctx, mod); err != nil {
+			if ctx.Err() != nil {
+				return nil, fault.Wrap(fault.Unavailable, ctx.Err(), "gosec")
+			}
+			return nil, loadFailure(log, where, []string{err.Error() + ": " + string(out)})
+		}
+		env = goEnv()
+	}
 	logger := stdlog.New(io.Discard, "", 0)
 	a := gosec.NewAnalyzer(gosec.NewConfig(), false, true, false, 2, logger)
 	a.LoadRules(rules.Generate(false).RulesInfo())
 	a.LoadAnalyzers(analyzers.Generate(false).AnalyzersInfo())
-	conf := &packages.Config{Context: ctx, Mode: gosec.LoadMode, Dir: mod, Env: goEnv(), Tests: false}
+	conf := &packages.Config{Context: ctx, Mode: gosec.LoadMode, Dir: mod, Env: env, Tests: false}
 	pkgs, err := packages.Load(conf, "./...")
 	if err != nil {
 		if ctx.Err() != nil {
@@ -202,7 +258,7 @@ var (
 		regexp.MustCompile(`missing go\.sum entry for go\.mod file[^\n]*?` + modulePath),
 		regexp.MustCompile(`cannot find module providing package ` + modulePath),
 		regexp.MustCompile(`could not import ` + modulePath + ` \(`),
-		regexp.MustCompile(modulePath + `@[^\s:]+: reading [^\n]*: no such file`),
+		regexp.MustCompile(modulePath + `@v[^\s:]*: (?:reading|verifying|invalid version|unrecognized import path|missing go\.sum)`),
 	}
 	toolchain = regexp.MustCompile(`requires go >= ?([0-9][0-9.a-z]*)|go: downloading go([0-9][0-9.a-z]*)|toolchain not available`)
 )

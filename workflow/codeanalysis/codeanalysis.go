@@ -240,7 +240,7 @@ func (a *Analyzer) run(c engine.Context, field, requested, branch, kind string, 
 				return nil, 0, err
 			}
 			b, err := json.Marshal(m)
-			return b, len(m.Files), err
+			return b, 0, err // measures, not findings
 		})
 		if err != nil {
 			return rep, err
@@ -308,7 +308,7 @@ func (a *Analyzer) structure(c engine.Context, rep *analysis.Report, scan func(s
 			return nil, 0, err
 		}
 		b, err := json.Marshal(p)
-		return b, len(p.Frameworks) + len(p.BuildSystems), err
+		return b, 0, err
 	})
 	if err != nil || raw == nil {
 		return err
