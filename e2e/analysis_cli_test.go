@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
+	"github.com/ultramcp/durable/analysis/sariftest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -75,5 +78,70 @@ func TestCLIAnalysis(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(env.Cfg.Path("checkouts")); len(left) != 0 {
 		t.Errorf("checkouts left after purge: %d", len(left))
+	}
+}
+
+// stdout runs the CLI and returns its stdout and stderr apart.
+func (c cli) stdout(args ...string) (string, string, error) {
+	c.t.Helper()
+	cmd := exec.Command(c.bin, args...)
+	cmd.Env = append(os.Environ(), c.env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+// stdout carries only the report, so `> f.sarif` is a SARIF file; a scan
+// whose gosec cannot resolve the module's dependencies says so in its
+// first line and in status, and exits non-zero.
+func TestReportOnStdoutAndIncompleteScans(t *testing.T) {
+	env := stacktest.Start(t, stacktest.Options{AllowLocalRepos: true,
+		ServiceEnv: []string{"GOPROXY=off", "GOMODCACHE=" + t.TempDir()}})
+	c := cliFor(t, env)
+	c.env = append(c.env, "ULTRAMCP_ALLOW_LOCAL_REPOS=true")
+	r := repotest.Build(t, t.TempDir())
+	out, errOut, err := c.stdout("run", "security-scan", "--id", "sarif-follow", "--target", r.Dir, "--follow", "--format", "sarif")
+	if err != nil {
+		t.Fatalf("security-scan: %v\n%s", err, errOut)
+	}
+	if !strings.Contains(errOut, "started security-scan") {
+		t.Errorf("the start notice is not on stderr: %q", errOut)
+	}
+	sariftest.Validate(t, []byte(out))
+	out, _, err = c.stdout("result", "sarif-follow", "--format", "sarif")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sariftest.Validate(t, []byte(out))
+
+	proxy := repotest.GoProxy(t, map[string]map[string]string{"example.com/webkit@v1.2.0": {
+		"go.mod": "module example.com/webkit\n\ngo 1.22\n", "webkit.go": "package webkit\n\nfunc Param(n string) string { return n }\n"}})
+	app := filepath.Join(t.TempDir(), "app")
+	repotest.Init(t, app)
+	os.WriteFile(filepath.Join(app, "go.mod"), []byte("module example.com/app\n\ngo 1.22\n\nrequire example.com/webkit v1.2.0\n"), 0o644)
+	os.WriteFile(filepath.Join(app, "main.go"), []byte("package main\n\nimport \"example.com/webkit\"\n\nfunc main() { println(webkit.Param(\"x\")) }\n"), 0o644)
+	tidy := exec.Command("go", "mod", "tidy")
+	tidy.Dir = app
+	tidy.Env = append(os.Environ(), "GOPROXY="+proxy, "GOSUMDB=off", "GOFLAGS=-modcacherw", "GOMODCACHE="+t.TempDir(), "GOTOOLCHAIN=local")
+	if out, err := tidy.CombinedOutput(); err != nil {
+		t.Fatalf("go mod tidy: %v\n%s", err, out)
+	}
+	repotest.Git(t, app, "add", "-A")
+	repotest.Git(t, app, "commit", "-q", "-m", "app")
+	out, errOut, err = c.stdout("run", "code-analysis", "--id", "unresolvable", "--repository", app, "--follow")
+	if err == nil {
+		t.Errorf("run --follow exited 0 with gosec failed:\n%s", out)
+	}
+	first, _, _ := strings.Cut(out, "\n")
+	if !strings.Contains(first, "INCOMPLETE: gosec failed") || !strings.Contains(first, "module dependencies not resolvable: example.com/webkit") {
+		t.Errorf("first line of the report: %q", first)
+	}
+	if !strings.Contains(errOut, "incomplete") {
+		t.Errorf("stderr does not say the scan is incomplete: %q", errOut)
+	}
+	status := c.must("status", "unresolvable")
+	if !strings.Contains(status, "partial") || !strings.Contains(status, "gosec") {
+		t.Errorf("status:\n%s", status)
 	}
 }
