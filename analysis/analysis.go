@@ -6,7 +6,12 @@
 // repository.
 package analysis
 
-import "time"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"time"
+)
 
 // Severities, highest first.
 const (
@@ -44,10 +49,29 @@ type Finding struct {
 	Line        int    `json:"line"`
 	Commit      string `json:"commit,omitempty"` // set for findings in history
 	Excerpt     string `json:"excerpt,omitempty"`
+	// Fingerprint identifies the finding across scans whatever line it
+	// moved to: rule, file and the flagged code (or secret), not the line.
 	Fingerprint string `json:"fingerprint"`
+	// Also are the other places the same finding was seen: a secret in
+	// the tree and in history is one finding.
+	Also []Location `json:"also,omitempty"`
 	// New is set when the report is compared with a previous one and this
 	// finding was not in it.
 	New bool `json:"new,omitempty"`
+}
+
+// Location is a place in the tree, or in a commit of history.
+type Location struct {
+	File   string `json:"file"`
+	Line   int    `json:"line"`
+	Commit string `json:"commit,omitempty"`
+}
+
+// Fingerprint is the line-independent identity of a finding: tool, rule,
+// file and a digest of what was flagged.
+func Fingerprint(file, rule, flagged string) string {
+	h := sha256.Sum256([]byte(strings.Join(strings.Fields(flagged), " ")))
+	return file + ":" + rule + ":" + hex.EncodeToString(h[:6])
 }
 
 // Comparison says how a report differs from a previous one.

@@ -8,8 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ultramcp/durable/analysis"
 	"github.com/ultramcp/durable/analysis/repotest"
 	"github.com/ultramcp/durable/analysis/sast"
+	"github.com/ultramcp/durable/analysis/secrets"
 )
 
 // appWithDependency is a module that needs example.com/webkit, served only
@@ -82,5 +84,62 @@ func TestGosecDownloadsDependencies(t *testing.T) {
 	_, err = sast.Scan(context.Background(), dir, nil)
 	if err == nil || !strings.Contains(err.Error(), "module dependencies not resolvable: example.com/webkit") {
 		t.Errorf("offline: %v", err)
+	}
+}
+
+// A finding whose code moved down ten lines is the same finding: the
+// comparison calls it unchanged, not new and fixed.
+func TestFingerprintsSurviveMovedCode(t *testing.T) {
+	scan := func(prefix string) analysis.Report {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/m\n\ngo 1.22\n"), 0o644)
+		os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\n"+prefix+`import (
+	"crypto/md5"
+	"fmt"
+	"os/exec"
+)
+
+func run(arg string) { _ = exec.Command("sh", "-c", arg).Run() }
+
+func main() { fmt.Printf("%x", md5.Sum([]byte("x"))); run("x") }
+`), 0o644)
+		found, err := sast.Scan(context.Background(), dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep := analysis.Report{Findings: found}
+		rep.Finish()
+		return rep
+	}
+	before := scan("")
+	after := scan(strings.Repeat("// a comment line\n", 10))
+	if len(before.Findings) < 2 || before.Findings[0].Line == after.Findings[0].Line {
+		t.Fatalf("the test needs findings that moved: %+v / %+v", before.Findings, after.Findings)
+	}
+	after.CompareWith(before)
+	if c := after.Comparison; c.New != 0 || c.Fixed != 0 || c.Unchanged != len(before.Findings) {
+		t.Errorf("moved code: %+v, want all unchanged", c)
+	}
+}
+
+// A secret in the tree that is also in history is one finding, with both
+// places.
+func TestSecretInTreeAndHistoryIsOneFinding(t *testing.T) {
+	_, dir, _ := checkout(t)
+	found, err := secrets.Scan(context.Background(), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var matches []analysis.Finding
+	for _, f := range found {
+		if f.File == "config/creds.env" && f.RuleID == "aws-access-token" {
+			matches = append(matches, f)
+		}
+	}
+	if len(matches) != 1 {
+		t.Fatalf("the tree's AWS key is %d findings, want 1: %+v", len(matches), matches)
+	}
+	if f := matches[0]; f.Commit != "" || len(f.Also) == 0 || f.Also[0].Commit == "" || f.Also[0].File != "config/creds.env" {
+		t.Errorf("want the tree's place with the commit as a further location: %+v", f)
 	}
 }

@@ -36,8 +36,16 @@ func (r *Report) Finish() {
 		return a.RuleID+a.Commit < b.RuleID+b.Commit
 	})
 	r.BySeverity = map[string]int{}
-	for _, f := range r.Findings {
+	seen := map[string]int{}
+	for i, f := range r.Findings {
 		r.BySeverity[f.Severity]++
+		// The same flagged code twice in a file: number the later ones, in
+		// line order, so each keeps an identity of its own.
+		key := f.Tool + "|" + f.Fingerprint
+		if n := seen[key]; n > 0 && !strings.Contains(f.Fingerprint, "#") {
+			r.Findings[i].Fingerprint = fmt.Sprintf("%s#%d", f.Fingerprint, n+1)
+		}
+		seen[key]++
 	}
 }
 
@@ -86,6 +94,9 @@ func (r *Report) Clean() {
 		f := &r.Findings[i]
 		f.Tool, f.RuleID, f.Title, f.Severity, f.Confidence = line(f.Tool), line(f.RuleID), line(f.Title), line(f.Severity), line(f.Confidence)
 		f.CWE, f.File, f.Commit, f.Excerpt, f.Fingerprint = line(f.CWE), line(f.File), line(f.Commit), line(f.Excerpt), line(f.Fingerprint)
+		for j := range f.Also {
+			f.Also[j].File, f.Also[j].Commit = line(f.Also[j].File), line(f.Also[j].Commit)
+		}
 	}
 	if m := r.Metrics; m != nil {
 		for i := range m.Languages {
@@ -157,6 +168,12 @@ func (r *Report) Markdown() string {
 				loc := esc(fmt.Sprintf("%s:%d", f.File, f.Line))
 				if f.Commit != "" {
 					loc += " @" + esc(short(f.Commit))
+				}
+				for _, o := range f.Also {
+					loc += "; also " + esc(fmt.Sprintf("%s:%d", o.File, o.Line))
+					if o.Commit != "" {
+						loc += " @" + esc(short(o.Commit))
+					}
 				}
 				detail := esc(f.Title)
 				if f.New {

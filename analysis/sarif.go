@@ -2,7 +2,10 @@ package analysis
 
 import (
 	"encoding/json"
+	"net/url"
+	"runtime/debug"
 	"sort"
+	"strings"
 )
 
 // SARIF 2.1.0 types: only the parts we fill.
@@ -27,6 +30,7 @@ type sarifTool struct {
 
 type sarifDriver struct {
 	Name           string      `json:"name"`
+	Version        string      `json:"version,omitempty"`
 	InformationURI string      `json:"informationUri,omitempty"`
 	Rules          []sarifRule `json:"rules"`
 }
@@ -34,8 +38,16 @@ type sarifDriver struct {
 type sarifRule struct {
 	ID                   string         `json:"id"`
 	ShortDescription     sarifMessage   `json:"shortDescription"`
+	Help                 *sarifMessage  `json:"help,omitempty"`
+	HelpURI              string         `json:"helpUri,omitempty"`
 	DefaultConfiguration sarifConfig    `json:"defaultConfiguration"`
 	Properties           map[string]any `json:"properties,omitempty"`
+}
+
+type sarifRelated struct {
+	ID               int           `json:"id"`
+	PhysicalLocation sarifPhysical `json:"physicalLocation"`
+	Message          sarifMessage  `json:"message"`
 }
 
 type sarifConfig struct {
@@ -52,6 +64,7 @@ type sarifResult struct {
 	Level               string            `json:"level"`
 	Message             sarifMessage      `json:"message"`
 	Locations           []sarifLocation   `json:"locations"`
+	RelatedLocations    []sarifRelated    `json:"relatedLocations,omitempty"`
 	PartialFingerprints map[string]string `json:"partialFingerprints,omitempty"`
 	Properties          map[string]any    `json:"properties,omitempty"`
 }
@@ -96,6 +109,65 @@ var toolURIs = map[string]string{
 	"gosec":    "https://github.com/securego/gosec",
 }
 
+// toolModules are the Go modules of the tools, whose versions the build
+// records.
+var toolModules = map[string]string{
+	"gitleaks": "github.com/zricethezav/gitleaks/v8",
+	"gosec":    "github.com/securego/gosec/v2",
+}
+
+// toolVersion is the version of tool built into this binary.
+func toolVersion(tool string) string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	for _, d := range info.Deps {
+		if d.Path == toolModules[tool] {
+			return strings.TrimPrefix(d.Version, "v")
+		}
+	}
+	return ""
+}
+
+// securitySeverity is GitHub code scanning's 0–10 score of a severity.
+func securitySeverity(severity string) string {
+	switch severity {
+	case SeverityCritical:
+		return "9.5"
+	case SeverityHigh:
+		return "8.0"
+	case SeverityMedium:
+		return "5.5"
+	case SeverityLow:
+		return "3.0"
+	}
+	return "1.0"
+}
+
+// ruleHelp is the help of a rule: what was found and where to read more.
+func ruleHelp(f Finding) (*sarifMessage, string) {
+	text := f.Title + "."
+	uri := toolURIs[f.Tool]
+	if n, ok := strings.CutPrefix(f.CWE, "CWE-"); ok {
+		uri = "https://cwe.mitre.org/data/definitions/" + n + ".html"
+		text += " " + f.CWE + ": see " + uri + "."
+	}
+	if f.Tool == "gitleaks" {
+		text += " Revoke the credential and rotate it: removing it from the code does not remove it from history."
+	}
+	return &sarifMessage{Text: text}, uri
+}
+
+// srcRoot is the URI the results' paths are relative to: the repository
+// itself when it is a URL.
+func srcRoot(repository string) string {
+	if u, err := url.Parse(repository); err == nil && u.Scheme != "" && u.Host+u.Path != "" && len(u.Scheme) > 1 {
+		return strings.TrimSuffix(repository, "/") + "/"
+	}
+	return "file:///src/"
+}
+
 // scannerOf names the scanner run that feeds a tool's results.
 var scannerOf = map[string]string{"gitleaks": "secrets", "gosec": "gosec"}
 
@@ -134,10 +206,10 @@ func (r *Report) SARIF() ([]byte, error) {
 	log := sarifLog{Schema: "https://json.schemastore.org/sarif-2.1.0.json", Version: "2.1.0", Runs: []sarifRun{}}
 	for _, tool := range tools {
 		run := sarifRun{
-			Tool:    sarifTool{Driver: sarifDriver{Name: tool, InformationURI: toolURIs[tool], Rules: []sarifRule{}}},
+			Tool:    sarifTool{Driver: sarifDriver{Name: tool, Version: toolVersion(tool), InformationURI: toolURIs[tool], Rules: []sarifRule{}}},
 			Results: []sarifResult{},
 			OriginalURIBaseIDs: map[string]sarifAL{
-				"SRCROOT": {URI: "file:///src/"},
+				"SRCROOT": {URI: srcRoot(r.Repository)},
 			},
 		}
 		if r.Repository != "" {
@@ -156,10 +228,14 @@ func (r *Report) SARIF() ([]byte, error) {
 			if !ok {
 				idx = len(run.Tool.Driver.Rules)
 				ruleIndex[f.RuleID] = idx
-				rule := sarifRule{ID: f.RuleID, ShortDescription: sarifMessage{Text: f.Title}, DefaultConfiguration: sarifConfig{Level: level(f.Severity)}}
+				help, uri := ruleHelp(f)
+				rule := sarifRule{ID: f.RuleID, ShortDescription: sarifMessage{Text: f.Title}, Help: help, HelpURI: uri,
+					DefaultConfiguration: sarifConfig{Level: level(f.Severity)}}
+				tags := []string{"security"}
 				if f.CWE != "" {
-					rule.Properties = map[string]any{"tags": []string{"security", f.CWE}}
+					tags = append(tags, f.CWE, "external/cwe/"+strings.ToLower(f.CWE))
 				}
+				rule.Properties = map[string]any{"tags": tags, "security-severity": securitySeverity(f.Severity)}
 				run.Tool.Driver.Rules = append(run.Tool.Driver.Rules, rule)
 			}
 			res := sarifResult{
@@ -176,6 +252,14 @@ func (r *Report) SARIF() ([]byte, error) {
 			}
 			if f.Commit != "" {
 				res.Properties = map[string]any{"commit": f.Commit}
+			}
+			for i, o := range f.Also {
+				msg := "also here"
+				if o.Commit != "" {
+					msg = "also in commit " + o.Commit
+				}
+				res.RelatedLocations = append(res.RelatedLocations, sarifRelated{ID: i + 1, Message: sarifMessage{Text: msg},
+					PhysicalLocation: sarifPhysical{ArtifactLocation: sarifAL{URI: o.File, URIBaseID: "SRCROOT"}, Region: sarifRegion{StartLine: max(o.Line, 1)}}})
 			}
 			run.Results = append(run.Results, res)
 		}

@@ -276,13 +276,35 @@ func TestSARIFValidatesAgainstTheOfficialSchema(t *testing.T) {
 	}
 	var log struct {
 		Runs []struct {
-			Tool    struct{ Driver struct{ Name string } }
-			Results []json.RawMessage
+			Tool struct {
+				Driver struct {
+					Name, Version string
+					Rules         []struct {
+						HelpURI    string         `json:"helpUri"`
+						Properties map[string]any `json:"properties"`
+					}
+				}
+			}
+			Results            []json.RawMessage
+			OriginalURIBaseIDs map[string]struct{ URI string } `json:"originalUriBaseIds"`
 		}
 	}
 	json.Unmarshal(raw, &log)
 	if len(log.Runs) != 2 || len(log.Runs[0].Results)+len(log.Runs[1].Results) != len(rep.Findings) {
 		t.Errorf("runs %d; results must equal findings (%d)", len(log.Runs), len(rep.Findings))
+	}
+	for _, run := range log.Runs {
+		d := run.Tool.Driver
+		// (The tools' versions come from the binary's build info, which a
+		// test binary lacks: the end-to-end SARIF test checks them.)
+		if run.OriginalURIBaseIDs["SRCROOT"].URI != "file:///app/" {
+			t.Errorf("%s: root %+v", d.Name, run.OriginalURIBaseIDs)
+		}
+		for _, rule := range d.Rules {
+			if rule.HelpURI == "" || rule.Properties["security-severity"] == nil {
+				t.Errorf("%s rule without help or security-severity: %+v", d.Name, rule)
+			}
+		}
 	}
 	if md := rep.Markdown(); !strings.Contains(md, "## Security findings") || strings.Contains(md, repotest.TreeAWSKey) {
 		t.Errorf("markdown:\n%s", md)

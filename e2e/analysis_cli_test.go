@@ -109,6 +109,17 @@ func TestReportOnStdoutAndIncompleteScans(t *testing.T) {
 		t.Errorf("the start notice is not on stderr: %q", errOut)
 	}
 	sariftest.Validate(t, []byte(out))
+	var log struct {
+		Runs []struct {
+			Tool struct{ Driver struct{ Name, Version string } }
+		}
+	}
+	json.Unmarshal([]byte(out), &log)
+	for _, run := range log.Runs {
+		if run.Tool.Driver.Version == "" {
+			t.Errorf("SARIF run of %s has no tool version", run.Tool.Driver.Name)
+		}
+	}
 	out, _, err = c.stdout("result", "sarif-follow", "--format", "sarif")
 	if err != nil {
 		t.Fatal(err)

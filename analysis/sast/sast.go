@@ -328,7 +328,7 @@ func convert(root string, is *issue.Issue) analysis.Finding {
 	if f.CWE == "CWE-798" {
 		f.Excerpt = quoted.ReplaceAllStringFunc(f.Excerpt, func(lit string) string { return "\"" + secrets.Redact(unquote(lit)) + "\"" })
 	}
-	f.Fingerprint = fmt.Sprintf("%s:%s:%d", f.File, f.RuleID, f.Line)
+	f.Fingerprint = analysis.Fingerprint(f.File, f.RuleID, f.Excerpt)
 	return f
 }
 

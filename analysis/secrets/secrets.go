@@ -7,6 +7,8 @@ package secrets
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -48,7 +50,26 @@ func Scan(ctx context.Context, dir string, log *slog.Logger) ([]analysis.Finding
 	if err != nil {
 		return nil, opaque(log, "the history", err)
 	}
-	return append(tree, history...), nil
+	return merge(append(tree, history...)), nil
+}
+
+// merge makes one finding of each secret: the tree's place first, the
+// commits it was also seen in as further locations.
+func merge(found []analysis.Finding) []analysis.Finding {
+	var out []analysis.Finding
+	at := map[string]int{}
+	for _, f := range found {
+		i, seen := at[f.Fingerprint]
+		if !seen {
+			at[f.Fingerprint] = len(out)
+			out = append(out, f)
+			continue
+		}
+		if len(out[i].Also) < 20 {
+			out[i].Also = append(out[i].Also, analysis.Location{File: f.File, Line: f.Line, Commit: f.Commit})
+		}
+	}
+	return out
 }
 
 func opaque(log *slog.Logger, what string, err error) error {
@@ -111,15 +132,17 @@ func convert(f report.Finding, dir, commit string) analysis.Finding {
 		Line:        f.StartLine,
 		Commit:      commit,
 		Excerpt:     Redact(f.Secret),
-		Fingerprint: fingerprint(file, f.RuleID, f.StartLine, commit),
+		Fingerprint: fingerprint(file, f.RuleID, f.Secret),
 	}
 }
 
-func fingerprint(file, rule string, line int, commit string) string {
-	if commit != "" {
-		return fmt.Sprintf("%s:%s:%s:%d", commit, file, rule, line)
-	}
-	return fmt.Sprintf("%s:%s:%d", file, rule, line)
+// fingerprint identifies a secret by rule and a short digest of it (32
+// bits: enough to tell secrets apart, far too little to recover one), so
+// the same secret in the tree and in history, or moved to another line, is
+// one finding.
+func fingerprint(file, rule, secret string) string {
+	h := sha256.Sum256([]byte("ultramcp-secret-v1:" + secret))
+	return file + ":" + rule + ":" + hex.EncodeToString(h[:4])
 }
 
 // publicPrefixes are the documented, non-secret prefixes of well-known
