@@ -39,16 +39,16 @@ func SeverityRank(s string) int {
 
 // Finding is one security finding. A secret appears only redacted.
 type Finding struct {
-	Tool        string `json:"tool"` // gitleaks, gosec
-	RuleID      string `json:"ruleId"`
-	Title       string `json:"title"`
-	Severity    string `json:"severity"`
-	Confidence  string `json:"confidence,omitempty"`
-	CWE         string `json:"cwe,omitempty"`
-	File        string `json:"file"`
-	Line        int    `json:"line"`
-	Commit      string `json:"commit,omitempty"` // set for findings in history
-	Excerpt     string `json:"excerpt,omitempty"`
+	Tool       string `json:"tool"` // gitleaks, gosec
+	RuleID     string `json:"ruleId"`
+	Title      string `json:"title"`
+	Severity   string `json:"severity"`
+	Confidence string `json:"confidence,omitempty"`
+	CWE        string `json:"cwe,omitempty"`
+	File       string `json:"file"`
+	Line       int    `json:"line"`
+	Commit     string `json:"commit,omitempty"` // set for findings in history
+	Excerpt    string `json:"excerpt,omitempty"`
 	// Fingerprint identifies the finding across scans whatever line it
 	// moved to: rule, file and the flagged code (or secret), not the line.
 	Fingerprint string `json:"fingerprint"`

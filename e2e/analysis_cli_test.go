@@ -111,7 +111,9 @@ func TestReportOnStdoutAndIncompleteScans(t *testing.T) {
 	sariftest.Validate(t, []byte(out))
 	var log struct {
 		Runs []struct {
-			Tool struct{ Driver struct{ Name, Version string } }
+			Tool struct {
+				Driver struct{ Name, Version string }
+			}
 		}
 	}
 	json.Unmarshal([]byte(out), &log)

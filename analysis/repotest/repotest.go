@@ -250,7 +250,9 @@ func (f memFile) Path() string { return f.name }
 func (f memFile) Lstat() (os.FileInfo, error) {
 	return fileInfo{f}, nil
 }
-func (f memFile) Open() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(f.content)), nil }
+func (f memFile) Open() (io.ReadCloser, error) {
+	return io.NopCloser(strings.NewReader(f.content)), nil
+}
 
 type fileInfo struct{ f memFile }
 
