@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ultramcp/durable/analysis"
+	"github.com/ultramcp/durable/analysis/patterns"
 	"github.com/ultramcp/durable/analysis/repotest"
 	"github.com/ultramcp/durable/analysis/sast"
 	"github.com/ultramcp/durable/analysis/secrets"
@@ -141,5 +142,20 @@ func TestSecretInTreeAndHistoryIsOneFinding(t *testing.T) {
 	}
 	if f := matches[0]; f.Commit != "" || len(f.Also) == 0 || f.Also[0].Commit == "" || f.Also[0].File != "config/creds.env" {
 		t.Errorf("want the tree's place with the commit as a further location: %+v", f)
+	}
+}
+
+// Frameworks are what the code imports, not what go.mod requires on
+// behalf of a dependency.
+func TestFrameworksFromImports(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/web\n\ngo 1.22\n\nrequire (\n\tgithub.com/go-chi/chi/v5 v5.0.0\n\tgithub.com/gin-gonic/gin v1.6.3 // indirect\n)\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nimport \"github.com/go-chi/chi/v5\"\n\nvar _ = chi.NewRouter\n"), 0o644)
+	p, err := patterns.Detect(context.Background(), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(p.Frameworks, ",") != "chi" {
+		t.Errorf("frameworks = %v, want [chi]", p.Frameworks)
 	}
 }

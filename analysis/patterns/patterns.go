@@ -5,8 +5,6 @@
 package patterns
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"go/parser"
@@ -84,8 +82,16 @@ func Detect(ctx context.Context, dir string, languages []string) (*analysis.Patt
 	if err != nil {
 		return nil, fault.Wrap(fault.Unavailable, err, "detect patterns")
 	}
+	var imported map[string]bool
+	p.Dependencies, imported = goImports(dir, goFiles)
+	for path := range imported {
+		for prefix, fw := range frameworks {
+			if strings.Contains(prefix, ".") && (path == prefix || strings.HasPrefix(path, prefix+"/")) {
+				fws[fw] = true
+			}
+		}
+	}
 	p.BuildSystems, p.Frameworks, p.Layers = keys(builds), keys(fws), keys(layers)
-	p.Dependencies = goImports(dir, goFiles)
 	return p, nil
 }
 
@@ -106,13 +112,8 @@ func manifestFrameworks(path, name string) []string {
 	var deps []string
 	switch name {
 	case "go.mod":
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		for sc.Scan() {
-			f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(sc.Text()), "require "))
-			if len(f) >= 2 && strings.Contains(f[0], ".") {
-				deps = append(deps, f[0])
-			}
-		}
+		// Go frameworks come from the imports the code has (goImports);
+		// a go.mod also requires what its dependencies need.
 	case "package.json":
 		var pkg struct {
 			Dependencies    map[string]any `json:"dependencies"`
@@ -165,8 +166,9 @@ func isWordByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_'
 }
 
-// goImports returns the imports between directories of the module at dir.
-func goImports(dir string, files []string) []analysis.Dependency {
+// goImports returns the imports between directories of the module at dir,
+// and every import path the Go files have.
+func goImports(dir string, files []string) ([]analysis.Dependency, map[string]bool) {
 	modPath := ""
 	if b, err := analysis.ReadFile(filepath.Join(dir, "go.mod"), maxManifest); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
@@ -175,9 +177,7 @@ func goImports(dir string, files []string) []analysis.Dependency {
 			}
 		}
 	}
-	if modPath == "" {
-		return nil
-	}
+	imported := map[string]bool{}
 	seen := map[analysis.Dependency]bool{}
 	fset := token.NewFileSet()
 	for _, rel := range files {
@@ -192,7 +192,8 @@ func goImports(dir string, files []string) []analysis.Dependency {
 		from := filepath.ToSlash(filepath.Dir(rel))
 		for _, imp := range f.Imports {
 			path := strings.Trim(imp.Path.Value, `"`)
-			if path != modPath && !strings.HasPrefix(path, modPath+"/") {
+			imported[path] = true
+			if modPath == "" || path != modPath && !strings.HasPrefix(path, modPath+"/") {
 				continue
 			}
 			to := strings.TrimPrefix(strings.TrimPrefix(path, modPath), "/")
@@ -214,7 +215,7 @@ func goImports(dir string, files []string) []analysis.Dependency {
 		}
 		return out[i].To < out[j].To
 	})
-	return out
+	return out, imported
 }
 
 func keys(m map[string]bool) []string {

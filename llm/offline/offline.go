@@ -104,6 +104,12 @@ func (p *Provider) Complete(ctx context.Context, req llm.Request) (llm.Response,
 		prompt.WriteString(m.Content)
 	}
 	text := prompt.String()
+	if !req.JSON {
+		// Prose is asked for (a codebase summary), not a debate answer:
+		// restate the facts the prompt gives, labelled as no model's.
+		out := restate(text)
+		return llm.Response{Text: out, Model: "offline", TokensIn: len(text) / 4, TokensOut: len(out) / 4, Simulated: true}, nil
+	}
 	// The stance depends on who is asked (the system prompt), so a
 	// participant keeps a recognisable view across topics and rounds.
 	seed := hash(req.System)
@@ -134,6 +140,28 @@ func (p *Provider) Complete(ctx context.Context, req llm.Request) (llm.Response,
 		TokensOut: len(out) / 4,
 		Simulated: true,
 	}, nil
+}
+
+// restate turns the "Name: value" lines of a prompt into one paragraph.
+func restate(prompt string) string {
+	var facts []string
+	edges := 0
+	for _, line := range strings.Split(prompt, "\n") {
+		if strings.HasPrefix(line, "  ") && strings.Contains(line, " -> ") {
+			edges++
+			continue
+		}
+		name, value, ok := strings.Cut(line, ": ")
+		if !ok || strings.TrimSpace(value) == "" || len(name) > 40 || strings.HasPrefix(name, "In at most") {
+			continue
+		}
+		facts = append(facts, strings.ToLower(name)+" "+strings.TrimSpace(value))
+	}
+	out := Label + " No model was called; from the analysis alone: " + strings.Join(facts, "; ")
+	if edges > 0 {
+		out += fmt.Sprintf("; %d internal import edges", edges)
+	}
+	return out + "."
 }
 
 // majority returns the first final position quoted in a moderator prompt.

@@ -11,7 +11,7 @@ import (
 
 func ask(t *testing.T, system, prompt string) map[string]any {
 	t.Helper()
-	resp, err := (&Provider{}).Complete(context.Background(), llm.Request{System: system, Messages: []llm.Message{{Role: "user", Content: prompt}}})
+	resp, err := (&Provider{}).Complete(context.Background(), llm.Request{JSON: true, System: system, Messages: []llm.Message{{Role: "user", Content: prompt}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,5 +51,18 @@ func TestModeratorEchoesTheVote(t *testing.T) {
 	out := ask(t, "moderator", `Confidence-weighted vote: "[simulated] B" with 75% of the weight. Fill "recommendation".`)
 	if out["agreement"] != 0.75 || !strings.Contains(out["consensus"].(string), "B") {
 		t.Errorf("synthesis = %v", out)
+	}
+}
+
+// Asked for prose (a codebase summary), the offline provider restates the
+// prompt's facts, labelled, instead of a debate answer.
+func TestOfflineSummaryIsProse(t *testing.T) {
+	out, err := (&Provider{}).Complete(context.Background(), llm.Request{Messages: []llm.Message{{Role: "user",
+		Content: "Repository: file:///app\nLanguages: Go, Python\nFrameworks: chi\nInternal imports (from -> to):\n  . -> internal/db\n\nIn at most 150 words: the architecture."}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.Text, Label) || strings.Contains(out.Text, "position") || !strings.Contains(out.Text, "languages Go, Python") || !strings.Contains(out.Text, "1 internal import edges") {
+		t.Errorf("summary = %q", out.Text)
 	}
 }
