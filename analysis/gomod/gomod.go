@@ -248,4 +248,3 @@ func Failure(log *slog.Logger, tool, module string, msgs []string) error {
 	}
 	return fault.New(fault.Permanent, "%s could not load module %s: %d file(s) have type errors (are its dependencies resolvable?)", tool, where, len(files))
 }
-
