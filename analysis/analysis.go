@@ -55,6 +55,16 @@ type Finding struct {
 	// Also are the other places the same finding was seen: a secret in
 	// the tree and in history is one finding.
 	Also []Location `json:"also,omitempty"`
+	// A vulnerable dependency: the module and version in the build, the
+	// version that fixes it, the vulnerability's other ids (CVE, GHSA),
+	// whether the code calls the vulnerable function, and the call path.
+	Module       string   `json:"module,omitempty"`
+	Version      string   `json:"version,omitempty"`
+	FixedVersion string   `json:"fixedVersion,omitempty"`
+	Aliases      []string `json:"aliases,omitempty"`
+	URL          string   `json:"url,omitempty"`
+	Reachable    bool     `json:"reachable,omitempty"`
+	Trace        []string `json:"trace,omitempty"`
 	// New is set when the report is compared with a previous one and this
 	// finding was not in it.
 	New bool `json:"new,omitempty"`

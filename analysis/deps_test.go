@@ -13,6 +13,7 @@ import (
 	"github.com/ultramcp/durable/analysis/repotest"
 	"github.com/ultramcp/durable/analysis/sast"
 	"github.com/ultramcp/durable/analysis/secrets"
+	"github.com/ultramcp/durable/analysis/vulns"
 )
 
 // appWithDependency is a module that needs example.com/webkit, served only
@@ -157,5 +158,47 @@ func TestFrameworksFromImports(t *testing.T) {
 	}
 	if strings.Join(p.Frameworks, ",") != "chi" {
 		t.Errorf("frameworks = %v, want [chi]", p.Frameworks)
+	}
+}
+
+// vulnDB writes a vulnerability database holding one entry: example.com/
+// webkit before v1.3.0, whose Param is vulnerable. govulncheck reads a
+// directory of OSV files as a database.
+func vulnDB(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	entry := `{"schema_version":"1.3.1","id":"GO-2099-0001","modified":"2024-01-01T00:00:00Z","published":"2024-01-01T00:00:00Z",
+"aliases":["CVE-2099-12345","GHSA-abcd-efgh-ijkl"],"summary":"Injection through Param in example.com/webkit",
+"details":"Param does not escape its input.",
+"affected":[{"package":{"name":"example.com/webkit","ecosystem":"Go"},
+  "ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.3.0"}]}],
+  "ecosystem_specific":{"imports":[{"path":"example.com/webkit","symbols":["Param"]}]}}],
+"database_specific":{"url":"https://pkg.go.dev/vuln/GO-2099-0001"}}`
+	if err := os.WriteFile(filepath.Join(dir, "GO-2099-0001.json"), []byte(entry), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return "file://" + dir
+}
+
+// govulncheck reports the vulnerable dependency as reachable, with the
+// call path, the fixed version and the upgrade to make.
+func TestVulnerableDependencyReachable(t *testing.T) {
+	dir, proxyURL := appWithDependency(t)
+	t.Setenv("GOMODCACHE", t.TempDir())
+	t.Setenv("GOSUMDB", "off")
+	t.Setenv("GOPROXY", proxyURL)
+	found, err := vulns.Scan(context.Background(), dir, vulnDB(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 1 {
+		t.Fatalf("findings %+v, want one", found)
+	}
+	f := found[0]
+	if f.RuleID != "GO-2099-0001" || !f.Reachable || f.FixedVersion != "v1.3.0" || f.Module != "example.com/webkit" || f.Version != "v1.2.0" {
+		t.Errorf("finding %+v", f)
+	}
+	if f.File != "main.go" || f.Line == 0 || len(f.Trace) < 2 || !strings.Contains(f.Excerpt, "go get example.com/webkit@v1.3.0") || !strings.Contains(f.Excerpt, "CVE-2099-12345") {
+		t.Errorf("location %s:%d, trace %v, excerpt %q", f.File, f.Line, f.Trace, f.Excerpt)
 	}
 }
