@@ -250,7 +250,7 @@ func (r *Report) PartialReason() string {
 
 func (r *Report) hasSecurity() bool {
 	for _, s := range r.Scanners {
-		if s.Name == "secrets" || s.Name == "gosec" {
+		if s.Name == "secrets" || s.Name == "gosec" || s.Name == "govulncheck" {
 			return true
 		}
 	}

@@ -105,15 +105,17 @@ type sarifNotification struct {
 }
 
 var toolURIs = map[string]string{
-	"gitleaks": "https://github.com/gitleaks/gitleaks",
-	"gosec":    "https://github.com/securego/gosec",
+	"gitleaks":    "https://github.com/gitleaks/gitleaks",
+	"gosec":       "https://github.com/securego/gosec",
+	"govulncheck": "https://go.dev/security/vuln",
 }
 
 // toolModules are the Go modules of the tools, whose versions the build
 // records.
 var toolModules = map[string]string{
-	"gitleaks": "github.com/zricethezav/gitleaks/v8",
-	"gosec":    "github.com/securego/gosec/v2",
+	"gitleaks":    "github.com/zricethezav/gitleaks/v8",
+	"gosec":       "github.com/securego/gosec/v2",
+	"govulncheck": "golang.org/x/vuln",
 }
 
 // toolVersion is the version of tool built into this binary.
@@ -153,6 +155,12 @@ func ruleHelp(f Finding) (*sarifMessage, string) {
 		uri = "https://cwe.mitre.org/data/definitions/" + n + ".html"
 		text += " " + f.CWE + ": see " + uri + "."
 	}
+	if f.URL != "" {
+		uri = f.URL
+	}
+	if f.Tool == "govulncheck" {
+		text += " Upgrade the module to the fixed version; a vulnerable function that the code calls is the urgent case."
+	}
 	if f.Tool == "gitleaks" {
 		text += " Revoke the credential and rotate it: removing it from the code does not remove it from history."
 	}
@@ -169,7 +177,7 @@ func srcRoot(repository string) string {
 }
 
 // scannerOf names the scanner run that feeds a tool's results.
-var scannerOf = map[string]string{"gitleaks": "secrets", "gosec": "gosec"}
+var scannerOf = map[string]string{"gitleaks": "secrets", "gosec": "gosec", "govulncheck": "govulncheck"}
 
 func level(severity string) string {
 	switch severity {

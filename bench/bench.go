@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ultramcp/durable/analysis"
 	"github.com/ultramcp/durable/analysis/repo"
 	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/config"
@@ -56,6 +57,8 @@ type Options struct {
 	Analyses int
 	// SkipDebate skips the debate figures.
 	SkipDebate bool
+	// VulnDB is govulncheck's database for the analyses.
+	VulnDB string
 }
 
 // DefaultOptions are the figures docs/benchmarks.md records.
@@ -140,7 +143,7 @@ func Start(ctx context.Context, o Options) (*Bench, error) {
 	}
 	b.checkouts = &repo.Cache{Dir: filepath.Join(home, "checkouts"), Policy: repo.DefaultPolicy}
 	b.checkouts.Policy.AllowLocal = true
-	h, err := service.Handler(b.router, service.Options{PublicKey: pub, Logger: slog.New(slog.DiscardHandler), Records: records, Checkouts: b.checkouts})
+	h, err := service.Handler(b.router, service.Options{PublicKey: pub, Logger: slog.New(slog.DiscardHandler), Records: records, Checkouts: b.checkouts, VulnDB: o.VulnDB})
 	if err != nil {
 		b.Close()
 		return nil, err
@@ -324,6 +327,7 @@ type Report struct {
 	AnalysisDirect, AnalysisRestate  time.Duration
 	AnalysisCommit                   string
 	AnalysisFindings                 int
+	AnalysisScanners                 []analysis.ScannerRun
 }
 
 // Run measures everything, printing progress to w.
@@ -407,7 +411,7 @@ func (b *Bench) runAnalyses(ctx context.Context, r *Report) error {
 	}
 	body, _ := json.Marshal(in)
 	n := max(b.o.Analyses, 1)
-	a := &codeanalysis.Analyzer{Cache: b.checkouts, Models: b.router}
+	a := &codeanalysis.Analyzer{Cache: b.checkouts, Models: b.router, VulnDB: b.o.VulnDB}
 	var records workflow.Records
 	if b.store != nil {
 		records = b.store
@@ -417,7 +421,7 @@ func (b *Bench) runAnalyses(ctx context.Context, r *Report) error {
 		os.RemoveAll(b.checkouts.Dir)
 		start := time.Now()
 		rep, err := workflow.Tracked(records, workflow.CodeAnalysis, a.RunAnalysis)(direct.New(ctx, b.nextID("direct"), nil), in)
-		r.AnalysisCommit, r.AnalysisFindings = rep.Commit, len(rep.Findings)
+		r.AnalysisCommit, r.AnalysisFindings, r.AnalysisScanners = rep.Commit, len(rep.Findings), rep.Scanners
 		return time.Since(start), err
 	}
 	durable := func(ctx context.Context, body []byte) (time.Duration, error) {
@@ -452,6 +456,14 @@ func (r Report) Print(w io.Writer) {
 		fmt.Fprintf(w, "\nFull code-analysis (all scanners, clone included) of %s at %.12s, %d findings, median of %d:\n\n", o.Repository, r.AnalysisCommit, r.AnalysisFindings, max(o.Analyses, 1))
 		fmt.Fprintf(w, "| figure | direct engine | Restate engine | ratio |\n|---|---|---|---|\n")
 		fmt.Fprintf(w, "| wall time | %s | %s | %.2f |\n", ms(r.AnalysisDirect), ms(r.AnalysisRestate), ratio(r.AnalysisRestate, r.AnalysisDirect))
+		fmt.Fprintf(w, "\nScanners:")
+		for _, s := range r.AnalysisScanners {
+			fmt.Fprintf(w, " %s %s (%d findings, %d ms);", s.Name, s.Status, s.Findings, s.DurationMS)
+			if s.Error != "" {
+				fmt.Fprintf(w, " [%s]", s.Error)
+			}
+		}
+		fmt.Fprintln(w)
 	}
 }
 

@@ -27,6 +27,7 @@ OpenAI-compatible endpoint. docs/benchmarks.md records the figures.`,
 			}
 			o.RestateServerBin = bin
 			fmt.Fprintln(a.stderr, "starting a throwaway restate-server…")
+			o.VulnDB = a.cfg.VulnDBURL()
 			b, err := bench.Start(cmd.Context(), o)
 			if err != nil {
 				return err

@@ -53,6 +53,10 @@ type Config struct {
 	MaxCacheMB int64
 	// AnalysisSlots is how many checkouts and scans a service runs at once.
 	AnalysisSlots int
+	// VulnDB is govulncheck's vulnerability database (a URL, or file://
+	// for a local copy); "" is the local copy in the state dir if `ultramcp
+	// vulndb update` made one, else vuln.go.dev.
+	VulnDB string
 
 	// StoreRetryCap is the longest wait between two attempts of a store
 	// write; writes retry until the store is back, however long.
@@ -122,6 +126,7 @@ func FromEnv() Config {
 	set(&c.AnthropicBaseURL, "ANTHROPIC_BASE_URL")
 	set(&c.AnthropicAPIKey, "ANTHROPIC_API_KEY")
 	set(&c.RestateServerBin, "ULTRAMCP_RESTATE_SERVER")
+	set(&c.VulnDB, "ULTRAMCP_VULNDB")
 	set(&c.RestateCLIBin, "ULTRAMCP_RESTATE_CLI")
 	if v := os.Getenv("ULTRAMCP_ALLOW_LOCAL_REPOS"); v == "true" || v == "1" {
 		c.AllowLocalRepos = true
@@ -276,6 +281,22 @@ func ParseAge(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q: want a positive duration like 30d or 12h", s)
 	}
 	return days + d, nil
+}
+
+// VulnDBDir is where `ultramcp vulndb update` keeps the local copy of the
+// Go vulnerability database.
+func (c Config) VulnDBDir() string { return c.Path("vulndb") }
+
+// VulnDBURL is the database govulncheck reads: ULTRAMCP_VULNDB, else the
+// local copy if there is one, else vuln.go.dev.
+func (c Config) VulnDBURL() string {
+	if c.VulnDB != "" {
+		return c.VulnDB
+	}
+	if entries, err := os.ReadDir(c.VulnDBDir()); err == nil && len(entries) > 0 {
+		return "file://" + c.VulnDBDir()
+	}
+	return "https://vuln.go.dev"
 }
 
 // SQLitePath is the embedded store's file.

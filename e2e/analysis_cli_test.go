@@ -42,7 +42,7 @@ func TestCLIAnalysis(t *testing.T) {
 			Results []json.RawMessage `json:"results"`
 		} `json:"runs"`
 	}
-	if err := json.Unmarshal([]byte(sarif), &log); err != nil || log.Version != "2.1.0" || len(log.Runs) != 2 {
+	if err := json.Unmarshal([]byte(sarif), &log); err != nil || log.Version != "2.1.0" || len(log.Runs) != 3 {
 		t.Errorf("result --format sarif: %v\n%s", err, sarif[:min(len(sarif), 500)])
 	}
 	if out := c.must("result", "cli-ca", "--format", "json"); !strings.Contains(out, `"commit":"`) {
@@ -147,7 +147,7 @@ func TestReportOnStdoutAndIncompleteScans(t *testing.T) {
 		t.Errorf("run --follow exited 0 with gosec failed:\n%s", out)
 	}
 	first, _, _ := strings.Cut(out, "\n")
-	if !strings.Contains(first, "INCOMPLETE: gosec failed") || !strings.Contains(first, "module dependencies not resolvable: example.com/webkit") {
+	if !strings.Contains(first, "INCOMPLETE: gosec, govulncheck failed") || !strings.Contains(first, "module dependencies not resolvable: example.com/webkit") {
 		t.Errorf("first line of the report: %q", first)
 	}
 	if !strings.Contains(errOut, "incomplete") {

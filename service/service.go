@@ -70,6 +70,8 @@ type Options struct {
 	// AnalysisSlots bounds the checkouts and scans running at once; zero
 	// means codeanalysis.DefaultSlots.
 	AnalysisSlots int
+	// VulnDB is govulncheck's database; "" is vuln.go.dev.
+	VulnDB string
 }
 
 // Checkouts returns the repository cache of cfg.
@@ -94,7 +96,7 @@ func Handler(models *llm.Router, o Options) (http.Handler, error) {
 		o.Checkouts = &repo.Cache{Dir: filepath.Join(os.TempDir(), "ultramcp-checkouts"), Policy: repo.DefaultPolicy}
 	}
 	d := &debate.Debate{Models: models, Records: o.Records}
-	a := &codeanalysis.Analyzer{Cache: o.Checkouts, Models: models, Records: o.Records}
+	a := &codeanalysis.Analyzer{Cache: o.Checkouts, Models: models, Records: o.Records, VulnDB: o.VulnDB}
 	if o.AnalysisSlots > 0 {
 		a.Slots = make(chan struct{}, o.AnalysisSlots)
 	}
@@ -142,7 +144,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	services.Gate = restateengine.NewGate()
 	checkouts := Checkouts(cfg)
 	checkouts.Policy.Log = logger
-	h, err := Handler(models, Options{PublicKey: pub, Logger: logger, Records: st, Services: services, Checkouts: checkouts, AnalysisSlots: cfg.AnalysisSlots})
+	h, err := Handler(models, Options{PublicKey: pub, Logger: logger, Records: st, Services: services, Checkouts: checkouts, AnalysisSlots: cfg.AnalysisSlots, VulnDB: cfg.VulnDBURL()})
 	if err != nil {
 		return err
 	}

@@ -142,6 +142,7 @@ func (s *Stack) Service() Process {
 			"ULTRAMCP_STORE_RETRY_CAP=" + c.StoreRetryCap.String(),
 			"ULTRAMCP_STOP_GRACE=" + c.StopGrace.String(),
 			"ULTRAMCP_RECONCILE_INTERVAL=" + c.ReconcileInterval.String(),
+			"ULTRAMCP_VULNDB=" + c.VulnDB,
 		}, s.ServiceEnv...),
 	}
 }

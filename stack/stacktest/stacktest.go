@@ -107,6 +107,9 @@ type Options struct {
 	MaxRepoMB int64
 	// RepoHosts are the repository hosts allowed (ULTRAMCP_REPO_HOSTS).
 	RepoHosts []string
+	// VulnDB is govulncheck's database; "" is an empty local one, since
+	// tests reach no site but the package registries.
+	VulnDB string
 }
 
 // Start brings a stack up in a temporary state dir; it is stopped with
@@ -128,6 +131,14 @@ func Start(t testing.TB, o Options) *Env {
 		cfg.MaxRepoMB = o.MaxRepoMB
 	}
 	cfg.RepoHosts = o.RepoHosts
+	cfg.VulnDB = o.VulnDB
+	if cfg.VulnDB == "" {
+		empty := filepath.Join(home, "empty-vulndb")
+		if err := os.MkdirAll(empty, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		cfg.VulnDB = "file://" + empty
+	}
 	var log bytes.Buffer
 	s := stack.New(cfg, Binary(t), &log)
 	s.ServiceEnv = o.ServiceEnv

@@ -27,6 +27,7 @@ import (
 	"github.com/ultramcp/durable/analysis/repo"
 	"github.com/ultramcp/durable/analysis/sast"
 	"github.com/ultramcp/durable/analysis/secrets"
+	"github.com/ultramcp/durable/analysis/vulns"
 	"github.com/ultramcp/durable/engine"
 	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/llm"
@@ -40,6 +41,8 @@ type Analyzer struct {
 	Records workflow.Records // nil keeps no artifacts
 	// Timeouts of the scanner steps; zero means the default.
 	ScannerTimeout time.Duration
+	// VulnDB is govulncheck's vulnerability database; "" is vuln.go.dev.
+	VulnDB string
 	// Slots bounds how many checkout and scanner steps run at once in this
 	// process, whatever the number of analyses; nil means DefaultSlots.
 	Slots chan struct{}
@@ -271,6 +274,8 @@ func (a *Analyzer) run(c engine.Context, field, requested, branch, kind string, 
 			return secrets.Scan(ctx, dir, c.Logger())
 		}}, {"gosec", func(ctx context.Context, dir string) ([]analysis.Finding, error) {
 			return sast.Scan(ctx, dir, c.Logger())
+		}}, {"govulncheck", func(ctx context.Context, dir string) ([]analysis.Finding, error) {
+			return vulns.Scan(ctx, dir, a.VulnDB, c.Logger())
 		}}} {
 			raw, err := scan(s.name, scannerStep, findings(s.name, s.fn))
 			if err != nil {
@@ -413,7 +418,7 @@ func (a *Analyzer) fullReport(ctx context.Context, workflowID string, rep analys
 	for _, f := range rep.Findings {
 		kept[f.Tool]++
 	}
-	tools := map[string]string{"secrets": "gitleaks", "gosec": "gosec"}
+	tools := map[string]string{"secrets": "gitleaks", "gosec": "gosec", "govulncheck": "govulncheck"}
 	var extra []analysis.Finding
 	truncated := map[string]bool{}
 	for _, s := range rep.Scanners {
