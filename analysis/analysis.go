@@ -7,6 +7,7 @@
 package analysis
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
@@ -185,4 +186,15 @@ type Report struct {
 	// Partial is set when a scanner failed; Incomplete says which and why.
 	Partial    bool     `json:"partial"`
 	Incomplete []string `json:"incomplete,omitempty"`
+}
+
+// Scanner is a security scanner of a checkout (gitleaks, gosec,
+// govulncheck). Scanners are independent and only read the tree, so a
+// workflow runs them side by side, each as a step of its own.
+type Scanner interface {
+	// Name is its step and its row in the report.
+	Name() string
+	// Tool is the tool its findings name.
+	Tool() string
+	Scan(ctx context.Context, dir string) ([]Finding, error)
 }

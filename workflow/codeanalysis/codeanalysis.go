@@ -18,6 +18,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -165,17 +166,15 @@ func (a *Analyzer) run(c engine.Context, field, requested, branch, kind string, 
 		return rep, err
 	}
 
-	// scan runs one scanner as its own step; its failure is recorded, not fatal.
-	scan := func(name string, opts engine.StepOptions, fn func(ctx context.Context, dir string) (json.RawMessage, int, error)) (json.RawMessage, error) {
-		if err := publish("scan", "running "+name); err != nil {
-			return nil, err
-		}
-		type out struct {
-			Data       json.RawMessage `json:"data"`
-			Count      int             `json:"count"`
-			DurationMS int64           `json:"durationMs"`
-		}
-		o, err := engine.Run(c, name, opts, func(ctx context.Context) (out, error) {
+	type out struct {
+		Data       json.RawMessage `json:"data"`
+		Count      int             `json:"count"`
+		DurationMS int64           `json:"durationMs"`
+	}
+	// step is one scanner as a step of its own, holding a slot and the
+	// checkout while it runs.
+	step := func(name string, opts engine.StepOptions, fn func(ctx context.Context, dir string) (json.RawMessage, int, error)) engine.Step {
+		return engine.TypedStep[out]{Name: name, Opts: opts, Fn: func(ctx context.Context) (out, error) {
 			release, err := a.slot(ctx)
 			if err != nil {
 				return out{}, err
@@ -196,7 +195,15 @@ func (a *Analyzer) run(c engine.Context, field, requested, branch, kind string, 
 				err = fault.New(fault.Permanent, "%s timed out after %s", name, a.timeout())
 			}
 			return out{Data: data, Count: n, DurationMS: time.Since(start).Milliseconds()}, err
-		})
+		}}.Raw()
+	}
+	// outcome records how a scanner step fared; its failure is recorded,
+	// not fatal.
+	outcome := func(name string, raw []byte, err error) (json.RawMessage, error) {
+		var o out
+		if err == nil {
+			o, err = engine.Decode[out](name, raw)
+		}
 		run := analysis.ScannerRun{Name: name, Status: analysis.ScannerCompleted, Findings: o.Count, DurationMS: o.DurationMS}
 		if err != nil {
 			if fault.KindOf(err) == fault.Cancelled {
@@ -210,6 +217,14 @@ func (a *Analyzer) run(c engine.Context, field, requested, branch, kind string, 
 			return nil, nil
 		}
 		return o.Data, nil
+	}
+	// scan runs one scanner as its own step.
+	scan := func(name string, opts engine.StepOptions, fn func(ctx context.Context, dir string) (json.RawMessage, int, error)) (json.RawMessage, error) {
+		if err := publish("scan", "running "+name); err != nil {
+			return nil, err
+		}
+		raw, err := c.Run(step(name, opts, fn))
+		return outcome(name, raw, err)
 	}
 	findings := func(name string, fn func(context.Context, string) ([]analysis.Finding, error)) func(context.Context, string) (json.RawMessage, int, error) {
 		return func(ctx context.Context, dir string) (json.RawMessage, int, error) {
@@ -267,24 +282,28 @@ func (a *Analyzer) run(c engine.Context, field, requested, branch, kind string, 
 		}
 	}
 	if security {
-		for _, s := range []struct {
-			name string
-			fn   func(context.Context, string) ([]analysis.Finding, error)
-		}{{"secrets", func(ctx context.Context, dir string) ([]analysis.Finding, error) {
-			return secrets.Scan(ctx, dir, c.Logger())
-		}}, {"gosec", func(ctx context.Context, dir string) ([]analysis.Finding, error) {
-			return sast.Scan(ctx, dir, c.Logger())
-		}}, {"govulncheck", func(ctx context.Context, dir string) ([]analysis.Finding, error) {
-			return vulns.Scan(ctx, dir, a.VulnDB, c.Logger())
-		}}} {
-			raw, err := scan(s.name, scannerStep, findings(s.name, s.fn))
+		// The security scanners run side by side, each a step that retries
+		// inside itself, so one failing never re-runs the others.
+		scanners := a.SecurityScanners(c.Logger())
+		steps := make([]engine.Step, len(scanners))
+		names := make([]string, len(scanners))
+		for i, s := range scanners {
+			steps[i] = step(s.Name(), concurrentStep, findings(s.Name(), retried(s.Scan)))
+			names[i] = s.Name()
+		}
+		if err := publish("scan", "running "+strings.Join(names, ", ")); err != nil {
+			return rep, err
+		}
+		results, errs := c.RunAll(steps)
+		for i, s := range scanners {
+			raw, err := outcome(s.Name(), results[i], errs[i])
 			if err != nil {
 				return rep, err
 			}
 			var fs []analysis.Finding
 			if raw != nil {
 				if err := json.Unmarshal(raw, &fs); err != nil {
-					return rep, fault.Wrap(fault.Internal, err, "decode %s findings", s.name)
+					return rep, fault.Wrap(fault.Internal, err, "decode %s findings", s.Name())
 				}
 			}
 			rep.Findings = append(rep.Findings, fs...)
@@ -418,7 +437,10 @@ func (a *Analyzer) fullReport(ctx context.Context, workflowID string, rep analys
 	for _, f := range rep.Findings {
 		kept[f.Tool]++
 	}
-	tools := map[string]string{"secrets": "gitleaks", "gosec": "gosec", "govulncheck": "govulncheck"}
+	tools := map[string]string{}
+	for _, s := range a.SecurityScanners(nil) {
+		tools[s.Name()] = s.Tool()
+	}
 	var extra []analysis.Finding
 	truncated := map[string]bool{}
 	for _, s := range rep.Scanners {
@@ -451,6 +473,33 @@ func (a *Analyzer) fullReport(ctx context.Context, workflowID string, rep analys
 		rep.CompareWith(*previous)
 	}
 	return rep, nil
+}
+
+// SecurityScanners are the scanners of security-scan and of code-analysis's
+// security part, in report order.
+func (a *Analyzer) SecurityScanners(log *slog.Logger) []analysis.Scanner {
+	return []analysis.Scanner{secrets.Scanner{Log: log}, sast.Scanner{Log: log}, vulns.Scanner{DB: a.VulnDB, Log: log}}
+}
+
+// concurrentStep: a step run beside others is tried once by the engine
+// (on Restate a retryable error would end the attempt and re-run its
+// siblings); it retries inside itself instead (retried).
+var concurrentStep = engine.StepOptions{MaxAttempts: 1}
+
+// retried runs scan again once after a transient fault.
+func retried(scan func(context.Context, string) ([]analysis.Finding, error)) func(context.Context, string) ([]analysis.Finding, error) {
+	return func(ctx context.Context, dir string) ([]analysis.Finding, error) {
+		fs, err := scan(ctx, dir)
+		if err == nil || !fault.IsRetryable(err) || ctx.Err() != nil {
+			return fs, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Second):
+		}
+		return scan(ctx, dir)
+	}
 }
 
 func (a *Analyzer) timeout() time.Duration {
