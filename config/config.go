@@ -177,6 +177,41 @@ func FromEnv() Config {
 	return c
 }
 
+// Environ is c as the ULTRAMCP_* environment FromEnv reads back: the one
+// place that passes the configuration (flags included) to a child process
+// such as the service. API keys are not in it; they stay in the
+// environment the child inherits.
+func (c Config) Environ() []string {
+	return []string{
+		"ULTRAMCP_HOME=" + c.Home,
+		"ULTRAMCP_INGRESS_ADDR=" + c.IngressAddr,
+		"ULTRAMCP_ADMIN_ADDR=" + c.AdminAddr,
+		"ULTRAMCP_NODE_ADDR=" + c.NodeAddr,
+		"ULTRAMCP_SERVICE_ADDR=" + c.ServiceAddr,
+		"ULTRAMCP_API_ADDR=" + c.APIAddr,
+		"ULTRAMCP_DATABASE_URL=" + c.DatabaseURL,
+		"ULTRAMCP_LLM=" + c.LLM,
+		"ULTRAMCP_MODEL=" + c.Model,
+		"OPENAI_BASE_URL=" + c.OpenAIBaseURL,
+		"ANTHROPIC_BASE_URL=" + c.AnthropicBaseURL,
+		"ULTRAMCP_LLM_TIMEOUT=" + c.LLMCallTimeout.String(),
+		fmt.Sprintf("ULTRAMCP_ALLOW_LOCAL_REPOS=%t", c.AllowLocalRepos),
+		"ULTRAMCP_REPO_HOSTS=" + strings.Join(c.RepoHosts, ","),
+		fmt.Sprintf("ULTRAMCP_MAX_REPO_MB=%d", c.MaxRepoMB),
+		"ULTRAMCP_CLONE_TIMEOUT=" + c.CloneTimeout.String(),
+		fmt.Sprintf("ULTRAMCP_MAX_CACHE_MB=%d", c.MaxCacheMB),
+		fmt.Sprintf("ULTRAMCP_ANALYSIS_SLOTS=%d", c.AnalysisSlots),
+		"ULTRAMCP_VULNDB=" + c.VulnDB,
+		"ULTRAMCP_STORE_RETRY_CAP=" + c.StoreRetryCap.String(),
+		"ULTRAMCP_STOP_GRACE=" + c.StopGrace.String(),
+		"ULTRAMCP_RECONCILE_INTERVAL=" + c.ReconcileInterval.String(),
+		fmt.Sprintf("ULTRAMCP_ALLOW_REMOTE=%t", c.AllowRemote),
+		"ULTRAMCP_RETENTION=" + c.Retention.String(),
+		"ULTRAMCP_RESTATE_SERVER=" + c.RestateServerBin,
+		"ULTRAMCP_RESTATE_CLI=" + c.RestateCLIBin,
+	}
+}
+
 // Validate checks every field and names the one at fault.
 func (c *Config) Validate() error {
 	if c.Home == "" {

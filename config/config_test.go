@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,5 +115,27 @@ func TestPrepareHome(t *testing.T) {
 		if err := c.PrepareHome(); fault.FieldOf(err) != "ULTRAMCP_HOME" {
 			t.Errorf("a state dir owned by another user: %v", err)
 		}
+	}
+}
+
+// Environ writes every setting: a child process started with it (the
+// service) has the configuration of the CLI that started it, flags
+// included.
+func TestEnvironRoundTrips(t *testing.T) {
+	c := Default()
+	c.Home, c.IngressAddr, c.AdminAddr, c.NodeAddr, c.ServiceAddr, c.APIAddr = "/tmp/h", "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", "127.0.0.1:4", "127.0.0.1:5"
+	c.DatabaseURL, c.LLM, c.Model = "postgres://x/y", "openai", "some-model"
+	c.OpenAIBaseURL, c.AnthropicBaseURL, c.LLMCallTimeout = "http://o", "http://a", 3*time.Minute
+	c.AllowLocalRepos, c.RepoHosts, c.MaxRepoMB, c.CloneTimeout = true, []string{"git.example", "127.0.0.2"}, 7, time.Minute
+	c.MaxCacheMB, c.AnalysisSlots, c.VulnDB = 9, 3, "file:///db"
+	c.StoreRetryCap, c.StopGrace, c.ReconcileInterval, c.AllowRemote = time.Second, 2*time.Second, 3*time.Second, true
+	c.Retention, c.RestateServerBin, c.RestateCLIBin = 48*time.Hour, "/rs", "/rc"
+	for _, kv := range c.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	got := FromEnv()
+	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", c) {
+		t.Errorf("FromEnv(Environ()) =\n%+v\nwant\n%+v", got, c)
 	}
 }

@@ -403,7 +403,7 @@ func TestSupervisionFromAnywhere(t *testing.T) {
 	errs := make(chan error, 2)
 	for range 2 {
 		go func() {
-			out, err := c.run("up")
+			out, err := c.run("--model", "some-model", "up")
 			if err != nil {
 				err = fmt.Errorf("%v: %s", err, out)
 			}
@@ -418,6 +418,10 @@ func TestSupervisionFromAnywhere(t *testing.T) {
 	restate, service := processesOf(t, home)
 	if len(restate) != 1 || len(service) != 1 {
 		t.Fatalf("two ups left %d restate-server and %d service processes, want 1 and 1", len(restate), len(service))
+	}
+	// A flag given to up reaches the service it starts.
+	if b, _ := os.ReadFile(env.Cfg.Path("logs", "service.log")); !strings.Contains(string(b), "default=offline:some-model") {
+		t.Errorf("the service did not get --model:\n%s", b)
 	}
 	elsewhere := exec.Command(c.bin, "stop")
 	elsewhere.Dir = t.TempDir()

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -122,28 +121,9 @@ func (s *Stack) Service() Process {
 		Bin:  s.Self,
 		Dir:  c.Home,
 		Args: []string{"serve"},
-		Env: append([]string{
-			"ULTRAMCP_HOME=" + c.Home,
-			"ULTRAMCP_INGRESS_ADDR=" + c.IngressAddr,
-			"ULTRAMCP_ADMIN_ADDR=" + c.AdminAddr,
-			"ULTRAMCP_NODE_ADDR=" + c.NodeAddr,
-			"ULTRAMCP_SERVICE_ADDR=" + c.ServiceAddr,
-			"ULTRAMCP_API_ADDR=" + c.APIAddr,
-			"ULTRAMCP_LLM=" + c.LLM,
-			"ULTRAMCP_DATABASE_URL=" + c.DatabaseURL,
-			"ULTRAMCP_RETENTION=" + c.Retention.String(),
-			fmt.Sprintf("ULTRAMCP_ALLOW_LOCAL_REPOS=%t", c.AllowLocalRepos),
-			fmt.Sprintf("ULTRAMCP_MAX_REPO_MB=%d", c.MaxRepoMB),
-			"ULTRAMCP_CLONE_TIMEOUT=" + c.CloneTimeout.String(),
-			"ULTRAMCP_REPO_HOSTS=" + strings.Join(c.RepoHosts, ","),
-			fmt.Sprintf("ULTRAMCP_MAX_CACHE_MB=%d", c.MaxCacheMB),
-			fmt.Sprintf("ULTRAMCP_ANALYSIS_SLOTS=%d", c.AnalysisSlots),
-			fmt.Sprintf("ULTRAMCP_ALLOW_REMOTE=%t", c.AllowRemote),
-			"ULTRAMCP_STORE_RETRY_CAP=" + c.StoreRetryCap.String(),
-			"ULTRAMCP_STOP_GRACE=" + c.StopGrace.String(),
-			"ULTRAMCP_RECONCILE_INTERVAL=" + c.ReconcileInterval.String(),
-			"ULTRAMCP_VULNDB=" + c.VulnDB,
-		}, s.ServiceEnv...),
+		// The whole configuration, flags included, in one place
+		// (config.Environ); the test environment comes last and wins.
+		Env: append(c.Environ(), s.ServiceEnv...),
 	}
 }
 
