@@ -66,10 +66,14 @@ type buildError struct {
 
 func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
 
-// RestateServer returns the pinned restate-server binary or skips the test
-// with the reason when `make setup` has not installed it.
+// RestateServer returns the pinned restate-server binary; it fails the
+// test when `make setup` has not installed it, and skips it under -short,
+// the fast suite that starts no server.
 func RestateServer(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts restate-server: not in the short suite (make test-short)")
+	}
 	root := ModuleRoot(t)
 	cfg := config.Default()
 	cfg.RestateServerBin = os.Getenv("ULTRAMCP_RESTATE_SERVER")
