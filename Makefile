@@ -11,6 +11,7 @@ all: build
 
 # Pinned restate-server and restate CLI from npm (package-lock.json).
 $(RESTATE_SERVER): package.json package-lock.json
+	@echo "installing the pinned restate-server and restate CLI from npm…" >&2
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $(RESTATE_SERVER)
 
@@ -18,6 +19,7 @@ setup: $(RESTATE_SERVER)
 	$(GO) mod download
 
 $(BIN): $(GOFILES) go.mod go.sum
+	@echo "building $(BIN): the first build compiles every dependency and takes a few minutes; later ones take seconds" >&2
 	$(GO) build -o $(BIN) ./cmd/ultramcp
 	@ln -sf ultramcp bin/ultramcp-restate
 

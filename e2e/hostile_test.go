@@ -419,6 +419,11 @@ func TestSupervisionFromAnywhere(t *testing.T) {
 	if len(restate) != 1 || len(service) != 1 {
 		t.Fatalf("two ups left %d restate-server and %d service processes, want 1 and 1", len(restate), len(service))
 	}
+	// Restate's SQL is ready when up returns: a lookup right after it
+	// answers "not found", not "expecting a partition store".
+	if out, _ := c.run("result", "no-such-id"); strings.Contains(out, "Datafusion") || strings.Contains(out, "partition store") {
+		t.Errorf("right after up: %s", out)
+	}
 	// A flag given to up reaches the service it starts.
 	if b, _ := os.ReadFile(env.Cfg.Path("logs", "service.log")); !strings.Contains(string(b), "default=offline:some-model") {
 		t.Errorf("the service did not get --model:\n%s", b)

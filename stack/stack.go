@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -268,6 +269,9 @@ func (s *Stack) StartRestate(ctx context.Context) (*Process, error) {
 			// Running but not answering yet: wait rather than start twice.
 			fmt.Fprintf(s.Out, "restate-server is starting…\n")
 		} else {
+			if err := checkFree([][2]string{{"ULTRAMCP_INGRESS_ADDR", c.IngressAddr}, {"ULTRAMCP_ADMIN_ADDR", c.AdminAddr}, {"ULTRAMCP_NODE_ADDR", c.NodeAddr}}); err != nil {
+				return nil, err
+			}
 			pid, err := rs.Start()
 			if err != nil {
 				return nil, err
@@ -278,7 +282,45 @@ func (s *Stack) StartRestate(ctx context.Context) (*Process, error) {
 	} else {
 		fmt.Fprintf(s.Out, "restate-server already running\n")
 	}
-	return started, s.waitHealthy(ctx, rs, adminHealth, ingressHealth)
+	if err := s.waitHealthy(ctx, rs, adminHealth, ingressHealth); err != nil {
+		return started, err
+	}
+	// Healthy is not ready: the SQL of the admin API ("expecting a partition
+	// store") comes a moment later, and status, list and result use it.
+	return started, s.waitSQL(ctx)
+}
+
+// waitSQL waits until Restate answers an admin query.
+func (s *Stack) waitSQL(ctx context.Context) error {
+	deadline := time.Now().Add(60 * time.Second)
+	var last error
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, config.URL(s.Cfg.AdminAddr)+"/query", strings.NewReader(`{"query":"SELECT id FROM sys_deployment LIMIT 1"}`))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("content-type", "application/json")
+		req.Header.Set("accept", "application/json")
+		resp, err := s.HTTP.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Errorf("status %d: %s", resp.StatusCode, bytes.TrimSpace(body))
+		} else {
+			last = err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("restate-server's SQL not ready after 60s: %v", last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // recorded is the restate-server process as its pid file knows it: stop
