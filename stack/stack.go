@@ -295,7 +295,7 @@ func (s *Stack) waitSQL(ctx context.Context) error {
 	deadline := time.Now().Add(60 * time.Second)
 	var last error
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, config.URL(s.Cfg.AdminAddr)+"/query", strings.NewReader(`{"query":"SELECT id FROM sys_deployment LIMIT 1"}`))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, config.URL(s.Cfg.AdminAddr)+"/query", strings.NewReader(`{"query":"SELECT id FROM sys_invocation LIMIT 1"}`))
 		if err != nil {
 			return err
 		}
