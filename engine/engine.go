@@ -139,11 +139,14 @@ func (o StepOptions) Backoff() time.Duration {
 	return o.InitialBackoff
 }
 
-// Final wraps a step's error once its attempts are spent, keeping its kind
-// but marking it final: the engine will not run the step again.
+// Final is a step's error once its attempts are spent: final, so it is
+// Permanent whatever its kind was (a transient fault that outlasted its
+// retries is not retried again by the workflow), with the attempts said.
+// Invalid, not-found and cancelled errors keep their kind. Both engines
+// answer alike (the conformance suite in engine/enginetest checks it).
 func Final(step string, attempts int, err error) error {
 	if fault.IsRetryable(err) {
-		return fault.Wrap(fault.Unavailable, err, "step %s failed after %d attempt(s)", step, attempts)
+		return fault.Wrap(fault.Permanent, err, "step %s failed after %d attempt(s)", step, attempts)
 	}
 	return err
 }
