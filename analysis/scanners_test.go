@@ -17,6 +17,7 @@ import (
 	"github.com/ultramcp/durable/analysis/patterns"
 	"github.com/ultramcp/durable/analysis/repo"
 	"github.com/ultramcp/durable/analysis/repotest"
+	"github.com/ultramcp/durable/analysis/sariftest"
 	"github.com/ultramcp/durable/analysis/sast"
 	"github.com/ultramcp/durable/analysis/secrets"
 	"github.com/ultramcp/durable/fault"
@@ -245,23 +246,7 @@ func TestSARIFValidatesAgainstTheOfficialSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := jsonschema.NewCompiler()
-	schemaFile, err := os.Open("testdata/sarif-2.1.0.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer schemaFile.Close()
-	doc, err := jsonschema.UnmarshalJSON(schemaFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.AddResource("sarif-2.1.0.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	schema, err := c.Compile("sarif-2.1.0.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	schema := sariftest.Schema(t)
 	inst, err := jsonschema.UnmarshalJSON(strings.NewReader(string(raw)))
 	if err != nil {
 		t.Fatal(err)

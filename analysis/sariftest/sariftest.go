@@ -13,8 +13,8 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
-// Validate fails t unless raw is a SARIF 2.1.0 log the schema accepts.
-func Validate(t testing.TB, raw []byte) {
+// Schema is the official SARIF 2.1.0 schema, compiled.
+func Schema(t testing.TB) *jsonschema.Schema {
 	t.Helper()
 	gomod, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
@@ -37,11 +37,17 @@ func Validate(t testing.TB, raw []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return schema
+}
+
+// Validate fails t unless raw is a SARIF 2.1.0 log the schema accepts.
+func Validate(t testing.TB, raw []byte) {
+	t.Helper()
 	inst, err := jsonschema.UnmarshalJSON(strings.NewReader(string(raw)))
 	if err != nil {
 		t.Fatalf("not JSON: %v\n%.300s", err, raw)
 	}
-	if err := schema.Validate(inst); err != nil {
+	if err := Schema(t).Validate(inst); err != nil {
 		t.Fatalf("SARIF does not validate: %v", err)
 	}
 }
