@@ -1,6 +1,7 @@
 // Package engine is the small interface the workflow logic is written
 // against: named steps whose results are kept, steps run side by side, a
-// durable sleep, and published progress. Two engines implement it:
+// durable sleep, published progress, awaited signals, child workflows, and
+// sagas whose compensations run in reverse. Two engines implement it:
 // engine/restate journals every step in Restate, so a crash resumes after the
 // last completed step; engine/direct runs the same logic in-process with no
 // journal (the legacy path and the baseline in benchmarks).
@@ -61,6 +62,72 @@ type Context interface {
 	// Await waits durably for a value sent to the workflow under name (a
 	// human decision), at most timeout; ok is false when the time ran out.
 	Await(name string, timeout time.Duration) (value json.RawMessage, ok bool, err error)
+	// Call runs child workflows side by side and returns each one's output
+	// and error, in the order given. Their results are kept like a step's:
+	// a replay reaches the same children (give them ids derived from the
+	// parent's, ChildID) and does not run them again. Cancelling the parent
+	// cancels the children it waits for.
+	Call(children []Child) ([]json.RawMessage, []error)
+}
+
+// Body is a workflow as the engines run it: JSON in, JSON out.
+type Body func(c Context, input json.RawMessage) (json.RawMessage, error)
+
+// Child is a workflow one workflow starts and waits for.
+type Child struct {
+	Workflow string          // the registered workflow's name
+	ID       string          // its workflow id; see ChildID
+	Input    json.RawMessage // its request
+}
+
+// ChildID is the id of the parent's child called name: derived from the
+// parent's id, so every replay and every engine reaches the same child.
+func ChildID(c Context, name string) string { return c.WorkflowID() + "-" + name }
+
+// Saga collects the compensations of a workflow's steps that leave
+// something behind, to undo them in reverse if the workflow does not
+// finish: on failure, rejection or cancellation. Each compensation is a
+// journaled step that retries until done, so a crash during the unwinding
+// resumes it (the pattern of restatedev/examples' sagas).
+type Saga struct {
+	c     Context
+	undo  []Step
+	Retry StepOptions // zero: CompensationStep
+}
+
+// CompensationStep retries a compensation for a long time: it must happen.
+var CompensationStep = StepOptions{MaxAttempts: 50, InitialBackoff: 200 * time.Millisecond}
+
+// NewSaga starts an empty saga for c.
+func NewSaga(c Context) *Saga { return &Saga{c: c} }
+
+// Add registers the compensation of a step that has just succeeded.
+func (s *Saga) Add(name string, undo func(ctx context.Context) error) {
+	s.undo = append(s.undo, Step{Name: "undo-" + name, Fn: func(ctx context.Context) ([]byte, error) {
+		if err := undo(ctx); err != nil {
+			return nil, err
+		}
+		return []byte("true"), nil
+	}})
+}
+
+// Unwind runs the compensations registered so far, the last first, each
+// as a step; it returns the first that failed for good, after trying all.
+func (s *Saga) Unwind() error {
+	opts := s.Retry
+	if opts == (StepOptions{}) {
+		opts = CompensationStep
+	}
+	var first error
+	for i := len(s.undo) - 1; i >= 0; i-- {
+		step := s.undo[i]
+		step.Opts = opts
+		if _, err := s.c.Run(step); err != nil && first == nil {
+			first = err
+		}
+	}
+	s.undo = nil
+	return first
 }
 
 // Run is the typed form of Context.Run.

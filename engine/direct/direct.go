@@ -23,6 +23,9 @@ type Context struct {
 	mu        sync.Mutex
 	published map[string]json.RawMessage
 	signals   map[string]chan json.RawMessage
+	// workflows are the bodies Call finds children in; children share it.
+	workflows map[string]engine.Body
+	children  map[string]*Context
 }
 
 var _ engine.Context = (*Context)(nil)
@@ -32,24 +35,65 @@ func New(ctx context.Context, id string, logger *slog.Logger) *Context {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Context{ctx: ctx, id: id, logger: logger.With("workflow", id), published: map[string]json.RawMessage{}, signals: map[string]chan json.RawMessage{}}
+	return &Context{ctx: ctx, id: id, logger: logger.With("workflow", id), published: map[string]json.RawMessage{}, signals: map[string]chan json.RawMessage{}, children: map[string]*Context{}}
+}
+
+// WithWorkflows lets the workflow call the given workflows as children.
+func (c *Context) WithWorkflows(w map[string]engine.Body) *Context {
+	c.workflows = w
+	return c
+}
+
+// Child returns the context of a child Call started, or nil.
+func (c *Context) Child(id string) *Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.children[id]
+}
+
+// Call runs each child's body in-process, side by side, with a context of
+// its own derived from this one: cancelling the parent cancels them, and
+// the parent then sees Cancelled, as on Restate.
+func (c *Context) Call(children []engine.Child) ([]json.RawMessage, []error) {
+	outs := make([]json.RawMessage, len(children))
+	errs := make([]error, len(children))
+	var wg sync.WaitGroup
+	for i, ch := range children {
+		body, ok := c.workflows[ch.Workflow]
+		if !ok {
+			errs[i] = fault.New(fault.Invalid, "workflow %q is not registered", ch.Workflow)
+			continue
+		}
+		child := New(c.ctx, ch.ID, c.logger).WithWorkflows(c.workflows)
+		c.mu.Lock()
+		c.children[ch.ID] = child
+		c.mu.Unlock()
+		wg.Go(func() { outs[i], errs[i] = body(child, ch.Input) })
+	}
+	wg.Wait()
+	if err := c.ctx.Err(); err != nil {
+		for i := range errs {
+			errs[i] = fault.Wrap(fault.Cancelled, err, "cancelled")
+		}
+	}
+	return outs, errs
 }
 
 func (c *Context) Context() context.Context { return c.ctx }
 func (c *Context) WorkflowID() string       { return c.id }
 func (c *Context) Logger() *slog.Logger     { return c.logger }
 
-// Run runs step, retrying retryable errors up to its attempt budget.
+// Run runs step, retrying retryable errors up to its attempt budget. As on
+// Restate, a cancelled workflow can still run steps (its compensations):
+// cancellation reaches it at its next wait (Sleep, Await, Call, RunAll).
 func (c *Context) Run(step engine.Step) ([]byte, error) {
+	ctx := context.WithoutCancel(c.ctx)
 	attempts := step.Opts.Attempts()
 	backoff := step.Opts.Backoff()
 	var err error
 	for attempt := 1; attempt <= attempts; attempt++ {
-		if cerr := c.ctx.Err(); cerr != nil {
-			return nil, fault.Wrap(fault.Cancelled, cerr, "cancelled")
-		}
 		var out []byte
-		out, err = step.Fn(c.ctx)
+		out, err = step.Fn(ctx)
 		if err == nil {
 			return out, nil
 		}
@@ -57,20 +101,23 @@ func (c *Context) Run(step engine.Step) ([]byte, error) {
 			break
 		}
 		c.logger.Warn("step failed, retrying", "step", step.Name, "attempt", attempt, "err", err)
-		select {
-		case <-c.ctx.Done():
-			return nil, fault.Wrap(fault.Cancelled, c.ctx.Err(), "cancelled")
-		case <-time.After(backoff):
-		}
+		time.Sleep(backoff)
 		backoff = min(backoff*2, 10*time.Second)
 	}
 	return nil, engine.Final(step.Name, attempts, err)
 }
 
-// RunAll runs the steps on their own goroutines and waits for all.
+// RunAll runs the steps on their own goroutines and waits for all; a
+// cancelled workflow gets Cancelled for each, as Restate's Wait answers.
 func (c *Context) RunAll(steps []engine.Step) ([][]byte, []error) {
 	results := make([][]byte, len(steps))
 	errs := make([]error, len(steps))
+	if err := c.ctx.Err(); err != nil {
+		for i := range errs {
+			errs[i] = fault.Wrap(fault.Cancelled, err, "cancelled")
+		}
+		return results, errs
+	}
 	var wg sync.WaitGroup
 	for i, s := range steps {
 		wg.Go(func() { results[i], errs[i] = c.Run(s) })

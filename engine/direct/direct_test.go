@@ -58,14 +58,20 @@ func TestRunAllIsConcurrentAndIndependent(t *testing.T) {
 	}
 }
 
-func TestCancelledContextStopsSleepAndSteps(t *testing.T) {
+// As on Restate, cancellation reaches a workflow at its waits; a single
+// step still runs, so compensations can.
+func TestCancellationReachesWaitsNotSteps(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := New(ctx, "w", nil)
 	cancel()
 	if err := c.Sleep("nap", time.Hour); fault.KindOf(err) != fault.Cancelled {
 		t.Errorf("sleep: %v", err)
 	}
-	if _, err := c.Run(engine.Step{Name: "s", Fn: func(context.Context) ([]byte, error) { return nil, nil }}); fault.KindOf(err) != fault.Cancelled {
-		t.Errorf("run: %v", err)
+	if _, errs := c.RunAll([]engine.Step{{Name: "s", Fn: func(context.Context) ([]byte, error) { return nil, nil }}}); fault.KindOf(errs[0]) != fault.Cancelled {
+		t.Errorf("run all: %v", errs[0])
+	}
+	out, err := c.Run(engine.Step{Name: "undo", Fn: func(ctx context.Context) ([]byte, error) { return []byte("true"), ctx.Err() }})
+	if err != nil || string(out) != "true" {
+		t.Errorf("a compensation after cancel: %q %v", out, err)
 	}
 }

@@ -35,6 +35,37 @@ type runner interface {
 	run(t *testing.T, name string, b body, signal json.RawMessage, cancel bool) (string, error)
 }
 
+// childWorkflows are the workflows the cases call as children.
+var childWorkflows = map[string]engine.Body{
+	"echo-child": func(c engine.Context, in json.RawMessage) (json.RawMessage, error) {
+		return engine.Run(c, "echo", engine.StepOptions{}, func(context.Context) (json.RawMessage, error) {
+			return json.RawMessage(fmt.Sprintf(`"%s got %s"`, c.WorkflowID(), strings.Trim(string(in), `"`))), nil
+		})
+	},
+	"failing-child": func(c engine.Context, in json.RawMessage) (json.RawMessage, error) {
+		return nil, fault.New(fault.Permanent, "child step broke")
+	},
+	"sleepy-child": func(c engine.Context, in json.RawMessage) (json.RawMessage, error) {
+		err := c.Sleep("long", time.Minute)
+		return json.RawMessage(`"child sleep ended ` + fault.KindOf(err).String() + `"`), nil
+	},
+}
+
+// undoLog records compensations in the order they ran, per case.
+type undoLog struct {
+	mu  sync.Mutex
+	ran []string
+}
+
+func (u *undoLog) add(s string) { u.mu.Lock(); u.ran = append(u.ran, s); u.mu.Unlock() }
+func (u *undoLog) String() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return strings.Join(u.ran, ",")
+}
+
+var undone = map[string]*undoLog{"saga-reverse": {}, "cancel-reaches-children": {}}
+
 // conformance cases: each body counts its side effects in the case's own
 // counters, so a case sees what really ran.
 type counters struct{ a, b atomic.Int32 }
@@ -156,6 +187,62 @@ var cases = []struct {
 		want: `ok=true value="go"`,
 	},
 	{
+		// Children run side by side under ids derived from the parent's;
+		// a child's failure is its own.
+		name: "child-calls",
+		body: func(k *counters) body {
+			return func(c engine.Context, _ json.RawMessage) (string, error) {
+				outs, errs := c.Call([]engine.Child{
+					{Workflow: "echo-child", ID: engine.ChildID(c, "a"), Input: json.RawMessage(`"x"`)},
+					{Workflow: "failing-child", ID: engine.ChildID(c, "b"), Input: json.RawMessage(`null`)},
+				})
+				return fmt.Sprintf("%s | %s: %v", outs[0], fault.KindOf(errs[1]), errs[1] != nil && strings.Contains(errs[1].Error(), "child step broke")), nil
+			}
+		},
+		want: `"w1-a got x" | permanent: true`,
+	},
+	{
+		// Compensations run in reverse, each as a step, when the workflow
+		// fails after the steps they undo.
+		name: "saga-reverse",
+		body: func(k *counters) body {
+			return func(c engine.Context, _ json.RawMessage) (string, error) {
+				saga := engine.NewSaga(c)
+				for _, name := range []string{"reserve", "branch", "comment"} {
+					if _, err := engine.Run(c, name, engine.StepOptions{}, func(context.Context) (bool, error) { return true, nil }); err != nil {
+						return "", err
+					}
+					saga.Add(name, func(context.Context) error { undone["saga-reverse"].add(name); return nil })
+				}
+				if err := saga.Unwind(); err != nil {
+					return "", err
+				}
+				return "undone " + undone["saga-reverse"].String(), nil
+			}
+		},
+		want: "undone comment,branch,reserve",
+	},
+	{
+		// Cancelling the parent cancels the child it waits for; the parent
+		// sees Cancelled and can still compensate.
+		name:   "cancel-reaches-children",
+		cancel: true,
+		body: func(k *counters) body {
+			return func(c engine.Context, _ json.RawMessage) (string, error) {
+				saga := engine.NewSaga(c)
+				saga.Add("started", func(context.Context) error { undone["cancel-reaches-children"].add("started"); return nil })
+				_, errs := c.Call([]engine.Child{{Workflow: "sleepy-child", ID: engine.ChildID(c, "s"), Input: json.RawMessage(`null`)}})
+				if fault.KindOf(errs[0]) == fault.Cancelled {
+					if err := saga.Unwind(); err != nil {
+						return "", err
+					}
+				}
+				return "call ended " + fault.KindOf(errs[0]).String() + ", undone " + undone["cancel-reaches-children"].String(), nil
+			}
+		},
+		want: "call ended cancelled, undone started",
+	},
+	{
 		// Cancellation reaches the body at its next wait as Cancelled.
 		name:   "cancelled-during-sleep",
 		cancel: true,
@@ -179,6 +266,11 @@ func TestConformance(t *testing.T) {
 			r := mk(t)
 			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
+					for _, u := range undone {
+						u.mu.Lock()
+						u.ran = nil
+						u.mu.Unlock()
+					}
 					out, err := r.run(t, tc.name, tc.body(&counters{}), tc.signal, tc.cancel)
 					if err != nil {
 						t.Fatalf("%s: %v", engineName, err)
@@ -197,7 +289,7 @@ type directRunner struct{}
 func (directRunner) run(t *testing.T, name string, b body, signal json.RawMessage, cancel bool) (string, error) {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	c := direct.New(ctx, name, nil)
+	c := direct.New(ctx, "w1", nil).WithWorkflows(childWorkflows)
 	if signal != nil {
 		go func() { time.Sleep(50 * time.Millisecond); _ = c.Resolve(workflow.DecisionPromise, signal) }()
 	}
@@ -224,6 +316,9 @@ func newRestateRunner(t *testing.T) runner {
 			b, _ := r.bodies.Load(name)
 			return b.(body)(c, in)
 		}, restateengine.DefaultServiceOptions))
+	}
+	for name, b := range childWorkflows {
+		srv = srv.Bind(restateengine.Workflow(name, b, restateengine.DefaultServiceOptions))
 	}
 	h, err := srv.Handler()
 	if err != nil {

@@ -95,6 +95,14 @@ func (r *recorder) RunAll(steps []engine.Step) ([][]byte, []error) {
 	return results, errs
 }
 
+func (r *recorder) Call(children []engine.Child) ([]json.RawMessage, []error) {
+	outs, errs := r.inner.Call(children)
+	for i, ch := range children {
+		r.add(command{Kind: "call", Name: ch.Workflow + "/" + ch.ID, Value: outs[i], Err: asFault(errs[i])})
+	}
+	return outs, errs
+}
+
 func (r *recorder) Sleep(name string, d time.Duration) error {
 	r.add(command{Kind: "sleep", Name: name})
 	return r.inner.Sleep(name, d)
@@ -179,6 +187,20 @@ func (r *replayer) RunAll(steps []engine.Step) ([][]byte, []error) {
 		results[i], errs[i] = r.Run(s)
 	}
 	return results, errs
+}
+
+func (r *replayer) Call(children []engine.Child) ([]json.RawMessage, []error) {
+	outs := make([]json.RawMessage, len(children))
+	errs := make([]error, len(children))
+	for i, ch := range children {
+		c, err := r.take("call", ch.Workflow+"/"+ch.ID, nil)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		outs[i], errs[i] = result(c)
+	}
+	return outs, errs
 }
 
 func (r *replayer) Sleep(name string, _ time.Duration) error {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ultramcp/durable/engine"
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/workflow"
 )
 
 // Context adapts a Restate workflow context to engine.Context.
@@ -127,6 +128,38 @@ func (c *Context) RunAll(steps []engine.Step) ([][]byte, []error) {
 		results[i] = out
 	}
 	return results, errs
+}
+
+// Call calls each child workflow's run handler from the parent's context:
+// Restate journals each result in the parent and cancels the children with
+// it. The calls are started together and awaited with Wait, so they run
+// side by side.
+func (c *Context) Call(children []engine.Child) ([]json.RawMessage, []error) {
+	futs := make([]sdk.ResponseFuture[json.RawMessage], len(children))
+	waitOn := make([]sdk.Future, len(children))
+	for i, ch := range children {
+		futs[i] = sdk.Workflow[json.RawMessage](c.ctx, ch.Workflow, ch.ID, workflow.RunHandler).RequestFuture(ch.Input)
+		waitOn[i] = futs[i]
+	}
+	outs := make([]json.RawMessage, len(children))
+	errs := make([]error, len(children))
+	for _, err := range sdk.Wait(c.ctx, waitOn...) {
+		if err != nil { // cancelled: every child is cancelled with the parent
+			for i := range errs {
+				errs[i] = FromTerminal(err)
+			}
+			return outs, errs
+		}
+	}
+	for i, f := range futs {
+		out, err := f.Response()
+		if err != nil {
+			errs[i] = FromTerminal(err)
+			continue
+		}
+		outs[i] = out
+	}
+	return outs, errs
 }
 
 // Sleep is a durable timer.
