@@ -240,14 +240,6 @@ func (r *Report) SecurityIncomplete() bool {
 	return false
 }
 
-// PartialReason is the one-line reason of a partial report, for the store.
-func (r *Report) PartialReason() string {
-	if !r.Partial {
-		return ""
-	}
-	return "partial: " + strings.Join(r.Incomplete, "; ")
-}
-
 func (r *Report) hasSecurity() bool {
 	for _, s := range r.Scanners {
 		if s.Name == "secrets" || s.Name == "gosec" || s.Name == "govulncheck" {

@@ -24,6 +24,7 @@ import (
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/codeanalysis"
 	"github.com/ultramcp/durable/workflow/debate"
+	"github.com/ultramcp/durable/workflow/registry"
 )
 
 func newID(prefix string) string {
@@ -272,7 +273,7 @@ Participants are names, optionally with a model: "alice,bob=openai:gpt-4o-mini".
 			if asJSON {
 				format = formatJSON
 			}
-			return startValidated(a, cmd.Context(), workflow.ChainOfDebate, "debate", id, in, func(b []byte) (map[string]any, error) {
+			return startValidated(a, cmd.Context(), workflow.ChainOfDebate, id, in, func(b []byte) (map[string]any, error) {
 				_, err := debate.Decode(b)
 				return in, err
 			}, follow, format)
@@ -339,17 +340,19 @@ func (a *app) start(ctx context.Context, svc, id string, body []byte, follow boo
 	return a.follow(ctx, svc, id, format)
 }
 
-// follow prints progress as it changes, then the result.
+// follow prints progress as it changes, then the result; the workflow's
+// definition says how.
 func (a *app) follow(ctx context.Context, svc, id string, format string) error {
 	c := a.client()
-	printed, last := 0, ""
+	def, _ := registry.Lookup(svc)
+	progressTo := a.stdout
+	if def.ProgressIsNotice {
+		progressTo = a.stderr
+	}
+	mark := ""
 	out, err := c.WaitProgress(ctx, svc, id, 250*time.Millisecond, func(p json.RawMessage) {
-		switch {
-		case format == formatJSON || format == formatSARIF:
-		case svc == workflow.ChainOfDebate:
-			printed = printRounds(a.stdout, p, printed)
-		default:
-			last = printAnalysisProgress(a.stderr, p, last)
+		if def.Progress != nil && format != formatJSON && format != formatSARIF {
+			mark = def.Progress(progressTo, p, mark)
 		}
 	})
 	if err != nil {
@@ -362,12 +365,11 @@ func (a *app) follow(ctx context.Context, svc, id string, format string) error {
 	if err := a.printResult(svc, out, format); err != nil {
 		return err
 	}
-	// A security scanner that failed leaves findings out: say so in the
-	// exit code too, not only in the report.
-	if svc == workflow.CodeAnalysis || svc == workflow.SecurityScan {
-		var rep analysis.Report
-		if json.Unmarshal(out, &rep) == nil && rep.SecurityIncomplete() {
-			return fmt.Errorf("%s %s is incomplete: %s", svc, id, strings.Join(rep.Incomplete, "; "))
+	// A result missing a part that matters (a security scanner failed)
+	// says so in the exit code too, not only in the report.
+	if def.Incomplete != nil {
+		if why := def.Incomplete(out); why != "" {
+			return fmt.Errorf("%s %s is incomplete: %s", svc, id, why)
 		}
 	}
 	return nil
@@ -504,7 +506,7 @@ repository is executed. Local paths need ULTRAMCP_ALLOW_LOCAL_REPOS=true on
 the service.`,
 		Example: `  ultramcp run code-analysis --repository https://github.com/org/repo.git --analysis-type all --follow`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return startValidated(a, cmd.Context(), workflow.CodeAnalysis, "analysis", id, in, codeanalysis.DecodeAnalysis(a.policy()), follow, format)
+			return startValidated(a, cmd.Context(), workflow.CodeAnalysis, id, in, codeanalysis.DecodeAnalysis(a.policy()), follow, format)
 		},
 	}
 	f := cmd.Flags()
@@ -534,7 +536,7 @@ func (a *app) runScanCommand() *cobra.Command {
 			if in.Context, err = comparable(raw); err != nil {
 				return err
 			}
-			return startValidated(a, cmd.Context(), workflow.SecurityScan, "scan", id, in, codeanalysis.DecodeScan(a.policy()), follow, format)
+			return startValidated(a, cmd.Context(), workflow.SecurityScan, id, in, codeanalysis.DecodeScan(a.policy()), follow, format)
 		},
 	}
 	f := cmd.Flags()
@@ -557,7 +559,7 @@ func (a *app) policy() repo.Policy {
 // startValidated validates input with the workflow's own decoder, so that a
 // bad request is refused before anything starts, and starts the normalized
 // input (a local path made absolute here, not in the service's directory).
-func startValidated[I any](a *app, ctx context.Context, svc, prefix, id string, input I, decode func([]byte) (I, error), follow bool, format string) error {
+func startValidated[I any](a *app, ctx context.Context, svc, id string, input I, decode func([]byte) (I, error), follow bool, format string) error {
 	body, err := json.Marshal(input)
 	if err != nil {
 		return err
@@ -570,7 +572,8 @@ func startValidated[I any](a *app, ctx context.Context, svc, prefix, id string, 
 		return err
 	}
 	if id == "" {
-		id = newID(prefix)
+		def, _ := registry.Lookup(svc)
+		id = newID(def.Prefix)
 	}
 	return a.start(ctx, svc, id, body, follow, format)
 }
@@ -594,13 +597,12 @@ func jsonArg(name, arg string) (json.RawMessage, error) {
 	return raw, nil
 }
 
-// savedReport returns an analysis's full report as saved in the store (the
-// result carries at most codeanalysis.MaxFindingsInResult findings).
+// savedReport returns a workflow's full report as saved in the store, for
+// workflows whose result is cut short (an analysis carries at most
+// codeanalysis.MaxFindingsInResult findings).
 func (a *app) savedReport(ctx context.Context, svc, id, format string) ([]byte, bool) {
-	if svc != workflow.CodeAnalysis && svc != workflow.SecurityScan {
-		return nil, false
-	}
-	name := map[string]string{"": "report.md", formatText: "report.md", formatMarkdown: "report.md", formatSARIF: "report.sarif", formatJSON: "report.json"}[format]
+	def, _ := registry.Lookup(svc)
+	name := def.Reports[format]
 	if name == "" {
 		return nil, false
 	}

@@ -29,8 +29,7 @@ import (
 	"github.com/ultramcp/durable/llm/openai"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
-	"github.com/ultramcp/durable/workflow/codeanalysis"
-	"github.com/ultramcp/durable/workflow/debate"
+	"github.com/ultramcp/durable/workflow/registry"
 )
 
 // Models builds the router over every provider the configuration enables.
@@ -95,16 +94,10 @@ func Handler(models *llm.Router, o Options) (http.Handler, error) {
 	if o.Checkouts == nil {
 		o.Checkouts = &repo.Cache{Dir: filepath.Join(os.TempDir(), "ultramcp-checkouts"), Policy: repo.DefaultPolicy}
 	}
-	d := &debate.Debate{Models: models, Records: o.Records}
-	a := &codeanalysis.Analyzer{Cache: o.Checkouts, Models: models, Records: o.Records, VulnDB: o.VulnDB}
-	if o.AnalysisSlots > 0 {
-		a.Slots = make(chan struct{}, o.AnalysisSlots)
+	srv := server.NewRestate().WithLogger(o.Logger.Handler(), true)
+	for _, def := range registry.All(registry.Deps{Models: models, Records: o.Records, Checkouts: o.Checkouts, VulnDB: o.VulnDB, AnalysisSlots: o.AnalysisSlots}) {
+		srv = srv.Bind(restateengine.Workflow(def.Name, workflow.Tracked(o.Records, def.Name, def.Body), o.Services))
 	}
-	srv := server.NewRestate().
-		WithLogger(o.Logger.Handler(), true).
-		Bind(restateengine.Workflow(workflow.ChainOfDebate, workflow.Tracked(o.Records, workflow.ChainOfDebate, workflow.Decoded(debate.Decode, d.Run)), o.Services)).
-		Bind(restateengine.Workflow(workflow.CodeAnalysis, workflow.Tracked(o.Records, workflow.CodeAnalysis, workflow.Decoded(codeanalysis.DecodeAnalysisRequest, a.RunAnalysis)), o.Services)).
-		Bind(restateengine.Workflow(workflow.SecurityScan, workflow.Tracked(o.Records, workflow.SecurityScan, workflow.Decoded(codeanalysis.DecodeScanRequest, a.RunScan)), o.Services))
 	if o.PublicKey != "" {
 		srv = srv.WithIdentityV1(o.PublicKey)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/ultramcp/durable/engine"
@@ -30,8 +31,19 @@ const (
 	StatusPartial = "partial"
 )
 
-// partialer is an output that can be complete only in part.
-type partialer interface{ PartialReason() string }
+// partialReason reads the convention by which any workflow's result says
+// it is complete only in part: "partial": true, with the reasons in
+// "incomplete".
+func partialReason(output []byte) string {
+	var p struct {
+		Partial    bool     `json:"partial"`
+		Incomplete []string `json:"incomplete"`
+	}
+	if json.Unmarshal(output, &p) != nil || !p.Partial {
+		return ""
+	}
+	return "partial: " + strings.Join(p.Incomplete, "; ")
+}
 
 // Open reports whether a workflow in status may still change: it has not
 // finished.
@@ -110,8 +122,8 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 			if output, err = json.Marshal(out); err != nil {
 				return zero, fault.Wrap(fault.Internal, err, "encode output")
 			}
-			if p, ok := any(&out).(partialer); ok && p.PartialReason() != "" {
-				status, msg = StatusPartial, p.PartialReason()
+			if reason := partialReason(output); reason != "" {
+				status, msg = StatusPartial, reason
 			}
 		case fault.KindOf(runErr) == fault.Cancelled:
 			status, msg = StatusCancelled, runErr.Error()

@@ -1,0 +1,62 @@
+package codeanalysis
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/ultramcp/durable/analysis"
+	"github.com/ultramcp/durable/workflow"
+)
+
+// Definitions declare code-analysis and security-scan for the registry.
+func (a *Analyzer) Definitions() []workflow.Definition {
+	reports := map[string]string{"": "report.md", "text": "report.md", "markdown": "report.md", "sarif": "report.sarif", "json": "report.json"}
+	base := workflow.Definition{Progress: printProgress, ProgressIsNotice: true, Render: render, Reports: reports, Incomplete: incomplete}
+	ca, ss := base, base
+	ca.Name, ca.Prefix, ca.Body = workflow.CodeAnalysis, "analysis", workflow.Typed(DecodeAnalysisRequest, a.RunAnalysis)
+	ss.Name, ss.Prefix, ss.Body = workflow.SecurityScan, "scan", workflow.Typed(DecodeScanRequest, a.RunScan)
+	return []workflow.Definition{ca, ss}
+}
+
+// printProgress prints the progress message when it changes.
+func printProgress(w io.Writer, raw json.RawMessage, last string) string {
+	var p Progress
+	if json.Unmarshal(raw, &p) == nil && p.Message != "" && p.Message != last {
+		fmt.Fprintf(w, "… %s\n", p.Message)
+		return p.Message
+	}
+	return last
+}
+
+// render prints a report as Markdown (the default) or SARIF.
+func render(w io.Writer, out json.RawMessage, format string) error {
+	var rep analysis.Report
+	if err := json.Unmarshal(out, &rep); err != nil {
+		return err
+	}
+	switch format {
+	case "", "text", "markdown":
+		_, err := fmt.Fprint(w, rep.Markdown())
+		return err
+	case "sarif":
+		b, err := rep.SARIF()
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(w, string(b))
+		return err
+	}
+	return fmt.Errorf("format: want json, markdown or sarif, got %q", format)
+}
+
+// incomplete says which security scanners failed: their findings are
+// missing, so the absence of findings means nothing.
+func incomplete(out json.RawMessage) string {
+	var rep analysis.Report
+	if json.Unmarshal(out, &rep) != nil || !rep.SecurityIncomplete() {
+		return ""
+	}
+	return strings.Join(rep.Incomplete, "; ")
+}

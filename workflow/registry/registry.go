@@ -1,0 +1,47 @@
+// Package registry lists every workflow UltraMCP serves, each declared once
+// in its own package (workflow.Definition): the service binds them, the CLI
+// follows and renders them through it. Adding a workflow is one new package
+// and one line in All.
+package registry
+
+import (
+	"github.com/ultramcp/durable/analysis/repo"
+	"github.com/ultramcp/durable/llm"
+	"github.com/ultramcp/durable/workflow"
+	"github.com/ultramcp/durable/workflow/codeanalysis"
+	"github.com/ultramcp/durable/workflow/debate"
+)
+
+// Deps are what the workflows are built from.
+type Deps struct {
+	Models    llm.Models
+	Records   workflow.Records // nil keeps no records
+	Checkouts *repo.Cache
+	VulnDB    string
+	// AnalysisSlots bounds the checkouts and scans at once; zero is the
+	// default.
+	AnalysisSlots int
+}
+
+// All returns every workflow, built from d.
+func All(d Deps) []workflow.Definition {
+	a := &codeanalysis.Analyzer{Cache: d.Checkouts, Models: d.Models, Records: d.Records, VulnDB: d.VulnDB}
+	if d.AnalysisSlots > 0 {
+		a.Slots = make(chan struct{}, d.AnalysisSlots)
+	}
+	var all []workflow.Definition
+	all = append(all, debate.Definition(&debate.Debate{Models: d.Models, Records: d.Records}))
+	all = append(all, a.Definitions()...)
+	return all
+}
+
+// Lookup returns the definition of the workflow called name, for what
+// needs no dependencies: following and rendering.
+func Lookup(name string) (workflow.Definition, bool) {
+	for _, def := range All(Deps{}) {
+		if def.Name == name {
+			return def, true
+		}
+	}
+	return workflow.Definition{}, false
+}
