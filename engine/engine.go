@@ -18,6 +18,20 @@ import (
 	"github.com/ultramcp/durable/fault"
 )
 
+// The handlers every workflow service has, the promise a decision resolves
+// and the state key progress is published under: the protocol between an
+// engine and its callers (package workflow names them for everyone else).
+const (
+	RunHandler      = "run"
+	ProgressHandler = "progress"
+	// DecideHandler takes a human decision for a workflow waiting on one.
+	DecideHandler = "decide"
+	// DecisionPromise is the durable promise DecideHandler resolves.
+	DecisionPromise = "decision"
+	// ProgressKey is the state key under which a workflow publishes progress.
+	ProgressKey = "progress"
+)
+
 // StepOptions bound how an engine retries a failed step.
 type StepOptions struct {
 	// MaxAttempts is the number of times the engine runs the step before its

@@ -4,6 +4,8 @@
 // it.
 package workflow
 
+import "github.com/ultramcp/durable/engine"
+
 // Service names, as the seed's URLs spell them.
 const (
 	ChainOfDebate = "chain-of-debate"
@@ -12,16 +14,16 @@ const (
 	FullAnalysis  = "full-analysis"
 )
 
-// Handler names on every workflow service.
+// Handler names on every workflow service (the engines define them).
 const (
-	RunHandler      = "run"
-	ProgressHandler = "progress"
+	RunHandler      = engine.RunHandler
+	ProgressHandler = engine.ProgressHandler
 	// DecideHandler takes a human decision for a workflow waiting on one.
-	DecideHandler = "decide"
+	DecideHandler = engine.DecideHandler
 )
 
 // DecisionPromise is the durable promise DecideHandler resolves.
-const DecisionPromise = "decision"
+const DecisionPromise = engine.DecisionPromise
 
 // ProgressKey is the state key under which a workflow publishes progress.
-const ProgressKey = "progress"
+const ProgressKey = engine.ProgressKey

@@ -18,7 +18,6 @@ import (
 
 	"github.com/ultramcp/durable/engine"
 	"github.com/ultramcp/durable/fault"
-	"github.com/ultramcp/durable/workflow"
 )
 
 // Context adapts a Restate workflow context to engine.Context.
@@ -138,7 +137,7 @@ func (c *Context) Call(children []engine.Child) ([]json.RawMessage, []error) {
 	futs := make([]sdk.ResponseFuture[json.RawMessage], len(children))
 	waitOn := make([]sdk.Future, len(children))
 	for i, ch := range children {
-		futs[i] = sdk.Workflow[json.RawMessage](c.ctx, ch.Workflow, ch.ID, workflow.RunHandler).RequestFuture(ch.Input)
+		futs[i] = sdk.Workflow[json.RawMessage](c.ctx, ch.Workflow, ch.ID, engine.RunHandler).RequestFuture(ch.Input)
 		waitOn[i] = futs[i]
 	}
 	outs := make([]json.RawMessage, len(children))

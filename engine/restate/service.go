@@ -7,7 +7,6 @@ import (
 	sdk "github.com/restatedev/sdk-go"
 
 	"github.com/ultramcp/durable/engine"
-	"github.com/ultramcp/durable/workflow"
 )
 
 // ServiceOptions tune every workflow service.
@@ -63,7 +62,7 @@ func Workflow[O any](name string, body func(engine.Context, json.RawMessage) (O,
 		return out, nil
 	}
 	progress := func(ctx sdk.WorkflowSharedContext, _ sdk.Void) (json.RawMessage, error) {
-		p, err := sdk.Get[json.RawMessage](ctx, workflow.ProgressKey)
+		p, err := sdk.Get[json.RawMessage](ctx, engine.ProgressKey)
 		if err != nil {
 			return nil, err
 		}
@@ -76,7 +75,7 @@ func Workflow[O any](name string, body func(engine.Context, json.RawMessage) (O,
 		if len(value) == 0 || string(value) == "null" || len(value) > 64<<10 {
 			return sdk.Void{}, sdk.TerminalErrorf("decision: want a JSON value of at most 64 KiB")
 		}
-		return sdk.Void{}, sdk.Promise[json.RawMessage](ctx, workflow.DecisionPromise).Resolve(value)
+		return sdk.Void{}, sdk.Promise[json.RawMessage](ctx, engine.DecisionPromise).Resolve(value)
 	}
 	return sdk.NewWorkflow(name,
 		sdk.WithWorkflowRetention(o.Retention),
@@ -93,9 +92,9 @@ func Workflow[O any](name string, body func(engine.Context, json.RawMessage) (O,
 			sdk.PauseOnMaxAttempts(),
 		),
 	).
-		Handler(workflow.RunHandler, sdk.NewWorkflowHandler(run)).
-		Handler(workflow.ProgressHandler, sdk.NewWorkflowSharedHandler(progress)).
-		Handler(workflow.DecideHandler, sdk.NewWorkflowSharedHandler(decide))
+		Handler(engine.RunHandler, sdk.NewWorkflowHandler(run)).
+		Handler(engine.ProgressHandler, sdk.NewWorkflowSharedHandler(progress)).
+		Handler(engine.DecideHandler, sdk.NewWorkflowSharedHandler(decide))
 }
 
 func attemptsOr(n uint) uint {
