@@ -108,25 +108,7 @@ func (c *Context) RunAll(steps []engine.Step) ([][]byte, []error) {
 		futs[i] = sdk.RunAsync(c.ctx, c.closure(s), runOptions(s)...)
 		waitOn[i] = futs[i]
 	}
-	results := make([][]byte, len(steps))
-	errs := make([]error, len(steps))
-	for _, err := range sdk.Wait(c.ctx, waitOn...) {
-		if err != nil { // cancelled or suspended: every pending step fails alike
-			for i := range errs {
-				errs[i] = FromTerminal(err)
-			}
-			return results, errs
-		}
-	}
-	for i, f := range futs {
-		out, err := f.Result()
-		if err != nil {
-			errs[i] = FromTerminal(err)
-			continue
-		}
-		results[i] = out
-	}
-	return results, errs
+	return collect(c.ctx, waitOn, func(i int) (json.RawMessage, error) { return futs[i].Result() })
 }
 
 // Call calls each child workflow's run handler from the parent's context:
@@ -140,25 +122,38 @@ func (c *Context) Call(children []engine.Child) ([]json.RawMessage, []error) {
 		futs[i] = sdk.Workflow[json.RawMessage](c.ctx, ch.Workflow, ch.ID, engine.RunHandler).RequestFuture(ch.Input)
 		waitOn[i] = futs[i]
 	}
-	outs := make([]json.RawMessage, len(children))
-	errs := make([]error, len(children))
-	for _, err := range sdk.Wait(c.ctx, waitOn...) {
-		if err != nil { // cancelled: every child is cancelled with the parent
+	results, errs := collect(c.ctx, waitOn, func(i int) (json.RawMessage, error) { return futs[i].Response() })
+	outs := make([]json.RawMessage, len(results))
+	for i, r := range results {
+		outs[i] = r
+	}
+	return outs, errs
+}
+
+// collect waits for all the futures together (awaiting them one by one
+// would run them one after another), then reads each one's result. A
+// cancellation fails every pending one alike: the children of a parent
+// cancelled are cancelled with it.
+func collect(ctx sdk.WorkflowContext, futs []sdk.Future, result func(i int) (json.RawMessage, error)) ([][]byte, []error) {
+	results := make([][]byte, len(futs))
+	errs := make([]error, len(futs))
+	for _, err := range sdk.Wait(ctx, futs...) {
+		if err != nil {
 			for i := range errs {
 				errs[i] = FromTerminal(err)
 			}
-			return outs, errs
+			return results, errs
 		}
 	}
-	for i, f := range futs {
-		out, err := f.Response()
+	for i := range futs {
+		out, err := result(i)
 		if err != nil {
 			errs[i] = FromTerminal(err)
 			continue
 		}
-		outs[i] = out
+		results[i] = out
 	}
-	return outs, errs
+	return results, errs
 }
 
 // Sleep is a durable timer.
