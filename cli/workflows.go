@@ -24,6 +24,7 @@ import (
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/codeanalysis"
 	"github.com/ultramcp/durable/workflow/debate"
+	"github.com/ultramcp/durable/workflow/fullanalysis"
 	"github.com/ultramcp/durable/workflow/registry"
 )
 
@@ -38,7 +39,7 @@ func (a *app) workflowCommands() []*cobra.Command {
 		Use:   "run <workflow>",
 		Short: "Start a workflow",
 	}
-	run.AddCommand(a.runDebateCommand(), a.runAnalysisCommand(), a.runScanCommand())
+	run.AddCommand(a.runDebateCommand(), a.runAnalysisCommand(), a.runScanCommand(), a.runFullAnalysisCommand())
 
 	var statusJSON bool
 	status := &cobra.Command{
@@ -516,6 +517,51 @@ the service.`,
 	f.StringVar(&id, "id", "", "workflow id (default: generated)")
 	f.BoolVarP(&follow, "follow", "f", false, "follow progress and print the report")
 	f.StringVar(&format, "format", "", "with --follow: markdown (default), json or sarif")
+	_ = cmd.MarkFlagRequired("repository")
+	return cmd
+}
+
+func (a *app) runFullAnalysisCommand() *cobra.Command {
+	var in fullanalysis.Input
+	var id string
+	var follow, noDebate, noRecommendations bool
+	cmd := &cobra.Command{
+		Use:   workflow.FullAnalysis,
+		Short: "Analyse, scan, debate the findings and recommend: the meta-workflow",
+		Long: `Start a full-analysis: a code-analysis of the repository, a security-scan
+with the analysis as context, a debate of security-expert, code-architect and
+devops-engineer on the findings, and prioritised recommendations that name
+the findings they address. Each part is a workflow of its own (a child,
+under an id derived from this one's); a crash resumes the run without
+starting a finished child over.`,
+		Example: `  ultramcp run full-analysis --repository https://github.com/org/repo.git --follow`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if noDebate {
+				in.IncludeDebate = new(bool)
+			}
+			if noRecommendations {
+				in.GenerateRecommendations = new(bool)
+			}
+			return startValidated(a, cmd.Context(), workflow.FullAnalysis, id, in, func(b []byte) (fullanalysis.Input, error) {
+				parsed, err := fullanalysis.Decode(b)
+				if err != nil {
+					return parsed, err
+				}
+				// The children apply the repository policy; check it here
+				// too, so that a bad target is refused before anything starts.
+				r, err := a.policy().Validate(parsed.Repository)
+				parsed.Repository = r
+				return parsed, err
+			}, follow, "")
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&in.Repository, "repository", "", "git URL (https, ssh, git), or a local path when allowed (required)")
+	f.StringVar(&in.Branch, "branch", "", "branch or tag (default: the remote's default branch)")
+	f.BoolVar(&noDebate, "no-debate", false, "skip the experts' debate")
+	f.BoolVar(&noRecommendations, "no-recommendations", false, "skip the recommendations")
+	f.StringVar(&id, "id", "", "workflow id (default: generated)")
+	f.BoolVarP(&follow, "follow", "f", false, "follow progress and print the report")
 	_ = cmd.MarkFlagRequired("repository")
 	return cmd
 }

@@ -37,7 +37,14 @@ func (c command) String() string { return c.Kind + " " + c.Name }
 // difference between the two outputs. body must start from the same input
 // each time.
 func Check[O any](ctx context.Context, id string, body func(engine.Context) (O, error)) (O, error) {
-	rec := &recorder{inner: direct.New(ctx, id, nil)}
+	return CheckCalling(ctx, id, nil, body)
+}
+
+// CheckCalling is Check for a body that calls child workflows: the first
+// run finds them in workflows; the replay answers their calls from the
+// record, as Restate would.
+func CheckCalling[O any](ctx context.Context, id string, workflows map[string]engine.Body, body func(engine.Context) (O, error)) (O, error) {
+	rec := &recorder{inner: direct.New(ctx, id, nil).WithWorkflows(workflows)}
 	first, firstErr := body(rec)
 	rep := &replayer{ctx: ctx, id: id, cmds: rec.cmds}
 	second, secondErr := body(rep)

@@ -10,6 +10,7 @@ import (
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/codeanalysis"
 	"github.com/ultramcp/durable/workflow/debate"
+	"github.com/ultramcp/durable/workflow/fullanalysis"
 )
 
 // Deps are what the workflows are built from.
@@ -32,6 +33,7 @@ func All(d Deps) []workflow.Definition {
 	var all []workflow.Definition
 	all = append(all, debate.Definition(&debate.Debate{Models: d.Models, Records: d.Records}))
 	all = append(all, a.Definitions()...)
+	all = append(all, fullanalysis.Definition(&fullanalysis.FullAnalysis{Models: d.Models, Records: d.Records}))
 	return all
 }
 

@@ -1,0 +1,123 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ultramcp/durable/analysis/repotest"
+	"github.com/ultramcp/durable/client"
+	"github.com/ultramcp/durable/llm/llmtest"
+	"github.com/ultramcp/durable/stack/stacktest"
+	"github.com/ultramcp/durable/workflow"
+	"github.com/ultramcp/durable/workflow/fullanalysis"
+)
+
+// The meta-workflow on a repository served by git daemon: the seed's
+// request on the ingress runs code-analysis, security-scan and the debate
+// as children under derived ids, each its own workflow in Restate and in
+// the store, and recommendations that cite findings by rule and file:line.
+// Killed -9 in the debate's second round, it completes without starting a
+// finished child over or repeating an answered call.
+func TestFullAnalysis(t *testing.T) {
+	base := t.TempDir()
+	repotest.Build(t, base)
+	addr := repotest.Daemon(t, base)
+	fake := llmtest.New(llmtest.Behavior{})
+	defer fake.Close()
+	env := stacktest.Start(t, stacktest.Options{LLM: "openai", RepoHosts: []string{"127.0.0.1"},
+		ServiceEnv: []string{"OPENAI_BASE_URL=" + fake.OpenAIBaseURL(), "OPENAI_API_KEY=" + fakeKey}})
+	url := "git://" + addr + "/app"
+
+	t.Run("bad input starts no child", func(t *testing.T) {
+		for i, tc := range []struct{ body, field string }{
+			{`{}`, "repository"},
+			{`{"repository":"--upload-pack=touch /tmp/x"}`, "repository"},
+			{`{"repository":"` + url + `","includeDebate":"yes"}`, "includeDebate"},
+			{`{"repository":"` + url + `","colour":"red"}`, "colour"},
+		} {
+			id := fmt.Sprintf("fa-bad-%d", i)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_, err := env.Client.Call(ctx, workflow.FullAnalysis, id, []byte(tc.body))
+			cancel()
+			var rerr *client.Error
+			if !errors.As(err, &rerr) || rerr.Code != 400 || !strings.Contains(rerr.Message, tc.field) {
+				t.Errorf("%s: %v, want 400 naming %s", tc.body, err, tc.field)
+			}
+			if _, err := env.Client.Find(context.Background(), workflow.CodeAnalysis, id+"-analysis"); !errors.Is(err, client.ErrNotFound) {
+				t.Errorf("%s: a child started (%v)", tc.body, err)
+			}
+		}
+	})
+
+	id := "fa-1"
+	fake.Set(id+"-debate/round-2/", llmtest.Behavior{Latency: 2 * time.Second})
+	body := `{"repository":"` + url + `","includeDebate":true,"generateRecommendations":true}`
+	if _, err := env.Client.Start(context.Background(), workflow.FullAnalysis, id, []byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Minute, func() bool { return len(fake.Attempts(id+"-debate/round-2/")) > 0 })
+	env.Kill(t, "service")
+	fake.Set(id+"-debate/round-2/", llmtest.Behavior{})
+	env.Up(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := env.Client.Attach(ctx, workflow.FullAnalysis, id)
+	if err != nil {
+		t.Fatalf("full-analysis: %v", err)
+	}
+	var res fullanalysis.Result
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatal(err)
+	}
+	db := openStoreDB(t, env, "")
+	for role, svc := range map[string]string{"analysis": workflow.CodeAnalysis, "scan": workflow.SecurityScan, "debate": workflow.ChainOfDebate} {
+		child := res.Children[role]
+		if child != id+"-"+role {
+			t.Errorf("%s child id %q, want %s-%s", role, child, id, role)
+			continue
+		}
+		if inv, err := env.Client.Find(context.Background(), svc, child); err != nil || inv.Outcome() != "succeeded" {
+			t.Errorf("%s child in Restate: %+v %v", role, inv, err)
+		}
+		var status string
+		if err := db.QueryRow(`SELECT status FROM workflow_metadata WHERE id = ?`, child).Scan(&status); err != nil || (status != workflow.StatusCompleted && status != workflow.StatusPartial) {
+			t.Errorf("%s child in the store: %q %v", role, status, err)
+		}
+	}
+	if res.Analysis.Findings == 0 || res.Scan.Findings == 0 || res.Debate == nil || res.Debate.Consensus == "" {
+		t.Fatalf("result: %+v", res)
+	}
+	cited := map[string]bool{}
+	for _, f := range res.TopFindings {
+		cited[fmt.Sprintf("%s %s:%d", f.RuleID, f.File, f.Line)] = true
+	}
+	if len(res.Recommendations) == 0 {
+		t.Fatal("no recommendations")
+	}
+	for _, r := range res.Recommendations {
+		if len(r.Addresses) == 0 {
+			t.Errorf("recommendation %q cites no finding", r.Title)
+		}
+		for _, a := range r.Addresses {
+			if !cited[a] {
+				t.Errorf("recommendation %q cites %q, not a finding", r.Title, a)
+			}
+		}
+	}
+	for label, n := range fake.Calls(id) {
+		if n != 1 {
+			t.Errorf("%s answered %d times: a finished call ran again", label, n)
+		}
+	}
+	if n := fake.Calls(id + "-analysis/patterns-summary")[id+"-analysis/patterns-summary"]; n != 1 {
+		t.Errorf("the analysis child's summary ran %d times: the child started over", n)
+	}
+	if md := cliFor(t, env).must("result", id); !strings.Contains(md, "# Full analysis of") || !strings.Contains(md, "## Recommendations") {
+		t.Errorf("result:\n%s", md)
+	}
+}

@@ -1,0 +1,381 @@
+// Package fullanalysis is the meta-workflow of the seed ("Meta-Workflow de
+// Orquestación Completa"): one durable run that analyses a repository
+// (code-analysis), scans it with the analysis as context (security-scan),
+// has a security expert, a code architect and a devops engineer debate the
+// findings (chain-of-debate), and writes prioritised recommendations that
+// name the findings they address.
+//
+// Journaled: the three children, each a workflow of its own called from
+// this one under an id derived from its id (engine.Call: a replay reaches
+// the same children and does not run them again), "recommendations" (an
+// LLM step), and "save-report" with a store. Terminal: invalid input
+// (before any child starts), a child that failed, naming it.
+package fullanalysis
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/ultramcp/durable/analysis"
+	"github.com/ultramcp/durable/analysis/repo"
+	"github.com/ultramcp/durable/engine"
+	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/llm"
+	"github.com/ultramcp/durable/workflow"
+	"github.com/ultramcp/durable/workflow/codeanalysis"
+	"github.com/ultramcp/durable/workflow/debate"
+)
+
+// Input is the request of full-analysis.
+type Input struct {
+	Repository              string `json:"repository"`
+	Branch                  string `json:"branch,omitempty"`
+	IncludeDebate           *bool  `json:"includeDebate,omitempty"`           // default true
+	GenerateRecommendations *bool  `json:"generateRecommendations,omitempty"` // default true
+}
+
+// Decode parses and checks a request; the repository policy is applied by
+// the children's own resolve steps.
+func Decode(body []byte) (Input, error) {
+	var in Input
+	if err := workflow.DecodeStrict(body, &in); err != nil {
+		return in, err
+	}
+	if err := repo.CheckSyntax("repository", in.Repository); err != nil {
+		return in, err
+	}
+	return in, repo.ValidateBranch(in.Branch)
+}
+
+func orTrue(b *bool) bool { return b == nil || *b }
+
+// ChildSummary is what the result keeps of an analysis child.
+type ChildSummary struct {
+	ID         string         `json:"id"`
+	Commit     string         `json:"commit"`
+	Findings   int            `json:"findings"`
+	BySeverity map[string]int `json:"bySeverity"`
+	Partial    bool           `json:"partial,omitempty"`
+	Incomplete []string       `json:"incomplete,omitempty"`
+}
+
+// DebateSummary is what the result keeps of the debate child.
+type DebateSummary struct {
+	ID             string   `json:"id"`
+	Consensus      string   `json:"consensus"`
+	Disagreements  []string `json:"disagreements,omitempty"`
+	Recommendation string   `json:"recommendation"`
+	Agreement      float64  `json:"agreement"`
+	Simulated      bool     `json:"simulated,omitempty"`
+}
+
+// Recommendation is one action, naming the findings it addresses.
+type Recommendation struct {
+	Title     string   `json:"title"`
+	Addresses []string `json:"addresses"` // "rule file:line"
+	Impact    string   `json:"impact"`
+	Effort    string   `json:"effort"`
+}
+
+// Result is the meta-workflow's output.
+type Result struct {
+	ID                  string                `json:"id"`
+	Repository          string                `json:"repository"`
+	Children            map[string]string     `json:"children"` // role → workflow id
+	Analysis            ChildSummary          `json:"analysis"`
+	Scan                ChildSummary          `json:"scan"`
+	Debate              *DebateSummary        `json:"debate,omitempty"`
+	Recommendations     []Recommendation      `json:"recommendations"`
+	RecommendationsFrom string                `json:"recommendationsFrom,omitempty"` // the model, or "findings" when derived from them
+	TopFindings         []analysis.Finding    `json:"topFindings"`
+	Report              *workflow.ArtifactRef `json:"report,omitempty"`
+	Partial             bool                  `json:"partial"`
+	Incomplete          []string              `json:"incomplete,omitempty"`
+}
+
+// FullAnalysis runs the meta-workflow; its fields are its dependencies.
+type FullAnalysis struct {
+	Models  llm.Models
+	Records workflow.Records // nil keeps no report
+}
+
+// Participants of the debate on the findings.
+var Participants = []string{"security-expert", "code-architect", "devops-engineer"}
+
+// MaxTopFindings bounds the findings handed to the debate and the
+// recommendations (and kept in the result).
+const MaxTopFindings = 20
+
+var llmStep = engine.StepOptions{MaxAttempts: 1}
+
+// Run is the workflow body.
+func (f *FullAnalysis) Run(c engine.Context, in Input) (Result, error) {
+	res := Result{ID: c.WorkflowID(), Repository: in.Repository, Children: map[string]string{}, Recommendations: []Recommendation{}}
+	publish := func(phase, msg string) error {
+		return c.Publish(workflow.ProgressKey, map[string]any{"phase": phase, "message": msg, "children": res.Children})
+	}
+	call := func(role, wf string, input any) (json.RawMessage, error) {
+		body, err := json.Marshal(input)
+		if err != nil {
+			return nil, fault.Wrap(fault.Internal, err, "encode %s input", role)
+		}
+		id := engine.ChildID(c, role)
+		res.Children[role] = id
+		if err := publish(role, "running "+wf+" "+id); err != nil {
+			return nil, err
+		}
+		outs, errs := c.Call([]engine.Child{{Workflow: wf, ID: id, Input: body}})
+		if errs[0] != nil {
+			return nil, fmt.Errorf("child %s %s: %w", wf, id, errs[0])
+		}
+		return outs[0], nil
+	}
+
+	raw, err := call("analysis", workflow.CodeAnalysis, codeanalysis.Input{Repository: in.Repository, Branch: in.Branch, AnalysisType: codeanalysis.TypeAll})
+	if err != nil {
+		return res, err
+	}
+	var rep analysis.Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		return res, fault.Wrap(fault.Internal, err, "decode the analysis")
+	}
+	res.Analysis = summary(res.Children["analysis"], rep)
+
+	// The scan compares with the analysis: it needs only its commit and
+	// fingerprints, which keeps the child's input small.
+	slim := analysis.Report{Commit: rep.Commit, Findings: make([]analysis.Finding, len(rep.Findings))}
+	for i, fd := range rep.Findings {
+		slim.Findings[i] = analysis.Finding{Tool: fd.Tool, Fingerprint: fd.Fingerprint}
+	}
+	prev, _ := json.Marshal(slim)
+	raw, err = call("scan", workflow.SecurityScan, codeanalysis.ScanInput{Target: rep.Repository, Branch: rep.Branch, Context: prev})
+	if err != nil {
+		return res, err
+	}
+	var scan analysis.Report
+	if err := json.Unmarshal(raw, &scan); err != nil {
+		return res, fault.Wrap(fault.Internal, err, "decode the scan")
+	}
+	res.Scan = summary(res.Children["scan"], scan)
+	res.TopFindings = top(scan.Findings)
+	for _, s := range []ChildSummary{res.Analysis, res.Scan} {
+		if s.Partial {
+			res.Partial = true
+			res.Incomplete = append(res.Incomplete, s.Incomplete...)
+		}
+	}
+
+	if orTrue(in.IncludeDebate) {
+		findings, _ := json.Marshal(res.TopFindings) // redacted by the scanners
+		participants := make([]map[string]string, len(Participants))
+		for i, p := range Participants {
+			participants[i] = map[string]string{"name": p}
+		}
+		raw, err := call("debate", workflow.ChainOfDebate, map[string]any{
+			"topic":              fmt.Sprintf("Which of the findings of %s should the team fix first, and how?", rep.Repository),
+			"participants":       participants,
+			"rounds":             3,
+			"delayBetweenRounds": "0s",
+			"context":            map[string]any{"repository": rep.Repository, "commit": rep.Commit, "findings": json.RawMessage(findings)},
+		})
+		if err != nil {
+			return res, err
+		}
+		var d debate.Result
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return res, fault.Wrap(fault.Internal, err, "decode the debate")
+		}
+		s := d.Synthesis
+		res.Debate = &DebateSummary{ID: res.Children["debate"], Consensus: s.Consensus, Disagreements: s.Disagreements, Recommendation: s.Recommendation, Agreement: s.Agreement, Simulated: d.Simulated}
+	}
+
+	if orTrue(in.GenerateRecommendations) {
+		if err := publish("recommendations", "writing the recommendations"); err != nil {
+			return res, err
+		}
+		if err := f.recommend(c, &res); err != nil {
+			return res, err
+		}
+	}
+	if err := publish("report", "writing the report"); err != nil {
+		return res, err
+	}
+	if err := f.save(c, &res); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func summary(id string, r analysis.Report) ChildSummary {
+	return ChildSummary{ID: id, Commit: r.Commit, Findings: len(r.Findings), BySeverity: r.BySeverity, Partial: r.Partial, Incomplete: r.Incomplete}
+}
+
+// top is the most severe findings, as the report sorted them.
+func top(fs []analysis.Finding) []analysis.Finding {
+	out := make([]analysis.Finding, 0, min(len(fs), MaxTopFindings))
+	for _, f := range fs[:min(len(fs), MaxTopFindings)] {
+		out = append(out, analysis.Finding{Tool: f.Tool, RuleID: f.RuleID, Title: f.Title, Severity: f.Severity, CWE: f.CWE, File: f.File, Line: f.Line, Excerpt: f.Excerpt, Fingerprint: f.Fingerprint})
+	}
+	return out
+}
+
+// cite is how a recommendation names a finding.
+func cite(f analysis.Finding) string { return fmt.Sprintf("%s %s:%d", f.RuleID, f.File, f.Line) }
+
+type recommendations struct {
+	Items []Recommendation `json:"items"`
+	From  string           `json:"from"`
+}
+
+// recommend asks the model for prioritised recommendations on the top
+// findings and the debate's synthesis. An answer that names no finding (or
+// the offline provider's) is replaced by recommendations derived from the
+// findings themselves, labelled so.
+func (f *FullAnalysis) recommend(c engine.Context, res *Result) error {
+	ref, err := f.Models.Resolve("")
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Repository %s. Findings (most severe first):\n", res.Repository)
+	for _, fd := range res.TopFindings {
+		fmt.Fprintf(&b, "- [%s] %s — %s\n", fd.Severity, cite(fd), fd.Title)
+	}
+	if d := res.Debate; d != nil {
+		fmt.Fprintf(&b, "\nThe experts' consensus: %s\nTheir recommendation: %s\n", d.Consensus, d.Recommendation)
+	}
+	b.WriteString("\nAnswer with JSON only: {\"items\":[{\"title\":…,\"addresses\":[\"<rule> <file>:<line>\", …],\"impact\":\"high|medium|low\",\"effort\":\"small|medium|large\"}]}, most urgent first, at most 8 items, each addressing findings listed above.")
+	prompt, findings := b.String(), res.TopFindings
+	out, err := engine.Run(c, "recommendations", llmStep, func(ctx context.Context) (recommendations, error) {
+		answer, err := f.Models.Complete(ctx, ref, llm.Request{
+			System:   "You are a staff engineer who turns security and quality findings into a short, prioritised plan.",
+			Messages: []llm.Message{{Role: "user", Content: prompt}},
+			JSON:     true,
+			Label:    c.WorkflowID() + "/recommendations",
+		})
+		if err != nil {
+			return recommendations{}, err
+		}
+		if items := parse(answer.Text, findings); len(items) > 0 && !answer.Simulated {
+			return recommendations{Items: items, From: answer.Model}, nil
+		}
+		return recommendations{Items: derive(findings), From: "findings"}, nil
+	})
+	if err != nil {
+		return err
+	}
+	res.Recommendations, res.RecommendationsFrom = out.Items, out.From
+	return nil
+}
+
+// parse reads the model's items, keeping the citations of listed findings.
+func parse(text string, findings []analysis.Finding) []Recommendation {
+	known := map[string]bool{}
+	for _, f := range findings {
+		known[cite(f)] = true
+	}
+	text = strings.TrimSpace(text)
+	if i := strings.IndexByte(text, '{'); i >= 0 {
+		text = text[i:]
+	}
+	if j := strings.LastIndexByte(text, '}'); j >= 0 {
+		text = text[:j+1]
+	}
+	var r recommendations
+	if json.Unmarshal([]byte(text), &r) != nil {
+		return nil
+	}
+	var out []Recommendation
+	for _, it := range r.Items {
+		var cited []string
+		for _, a := range it.Addresses {
+			if known[strings.TrimSpace(a)] {
+				cited = append(cited, strings.TrimSpace(a))
+			}
+		}
+		if strings.TrimSpace(it.Title) == "" || len(cited) == 0 {
+			continue
+		}
+		it.Addresses = cited
+		out = append(out, it)
+		if len(out) == 8 {
+			break
+		}
+	}
+	return out
+}
+
+// derive groups the findings by rule, most severe first: one
+// recommendation per rule.
+func derive(findings []analysis.Finding) []Recommendation {
+	type group struct {
+		first analysis.Finding
+		cites []string
+	}
+	var order []string
+	groups := map[string]*group{}
+	for _, f := range findings {
+		key := f.Tool + "/" + f.RuleID
+		g, ok := groups[key]
+		if !ok {
+			g = &group{first: f}
+			groups[key] = g
+			order = append(order, key)
+		}
+		g.cites = append(g.cites, cite(f))
+	}
+	sort.SliceStable(order, func(i, j int) bool {
+		return analysis.SeverityRank(groups[order[i]].first.Severity) < analysis.SeverityRank(groups[order[j]].first.Severity)
+	})
+	out := []Recommendation{}
+	for _, key := range order[:min(len(order), 8)] {
+		g := groups[key]
+		impact := map[string]string{analysis.SeverityCritical: "high", analysis.SeverityHigh: "high", analysis.SeverityMedium: "medium"}[g.first.Severity]
+		if impact == "" {
+			impact = "low"
+		}
+		effort := "small"
+		if len(g.cites) > 3 {
+			effort = "medium"
+		}
+		title := fmt.Sprintf("Fix %s: %s (%d place(s))", g.first.RuleID, g.first.Title, len(g.cites))
+		if g.first.Tool == "gitleaks" {
+			title = fmt.Sprintf("Revoke and rotate the credential found by %s, then remove it (%d place(s))", g.first.RuleID, len(g.cites))
+		}
+		out = append(out, Recommendation{Title: title, Addresses: g.cites, Impact: impact, Effort: effort})
+	}
+	return out
+}
+
+// save keeps the result as JSON and Markdown in the store; the journal
+// holds its ref.
+func (f *FullAnalysis) save(c engine.Context, res *Result) error {
+	if f.Records == nil {
+		return nil
+	}
+	js, err := json.Marshal(res)
+	if err != nil {
+		return fault.Wrap(fault.Internal, err, "encode the report")
+	}
+	md := Markdown(*res)
+	ref, err := engine.Run(c, "save-report", workflow.RecordStep, func(ctx context.Context) (workflow.ArtifactRef, error) {
+		var ref workflow.ArtifactRef
+		err := workflow.RetryStore(ctx, func(ctx context.Context) error {
+			if _, err := f.Records.PutArtifact(ctx, c.WorkflowID(), "report.md", []byte(md)); err != nil {
+				return err
+			}
+			var err error
+			ref, err = f.Records.PutArtifact(ctx, c.WorkflowID(), "report.json", js)
+			return err
+		})
+		return ref, err
+	})
+	if err != nil {
+		return err
+	}
+	res.Report = &ref
+	return nil
+}
