@@ -441,6 +441,16 @@ func (a *app) status(ctx context.Context, id string, asJSON bool) error {
 		tokensIn, tokensOut, cost = tokensIn+e.TokensIn, tokensOut+e.TokensOut, cost+e.CostUSD
 	}
 	fmt.Fprintf(a.stdout, "agent calls: %d, %d tokens in, %d out, est. $%.4f\n", len(execs), tokensIn, tokensOut, cost)
+	if children, err := st.Children(ctx, id); err == nil && len(children) > 0 {
+		fmt.Fprintln(a.stdout, "children:")
+		for _, ch := range children {
+			status := ch.Status
+			if status == "" {
+				status = "not started yet"
+			}
+			fmt.Fprintf(a.stdout, "  %-9s %s/%s  %s\n", ch.Role, ch.Workflow, ch.ID, status)
+		}
+	}
 	printProgress(a.stdout, progress)
 	return nil
 }

@@ -120,4 +120,33 @@ func TestFullAnalysis(t *testing.T) {
 	if md := cliFor(t, env).must("result", id); !strings.Contains(md, "# Full analysis of") || !strings.Contains(md, "## Recommendations") {
 		t.Errorf("result:\n%s", md)
 	}
+	var links int
+	if err := db.QueryRow(`SELECT count(*) FROM workflow_children WHERE parent_id = ?`, id).Scan(&links); err != nil || links != 3 {
+		t.Errorf("the store links %d children to the parent (%v), want 3", links, err)
+	}
+	if status := cliFor(t, env).must("status", id); !strings.Contains(status, "children:") || !strings.Contains(status, "chain-of-debate/"+id+"-debate") {
+		t.Errorf("status does not show the children:\n%s", status)
+	}
+
+	t.Run("cancelling the parent cancels the running child", func(t *testing.T) {
+		id := "fa-cancel"
+		fake.Set(id+"-debate/", llmtest.Behavior{Latency: 10 * time.Second})
+		if _, err := env.Client.Start(context.Background(), workflow.FullAnalysis, id, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 2*time.Minute, func() bool { return len(fake.Attempts(id+"-debate/round-1/")) == 3 })
+		inv, err := env.Client.Find(context.Background(), workflow.FullAnalysis, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := env.Client.Cancel(context.Background(), inv.ID); err != nil {
+			t.Fatal(err)
+		}
+		for _, wid := range []string{id, id + "-debate"} {
+			waitFor(t, time.Minute, func() bool {
+				var status string
+				return db.QueryRow(`SELECT status FROM workflow_metadata WHERE id = ?`, wid).Scan(&status) == nil && status == workflow.StatusCancelled
+			})
+		}
+	})
 }

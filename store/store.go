@@ -233,6 +233,49 @@ ON CONFLICT (workflow_id, name) DO UPDATE SET artifact_id = excluded.artifact_id
 	return ref, transient(tx.Commit())
 }
 
+// LinkChildren implements workflow.Records, in one transaction.
+func (s *Store) LinkChildren(ctx context.Context, parentID string, children []workflow.Child, at time.Time) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return transient(err)
+	}
+	defer tx.Rollback()
+	q := s.d.rebind(`INSERT INTO workflow_children (parent_id, child_id, role, workflow, created_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (parent_id, child_id) DO NOTHING`)
+	for _, c := range children {
+		if _, err := tx.ExecContext(ctx, q, parentID, c.ID, c.Role, c.Workflow, at.UTC()); err != nil {
+			return transient(err)
+		}
+	}
+	return transient(tx.Commit())
+}
+
+// ChildRow is a child with its status.
+type ChildRow struct {
+	workflow.Child
+	Status string `json:"status"`
+}
+
+// Children returns a workflow's children with their status ("" for a
+// child the store has no row of yet).
+func (s *Store) Children(ctx context.Context, parentID string) ([]ChildRow, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT c.child_id, c.role, c.workflow, COALESCE(m.status, '')
+FROM workflow_children c LEFT JOIN workflow_metadata m ON m.id = c.child_id WHERE c.parent_id = ? ORDER BY c.created_at, c.role`), parentID)
+	if err != nil {
+		return nil, transient(err)
+	}
+	defer rows.Close()
+	var out []ChildRow
+	for rows.Next() {
+		var c ChildRow
+		if err := rows.Scan(&c.ID, &c.Role, &c.Workflow, &c.Status); err != nil {
+			return nil, transient(err)
+		}
+		out = append(out, c)
+	}
+	return out, transient(rows.Err())
+}
+
 // Artifact returns an artifact's content by id.
 func (s *Store) Artifact(ctx context.Context, id string) ([]byte, error) {
 	var content []byte
@@ -387,6 +430,9 @@ func (s *Store) Purge(ctx context.Context, cutoff time.Time) (Purged, error) {
 		return p, err
 	}
 	if _, err = exec(`DELETE FROM workflow_artifacts WHERE workflow_id IN (`+old+`)`, c); err != nil {
+		return p, err
+	}
+	if _, err = exec(`DELETE FROM workflow_children WHERE parent_id IN (`+old+`)`, c); err != nil {
 		return p, err
 	}
 	if p.Workflows, err = exec(`DELETE FROM workflow_metadata WHERE id IN (`+old+`)`, c); err != nil {

@@ -146,6 +146,24 @@ func TestFailedStartsAndReconciliation(t *testing.T) {
 	})
 }
 
+// A workflow's children are linked by role, once, and listed with their
+// status.
+func TestChildrenLinked(t *testing.T) {
+	forEach(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		must(t, s.Started(ctx, "p", workflow.FullAnalysis, nil, t0))
+		must(t, s.Started(ctx, "p-analysis", workflow.CodeAnalysis, nil, t0))
+		kids := []workflow.Child{{ID: "p-analysis", Role: "analysis", Workflow: workflow.CodeAnalysis}, {ID: "p-scan", Role: "scan", Workflow: workflow.SecurityScan}}
+		must(t, s.LinkChildren(ctx, "p", kids, t0))
+		must(t, s.LinkChildren(ctx, "p", kids, t0.Add(time.Second))) // replayed
+		got, err := s.Children(ctx, "p")
+		must(t, err)
+		if len(got) != 2 || got[0].ID != "p-analysis" || got[0].Status != workflow.StatusRunning || got[1].Role != "scan" || got[1].Status != "" {
+			t.Errorf("children = %+v", got)
+		}
+	})
+}
+
 func TestExecutionsAreIdempotent(t *testing.T) {
 	forEach(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()

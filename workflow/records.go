@@ -85,6 +85,15 @@ type Records interface {
 	RecordExecutions(ctx context.Context, execs []Execution) error
 	PutArtifact(ctx context.Context, workflowID, name string, content []byte) (ArtifactRef, error)
 	NamedArtifact(ctx context.Context, workflowID, name string) ([]byte, error)
+	// LinkChildren records the children a workflow calls, by role.
+	LinkChildren(ctx context.Context, parentID string, children []Child, at time.Time) error
+}
+
+// Child is a workflow another one calls.
+type Child struct {
+	ID       string `json:"id"`
+	Role     string `json:"role"`
+	Workflow string `json:"workflow"`
 }
 
 // RecordStep runs a store write: the engine tries it once, because the

@@ -259,6 +259,9 @@ func (m *memRecords) RecordExecutions(_ context.Context, execs []workflow.Execut
 	}
 	return nil
 }
+func (m *memRecords) LinkChildren(context.Context, string, []workflow.Child, time.Time) error {
+	return nil
+}
 func (m *memRecords) NamedArtifact(_ context.Context, wf, name string) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

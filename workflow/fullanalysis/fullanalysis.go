@@ -5,7 +5,7 @@
 // findings (chain-of-debate), and writes prioritised recommendations that
 // name the findings they address.
 //
-// Journaled: the three children, each a workflow of its own called from
+// Journaled: "record-children" (the store's links, with a store), the three children, each a workflow of its own called from
 // this one under an id derived from its id (engine.Call: a replay reaches
 // the same children and does not run them again), "recommendations" (an
 // LLM step), and "save-report" with a store. Terminal: invalid input
@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/ultramcp/durable/analysis"
 	"github.com/ultramcp/durable/analysis/repo"
@@ -134,6 +135,20 @@ func (f *FullAnalysis) Run(c engine.Context, in Input) (Result, error) {
 		return outs[0], nil
 	}
 
+	// The store links the children to this run before they start, so
+	// status can show the tree while it runs.
+	if f.Records != nil {
+		children := []workflow.Child{{ID: engine.ChildID(c, "analysis"), Role: "analysis", Workflow: workflow.CodeAnalysis}, {ID: engine.ChildID(c, "scan"), Role: "scan", Workflow: workflow.SecurityScan}}
+		if orTrue(in.IncludeDebate) {
+			children = append(children, workflow.Child{ID: engine.ChildID(c, "debate"), Role: "debate", Workflow: workflow.ChainOfDebate})
+		}
+		if _, err := engine.Run(c, "record-children", workflow.RecordStep, func(ctx context.Context) (bool, error) {
+			at := time.Now().UTC()
+			return true, workflow.RetryStore(ctx, func(ctx context.Context) error { return f.Records.LinkChildren(ctx, c.WorkflowID(), children, at) })
+		}); err != nil {
+			return res, err
+		}
+	}
 	raw, err := call("analysis", workflow.CodeAnalysis, codeanalysis.Input{Repository: in.Repository, Branch: in.Branch, AnalysisType: codeanalysis.TypeAll})
 	if err != nil {
 		return res, err
