@@ -208,7 +208,7 @@ its escalation timeout passes.`,
 	}
 	decide.Flags().StringVar(&decision, "decision", "", "the decision (required)")
 	decide.Flags().StringVar(&by, "by", os.Getenv("USER"), "who decides")
-	return []*cobra.Command{run, status, result, list, cancel, watch, purge, decide}
+	return []*cobra.Command{run, status, result, list, cancel, watch, purge, decide, a.approvalCommand(true), a.approvalCommand(false)}
 }
 
 func (a *app) runDebateCommand() *cobra.Command {
@@ -531,6 +531,37 @@ the service.`,
 	return cmd
 }
 
+// approvalCommand is approve (or reject): the decision a full-analysis
+// started with --require-approval waits for.
+func (a *app) approvalCommand(approve bool) *cobra.Command {
+	var reason, by string
+	use, short := "approve <id>", "Approve a full-analysis that waits for approval: it goes on to the recommendations"
+	if !approve {
+		use, short = "reject <id>", "Reject a full-analysis that waits for approval: its compensations run and it ends rejected"
+	}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := a.client()
+			inv, err := c.Find(cmd.Context(), "", args[0])
+			if err != nil {
+				return err
+			}
+			body, _ := json.Marshal(map[string]any{"approved": approve, "reason": reason, "by": by})
+			if err := c.Decide(cmd.Context(), inv.Service, args[0], body); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "decision sent to %s\n", args[0])
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded with the decision)")
+	cmd.Flags().StringVar(&by, "by", "", "who decides")
+	return cmd
+}
+
 func (a *app) runFullAnalysisCommand() *cobra.Command {
 	var in fullanalysis.Input
 	var id string
@@ -570,6 +601,15 @@ starting a finished child over.`,
 	f.StringVar(&in.Branch, "branch", "", "branch or tag (default: the remote's default branch)")
 	f.BoolVar(&noDebate, "no-debate", false, "skip the experts' debate")
 	f.BoolVar(&noRecommendations, "no-recommendations", false, "skip the recommendations")
+	f.BoolVar(&in.RequireApproval, "require-approval", false, "wait for ultramcp approve|reject before the recommendations")
+	var timeout time.Duration
+	f.DurationVar(&timeout, "approval-timeout", fullanalysis.DefaultApprovalTimeout, "how long to wait for the approval")
+	cmd.PreRun = func(cmd *cobra.Command, _ []string) {
+		if cmd.Flags().Changed("approval-timeout") {
+			d := debate.Duration(timeout)
+			in.ApprovalTimeout = &d
+		}
+	}
 	f.StringVar(&id, "id", "", "workflow id (default: generated)")
 	f.BoolVarP(&follow, "follow", "f", false, "follow progress and print the report")
 	_ = cmd.MarkFlagRequired("repository")

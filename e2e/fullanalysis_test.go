@@ -39,6 +39,7 @@ func TestFullAnalysis(t *testing.T) {
 			{`{"repository":"--upload-pack=touch /tmp/x"}`, "repository"},
 			{`{"repository":"` + url + `","includeDebate":"yes"}`, "includeDebate"},
 			{`{"repository":"` + url + `","colour":"red"}`, "colour"},
+			{`{"repository":"` + url + `","requireApproval":true,"approvalTimeout":"-1s"}`, "approvalTimeout"},
 		} {
 			id := fmt.Sprintf("fa-bad-%d", i)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -130,7 +131,7 @@ func TestFullAnalysis(t *testing.T) {
 
 	t.Run("cancelling the parent cancels the running child", func(t *testing.T) {
 		id := "fa-cancel"
-		fake.Set(id+"-debate/", llmtest.Behavior{Latency: 10 * time.Second})
+		fake.Set(id+"-debate/", llmtest.Behavior{Latency: 6 * time.Second})
 		if _, err := env.Client.Start(context.Background(), workflow.FullAnalysis, id, []byte(body)); err != nil {
 			t.Fatal(err)
 		}
@@ -147,6 +148,91 @@ func TestFullAnalysis(t *testing.T) {
 				var status string
 				return db.QueryRow(`SELECT status FROM workflow_metadata WHERE id = ?`, wid).Scan(&status) == nil && status == workflow.StatusCancelled
 			})
+		}
+	})
+
+	awaiting := func(id string) func() bool {
+		return func() bool {
+			p, _ := env.Client.Progress(context.Background(), workflow.FullAnalysis, id)
+			return strings.Contains(string(p), `"phase":"awaiting-approval"`)
+		}
+	}
+	attachResult := func(id string) fullanalysis.Result {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		out, err := env.Client.Attach(ctx, workflow.FullAnalysis, id)
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		var r fullanalysis.Result
+		if err := json.Unmarshal(out, &r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	rowStatus := func(id string) string {
+		var status string
+		db.QueryRow(`SELECT status FROM workflow_metadata WHERE id = ?`, id).Scan(&status)
+		return status
+	}
+	approval := `{"repository":"` + url + `","includeDebate":false,"requireApproval":true}`
+
+	t.Run("approval survives kill -9, then approve", func(t *testing.T) {
+		id := "fa-approve"
+		if _, err := env.Client.Start(context.Background(), workflow.FullAnalysis, id, []byte(approval)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 2*time.Minute, awaiting(id))
+		env.Kill(t, "service")
+		env.Up(t)
+		if _, err := env.Client.Output(context.Background(), workflow.FullAnalysis, id); !errors.Is(err, client.ErrNotReady) {
+			t.Fatalf("after kill -9 during the wait: %v, want still waiting", err)
+		}
+		waitFor(t, 30*time.Second, awaiting(id))
+		cliFor(t, env).must("approve", id, "--by", "alice")
+		r := attachResult(id)
+		if r.Approval == nil || !r.Approval.Approved || r.Approval.By != "alice" || len(r.Recommendations) == 0 || r.Rejected {
+			t.Errorf("approved run: %+v", r)
+		}
+		if s := rowStatus(id); s != workflow.StatusCompleted && s != workflow.StatusPartial {
+			t.Errorf("store: %s", s)
+		}
+	})
+
+	t.Run("reject runs the compensations in reverse", func(t *testing.T) {
+		id := "fa-reject"
+		if _, err := env.Client.Start(context.Background(), workflow.FullAnalysis, id, []byte(approval)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 2*time.Minute, awaiting(id))
+		cliFor(t, env).must("reject", id, "--reason", "not this quarter")
+		r := attachResult(id)
+		if !r.Rejected || r.Rejection != "not this quarter" || len(r.Recommendations) != 0 {
+			t.Errorf("rejected run: %+v", r)
+		}
+		if got := strings.Join(r.Compensations, ","); got != "undo-withdraw-scan,undo-withdraw-analysis" {
+			t.Errorf("compensations ran as %q, want the scan's then the analysis's", got)
+		}
+		for _, wid := range []string{id, id + "-analysis", id + "-scan"} {
+			if s := rowStatus(wid); s != workflow.StatusRejected {
+				t.Errorf("%s is %q in the store, want rejected", wid, s)
+			}
+		}
+	})
+
+	t.Run("no approval in time is a rejection", func(t *testing.T) {
+		id := "fa-timeout"
+		body := `{"repository":"` + url + `","includeDebate":false,"requireApproval":true,"approvalTimeout":"1s"}`
+		if _, err := env.Client.Start(context.Background(), workflow.FullAnalysis, id, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+		r := attachResult(id)
+		if !r.Rejected || r.Rejection != "no approval within 1s" {
+			t.Errorf("timed-out run: %+v", r)
+		}
+		if s := rowStatus(id); s != workflow.StatusRejected {
+			t.Errorf("store: %s", s)
 		}
 	})
 }

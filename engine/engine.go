@@ -126,22 +126,25 @@ func (s *Saga) Add(name string, undo func(ctx context.Context) error) {
 }
 
 // Unwind runs the compensations registered so far, the last first, each
-// as a step; it returns the first that failed for good, after trying all.
-func (s *Saga) Unwind() error {
+// as a step; it returns their names in the order they ran, and the first
+// that failed for good, after trying all.
+func (s *Saga) Unwind() ([]string, error) {
 	opts := s.Retry
 	if opts == (StepOptions{}) {
 		opts = CompensationStep
 	}
+	var ran []string
 	var first error
 	for i := len(s.undo) - 1; i >= 0; i-- {
 		step := s.undo[i]
 		step.Opts = opts
+		ran = append(ran, step.Name)
 		if _, err := s.c.Run(step); err != nil && first == nil {
 			first = err
 		}
 	}
 	s.undo = nil
-	return first
+	return ran, first
 }
 
 // Run is the typed form of Context.Run.

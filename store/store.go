@@ -233,6 +233,12 @@ ON CONFLICT (workflow_id, name) DO UPDATE SET artifact_id = excluded.artifact_id
 	return ref, transient(tx.Commit())
 }
 
+// Withdraw implements workflow.Records.
+func (s *Store) Withdraw(ctx context.Context, id, reason string) error {
+	return s.exec(ctx, `UPDATE workflow_metadata SET status = ?, error = ?, updated_at = ? WHERE id = ?`,
+		workflow.StatusRejected, nullString(reason), time.Now().UTC(), id)
+}
+
 // LinkChildren implements workflow.Records, in one transaction.
 func (s *Store) LinkChildren(ctx context.Context, parentID string, children []workflow.Child, at time.Time) error {
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -417,7 +423,7 @@ func (s *Store) Purge(ctx context.Context, cutoff time.Time) (Purged, error) {
 		return p, transient(err)
 	}
 	defer tx.Rollback()
-	old := `SELECT id FROM workflow_metadata WHERE created_at < ? AND status IN ('completed', 'partial', 'failed', 'cancelled')`
+	old := `SELECT id FROM workflow_metadata WHERE created_at < ? AND status IN ('completed', 'partial', 'rejected', 'failed', 'cancelled')`
 	exec := func(q string, args ...any) (int64, error) {
 		res, err := tx.ExecContext(ctx, s.d.rebind(q), args...)
 		if err != nil {

@@ -29,7 +29,23 @@ const (
 	// StatusPartial is a workflow that finished with a part missing (a
 	// scanner failed); the reason is in the error column.
 	StatusPartial = "partial"
+	// StatusRejected is a workflow a human rejected (or did not approve in
+	// time), or whose result a rejected parent withdrew.
+	StatusRejected = "rejected"
 )
+
+// rejectedReason reads the convention by which a result says it was
+// rejected: "rejected": true, the reason in "rejection".
+func rejectedReason(output []byte) string {
+	var r struct {
+		Rejected  bool   `json:"rejected"`
+		Rejection string `json:"rejection"`
+	}
+	if json.Unmarshal(output, &r) != nil || !r.Rejected {
+		return ""
+	}
+	return "rejected: " + r.Rejection
+}
 
 // partialReason reads the convention by which any workflow's result says
 // it is complete only in part: "partial": true, with the reasons in
@@ -87,6 +103,9 @@ type Records interface {
 	NamedArtifact(ctx context.Context, workflowID, name string) ([]byte, error)
 	// LinkChildren records the children a workflow calls, by role.
 	LinkChildren(ctx context.Context, parentID string, children []Child, at time.Time) error
+	// Withdraw marks a finished workflow's result as no longer standing
+	// (a compensation): status rejected, with the reason.
+	Withdraw(ctx context.Context, id, reason string) error
 }
 
 // Child is a workflow another one calls.
@@ -133,6 +152,9 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 			}
 			if reason := partialReason(output); reason != "" {
 				status, msg = StatusPartial, reason
+			}
+			if reason := rejectedReason(output); reason != "" {
+				status, msg = StatusRejected, reason
 			}
 		case fault.KindOf(runErr) == fault.Cancelled:
 			status, msg = StatusCancelled, runErr.Error()

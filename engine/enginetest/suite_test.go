@@ -214,13 +214,14 @@ var cases = []struct {
 					}
 					saga.Add(name, func(context.Context) error { undone["saga-reverse"].add(name); return nil })
 				}
-				if err := saga.Unwind(); err != nil {
+				ran, err := saga.Unwind()
+				if err != nil {
 					return "", err
 				}
-				return "undone " + undone["saga-reverse"].String(), nil
+				return "undone " + undone["saga-reverse"].String() + " as " + strings.Join(ran, ","), nil
 			}
 		},
-		want: "undone comment,branch,reserve",
+		want: "undone comment,branch,reserve as undo-comment,undo-branch,undo-reserve",
 	},
 	{
 		// Cancelling the parent cancels the child it waits for; the parent
@@ -233,7 +234,7 @@ var cases = []struct {
 				saga.Add("started", func(context.Context) error { undone["cancel-reaches-children"].add("started"); return nil })
 				_, errs := c.Call([]engine.Child{{Workflow: "sleepy-child", ID: engine.ChildID(c, "s"), Input: json.RawMessage(`null`)}})
 				if fault.KindOf(errs[0]) == fault.Cancelled {
-					if err := saga.Unwind(); err != nil {
+					if _, err := saga.Unwind(); err != nil {
 						return "", err
 					}
 				}

@@ -36,6 +36,24 @@ type Input struct {
 	Branch                  string `json:"branch,omitempty"`
 	IncludeDebate           *bool  `json:"includeDebate,omitempty"`           // default true
 	GenerateRecommendations *bool  `json:"generateRecommendations,omitempty"` // default true
+	// RequireApproval makes the run wait, before the recommendations, for
+	// a human to approve or reject it (ultramcp approve|reject), at most
+	// ApprovalTimeout (default 24h); rejection and timeout end it rejected.
+	RequireApproval bool             `json:"requireApproval,omitempty"`
+	ApprovalTimeout *debate.Duration `json:"approvalTimeout,omitempty"`
+}
+
+// DefaultApprovalTimeout is how long a run waits for its approval.
+const DefaultApprovalTimeout = 24 * time.Hour
+
+// MaxApprovalTimeout bounds the wait.
+const MaxApprovalTimeout = 30 * 24 * time.Hour
+
+func (in Input) approvalTimeout() time.Duration {
+	if in.ApprovalTimeout == nil {
+		return DefaultApprovalTimeout
+	}
+	return time.Duration(*in.ApprovalTimeout)
 }
 
 // Decode parses and checks a request; the repository policy is applied by
@@ -47,6 +65,9 @@ func Decode(body []byte) (Input, error) {
 	}
 	if err := repo.CheckSyntax("repository", in.Repository); err != nil {
 		return in, err
+	}
+	if d := in.ApprovalTimeout; d != nil && (*d <= 0 || time.Duration(*d) > MaxApprovalTimeout) {
+		return in, fault.Invalidf("approvalTimeout", "must be a positive duration of at most 30 days")
 	}
 	return in, repo.ValidateBranch(in.Branch)
 }
@@ -95,6 +116,20 @@ type Result struct {
 	Report              *workflow.ArtifactRef `json:"report,omitempty"`
 	Partial             bool                  `json:"partial"`
 	Incomplete          []string              `json:"incomplete,omitempty"`
+	// Approval is the human decision of a run that required one;
+	// Rejected ends the run (stored as rejected) after its compensations,
+	// listed in the order they ran.
+	Approval      *Approval `json:"approval,omitempty"`
+	Rejected      bool      `json:"rejected,omitempty"`
+	Rejection     string    `json:"rejection,omitempty"`
+	Compensations []string  `json:"compensations,omitempty"`
+}
+
+// Approval is the decision a run waited for.
+type Approval struct {
+	Approved bool   `json:"approved"`
+	By       string `json:"by,omitempty"`
+	Reason   string `json:"reason,omitempty"`
 }
 
 // FullAnalysis runs the meta-workflow; its fields are its dependencies.
@@ -115,6 +150,7 @@ var llmStep = engine.StepOptions{MaxAttempts: 1}
 // Run is the workflow body.
 func (f *FullAnalysis) Run(c engine.Context, in Input) (Result, error) {
 	res := Result{ID: c.WorkflowID(), Repository: in.Repository, Children: map[string]string{}, Recommendations: []Recommendation{}}
+	saga := engine.NewSaga(c)
 	publish := func(phase, msg string) error {
 		return c.Publish(workflow.ProgressKey, map[string]any{"phase": phase, "message": msg, "children": res.Children})
 	}
@@ -131,6 +167,15 @@ func (f *FullAnalysis) Run(c engine.Context, in Input) (Result, error) {
 		outs, errs := c.Call([]engine.Child{{Workflow: wf, ID: id, Input: body}})
 		if errs[0] != nil {
 			return nil, fmt.Errorf("child %s %s: %w", wf, id, errs[0])
+		}
+		// A rejected run withdraws what its children published: their
+		// records say rejected, with the parent's reason.
+		if f.Records != nil {
+			saga.Add("withdraw-"+role, func(ctx context.Context) error {
+				return workflow.RetryStore(ctx, func(ctx context.Context) error {
+					return f.Records.Withdraw(ctx, id, "withdrawn: the full-analysis "+c.WorkflowID()+" was rejected")
+				})
+			})
 		}
 		return outs[0], nil
 	}
@@ -207,6 +252,33 @@ func (f *FullAnalysis) Run(c engine.Context, in Input) (Result, error) {
 		res.Debate = &DebateSummary{ID: res.Children["debate"], Consensus: s.Consensus, Disagreements: s.Disagreements, Recommendation: s.Recommendation, Agreement: s.Agreement, Simulated: d.Simulated}
 	}
 
+	if in.RequireApproval {
+		if err := publish("awaiting-approval", fmt.Sprintf("waiting up to %s for approval: ultramcp approve %s (or reject %s --reason …)", in.approvalTimeout(), c.WorkflowID(), c.WorkflowID())); err != nil {
+			return res, err
+		}
+		raw, ok, err := c.Await(workflow.DecisionPromise, in.approvalTimeout())
+		if err != nil {
+			return res, err
+		}
+		a := Approval{}
+		switch {
+		case !ok:
+			a.Reason = fmt.Sprintf("no approval within %s", in.approvalTimeout())
+		case json.Unmarshal(raw, &a) != nil:
+			a = Approval{Reason: "the decision was not {\"approved\": true|false}"}
+		}
+		res.Approval = &a
+		if !a.Approved {
+			res.Rejected, res.Rejection = true, firstNonEmpty(a.Reason, "rejected")
+			ran, err := saga.Unwind()
+			res.Compensations = ran
+			if err != nil {
+				return res, err
+			}
+			return res, publish("rejected", "rejected: "+res.Rejection)
+		}
+	}
+
 	if orTrue(in.GenerateRecommendations) {
 		if err := publish("recommendations", "writing the recommendations"); err != nil {
 			return res, err
@@ -222,6 +294,15 @@ func (f *FullAnalysis) Run(c engine.Context, in Input) (Result, error) {
 		return res, err
 	}
 	return res, nil
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if strings.TrimSpace(s) != "" {
+			return s
+		}
+	}
+	return ""
 }
 
 func summary(id string, r analysis.Report) ChildSummary {
