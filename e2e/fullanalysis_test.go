@@ -143,10 +143,37 @@ func TestFullAnalysis(t *testing.T) {
 		if err := env.Client.Cancel(context.Background(), inv.ID); err != nil {
 			t.Fatal(err)
 		}
-		for _, wid := range []string{id, id + "-debate"} {
+		// Every row of the tree ends cancelled: the running child by the
+		// cancellation, the finished ones by the parent's compensations.
+		for _, wid := range []string{id, id + "-debate", id + "-scan", id + "-analysis"} {
 			waitFor(t, time.Minute, func() bool {
 				var status string
 				return db.QueryRow(`SELECT status FROM workflow_metadata WHERE id = ?`, wid).Scan(&status) == nil && status == workflow.StatusCancelled
+			})
+		}
+	})
+
+	t.Run("a provider refusing in the debate fails the parent at once, naming the child", func(t *testing.T) {
+		id := "fa-401"
+		fake.Set(id+"-debate/round-1/security-expert", llmtest.Behavior{Status: 401})
+		if _, err := env.Client.Start(context.Background(), workflow.FullAnalysis, id, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 2*time.Minute, func() bool { return len(fake.Attempts(id+"-debate/round-1/security-expert")) > 0 })
+		refused := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := env.Client.Attach(ctx, workflow.FullAnalysis, id)
+		if err == nil || !strings.Contains(err.Error(), "chain-of-debate "+id+"-debate") || !strings.Contains(err.Error(), "participant security-expert") || !strings.Contains(err.Error(), "401") {
+			t.Fatalf("err = %v, want the child, its step and the 401 named", err)
+		}
+		if d := time.Since(refused); d > 10*time.Second {
+			t.Errorf("the parent failed %s after the 401", d)
+		}
+		for _, wid := range []string{id, id + "-scan", id + "-analysis"} {
+			waitFor(t, 30*time.Second, func() bool {
+				var status string
+				return db.QueryRow(`SELECT status FROM workflow_metadata WHERE id = ?`, wid).Scan(&status) == nil && status == workflow.StatusFailed
 			})
 		}
 	})

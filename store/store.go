@@ -234,9 +234,9 @@ ON CONFLICT (workflow_id, name) DO UPDATE SET artifact_id = excluded.artifact_id
 }
 
 // Withdraw implements workflow.Records.
-func (s *Store) Withdraw(ctx context.Context, id, reason string) error {
+func (s *Store) Withdraw(ctx context.Context, id, status, reason string) error {
 	return s.exec(ctx, `UPDATE workflow_metadata SET status = ?, error = ?, updated_at = ? WHERE id = ?`,
-		workflow.StatusRejected, nullString(reason), time.Now().UTC(), id)
+		status, nullString(reason), time.Now().UTC(), id)
 }
 
 // LinkChildren implements workflow.Records, in one transaction.

@@ -103,9 +103,10 @@ type Records interface {
 	NamedArtifact(ctx context.Context, workflowID, name string) ([]byte, error)
 	// LinkChildren records the children a workflow calls, by role.
 	LinkChildren(ctx context.Context, parentID string, children []Child, at time.Time) error
-	// Withdraw marks a finished workflow's result as no longer standing
-	// (a compensation): status rejected, with the reason.
-	Withdraw(ctx context.Context, id, reason string) error
+	// Withdraw marks a workflow's result as no longer standing (a
+	// compensation of its parent): the parent's outcome as its status
+	// (rejected, cancelled, failed), with the reason.
+	Withdraw(ctx context.Context, id, status, reason string) error
 }
 
 // Child is a workflow another one calls.

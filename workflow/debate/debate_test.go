@@ -262,7 +262,7 @@ func (m *memRecords) RecordExecutions(_ context.Context, execs []workflow.Execut
 func (m *memRecords) LinkChildren(context.Context, string, []workflow.Child, time.Time) error {
 	return nil
 }
-func (m *memRecords) Withdraw(context.Context, string, string) error { return nil }
+func (m *memRecords) Withdraw(context.Context, string, string, string) error { return nil }
 func (m *memRecords) NamedArtifact(_ context.Context, wf, name string) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -148,9 +148,29 @@ const MaxTopFindings = 20
 var llmStep = engine.StepOptions{MaxAttempts: 1}
 
 // Run is the workflow body.
-func (f *FullAnalysis) Run(c engine.Context, in Input) (Result, error) {
-	res := Result{ID: c.WorkflowID(), Repository: in.Repository, Children: map[string]string{}, Recommendations: []Recommendation{}}
+func (f *FullAnalysis) Run(c engine.Context, in Input) (res Result, err error) {
+	res = Result{ID: c.WorkflowID(), Repository: in.Repository, Children: map[string]string{}, Recommendations: []Recommendation{}}
 	saga := engine.NewSaga(c)
+	// outcome is what the compensations record on the children: the
+	// parent's own end (rejected, cancelled, failed).
+	outcome, why := workflow.StatusRejected, ""
+	defer func() {
+		if err == nil {
+			return
+		}
+		// A run that fails or is cancelled undoes what it did, as a
+		// rejected one does; the compensations are steps, which run after
+		// a cancellation too.
+		outcome, why = workflow.StatusFailed, "failed"
+		if fault.KindOf(err) == fault.Cancelled {
+			outcome, why = workflow.StatusCancelled, "cancelled"
+		}
+		ran, uerr := saga.Unwind()
+		res.Compensations = ran
+		if uerr != nil {
+			c.Logger().Error("compensation failed", "err", uerr)
+		}
+	}()
 	publish := func(phase, msg string) error {
 		return c.Publish(workflow.ProgressKey, map[string]any{"phase": phase, "message": msg, "children": res.Children})
 	}
@@ -173,7 +193,7 @@ func (f *FullAnalysis) Run(c engine.Context, in Input) (Result, error) {
 		if f.Records != nil {
 			saga.Add("withdraw-"+role, func(ctx context.Context) error {
 				return workflow.RetryStore(ctx, func(ctx context.Context) error {
-					return f.Records.Withdraw(ctx, id, "withdrawn: the full-analysis "+c.WorkflowID()+" was rejected")
+					return f.Records.Withdraw(ctx, id, outcome, "withdrawn: the full-analysis "+c.WorkflowID()+" was "+why)
 				})
 			})
 		}
@@ -270,6 +290,7 @@ func (f *FullAnalysis) Run(c engine.Context, in Input) (Result, error) {
 		res.Approval = &a
 		if !a.Approved {
 			res.Rejected, res.Rejection = true, firstNonEmpty(a.Reason, "rejected")
+			why = "rejected: " + res.Rejection
 			ran, err := saga.Unwind()
 			res.Compensations = ran
 			if err != nil {
