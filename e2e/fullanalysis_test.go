@@ -153,6 +153,32 @@ func TestFullAnalysis(t *testing.T) {
 		}
 	})
 
+	t.Run("kill -9 of restate-server during the scan", func(t *testing.T) {
+		id := "fa-restate"
+		if _, err := env.Client.Start(context.Background(), workflow.FullAnalysis, id, []byte(`{"repository":"`+url+`","includeDebate":false}`)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 2*time.Minute, func() bool {
+			p, _ := env.Client.Progress(context.Background(), workflow.FullAnalysis, id)
+			return strings.Contains(string(p), `"phase":"scan"`)
+		})
+		env.Kill(t, "restate-server")
+		env.Up(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		out, err := env.Client.Attach(ctx, workflow.FullAnalysis, id)
+		if err != nil {
+			t.Fatalf("after kill -9 of restate-server: %v", err)
+		}
+		var r fullanalysis.Result
+		if err := json.Unmarshal(out, &r); err != nil || r.Scan.Findings == 0 || len(r.Recommendations) == 0 {
+			t.Errorf("result %+v (%v)", r, err)
+		}
+		if n := fake.Calls(id + "-analysis/patterns-summary")[id+"-analysis/patterns-summary"]; n != 1 {
+			t.Errorf("the analysis child's summary ran %d times", n)
+		}
+	})
+
 	t.Run("a provider refusing in the debate fails the parent at once, naming the child", func(t *testing.T) {
 		id := "fa-401"
 		fake.Set(id+"-debate/round-1/security-expert", llmtest.Behavior{Status: 401})
