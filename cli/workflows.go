@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -341,8 +343,67 @@ func (a *app) start(ctx context.Context, svc, id string, body []byte, follow boo
 	return a.follow(ctx, svc, id, format)
 }
 
-// follow prints progress as it changes, then the result; the workflow's
-// definition says how.
+// childFollow is what follow has shown of one child.
+type childFollow struct {
+	id, service, last, mark string
+}
+
+// followChildren prints what changed in each child's progress, rendered
+// by the child's own definition, each line prefixed with its role.
+func (a *app) followChildren(ctx context.Context, children map[string]*childFollow, w io.Writer) {
+	roles := make([]string, 0, len(children))
+	for role := range children {
+		roles = append(roles, role)
+	}
+	sort.Strings(roles)
+	c := a.client()
+	for _, role := range roles {
+		ch := children[role]
+		if ch.service == "" {
+			inv, err := c.Find(ctx, "", ch.id)
+			if err != nil {
+				continue // not started yet
+			}
+			ch.service = inv.Service
+		}
+		p, err := c.Progress(ctx, ch.service, ch.id)
+		if err != nil || string(p) == ch.last || string(p) == "null" {
+			continue
+		}
+		ch.last = string(p)
+		if def, ok := registry.Lookup(ch.service); ok && def.Progress != nil {
+			ch.mark = def.Progress(&prefixed{w: w, prefix: "  [" + role + "] "}, p, ch.mark)
+		}
+	}
+}
+
+// prefixed writes every line with a prefix.
+type prefixed struct {
+	w      io.Writer
+	prefix string
+	mid    bool // inside a line
+}
+
+func (p *prefixed) Write(b []byte) (int, error) {
+	var out []byte
+	for _, c := range b {
+		if !p.mid && c != '\n' {
+			out = append(out, p.prefix...)
+			p.mid = true
+		}
+		out = append(out, c)
+		if c == '\n' {
+			p.mid = false
+		}
+	}
+	if _, err := p.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// follow prints progress as it changes, with the children's as they
+// happen, then the result; the workflow's definition says how.
 func (a *app) follow(ctx context.Context, svc, id string, format string) error {
 	c := a.client()
 	def, _ := registry.Lookup(svc)
@@ -351,9 +412,25 @@ func (a *app) follow(ctx context.Context, svc, id string, format string) error {
 		progressTo = a.stderr
 	}
 	mark := ""
+	quiet := format == formatJSON || format == formatSARIF
+	children := map[string]*childFollow{} // the tree: each child's own progress, as it happens
 	out, err := c.WaitProgress(ctx, svc, id, 250*time.Millisecond, func(p json.RawMessage) {
-		if def.Progress != nil && format != formatJSON && format != formatSARIF {
+		if def.Progress != nil && !quiet {
 			mark = def.Progress(progressTo, p, mark)
+		}
+		var tree struct {
+			Children map[string]string `json:"children"`
+		}
+		if json.Unmarshal(p, &tree) == nil {
+			for role, child := range tree.Children {
+				if _, ok := children[role]; !ok {
+					children[role] = &childFollow{id: child}
+				}
+			}
+		}
+	}, func() {
+		if !quiet {
+			a.followChildren(ctx, children, progressTo)
 		}
 	})
 	if err != nil {

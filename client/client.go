@@ -265,13 +265,17 @@ func (c *Client) Services(ctx context.Context) ([]map[string]any, error) {
 }
 
 // WaitProgress polls the progress handler every interval and calls fn with
-// every new value until the workflow has an output or ctx ends.
-func (c *Client) WaitProgress(ctx context.Context, svc, id string, interval time.Duration, fn func(json.RawMessage)) (json.RawMessage, error) {
+// every new value until the workflow has an output or ctx ends; each tick,
+// if given, runs on every poll (to follow children as well).
+func (c *Client) WaitProgress(ctx context.Context, svc, id string, interval time.Duration, fn func(json.RawMessage), tick ...func()) (json.RawMessage, error) {
 	var last string
 	for {
 		if p, err := c.Progress(ctx, svc, id); err == nil && string(p) != last {
 			last = string(p)
 			fn(p)
+		}
+		for _, t := range tick {
+			t()
 		}
 		out, err := c.Output(ctx, svc, id)
 		if err == nil {

@@ -153,6 +153,21 @@ func TestFullAnalysis(t *testing.T) {
 		}
 	})
 
+	t.Run("the CLI follows the tree live", func(t *testing.T) {
+		out, errOut, err := cliFor(t, env).stdout("run", "full-analysis", "--id", "fa-cli", "--repository", url, "--follow")
+		if err != nil {
+			t.Fatalf("run full-analysis --follow: %v\n%s", err, errOut)
+		}
+		for _, want := range []string{"[analysis] … running", "[scan] … running", "[debate] ", "round 1 of 3", "… running code-analysis fa-cli-analysis"} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("the live tree lacks %q:\n%s", want, errOut)
+			}
+		}
+		if !strings.Contains(out, "# Full analysis of") || strings.Contains(out, "[analysis]") {
+			t.Errorf("stdout is not the report alone:\n%s", out)
+		}
+	})
+
 	t.Run("kill -9 of restate-server during the scan", func(t *testing.T) {
 		id := "fa-restate"
 		if _, err := env.Client.Start(context.Background(), workflow.FullAnalysis, id, []byte(`{"repository":"`+url+`","includeDebate":false}`)); err != nil {
