@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // checkFree reports the first of addrs (variable → address) already taken,
@@ -15,9 +16,21 @@ import (
 func checkFree(addrs [][2]string) error {
 	for _, a := range addrs {
 		variable, addr := a[0], a[1]
-		ln, err := net.Listen("tcp", addr)
+		// A port a process just killed was holding can take a moment to
+		// come free: ask again for a few seconds before blaming anyone.
+		var err error
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			var ln net.Listener
+			if ln, err = net.Listen("tcp", addr); err == nil {
+				ln.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 		if err == nil {
-			ln.Close()
 			continue
 		}
 		who := ""
