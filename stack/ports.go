@@ -17,9 +17,9 @@ func checkFree(addrs [][2]string) error {
 	for _, a := range addrs {
 		variable, addr := a[0], a[1]
 		// A port a process just killed was holding can take a moment to
-		// come free: ask again for a few seconds before blaming anyone.
+		// come free: ask again for a moment before blaming anyone.
 		var err error
-		for deadline := time.Now().Add(5 * time.Second); ; {
+		for deadline := time.Now().Add(time.Second); ; {
 			var ln net.Listener
 			if ln, err = net.Listen("tcp", addr); err == nil {
 				ln.Close()

@@ -269,9 +269,6 @@ func (s *Stack) StartRestate(ctx context.Context) (*Process, error) {
 			// Running but not answering yet: wait rather than start twice.
 			fmt.Fprintf(s.Out, "restate-server is starting…\n")
 		} else {
-			if err := checkFree([][2]string{{"ULTRAMCP_INGRESS_ADDR", c.IngressAddr}, {"ULTRAMCP_ADMIN_ADDR", c.AdminAddr}, {"ULTRAMCP_NODE_ADDR", c.NodeAddr}}); err != nil {
-				return nil, err
-			}
 			pid, err := rs.Start()
 			if err != nil {
 				return nil, err
@@ -283,6 +280,13 @@ func (s *Stack) StartRestate(ctx context.Context) (*Process, error) {
 		fmt.Fprintf(s.Out, "restate-server already running\n")
 	}
 	if err := s.waitHealthy(ctx, rs, adminHealth, ingressHealth); err != nil {
+		if _, running := rs.PID(); !running {
+			// It died starting: a taken port is the usual reason, and
+			// naming it beats twenty lines of the server's log.
+			if perr := checkFree([][2]string{{"ULTRAMCP_INGRESS_ADDR", c.IngressAddr}, {"ULTRAMCP_ADMIN_ADDR", c.AdminAddr}, {"ULTRAMCP_NODE_ADDR", c.NodeAddr}}); perr != nil {
+				return started, fmt.Errorf("restate-server could not start: %w", perr)
+			}
+		}
 		return started, err
 	}
 	// Healthy is not ready: the SQL of the admin API ("expecting a partition
