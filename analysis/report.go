@@ -233,7 +233,18 @@ func (r *Report) FailedScanners() []string {
 // absence of findings means nothing.
 func (r *Report) SecurityIncomplete() bool {
 	for _, s := range r.Scanners {
-		if s.Status == ScannerFailed && (s.Name == "secrets" || s.Name == "gosec" || s.Name == "govulncheck") {
+		if s.Status == ScannerFailed && isSecurityScanner(s.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// isSecurityScanner reports whether the scanner run named name finds
+// security issues (its tool is in scannerOf).
+func isSecurityScanner(name string) bool {
+	for _, scanner := range scannerOf {
+		if scanner == name {
 			return true
 		}
 	}
@@ -242,7 +253,7 @@ func (r *Report) SecurityIncomplete() bool {
 
 func (r *Report) hasSecurity() bool {
 	for _, s := range r.Scanners {
-		if s.Name == "secrets" || s.Name == "gosec" || s.Name == "govulncheck" {
+		if isSecurityScanner(s.Name) {
 			return true
 		}
 	}

@@ -176,7 +176,9 @@ func srcRoot(repository string) string {
 	return "file:///src/"
 }
 
-// scannerOf names the scanner run that feeds a tool's results.
+// scannerOf names the scanner run that feeds each security tool's results:
+// the one list of security scanners the report knows (the scanners
+// themselves, analysis.Scanner implementations, say the same).
 var scannerOf = map[string]string{"gitleaks": "secrets", "gosec": "gosec", "govulncheck": "govulncheck"}
 
 func level(severity string) string {

@@ -195,17 +195,7 @@ its escalation timeout passes.`,
 			if strings.TrimSpace(decision) == "" {
 				return fmt.Errorf("decision: required")
 			}
-			c := a.client()
-			inv, err := c.Find(cmd.Context(), "", args[0])
-			if err != nil {
-				return err
-			}
-			body, _ := json.Marshal(map[string]string{"decision": decision, "by": by})
-			if err := c.Decide(cmd.Context(), inv.Service, args[0], body); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "decision sent to %s\n", args[0])
-			return nil
+			return a.sendDecision(cmd.Context(), args[0], map[string]string{"decision": decision, "by": by})
 		},
 	}
 	decide.Flags().StringVar(&decision, "decision", "", "the decision (required)")
@@ -462,11 +452,8 @@ func firstLine(s string) string {
 }
 
 // store opens the metadata store without the service's patience: the CLI
-// should answer at once.
+// should answer at once. (The root command prepared the state dir.)
 func (a *app) store(ctx context.Context) (*store.Store, error) {
-	if err := a.cfg.PrepareHome(); err != nil {
-		return nil, err
-	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return store.Open(ctx, a.cfg.DatabaseURL, a.cfg.SQLitePath())
@@ -608,6 +595,25 @@ the service.`,
 	return cmd
 }
 
+// sendDecision resolves the decision the workflow id waits for (an
+// escalated debate's, a full-analysis's approval) with value.
+func (a *app) sendDecision(ctx context.Context, id string, value any) error {
+	c := a.client()
+	inv, err := c.Find(ctx, "", id)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(value)
+	if err != nil {
+		return err
+	}
+	if err := c.Decide(ctx, inv.Service, id, body); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "decision sent to %s\n", id)
+	return nil
+}
+
 // approvalCommand is approve (or reject): the decision a full-analysis
 // started with --require-approval waits for.
 func (a *app) approvalCommand(approve bool) *cobra.Command {
@@ -621,17 +627,7 @@ func (a *app) approvalCommand(approve bool) *cobra.Command {
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c := a.client()
-			inv, err := c.Find(cmd.Context(), "", args[0])
-			if err != nil {
-				return err
-			}
-			body, _ := json.Marshal(map[string]any{"approved": approve, "reason": reason, "by": by})
-			if err := c.Decide(cmd.Context(), inv.Service, args[0], body); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "decision sent to %s\n", args[0])
-			return nil
+			return a.sendDecision(cmd.Context(), args[0], map[string]any{"approved": approve, "reason": reason, "by": by})
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded with the decision)")

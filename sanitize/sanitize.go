@@ -7,6 +7,7 @@
 package sanitize
 
 import (
+	"regexp"
 	"strings"
 	"unicode/utf8"
 )
@@ -105,3 +106,10 @@ func CodeSpan(s string) string {
 	}
 	return fence + pad + strings.ReplaceAll(s, "|", "\\|") + pad + fence
 }
+
+// urlCredentials is the user information of a URL: "://user:token@".
+var urlCredentials = regexp.MustCompile(`://[^/@\s"]+@`)
+
+// URLCredentials replaces the user information of every URL in s by "***",
+// so a credential in a URL reaches no log or record.
+func URLCredentials(s string) string { return urlCredentials.ReplaceAllString(s, "://***@") }

@@ -59,3 +59,11 @@ func TestWriterAcrossWrites(t *testing.T) {
 		t.Errorf("wrote %q, want %q", got, want)
 	}
 }
+
+func TestURLCredentials(t *testing.T) {
+	in := `{"repository":"https://u:TOKEN@host/r.git"} fatal: unable to access 'https://tok@x.example/a'`
+	got := URLCredentials(in)
+	if strings.Contains(got, "TOKEN") || strings.Contains(got, "tok@") || !strings.Contains(got, "https://***@host/r.git") {
+		t.Errorf("URLCredentials = %q", got)
+	}
+}

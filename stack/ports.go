@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // checkFree reports the first of addrs (variable → address) already taken,
@@ -16,21 +15,9 @@ import (
 func checkFree(addrs [][2]string) error {
 	for _, a := range addrs {
 		variable, addr := a[0], a[1]
-		// A port a process just killed was holding can take a moment to
-		// come free: ask again for a moment before blaming anyone.
-		var err error
-		for deadline := time.Now().Add(time.Second); ; {
-			var ln net.Listener
-			if ln, err = net.Listen("tcp", addr); err == nil {
-				ln.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		ln, err := net.Listen("tcp", addr)
 		if err == nil {
+			ln.Close()
 			continue
 		}
 		who := ""

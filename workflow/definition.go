@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 
 	"github.com/ultramcp/durable/engine"
@@ -35,16 +36,33 @@ type Definition struct {
 	Incomplete func(out json.RawMessage) string
 }
 
+// PrintMessage is the Progress of a workflow that publishes a "message":
+// it prints the message whenever it changes (the mark is the last one).
+func PrintMessage(w io.Writer, raw json.RawMessage, last string) string {
+	var p struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(raw, &p) == nil && p.Message != "" && p.Message != last {
+		fmt.Fprintf(w, "… %s\n", p.Message)
+		return p.Message
+	}
+	return last
+}
+
 // Typed makes a Body of a body taking decoded input and returning typed
-// output: decode validates the request, naming the field at fault.
+// output: decode validates the request (naming the field at fault) before
+// body runs any step.
 func Typed[I, O any](decode func([]byte) (I, error), body func(engine.Context, I) (O, error)) engine.Body {
-	run := Decoded(decode, body)
 	return func(c engine.Context, raw json.RawMessage) (json.RawMessage, error) {
-		out, err := run(c, raw)
+		in, err := decode(raw)
+		if err != nil {
+			c.Logger().Warn("rejected input", "err", err)
+			return nil, err
+		}
+		out, err := body(c, in)
 		if err != nil {
 			return nil, err
 		}
-		b, err := json.Marshal(out)
-		return b, err
+		return json.Marshal(out)
 	}
 }

@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/ultramcp/durable/engine"
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/sanitize"
 )
 
 // Statuses of a workflow in the metadata store.
@@ -34,31 +34,24 @@ const (
 	StatusRejected = "rejected"
 )
 
-// rejectedReason reads the convention by which a result says it was
-// rejected: "rejected": true, the reason in "rejection".
-func rejectedReason(output []byte) string {
+// finishedAs reads the conventions by which any workflow's result says how
+// it ended, if not plainly completed: "rejected": true with the reason in
+// "rejection"; "partial": true with the reasons in "incomplete".
+func finishedAs(output []byte) (status, reason string) {
 	var r struct {
-		Rejected  bool   `json:"rejected"`
-		Rejection string `json:"rejection"`
-	}
-	if json.Unmarshal(output, &r) != nil || !r.Rejected {
-		return ""
-	}
-	return "rejected: " + r.Rejection
-}
-
-// partialReason reads the convention by which any workflow's result says
-// it is complete only in part: "partial": true, with the reasons in
-// "incomplete".
-func partialReason(output []byte) string {
-	var p struct {
+		Rejected   bool     `json:"rejected"`
+		Rejection  string   `json:"rejection"`
 		Partial    bool     `json:"partial"`
 		Incomplete []string `json:"incomplete"`
 	}
-	if json.Unmarshal(output, &p) != nil || !p.Partial {
-		return ""
+	switch {
+	case json.Unmarshal(output, &r) != nil:
+	case r.Rejected:
+		return StatusRejected, "rejected: " + r.Rejection
+	case r.Partial:
+		return StatusPartial, "partial: " + strings.Join(r.Incomplete, "; ")
 	}
-	return "partial: " + strings.Join(p.Incomplete, "; ")
+	return StatusCompleted, ""
 }
 
 // Open reports whether a workflow in status may still change: it has not
@@ -136,7 +129,7 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 		}
 		// A refused request is recorded too: a credential it carried in a
 		// URL is not.
-		input = RedactCredentials(input)
+		input = []byte(sanitize.URLCredentials(string(input)))
 		started, err := engine.Run(c, "record-start", RecordStep, func(ctx context.Context) (time.Time, error) {
 			now := time.Now().UTC()
 			return now, RetryStore(ctx, func(ctx context.Context) error { return rec.Started(ctx, c.WorkflowID(), name, input, now) })
@@ -151,12 +144,7 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 			if output, err = json.Marshal(out); err != nil {
 				return zero, fault.Wrap(fault.Internal, err, "encode output")
 			}
-			if reason := partialReason(output); reason != "" {
-				status, msg = StatusPartial, reason
-			}
-			if reason := rejectedReason(output); reason != "" {
-				status, msg = StatusRejected, reason
-			}
+			status, msg = finishedAs(output)
 		case fault.KindOf(runErr) == fault.Cancelled:
 			status, msg = StatusCancelled, runErr.Error()
 		default:
@@ -171,28 +159,6 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 			return zero, err
 		}
 		return out, runErr
-	}
-}
-
-var urlCredentials = regexp.MustCompile(`://[^/@\s"]+@`)
-
-// RedactCredentials replaces the user information of every URL in b
-// ("https://user:token@host") by "***".
-func RedactCredentials(b []byte) []byte {
-	return urlCredentials.ReplaceAll(b, []byte("://***@"))
-}
-
-// Decoded adapts a body taking typed input to one taking the request's JSON:
-// decode validates it (naming the field at fault) before body runs any step.
-func Decoded[I, O any](decode func([]byte) (I, error), body func(engine.Context, I) (O, error)) func(engine.Context, json.RawMessage) (O, error) {
-	return func(c engine.Context, raw json.RawMessage) (O, error) {
-		in, err := decode(raw)
-		if err != nil {
-			var zero O
-			c.Logger().Warn("rejected input", "err", err)
-			return zero, err
-		}
-		return body(c, in)
 	}
 }
 

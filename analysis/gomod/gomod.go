@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ultramcp/durable/analysis/secrets"
@@ -34,13 +35,6 @@ import (
 // repository's C code), no workspace file, no go env file. The caches are
 // the operator's, so modules already downloaded are found.
 func Env(extra ...string) []string {
-	out, _ := exec.Command("go", "env", "GOPATH", "GOMODCACHE", "GOCACHE").Output()
-	var dirs []string
-	for i, name := range []string{"GOPATH", "GOMODCACHE", "GOCACHE"} {
-		if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); i < len(lines) && lines[i] != "" {
-			dirs = append(dirs, name+"="+lines[i])
-		}
-	}
 	env := []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + os.TempDir(),
@@ -55,8 +49,38 @@ func Env(extra ...string) []string {
 		"GIT_CONFIG_NOSYSTEM=1",
 		"GIT_CONFIG_GLOBAL=" + os.DevNull,
 	}
-	return append(append(env, dirs...), extra...) // later entries win
+	return append(append(env, cacheDirs()...), extra...) // later entries win
 }
+
+// cacheDirs are the operator's Go caches, as `go env` reports them. They
+// depend only on the environment, so the answer is kept per environment:
+// every module of every scan asks, and a `go env` costs a process.
+func cacheDirs() []string {
+	var key strings.Builder
+	for _, k := range []string{"GOPATH", "GOMODCACHE", "GOCACHE", "HOME", "XDG_CACHE_HOME", "GOENV"} {
+		key.WriteString(k + "=" + os.Getenv(k) + "\x00")
+	}
+	cacheMu.Lock()
+	defer cacheMu.Unlock()
+	if dirs, ok := cached[key.String()]; ok {
+		return dirs
+	}
+	out, _ := exec.Command("go", "env", "GOPATH", "GOMODCACHE", "GOCACHE").Output()
+	var dirs []string
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	for i, name := range []string{"GOPATH", "GOMODCACHE", "GOCACHE"} {
+		if i < len(lines) && lines[i] != "" {
+			dirs = append(dirs, name+"="+lines[i])
+		}
+	}
+	cached[key.String()] = dirs
+	return dirs
+}
+
+var (
+	cacheMu sync.Mutex
+	cached  = map[string][]string{}
+)
 
 // DownloadTimeout bounds the download of one module's dependencies.
 const DownloadTimeout = 3 * time.Minute

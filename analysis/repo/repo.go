@@ -289,7 +289,7 @@ func (p Policy) git(ctx context.Context, dir string, r *remote, args ...string) 
 		if ctx.Err() != nil {
 			return nil, fault.Wrap(fault.Unavailable, ctx.Err(), "git %s timed out", args[0])
 		}
-		detail := redactURLs(sanitize.Line(strings.TrimSpace(stderr.String())))
+		detail := sanitize.URLCredentials(sanitize.Line(strings.TrimSpace(stderr.String())))
 		p.logger().Warn("git failed", "op", args[0], "err", err, "stderr", detail[:min(len(detail), 2048)])
 		return nil, classify(args[0], stderr.String())
 	}
@@ -316,10 +316,6 @@ func (l *limitedBuffer) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
-
-var urlCredentials = regexp.MustCompile(`://[^/@\s]+@`)
-
-func redactURLs(s string) string { return urlCredentials.ReplaceAllString(s, "://***@") }
 
 // classify turns git's stderr into a short reason of our own words: what
 // the git server wrote ("remote: …") and which ports answered never reach

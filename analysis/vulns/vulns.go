@@ -10,6 +10,7 @@ package vulns
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -175,7 +176,7 @@ func convert(root, mod string, r io.Reader) ([]analysis.Finding, error) {
 		}
 		dep := f.Trace[0]
 		v := analysis.Finding{
-			Tool: "govulncheck", RuleID: e.ID, Title: sanitize.Line(firstNonEmpty(e.Summary, e.Details, e.ID)),
+			Tool: "govulncheck", RuleID: e.ID, Title: sanitize.Line(cmp.Or(strings.TrimSpace(e.Summary), strings.TrimSpace(e.Details), e.ID)),
 			File: gomodFile, Line: 1, Module: dep.Module, Version: dep.Version,
 			FixedVersion: f.FixedVersion, Aliases: e.Aliases, URL: e.Database.URL,
 		}
@@ -245,15 +246,6 @@ func absolute(mod, file string) string {
 		return file
 	}
 	return filepath.Join(mod, file)
-}
-
-func firstNonEmpty(ss ...string) string {
-	for _, s := range ss {
-		if strings.TrimSpace(s) != "" {
-			return s
-		}
-	}
-	return ""
 }
 
 // Scanner is this package as an analysis.Scanner.

@@ -3,10 +3,13 @@ package restate
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -44,11 +47,21 @@ func (a attempts) begin(invocation, step string) (interrupted int, done func()) 
 	if b, err := os.ReadFile(path); err == nil {
 		interrupted, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}
-	if err := os.MkdirAll(a.dir, 0o700); err == nil {
-		_ = os.WriteFile(path, []byte(strconv.Itoa(interrupted+1)+"\n"), 0o600)
+	if _, made := madeDirs.Load(a.dir); !made {
+		if os.MkdirAll(a.dir, 0o700) == nil {
+			madeDirs.Store(a.dir, true)
+		}
+	}
+	count := []byte(strconv.Itoa(interrupted+1) + "\n")
+	if err := os.WriteFile(path, count, 0o600); errors.Is(err, fs.ErrNotExist) && os.MkdirAll(a.dir, 0o700) == nil {
+		_ = os.WriteFile(path, count, 0o600) // the dir went away under us
 	}
 	return interrupted, func() { _ = os.Remove(path) }
 }
+
+// madeDirs are the attempt dirs created already: every step start writes
+// a file there, and a mkdir per step would be a syscall of waste.
+var madeDirs sync.Map
 
 // crash ends the process at once, without cleanup, like a SIGKILL from
 // outside.

@@ -30,9 +30,6 @@ type Context struct {
 
 var _ engine.Context = (*Context)(nil)
 
-// New wraps ctx.
-func New(ctx sdk.WorkflowContext) *Context { return &Context{ctx: ctx} }
-
 // newGuarded wraps ctx, counting interrupted step attempts in o.AttemptsDir.
 func newGuarded(ctx sdk.WorkflowContext, o ServiceOptions) *Context {
 	limit := o.StepCrashLimit

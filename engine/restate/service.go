@@ -49,7 +49,7 @@ var DefaultServiceOptions = ServiceOptions{
 
 // Workflow defines a Restate workflow service named name whose "run" handler
 // runs body on the Restate engine with the request's JSON (body decodes it:
-// see workflow.Decoded), and whose shared "progress" handler returns what
+// see workflow.Typed), and whose shared "progress" handler returns what
 // body last published. Errors that retrying cannot fix end the workflow as
 // terminal errors with their HTTP status (400 for bad input).
 func Workflow[O any](name string, body func(engine.Context, json.RawMessage) (O, error), o ServiceOptions) sdk.ServiceDefinition {

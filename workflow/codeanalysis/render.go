@@ -13,21 +13,11 @@ import (
 // Definitions declare code-analysis and security-scan for the registry.
 func (a *Analyzer) Definitions() []workflow.Definition {
 	reports := map[string]string{"": "report.md", "text": "report.md", "markdown": "report.md", "sarif": "report.sarif", "json": "report.json"}
-	base := workflow.Definition{Progress: printProgress, ProgressIsNotice: true, Render: render, Reports: reports, Incomplete: incomplete}
+	base := workflow.Definition{Progress: workflow.PrintMessage, ProgressIsNotice: true, Render: render, Reports: reports, Incomplete: incomplete}
 	ca, ss := base, base
 	ca.Name, ca.Prefix, ca.Body = workflow.CodeAnalysis, "analysis", workflow.Typed(DecodeAnalysisRequest, a.RunAnalysis)
 	ss.Name, ss.Prefix, ss.Body = workflow.SecurityScan, "scan", workflow.Typed(DecodeScanRequest, a.RunScan)
 	return []workflow.Definition{ca, ss}
-}
-
-// printProgress prints the progress message when it changes.
-func printProgress(w io.Writer, raw json.RawMessage, last string) string {
-	var p Progress
-	if json.Unmarshal(raw, &p) == nil && p.Message != "" && p.Message != last {
-		fmt.Fprintf(w, "… %s\n", p.Message)
-		return p.Message
-	}
-	return last
 }
 
 // render prints a report as Markdown (the default) or SARIF.

@@ -13,6 +13,7 @@
 package fullanalysis
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -289,7 +290,7 @@ func (f *FullAnalysis) Run(c engine.Context, in Input) (res Result, err error) {
 		}
 		res.Approval = &a
 		if !a.Approved {
-			res.Rejected, res.Rejection = true, firstNonEmpty(a.Reason, "rejected")
+			res.Rejected, res.Rejection = true, cmp.Or(a.Reason, "rejected")
 			why = "rejected: " + res.Rejection
 			ran, err := saga.Unwind()
 			res.Compensations = ran
@@ -315,15 +316,6 @@ func (f *FullAnalysis) Run(c engine.Context, in Input) (res Result, err error) {
 		return res, err
 	}
 	return res, nil
-}
-
-func firstNonEmpty(ss ...string) string {
-	for _, s := range ss {
-		if strings.TrimSpace(s) != "" {
-			return s
-		}
-	}
-	return ""
 }
 
 func summary(id string, r analysis.Report) ChildSummary {

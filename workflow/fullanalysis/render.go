@@ -15,7 +15,7 @@ func Definition(f *FullAnalysis) workflow.Definition {
 	return workflow.Definition{
 		Name: workflow.FullAnalysis, Prefix: "full",
 		Body:             workflow.Typed(Decode, f.Run),
-		Progress:         printProgress,
+		Progress:         workflow.PrintMessage,
 		ProgressIsNotice: true,
 		Render:           render,
 		Reports:          map[string]string{"": "report.md", "text": "report.md", "markdown": "report.md"},
@@ -27,17 +27,6 @@ func Definition(f *FullAnalysis) workflow.Definition {
 			return strings.Join(r.Incomplete, "; ")
 		},
 	}
-}
-
-func printProgress(w io.Writer, raw json.RawMessage, last string) string {
-	var p struct {
-		Message string `json:"message"`
-	}
-	if json.Unmarshal(raw, &p) == nil && p.Message != "" && p.Message != last {
-		fmt.Fprintf(w, "… %s\n", p.Message)
-		return p.Message
-	}
-	return last
 }
 
 func render(w io.Writer, out json.RawMessage, format string) error {

@@ -5,6 +5,8 @@
 package registry
 
 import (
+	"sync"
+
 	"github.com/ultramcp/durable/analysis/repo"
 	"github.com/ultramcp/durable/llm"
 	"github.com/ultramcp/durable/workflow"
@@ -37,10 +39,14 @@ func All(d Deps) []workflow.Definition {
 	return all
 }
 
+// definitions are the workflows without dependencies, built once: what
+// Lookup serves.
+var definitions = sync.OnceValue(func() []workflow.Definition { return All(Deps{}) })
+
 // Lookup returns the definition of the workflow called name, for what
 // needs no dependencies: following and rendering.
 func Lookup(name string) (workflow.Definition, bool) {
-	for _, def := range All(Deps{}) {
+	for _, def := range definitions() {
 		if def.Name == name {
 			return def, true
 		}
