@@ -114,6 +114,19 @@ type Child struct {
 // lives; a database outage delays a workflow, it never fails it.
 var RecordStep = engine.StepOptions{MaxAttempts: 1}
 
+// Record runs write as the store step called name: the engine tries it
+// once, and write is retried inside (RetryStore) until the store answers.
+func Record[T any](c engine.Context, name string, write func(ctx context.Context) (T, error)) (T, error) {
+	return engine.Run(c, name, RecordStep, func(ctx context.Context) (T, error) {
+		var out T
+		err := RetryStore(ctx, func(ctx context.Context) (err error) {
+			out, err = write(ctx)
+			return err
+		})
+		return out, err
+	})
+}
+
 // Tracked wraps a workflow body so that the store sees it start ("running")
 // and end ("completed", "failed" with the reason, or "cancelled"), each in
 // its own journaled step. With rec nil it returns body unchanged.
@@ -130,9 +143,9 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 		// A refused request is recorded too: a credential it carried in a
 		// URL is not.
 		input = []byte(sanitize.URLCredentials(string(input)))
-		started, err := engine.Run(c, "record-start", RecordStep, func(ctx context.Context) (time.Time, error) {
+		started, err := Record(c, "record-start", func(ctx context.Context) (time.Time, error) {
 			now := time.Now().UTC()
-			return now, RetryStore(ctx, func(ctx context.Context) error { return rec.Started(ctx, c.WorkflowID(), name, input, now) })
+			return now, rec.Started(ctx, c.WorkflowID(), name, input, now)
 		})
 		if err != nil {
 			return zero, err
@@ -150,11 +163,8 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 		default:
 			status, msg = StatusFailed, runErr.Error()
 		}
-		if _, err := engine.Run(c, "record-"+status, RecordStep, func(ctx context.Context) (bool, error) {
-			at := time.Now().UTC()
-			return true, RetryStore(ctx, func(ctx context.Context) error {
-				return rec.Finished(ctx, c.WorkflowID(), status, output, msg, started, at)
-			})
+		if _, err := Record(c, "record-"+status, func(ctx context.Context) (bool, error) {
+			return true, rec.Finished(ctx, c.WorkflowID(), status, output, msg, started, time.Now().UTC())
 		}); err != nil && runErr == nil {
 			return zero, err
 		}

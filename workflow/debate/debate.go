@@ -502,17 +502,11 @@ func (d *Debate) saveTranscript(c engine.Context, res *Result, execs []workflow.
 	if err != nil {
 		return fault.Wrap(fault.Internal, err, "encode transcript")
 	}
-	ref, err := engine.Run(c, "save-transcript", workflow.RecordStep, func(ctx context.Context) (workflow.ArtifactRef, error) {
-		var ref workflow.ArtifactRef
-		err := workflow.RetryStore(ctx, func(ctx context.Context) error {
-			if err := d.Records.RecordExecutions(ctx, execs); err != nil {
-				return err
-			}
-			var err error
-			ref, err = d.Records.PutArtifact(ctx, c.WorkflowID(), "transcript.json", full)
-			return err
-		})
-		return ref, err
+	ref, err := workflow.Record(c, "save-transcript", func(ctx context.Context) (workflow.ArtifactRef, error) {
+		if err := d.Records.RecordExecutions(ctx, execs); err != nil {
+			return workflow.ArtifactRef{}, err
+		}
+		return d.Records.PutArtifact(ctx, c.WorkflowID(), "transcript.json", full)
 	})
 	if err != nil {
 		return err

@@ -208,9 +208,8 @@ func (f *FullAnalysis) Run(c engine.Context, in Input) (res Result, err error) {
 		if orTrue(in.IncludeDebate) {
 			children = append(children, workflow.Child{ID: engine.ChildID(c, "debate"), Role: "debate", Workflow: workflow.ChainOfDebate})
 		}
-		if _, err := engine.Run(c, "record-children", workflow.RecordStep, func(ctx context.Context) (bool, error) {
-			at := time.Now().UTC()
-			return true, workflow.RetryStore(ctx, func(ctx context.Context) error { return f.Records.LinkChildren(ctx, c.WorkflowID(), children, at) })
+		if _, err := workflow.Record(c, "record-children", func(ctx context.Context) (bool, error) {
+			return true, f.Records.LinkChildren(ctx, c.WorkflowID(), children, time.Now().UTC())
 		}); err != nil {
 			return res, err
 		}
@@ -470,17 +469,11 @@ func (f *FullAnalysis) save(c engine.Context, res *Result) error {
 		return fault.Wrap(fault.Internal, err, "encode the report")
 	}
 	md := Markdown(*res)
-	ref, err := engine.Run(c, "save-report", workflow.RecordStep, func(ctx context.Context) (workflow.ArtifactRef, error) {
-		var ref workflow.ArtifactRef
-		err := workflow.RetryStore(ctx, func(ctx context.Context) error {
-			if _, err := f.Records.PutArtifact(ctx, c.WorkflowID(), "report.md", []byte(md)); err != nil {
-				return err
-			}
-			var err error
-			ref, err = f.Records.PutArtifact(ctx, c.WorkflowID(), "report.json", js)
-			return err
-		})
-		return ref, err
+	ref, err := workflow.Record(c, "save-report", func(ctx context.Context) (workflow.ArtifactRef, error) {
+		if _, err := f.Records.PutArtifact(ctx, c.WorkflowID(), "report.md", []byte(md)); err != nil {
+			return workflow.ArtifactRef{}, err
+		}
+		return f.Records.PutArtifact(ctx, c.WorkflowID(), "report.json", js)
 	})
 	if err != nil {
 		return err
