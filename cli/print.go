@@ -7,7 +7,6 @@ import (
 
 	"github.com/ultramcp/durable/analysis"
 	"github.com/ultramcp/durable/workflow/debate"
-	"github.com/ultramcp/durable/workflow/registry"
 )
 
 // printProgress prints a running workflow's progress: a debate's rounds, an
@@ -28,23 +27,4 @@ func printProgress(w io.Writer, raw json.RawMessage) {
 	for _, s := range p.Scanners {
 		fmt.Fprintf(w, "  %-17s %s, %d finding(s), %d ms %s\n", s.Name, s.Status, s.Findings, s.DurationMS, s.Error)
 	}
-}
-
-// Result formats.
-const (
-	formatText     = "text"
-	formatJSON     = "json"
-	formatMarkdown = "markdown"
-	formatSARIF    = "sarif"
-)
-
-// printResult prints a workflow's result as its definition renders it, or
-// as JSON.
-func (a *app) printResult(svc string, out json.RawMessage, format string) error {
-	def, ok := registry.Lookup(svc)
-	if format == formatJSON || !ok || def.Render == nil {
-		_, err := fmt.Fprintln(a.stdout, string(out))
-		return err
-	}
-	return def.Render(a.stdout, out, format)
 }

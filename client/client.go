@@ -131,10 +131,23 @@ func (c *Client) Output(ctx context.Context, svc, id string) (json.RawMessage, e
 	return out, err
 }
 
-// Progress calls the workflow's shared progress handler.
+// Progress reads the progress the workflow published ("null" before any)
+// from Restate's state table through the admin API: a query, not an
+// invocation of the progress handler, so a reader following a workflow adds
+// nothing to its journal or to the invocations listed beside the real work.
 func (c *Client) Progress(ctx context.Context, svc, id string) (json.RawMessage, error) {
-	out, _, err := c.do(ctx, http.MethodPost, c.Ingress+"/"+svc+"/"+url.PathEscape(id)+"/"+workflow.ProgressHandler, nil, "")
-	return out, err
+	rows, err := c.Query(ctx, fmt.Sprintf("SELECT value_utf8 FROM state WHERE service_name = %s AND service_key = %s AND key = %s", quote(svc), quote(id), quote(workflow.ProgressKey)))
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 {
+		return json.RawMessage("null"), nil
+	}
+	v, _ := rows[0]["value_utf8"].(string)
+	if !json.Valid([]byte(v)) {
+		return nil, fmt.Errorf("progress of %s is not JSON", id)
+	}
+	return json.RawMessage(v), nil
 }
 
 // Decide sends a decision to a workflow's decide handler.

@@ -29,6 +29,7 @@ import (
 	"github.com/ultramcp/durable/llm/openai"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
+	_ "github.com/ultramcp/durable/workflow/catalog" // every workflow, registered
 	"github.com/ultramcp/durable/workflow/registry"
 )
 

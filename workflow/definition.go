@@ -4,17 +4,35 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
+
+	"github.com/google/jsonschema-go/jsonschema"
 
 	"github.com/ultramcp/durable/engine"
 )
 
 // Definition declares one workflow, once: everything the service, the
-// engines and the CLI need of it. A workflow package builds its own from
-// its dependencies; package workflows lists them all, so adding a workflow
-// is one new package and one line there.
+// engines, the CLI, the API and the MCP server need of it. A workflow
+// package builds its own from its dependencies and registers it (package
+// registry); package catalog links them all in, so adding a workflow is one
+// new package and one line there.
 type Definition struct {
-	Name   string // the Restate service name, as the seed's URLs spell it
-	Prefix string // of generated ids: "debate-1a2b…"
+	Name    string // the Restate service name, as the seed's URLs spell it
+	Prefix  string // of generated ids: "debate-1a2b…"
+	Summary string // one line: the CLI's help, the MCP tool's and the API's description
+	// Tool is the MCP tool that starts it; "" is start_<name>.
+	Tool string
+	// Input is a zero value of the request type: its JSON schema (with
+	// SchemaTypes for the types whose JSON is not their Go shape, and the
+	// fields' `jsonschema` tags as descriptions) describes the request to
+	// the API and MCP clients, and gives the CLI its flags.
+	Input       any
+	SchemaTypes map[reflect.Type]*jsonschema.Schema
+	// Validate decodes a request, checks it under the configuration the
+	// service applies (the repository policy) and returns it normalized:
+	// every interface refuses through it what the workflow would, naming
+	// the field, before anything starts.
+	Validate func(body []byte) (json.RawMessage, error)
 	// Body is the workflow: it decodes and validates its own input, so
 	// that a refused request is recorded like any failure.
 	Body engine.Body
@@ -64,5 +82,45 @@ func Typed[I, O any](decode func([]byte) (I, error), body func(engine.Context, I
 			return nil, err
 		}
 		return json.Marshal(out)
+	}
+}
+
+// ToolName is the MCP tool that starts the workflow.
+func (d Definition) ToolName() string {
+	if d.Tool != "" {
+		return d.Tool
+	}
+	name := []byte("start_" + d.Name)
+	for i, c := range name {
+		if c == '-' {
+			name[i] = '_'
+		}
+	}
+	return string(name)
+}
+
+// InputSchema is the JSON schema of the workflow's request.
+func (d Definition) InputSchema() (*jsonschema.Schema, error) {
+	if d.Input == nil {
+		return &jsonschema.Schema{Type: "object"}, nil
+	}
+	types := map[reflect.Type]*jsonschema.Schema{
+		reflect.TypeFor[json.RawMessage](): {Description: "any JSON value"},
+	}
+	for t, s := range d.SchemaTypes {
+		types[t] = s
+	}
+	return jsonschema.ForType(reflect.TypeOf(d.Input), &jsonschema.ForOptions{TypeSchemas: types})
+}
+
+// Validator makes a Definition's Validate of a decoder that checks and
+// normalizes a request.
+func Validator[I any](decode func([]byte) (I, error)) func([]byte) (json.RawMessage, error) {
+	return func(body []byte) (json.RawMessage, error) {
+		in, err := decode(body)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(in)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,6 +54,12 @@ func finishedAs(output []byte) (status, reason string) {
 	}
 	return StatusCompleted, ""
 }
+
+// Statuses lists every status, for filters to check against.
+var Statuses = []string{StatusPending, StatusNotStarted, StatusRunning, StatusPaused, StatusCompleted, StatusPartial, StatusRejected, StatusFailed, StatusCancelled}
+
+// KnownStatus reports whether status is one of Statuses.
+func KnownStatus(status string) bool { return slices.Contains(Statuses, status) }
 
 // Open reports whether a workflow in status may still change: it has not
 // finished.

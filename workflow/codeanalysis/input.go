@@ -20,16 +20,16 @@ const (
 
 // Input is the request of code-analysis.
 type Input struct {
-	Repository   string `json:"repository"`
-	Branch       string `json:"branch,omitempty"`
-	AnalysisType string `json:"analysisType,omitempty"`
+	Repository   string `json:"repository" jsonschema:"git URL (https, ssh, git), or a local path when the service allows it"`
+	Branch       string `json:"branch,omitempty" jsonschema:"branch or tag (default: the remote's default branch)"`
+	AnalysisType string `json:"analysisType,omitempty" jsonschema:"security, quality, patterns or all (default)"`
 }
 
 // ScanInput is the request of security-scan.
 type ScanInput struct {
-	Target  string          `json:"target"`
-	Branch  string          `json:"branch,omitempty"`
-	Context json.RawMessage `json:"context,omitempty"`
+	Target  string          `json:"target" jsonschema:"git URL, or a local path when the service allows it"`
+	Branch  string          `json:"branch,omitempty" jsonschema:"branch or tag (default: the remote's default branch)"`
+	Context json.RawMessage `json:"context,omitempty" jsonschema:"a previous analysis report: its findings are compared with this scan's"`
 }
 
 // MaxContextBytes bounds the context of a security scan (it is journaled

@@ -7,7 +7,9 @@ import (
 	"strings"
 
 	"github.com/ultramcp/durable/analysis"
+	"github.com/ultramcp/durable/analysis/repo"
 	"github.com/ultramcp/durable/workflow"
+	"github.com/ultramcp/durable/workflow/registry"
 )
 
 // Definitions declare code-analysis and security-scan for the registry.
@@ -16,8 +18,20 @@ func (a *Analyzer) Definitions() []workflow.Definition {
 	base := workflow.Definition{Progress: workflow.PrintMessage, ProgressIsNotice: true, Render: render, Reports: reports, Incomplete: incomplete}
 	ca, ss := base, base
 	ca.Name, ca.Prefix, ca.Body = workflow.CodeAnalysis, "analysis", workflow.Typed(DecodeAnalysisRequest, a.RunAnalysis)
+	ca.Summary, ca.Input, ca.Validate = "Analyse a git repository: secrets, vulnerable code, quality, structure", Input{}, workflow.Validator(DecodeAnalysis(a.policy()))
 	ss.Name, ss.Prefix, ss.Body = workflow.SecurityScan, "scan", workflow.Typed(DecodeScanRequest, a.RunScan)
+	ss.Summary, ss.Input, ss.Validate = "Scan a git repository for secrets and vulnerable code", ScanInput{}, workflow.Validator(DecodeScan(a.policy()))
 	return []workflow.Definition{ca, ss}
+}
+
+func init() {
+	registry.Register(func(d registry.Deps) []workflow.Definition {
+		a := &Analyzer{Cache: d.Checkouts, Models: d.Models, Records: d.Records, VulnDB: d.VulnDB}
+		if d.AnalysisSlots > 0 {
+			a.Slots = make(chan struct{}, d.AnalysisSlots)
+		}
+		return a.Definitions()
+	})
 }
 
 // render prints a report as Markdown (the default) or SARIF.
@@ -49,4 +63,12 @@ func incomplete(out json.RawMessage) string {
 		return ""
 	}
 	return strings.Join(rep.Incomplete, "; ")
+}
+
+// policy is the repository policy requests are checked under.
+func (a *Analyzer) policy() repo.Policy {
+	if a.Cache == nil {
+		return repo.DefaultPolicy
+	}
+	return a.Cache.Policy
 }

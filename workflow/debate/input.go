@@ -93,18 +93,18 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 
 // Input is the request for a debate.
 type Input struct {
-	Topic              string          `json:"topic"`
-	Participants       []Participant   `json:"participants"`
-	Rounds             *int            `json:"rounds,omitempty"`
-	Context            json.RawMessage `json:"context,omitempty"`
-	DelayBetweenRounds *Duration       `json:"delayBetweenRounds,omitempty"`
-	Moderator          string          `json:"moderator,omitempty"`
-	Mode               string          `json:"mode,omitempty"`
-	ConsensusThreshold *float64        `json:"consensusThreshold,omitempty"`
+	Topic              string          `json:"topic" jsonschema:"what to debate"`
+	Participants       []Participant   `json:"participants" jsonschema:"2 to 12 participants: role names, or objects {name, role, model}"`
+	Rounds             *int            `json:"rounds,omitempty" jsonschema:"rounds, 1 to 10 (default 3)"`
+	Context            json.RawMessage `json:"context,omitempty" jsonschema:"JSON context every participant sees"`
+	DelayBetweenRounds *Duration       `json:"delayBetweenRounds,omitempty" jsonschema:"durable pause between rounds (default 2s)"`
+	Moderator          string          `json:"moderator,omitempty" jsonschema:"moderator model, e.g. openai:gpt-4o"`
+	Mode               string          `json:"mode,omitempty" jsonschema:"debate (default) or vote"`
+	ConsensusThreshold *float64        `json:"consensusThreshold,omitempty" jsonschema:"agreement under which the result is contested (default 0.7)"`
 	// Escalate waits for a human decision when agreement stays below the
 	// threshold, at most EscalateTimeout, then falls back to the vote.
-	Escalate        bool      `json:"escalate,omitempty"`
-	EscalateTimeout *Duration `json:"escalateTimeout,omitempty"`
+	Escalate        bool      `json:"escalate,omitempty" jsonschema:"when contested, wait for a human decision"`
+	EscalateTimeout *Duration `json:"escalateTimeout,omitempty" jsonschema:"how long to wait for the decision (default 1h)"`
 }
 
 // Decode parses and validates a request body. Every error names the field at

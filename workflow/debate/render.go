@@ -4,19 +4,47 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
 	"strconv"
 	"strings"
 
+	"github.com/google/jsonschema-go/jsonschema"
+
 	"github.com/ultramcp/durable/workflow"
+	"github.com/ultramcp/durable/workflow/registry"
 )
+
+func init() {
+	registry.Register(func(d registry.Deps) []workflow.Definition {
+		return []workflow.Definition{Definition(&Debate{Models: d.Models, Records: d.Records})}
+	})
+}
+
+// SchemaTypes are the JSON schemas of the request's types whose JSON is
+// not their Go shape, for the definitions that use them.
+var SchemaTypes = map[reflect.Type]*jsonschema.Schema{
+	reflect.TypeFor[Duration](): {Types: []string{"string", "number"}, Description: `a duration such as "2s", or milliseconds`},
+	reflect.TypeFor[Participant](): {AnyOf: []*jsonschema.Schema{
+		{Type: "string", Description: "a role name"},
+		{Type: "object", Required: []string{"name"}, AdditionalProperties: &jsonschema.Schema{Not: &jsonschema.Schema{}}, Properties: map[string]*jsonschema.Schema{
+			"name":  {Type: "string"},
+			"role":  {Type: "string", Description: "what the participant stands for"},
+			"model": {Type: "string", Description: "provider:model, e.g. openai:gpt-4o-mini"},
+		}},
+	}},
+}
 
 // Definition declares chain-of-debate for the registry.
 func Definition(d *Debate) workflow.Definition {
 	return workflow.Definition{
-		Name: workflow.ChainOfDebate, Prefix: "debate",
-		Body:     workflow.Typed(Decode, d.Run),
-		Progress: printRounds,
-		Render:   render,
+		Name: workflow.ChainOfDebate, Prefix: "debate", Tool: "start_debate",
+		Summary:     "Start a debate among LLM participants: rounds of revised positions, a vote and a moderator's synthesis",
+		Input:       Input{},
+		SchemaTypes: SchemaTypes,
+		Validate:    workflow.Validator(Decode),
+		Body:        workflow.Typed(Decode, d.Run),
+		Progress:    printRounds,
+		Render:      render,
 	}
 }
 

@@ -33,15 +33,15 @@ import (
 
 // Input is the request of full-analysis.
 type Input struct {
-	Repository              string `json:"repository"`
-	Branch                  string `json:"branch,omitempty"`
-	IncludeDebate           *bool  `json:"includeDebate,omitempty"`           // default true
-	GenerateRecommendations *bool  `json:"generateRecommendations,omitempty"` // default true
+	Repository              string `json:"repository" jsonschema:"git URL (https, ssh, git), or a local path when the service allows it"`
+	Branch                  string `json:"branch,omitempty" jsonschema:"branch or tag (default: the remote's default branch)"`
+	IncludeDebate           *bool  `json:"includeDebate,omitempty" jsonschema:"have the experts debate the findings (default true)"`
+	GenerateRecommendations *bool  `json:"generateRecommendations,omitempty" jsonschema:"write prioritised recommendations (default true)"`
 	// RequireApproval makes the run wait, before the recommendations, for
 	// a human to approve or reject it (ultramcp approve|reject), at most
 	// ApprovalTimeout (default 24h); rejection and timeout end it rejected.
-	RequireApproval bool             `json:"requireApproval,omitempty"`
-	ApprovalTimeout *debate.Duration `json:"approvalTimeout,omitempty"`
+	RequireApproval bool             `json:"requireApproval,omitempty" jsonschema:"wait for approve or reject before the recommendations"`
+	ApprovalTimeout *debate.Duration `json:"approvalTimeout,omitempty" jsonschema:"how long to wait for the approval (default 24h)"`
 }
 
 // DefaultApprovalTimeout is how long a run waits for its approval.

@@ -6,14 +6,36 @@ import (
 	"io"
 	"strings"
 
+	"github.com/ultramcp/durable/analysis/repo"
 	"github.com/ultramcp/durable/sanitize"
 	"github.com/ultramcp/durable/workflow"
+	"github.com/ultramcp/durable/workflow/debate"
+	"github.com/ultramcp/durable/workflow/registry"
 )
 
+func init() {
+	registry.Register(func(d registry.Deps) []workflow.Definition {
+		return []workflow.Definition{Definition(&FullAnalysis{Models: d.Models, Records: d.Records}, d.Policy())}
+	})
+}
+
 // Definition declares full-analysis for the registry.
-func Definition(f *FullAnalysis) workflow.Definition {
+func Definition(f *FullAnalysis, policy repo.Policy) workflow.Definition {
 	return workflow.Definition{
 		Name: workflow.FullAnalysis, Prefix: "full",
+		Summary:     "Analyse, scan, debate the findings and recommend: the meta-workflow",
+		Input:       Input{},
+		SchemaTypes: debate.SchemaTypes,
+		Validate: workflow.Validator(func(b []byte) (Input, error) {
+			in, err := Decode(b)
+			if err != nil {
+				return in, err
+			}
+			// The children apply the repository policy; check it here too,
+			// so that a bad target is refused before anything starts.
+			in.Repository, err = policy.Validate(in.Repository)
+			return in, err
+		}),
 		Body:             workflow.Typed(Decode, f.Run),
 		Progress:         workflow.PrintMessage,
 		ProgressIsNotice: true,

@@ -1,52 +1,78 @@
-// Package registry lists every workflow UltraMCP serves, each declared once
-// in its own package (workflow.Definition): the service binds them, the CLI
-// follows and renders them through it. Adding a workflow is one new package
-// and one line in All.
+// Package registry is where every workflow UltraMCP serves is declared,
+// once (workflow.Definition): each workflow package registers a builder of
+// its definitions when it is linked in (package catalog links them all),
+// as database/sql drivers do. The service binds what All returns; the CLI,
+// the API and the MCP server validate, start, follow and render through it.
 package registry
 
 import (
+	"sort"
 	"sync"
 
 	"github.com/ultramcp/durable/analysis/repo"
 	"github.com/ultramcp/durable/llm"
 	"github.com/ultramcp/durable/workflow"
-	"github.com/ultramcp/durable/workflow/codeanalysis"
-	"github.com/ultramcp/durable/workflow/debate"
-	"github.com/ultramcp/durable/workflow/fullanalysis"
 )
 
 // Deps are what the workflows are built from.
 type Deps struct {
 	Models    llm.Models
 	Records   workflow.Records // nil keeps no records
-	Checkouts *repo.Cache
+	Checkouts *repo.Cache      // its Policy is what Validate applies; nil is repo.DefaultPolicy
 	VulnDB    string
 	// AnalysisSlots bounds the checkouts and scans at once; zero is the
 	// default.
 	AnalysisSlots int
 }
 
-// All returns every workflow, built from d.
-func All(d Deps) []workflow.Definition {
-	a := &codeanalysis.Analyzer{Cache: d.Checkouts, Models: d.Models, Records: d.Records, VulnDB: d.VulnDB}
-	if d.AnalysisSlots > 0 {
-		a.Slots = make(chan struct{}, d.AnalysisSlots)
+// Policy is the repository policy of d.
+func (d Deps) Policy() repo.Policy {
+	if d.Checkouts == nil {
+		return repo.DefaultPolicy
 	}
+	return d.Checkouts.Policy
+}
+
+// Builder builds a package's definitions from the dependencies.
+type Builder func(Deps) []workflow.Definition
+
+var (
+	mu       sync.Mutex
+	builders []Builder
+)
+
+// Register adds a package's builder; workflow packages call it from init.
+func Register(b Builder) {
+	mu.Lock()
+	defer mu.Unlock()
+	builders = append(builders, b)
+}
+
+// All returns every registered workflow, built from d, by name.
+func All(d Deps) []workflow.Definition {
+	mu.Lock()
+	bs := append([]Builder(nil), builders...)
+	mu.Unlock()
 	var all []workflow.Definition
-	all = append(all, debate.Definition(&debate.Debate{Models: d.Models, Records: d.Records}))
-	all = append(all, a.Definitions()...)
-	all = append(all, fullanalysis.Definition(&fullanalysis.FullAnalysis{Models: d.Models, Records: d.Records}))
+	for _, b := range bs {
+		all = append(all, b(d)...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
 	return all
 }
 
-// definitions are the workflows without dependencies, built once: what
-// Lookup serves.
-var definitions = sync.OnceValue(func() []workflow.Definition { return All(Deps{}) })
-
-// Lookup returns the definition of the workflow called name, for what
-// needs no dependencies: following and rendering.
+// Lookup returns the definition of the workflow called name, built without
+// dependencies: for following and rendering, which need none.
 func Lookup(name string) (workflow.Definition, bool) {
-	for _, def := range definitions() {
+	return Find(withoutDeps(), name)
+}
+
+// withoutDeps are built once, on first use: after every init registered.
+var withoutDeps = sync.OnceValue(func() []workflow.Definition { return All(Deps{}) })
+
+// Find returns the definition called name among defs.
+func Find(defs []workflow.Definition, name string) (workflow.Definition, bool) {
+	for _, def := range defs {
 		if def.Name == name {
 			return def, true
 		}

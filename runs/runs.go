@@ -1,0 +1,296 @@
+// Package runs is UltraMCP's application service: what a user can do with
+// workflows — submit one, follow it, read its status and result, list,
+// cancel, decide, purge — written once, over the workflow registry, the
+// metadata store and the Restate stack. The CLI, the REST API and the MCP
+// server are thin adapters over it; none holds logic of its own.
+package runs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ultramcp/durable/client"
+	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/service"
+	"github.com/ultramcp/durable/store"
+	"github.com/ultramcp/durable/workflow"
+	_ "github.com/ultramcp/durable/workflow/catalog" // every workflow, registered
+	"github.com/ultramcp/durable/workflow/registry"
+)
+
+// Service runs workflows for one stack.
+type Service struct {
+	cfg     config.Config
+	defs    []workflow.Definition
+	restate *client.Client
+	stores  Stores
+}
+
+// Stores gives the metadata store to each operation: a command-line call
+// opens its own, the API shares one.
+type Stores interface {
+	// Open returns the store and what to call when done with it.
+	Open(ctx context.Context) (*store.Store, func(), error)
+}
+
+// PerCall opens the store of cfg for each operation without the service's
+// patience: a command should answer at once.
+type PerCall struct{ Config config.Config }
+
+// Open implements Stores.
+func (p PerCall) Open(ctx context.Context) (*store.Store, func(), error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := store.Open(ctx, p.Config.DatabaseURL, p.Config.SQLitePath())
+	if err != nil {
+		return nil, nil, fault.Wrap(fault.Unavailable, err, "metadata store")
+	}
+	return st, func() { _ = st.Close() }, nil
+}
+
+// Shared is one open store, kept by its owner.
+type Shared struct{ Store *store.Store }
+
+// Open implements Stores.
+func (s Shared) Open(context.Context) (*store.Store, func(), error) {
+	return s.Store, func() {}, nil
+}
+
+// New returns the service of the stack cfg describes; the workflows check
+// requests under the repository policy the workflow service applies.
+func New(cfg config.Config, stores Stores) *Service {
+	return &Service{
+		cfg:     cfg,
+		defs:    registry.All(registry.Deps{Checkouts: service.Checkouts(cfg)}),
+		restate: client.New(config.URL(cfg.IngressAddr), config.URL(cfg.AdminAddr)),
+		stores:  stores,
+	}
+}
+
+// Restate is the client of the stack, for what is not the service's
+// business (health, the bench).
+func (s *Service) Restate() *client.Client { return s.restate }
+
+// Definitions are the workflows, by name.
+func (s *Service) Definitions() []workflow.Definition { return s.defs }
+
+// Definition returns the workflow called name.
+func (s *Service) Definition(name string) (workflow.Definition, error) {
+	if def, ok := registry.Find(s.defs, name); ok {
+		return def, nil
+	}
+	names := make([]string, len(s.defs))
+	for i, d := range s.defs {
+		names[i] = d.Name
+	}
+	return workflow.Definition{}, fault.Invalidf("workflow", "unknown workflow %q; one of %s", name, strings.Join(names, ", "))
+}
+
+// MaxIDChars bounds a workflow id (a client's Idempotency-Key).
+const MaxIDChars = 128
+
+// CheckID refuses an id Restate's URLs, the store and a terminal should
+// not carry.
+func CheckID(id string) error {
+	if id == "" {
+		return fault.Invalidf("id", "empty")
+	}
+	if len(id) > MaxIDChars {
+		return fault.Invalidf("id", "longer than %d characters", MaxIDChars)
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return fault.Invalidf("id", "may hold only letters, digits, '-', '_' and '.'")
+		}
+	}
+	return nil
+}
+
+// NewID returns a fresh id for a workflow with prefix.
+func NewID(prefix string) string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return prefix + "-" + hex.EncodeToString(b)
+}
+
+// Submitted is a started workflow.
+type Submitted struct {
+	ID           string `json:"id"`
+	Workflow     string `json:"workflow"`
+	InvocationID string `json:"invocationId"`
+	// Existing: a workflow with this id had been started before (the same
+	// Idempotency-Key sent again); it was not started twice.
+	Existing bool `json:"existing,omitempty"`
+	// Warnings are what went wrong without stopping the start (the store
+	// could not record it as pending).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Submit validates body as a request of the workflow called name — the
+// same check the workflow makes, naming the field at fault — records it as
+// pending and starts it under id ("" generates one). A refused request
+// starts nothing and records nothing.
+func (s *Service) Submit(ctx context.Context, name string, body []byte, id string) (Submitted, error) {
+	def, err := s.Definition(name)
+	if err != nil {
+		return Submitted{}, err
+	}
+	norm, err := def.Validate(body)
+	if err != nil {
+		return Submitted{}, err
+	}
+	if id == "" {
+		id = NewID(def.Prefix)
+	} else if err := CheckID(id); err != nil {
+		return Submitted{}, err
+	}
+	sub := Submitted{ID: id, Workflow: def.Name}
+	// Record the request as pending first, so the store knows of it even if
+	// the send fails; a failed send is recorded as not started.
+	st, release, err := s.stores.Open(ctx)
+	if err != nil {
+		sub.Warnings = append(sub.Warnings, fmt.Sprintf("metadata store unavailable, not recording %s: %v", id, err))
+	} else {
+		defer release()
+		if err := st.Submitted(ctx, id, def.Name, norm, time.Now()); err != nil {
+			sub.Warnings = append(sub.Warnings, fmt.Sprintf("could not record %s as pending: %v", id, err))
+		}
+	}
+	started, err := s.restate.Start(ctx, def.Name, id, norm)
+	if err != nil {
+		// The send may have reached Restate before it failed (a timeout on
+		// the answer): ask Restate rather than guess.
+		if inv, ferr := s.restate.Find(ctx, def.Name, id); ferr == nil && inv.ID != "" {
+			started, err = client.Started{InvocationID: inv.ID, Status: "PreviouslyAccepted"}, nil
+		}
+	}
+	if err != nil {
+		if st != nil {
+			// Only the pending row this start made changes: a workflow that
+			// already ran keeps its state and its result.
+			_ = st.NotStarted(ctx, id, "could not start: "+err.Error(), time.Now())
+		}
+		return sub, fault.Wrap(fault.Unavailable, err, "start %s (is the stack up? run `ultramcp up`)", def.Name)
+	}
+	sub.InvocationID, sub.Existing = started.InvocationID, started.Status == "PreviouslyAccepted"
+	return sub, nil
+}
+
+// Find returns the Restate invocation of workflow id, naming it when
+// Restate knows none.
+func (s *Service) Find(ctx context.Context, id string) (client.Invocation, error) {
+	inv, err := s.restate.Find(ctx, "", id)
+	if errors.Is(err, client.ErrNotFound) {
+		return inv, fault.Wrap(fault.NotFound, err, "workflow %s", id)
+	}
+	if err != nil {
+		return inv, fault.Wrap(fault.Unavailable, err, "restate")
+	}
+	return inv, nil
+}
+
+// Cancel asks for workflow id to be cancelled: its children are cancelled
+// and its compensations run. It returns the invocation cancelled.
+func (s *Service) Cancel(ctx context.Context, id string) (string, error) {
+	inv, err := s.Find(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if inv.Status == "completed" {
+		return "", fault.New(fault.Invalid, "%s already finished (%s)", id, inv.Outcome())
+	}
+	if err := s.restate.Cancel(ctx, inv.ID); err != nil {
+		return "", fault.Wrap(fault.Unavailable, err, "cancel %s", id)
+	}
+	return inv.ID, nil
+}
+
+// Decision is what a human sends to a waiting workflow: an escalated
+// debate's decision, or a full-analysis's approval.
+type Decision struct {
+	Decision string `json:"decision,omitempty" jsonschema:"the decision (an escalated debate)"`
+	Approved *bool  `json:"approved,omitempty" jsonschema:"approve or reject (a full-analysis waiting for approval)"`
+	Reason   string `json:"reason,omitempty" jsonschema:"why"`
+	By       string `json:"by,omitempty" jsonschema:"who decides"`
+}
+
+// Decide resolves the decision workflow id waits for; the first counts.
+func (s *Service) Decide(ctx context.Context, id string, d Decision) error {
+	if d.Approved == nil && strings.TrimSpace(d.Decision) == "" {
+		return fault.Invalidf("decision", "required")
+	}
+	inv, err := s.Find(ctx, id)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	if err := s.restate.Decide(ctx, inv.Service, id, body); err != nil {
+		return fault.Wrap(fault.Unavailable, err, "send the decision to %s", id)
+	}
+	return nil
+}
+
+// Approve approves (or rejects) a full-analysis waiting for approval.
+func (s *Service) Approve(ctx context.Context, id string, approved bool, reason, by string) error {
+	return s.Decide(ctx, id, Decision{Approved: &approved, Reason: reason, By: by})
+}
+
+// List returns workflows from the store, newest first.
+func (s *Service) List(ctx context.Context, f store.Filter) ([]store.Workflow, error) {
+	if f.Workflow != "" {
+		if _, err := s.Definition(f.Workflow); err != nil {
+			return nil, err
+		}
+	}
+	if f.Status != "" && !workflow.KnownStatus(f.Status) {
+		return nil, fault.Invalidf("status", "unknown status %q", f.Status)
+	}
+	if f.Limit < 0 || f.Limit > 1000 {
+		return nil, fault.Invalidf("limit", "must be 0 to 1000")
+	}
+	st, release, err := s.stores.Open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return st.List(ctx, f)
+}
+
+// Purged is what Purge deleted.
+type Purged struct {
+	store.Purged
+	Checkouts int `json:"checkouts"`
+}
+
+// Purge deletes finished workflows created more than age ago, with what
+// only they use, and repository checkouts fetched before then.
+func (s *Service) Purge(ctx context.Context, age time.Duration) (Purged, error) {
+	if age <= 0 {
+		return Purged{}, fault.Invalidf("olderThan", "must be a positive age")
+	}
+	st, release, err := s.stores.Open(ctx)
+	if err != nil {
+		return Purged{}, err
+	}
+	defer release()
+	cutoff := time.Now().Add(-age)
+	p, err := st.Purge(ctx, cutoff)
+	if err != nil {
+		return Purged{}, err
+	}
+	n, err := service.Checkouts(s.cfg).Prune(cutoff)
+	if err != nil {
+		return Purged{Purged: p}, fmt.Errorf("prune checkouts: %w", err)
+	}
+	return Purged{Purged: p, Checkouts: n}, nil
+}
