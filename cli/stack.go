@@ -3,14 +3,11 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"os"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ultramcp/durable/config"
-	"github.com/ultramcp/durable/service"
 )
 
 func (a *app) stackCommands() []*cobra.Command {
@@ -160,15 +157,7 @@ up is idempotent: run again, it starts only what is not running.`,
 		},
 	}
 	logs.Flags().IntVarP(&lines, "lines", "n", 100, "number of lines")
-	serve := &cobra.Command{
-		Use:   "serve",
-		Short: "Run the workflow service in the foreground (up runs it for you)",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-			return service.Serve(cmd.Context(), a.cfg, logger)
-		},
-	}
-	return []*cobra.Command{up, stop, restart, health, dashboard, register, services, logs, serve}
+	return append([]*cobra.Command{up, stop, restart, health, dashboard, register, services, logs}, a.serveCommands()...)
 }
 
 func (a *app) printURLs() {
@@ -179,6 +168,7 @@ URLs:
   Restate admin API:                   %s
   Restate ingress (start workflows):   %s
   Workflow service:                    %s
-  UltraMCP API and dashboard:          %s (not yet built)
+  UltraMCP API:                        %[5]s  (OpenAPI at /openapi.json)
+  MCP (streamable HTTP):               %[5]s/mcp  (stdio: ultramcp mcp)
 `, config.URL(c.AdminAddr), config.URL(c.AdminAddr), config.URL(c.IngressAddr), c.ServiceURL(), config.URL(c.APIAddr))
 }

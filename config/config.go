@@ -76,6 +76,21 @@ type Config struct {
 	// workflow retention) and by default by `ultramcp purge`.
 	Retention time.Duration
 
+	// APIToken, when set, is the bearer token every API and MCP request
+	// but /health must carry; without it the API stays on loopback. Like
+	// the provider keys it is a secret: not in Environ (the service
+	// inherits it) and never logged.
+	APIToken string
+	// APIHosts are the Host headers the API answers besides its own
+	// address and localhost (a name it is reached by); APIOrigins the web
+	// origins allowed to call it (CORS and state-changing requests).
+	APIHosts, APIOrigins []string
+	// APIRate is how many requests a second one client (token or address)
+	// may make; APIMaxOpen how many workflows may be open at once when the
+	// API starts another.
+	APIRate    float64
+	APIMaxOpen int
+
 	// RestateServerBin and RestateCLIBin locate the pinned binaries; empty
 	// means the npm packages under the project's node_modules.
 	RestateServerBin string
@@ -101,6 +116,8 @@ func Default() Config {
 		StopGrace:         10 * time.Second,
 		ReconcileInterval: time.Minute,
 		CloneTimeout:      5 * time.Minute,
+		APIRate:           20,
+		APIMaxOpen:        64,
 	}
 }
 
@@ -128,19 +145,22 @@ func FromEnv() Config {
 	set(&c.RestateServerBin, "ULTRAMCP_RESTATE_SERVER")
 	set(&c.VulnDB, "ULTRAMCP_VULNDB")
 	set(&c.RestateCLIBin, "ULTRAMCP_RESTATE_CLI")
+	set(&c.APIToken, "ULTRAMCP_API_TOKEN")
+	c.APIHosts = list(os.Getenv("ULTRAMCP_API_HOSTS"))
+	c.APIOrigins = list(os.Getenv("ULTRAMCP_API_ORIGINS"))
+	if v := os.Getenv("ULTRAMCP_API_RATE"); v != "" {
+		fmt.Sscan(v, &c.APIRate)
+	}
+	if v := os.Getenv("ULTRAMCP_API_MAX_OPEN"); v != "" {
+		fmt.Sscan(v, &c.APIMaxOpen)
+	}
 	if v := os.Getenv("ULTRAMCP_ALLOW_LOCAL_REPOS"); v == "true" || v == "1" {
 		c.AllowLocalRepos = true
 	}
 	if v := os.Getenv("ULTRAMCP_ALLOW_REMOTE"); v == "true" || v == "1" {
 		c.AllowRemote = true
 	}
-	if v := os.Getenv("ULTRAMCP_REPO_HOSTS"); v != "" {
-		for _, h := range strings.Split(v, ",") {
-			if h = strings.TrimSpace(h); h != "" {
-				c.RepoHosts = append(c.RepoHosts, h)
-			}
-		}
-	}
+	c.RepoHosts = list(os.Getenv("ULTRAMCP_REPO_HOSTS"))
 	if v := os.Getenv("ULTRAMCP_MAX_REPO_MB"); v != "" {
 		fmt.Sscan(v, &c.MaxRepoMB)
 	}
@@ -177,6 +197,17 @@ func FromEnv() Config {
 	return c
 }
 
+// list splits a comma-separated variable.
+func list(v string) []string {
+	var out []string
+	for _, h := range strings.Split(v, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 // Environ is c as the ULTRAMCP_* environment FromEnv reads back: the one
 // place that passes the configuration (flags included) to a child process
 // such as the service. API keys are not in it; they stay in the
@@ -207,6 +238,10 @@ func (c Config) Environ() []string {
 		"ULTRAMCP_RECONCILE_INTERVAL=" + c.ReconcileInterval.String(),
 		fmt.Sprintf("ULTRAMCP_ALLOW_REMOTE=%t", c.AllowRemote),
 		"ULTRAMCP_RETENTION=" + c.Retention.String(),
+		"ULTRAMCP_API_HOSTS=" + strings.Join(c.APIHosts, ","),
+		"ULTRAMCP_API_ORIGINS=" + strings.Join(c.APIOrigins, ","),
+		fmt.Sprintf("ULTRAMCP_API_RATE=%g", c.APIRate),
+		fmt.Sprintf("ULTRAMCP_API_MAX_OPEN=%d", c.APIMaxOpen),
 		"ULTRAMCP_RESTATE_SERVER=" + c.RestateServerBin,
 		"ULTRAMCP_RESTATE_CLI=" + c.RestateCLIBin,
 	}
@@ -240,6 +275,20 @@ func (c *Config) Validate() error {
 		}
 		if !c.AllowRemote && !Loopback(host) {
 			return fault.Invalidf(name, "%s is not a loopback address; set ULTRAMCP_ALLOW_REMOTE=true to listen or connect beyond this machine", host)
+		}
+	}
+	if host, _, _ := net.SplitHostPort(c.APIAddr); c.APIToken == "" && !Loopback(host) {
+		return fault.Invalidf("ULTRAMCP_API_TOKEN", "required for the API to listen on %s, beyond loopback", host)
+	}
+	if c.APIRate <= 0 {
+		return fault.Invalidf("ULTRAMCP_API_RATE", "must be a positive number of requests a second")
+	}
+	if c.APIMaxOpen < 1 {
+		return fault.Invalidf("ULTRAMCP_API_MAX_OPEN", "must be at least 1")
+	}
+	for _, o := range c.APIOrigins {
+		if !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") || strings.Count(o, "/") != 2 {
+			return fault.Invalidf("ULTRAMCP_API_ORIGINS", "%q is not an origin such as https://app.example.com", o)
 		}
 	}
 	switch c.LLM {

@@ -7,6 +7,7 @@ package fault
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Kind says what went wrong in terms a caller can act on.
@@ -131,4 +132,13 @@ func HTTPStatus(err error) int {
 	default:
 		return 500
 	}
+}
+
+// Message is err's message without the field it names.
+func Message(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Field != "" {
+		return strings.TrimPrefix(e.Error(), e.Field+": ")
+	}
+	return err.Error()
 }

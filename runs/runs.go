@@ -27,6 +27,10 @@ import (
 
 // Service runs workflows for one stack.
 type Service struct {
+	// MaxOpen, when positive, refuses a submission while that many
+	// workflows are open (the API's limit on work at once).
+	MaxOpen int
+
 	cfg     config.Config
 	defs    []workflow.Definition
 	restate *client.Client
@@ -156,9 +160,17 @@ func (s *Service) Submit(ctx context.Context, name string, body []byte, id strin
 	// the send fails; a failed send is recorded as not started.
 	st, release, err := s.stores.Open(ctx)
 	if err != nil {
+		if s.MaxOpen > 0 {
+			return sub, err // the limit cannot be checked
+		}
 		sub.Warnings = append(sub.Warnings, fmt.Sprintf("metadata store unavailable, not recording %s: %v", id, err))
 	} else {
 		defer release()
+		if s.MaxOpen > 0 {
+			if err := s.checkOpen(ctx, st, def.Name, id); err != nil {
+				return sub, err
+			}
+		}
 		if err := st.Submitted(ctx, id, def.Name, norm, time.Now()); err != nil {
 			sub.Warnings = append(sub.Warnings, fmt.Sprintf("could not record %s as pending: %v", id, err))
 		}
@@ -263,7 +275,11 @@ func (s *Service) List(ctx context.Context, f store.Filter) ([]store.Workflow, e
 		return nil, err
 	}
 	defer release()
-	return st.List(ctx, f)
+	ws, err := st.List(ctx, f)
+	for i := range ws {
+		ws[i].Output = "" // a list is not the place for results
+	}
+	return ws, err
 }
 
 // Purged is what Purge deleted.
@@ -293,4 +309,23 @@ func (s *Service) Purge(ctx context.Context, age time.Duration) (Purged, error) 
 		return Purged{Purged: p}, fmt.Errorf("prune checkouts: %w", err)
 	}
 	return Purged{Purged: p, Checkouts: n}, nil
+}
+
+// ErrBusy is a submission refused because too much is open at once.
+var ErrBusy = errors.New("too many workflows at once")
+
+// checkOpen refuses a new workflow while MaxOpen are open; the same id
+// again is not new.
+func (s *Service) checkOpen(ctx context.Context, st *store.Store, name, id string) error {
+	if _, err := st.Get(ctx, id); err == nil {
+		return nil
+	}
+	n, err := st.CountOpen(ctx)
+	if err != nil {
+		return err
+	}
+	if n >= s.MaxOpen {
+		return fault.Wrap(fault.Unavailable, ErrBusy, "%d workflows are open, the most at once (ULTRAMCP_API_MAX_OPEN); %s was not started, try again when some finish", n, name)
+	}
+	return nil
 }

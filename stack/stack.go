@@ -157,9 +157,10 @@ func (s *Stack) Check() []Health {
 		{Name: "restate-admin", URL: config.URL(c.AdminAddr) + "/health"},
 		{Name: "restate-ingress", URL: config.URL(c.IngressAddr) + "/restate/health"},
 		{Name: "workflow-service", URL: config.URL(c.ServiceAddr) + "/health"},
+		{Name: "api", URL: config.URL(c.APIAddr) + "/health"},
 	}
 	rs := s.recorded()
-	pids := map[string]Process{"restate-admin": rs, "restate-ingress": rs, "workflow-service": s.Service()}
+	pids := map[string]Process{"restate-admin": rs, "restate-ingress": rs, "workflow-service": s.Service(), "api": s.Service()}
 	for i := range checks {
 		if err := s.probe(checks[i].URL); err != nil {
 			checks[i].Detail = err.Error()
@@ -239,7 +240,8 @@ func (s *Stack) Up(ctx context.Context) error {
 	} else {
 		fmt.Fprintf(s.Out, "workflow service already running\n")
 	}
-	if err := s.waitHealthy(ctx, svc, serviceHealth); err != nil {
+	// The API and MCP endpoint run in the service's process.
+	if err := s.waitHealthy(ctx, svc, serviceHealth, config.URL(c.APIAddr)+"/health"); err != nil {
 		return unwind(err)
 	}
 	if err := s.Register(ctx, c.ServiceURL()); err != nil {

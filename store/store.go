@@ -388,6 +388,14 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Workflow, error) {
 	return out, transient(rows.Err())
 }
 
+// CountOpen counts the workflows that have not finished (pending,
+// running, paused): what a limit on work at once counts.
+func (s *Store) CountOpen(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, s.d.rebind(`SELECT COUNT(*) FROM workflow_metadata WHERE status IN (?, ?, ?)`), workflow.StatusPending, workflow.StatusRunning, workflow.StatusPaused).Scan(&n)
+	return n, transient(err)
+}
+
 // Executions returns a workflow's agent executions in step order.
 func (s *Store) Executions(ctx context.Context, workflowID string) ([]workflow.Execution, error) {
 	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT workflow_id, agent_name, step, attempt, status, duration_ms, tokens_in, tokens_out, cost_usd, created_at

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
+	"slices"
+	"time"
 
 	"github.com/google/jsonschema-go/jsonschema"
 
@@ -104,13 +107,46 @@ func (d Definition) InputSchema() (*jsonschema.Schema, error) {
 	if d.Input == nil {
 		return &jsonschema.Schema{Type: "object"}, nil
 	}
-	types := map[reflect.Type]*jsonschema.Schema{
-		reflect.TypeFor[json.RawMessage](): {Description: "any JSON value"},
+	types := maps.Clone(schemaTypes)
+	maps.Copy(types, d.SchemaTypes)
+	s, err := jsonschema.ForType(reflect.TypeOf(d.Input), &jsonschema.ForOptions{TypeSchemas: types})
+	if err != nil {
+		return nil, err
 	}
-	for t, s := range d.SchemaTypes {
-		types[t] = s
+	for _, p := range s.Properties {
+		notNull(p)
 	}
-	return jsonschema.ForType(reflect.TypeOf(d.Input), &jsonschema.ForOptions{TypeSchemas: types})
+	return s, nil
+}
+
+// notNull drops "null" from a request field's types: an optional field is
+// left out, not sent as null, and a client filling a form from the schema
+// (the MCP Inspector) reads a single type best.
+func notNull(s *jsonschema.Schema) {
+	if !slices.Contains(s.Types, "null") {
+		return
+	}
+	s.Types = slices.DeleteFunc(slices.Clone(s.Types), func(t string) bool { return t == "null" })
+	if len(s.Types) == 1 {
+		s.Type, s.Types = s.Types[0], nil
+	}
+}
+
+// schemaTypes are the schemas of the common types whose JSON is not their
+// Go shape.
+var schemaTypes = map[reflect.Type]*jsonschema.Schema{
+	reflect.TypeFor[json.RawMessage](): {Description: "any JSON value"},
+	reflect.TypeFor[time.Time]():       {Type: "string", Format: "date-time"},
+}
+
+// SchemaOf is the JSON schema of T as it marshals: for the API's and the
+// MCP tools' answers.
+func SchemaOf[T any]() *jsonschema.Schema {
+	s, err := jsonschema.For[T](&jsonschema.ForOptions{TypeSchemas: schemaTypes})
+	if err != nil {
+		panic(fmt.Sprintf("schema of %T: %v", *new(T), err)) // a type with no schema: a bug
+	}
+	return s
 }
 
 // Validator makes a Definition's Validate of a decoder that checks and

@@ -74,16 +74,16 @@ func Open(status string) bool {
 // Execution is one agent call as the metadata store keeps it; (WorkflowID,
 // Step) identifies it, so recording it again updates the same row.
 type Execution struct {
-	WorkflowID string
-	AgentName  string
-	Step       string // e.g. "round-2/alice"
-	Attempt    int    // provider attempts the call took (retries inside the step)
-	Status     string // completed or failed
-	DurationMS int64
-	TokensIn   int
-	TokensOut  int
-	CostUSD    float64
-	CreatedAt  time.Time
+	WorkflowID string    `json:"workflowId"`
+	AgentName  string    `json:"agent"`
+	Step       string    `json:"step"`    // e.g. "round-2/alice"
+	Attempt    int       `json:"attempt"` // provider attempts the call took (retries inside the step)
+	Status     string    `json:"status"`  // completed or failed
+	DurationMS int64     `json:"durationMs"`
+	TokensIn   int       `json:"tokensIn"`
+	TokensOut  int       `json:"tokensOut"`
+	CostUSD    float64   `json:"costUsd"`
+	CreatedAt  time.Time `json:"createdAt"`
 }
 
 // ArtifactRef points at a large output kept out of the journal.

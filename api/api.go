@@ -1,0 +1,262 @@
+// Package api is UltraMCP's REST API: every workflow from HTTP, a thin
+// adapter over the application service (package runs). It answers JSON,
+// streams a workflow's events as server-sent events, documents itself in
+// OpenAPI 3.1 at /openapi.json (built from the same route table as the
+// handlers), and mounts the MCP endpoint at /mcp behind the same guards:
+// a Host allowlist and an Origin check (no DNS rebinding, no form posts from
+// web pages), a bearer token when configured, a rate limit per client and
+// a size limit on bodies.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/runs"
+)
+
+// MaxBodyBytes bounds a request body.
+const MaxBodyBytes = 1 << 20
+
+// Server is the API of one stack.
+type Server struct {
+	runs    *runs.Service
+	cfg     config.Config
+	log     *slog.Logger
+	mcp     http.Handler
+	feeds   *feeds
+	hosts   []string // Host headers answered
+	origins *http.CrossOriginProtection
+
+	mu       sync.Mutex
+	limiters map[string]*rate.Limiter
+}
+
+// New returns the API over svc for the stack cfg describes; mcp, if not
+// nil, is served at /mcp. ctx bounds the event feeds it keeps.
+func New(ctx context.Context, svc *runs.Service, cfg config.Config, mcp http.Handler, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{runs: svc, cfg: cfg, log: log, mcp: mcp, limiters: map[string]*rate.Limiter{}}
+	s.feeds = newFeeds(ctx, svc)
+	_, port, _ := net.SplitHostPort(cfg.APIAddr)
+	s.hosts = []string{cfg.APIAddr, "localhost:" + port, "127.0.0.1:" + port, "[::1]:" + port}
+	for _, h := range cfg.APIHosts {
+		s.hosts = append(s.hosts, h)
+		if !strings.Contains(h, ":") {
+			s.hosts = append(s.hosts, h+":"+port)
+		}
+	}
+	s.origins = http.NewCrossOriginProtection()
+	for _, o := range cfg.APIOrigins {
+		_ = s.origins.AddTrustedOrigin(o) // Validate checked their form
+	}
+	return s
+}
+
+// Handler is the API with its guards.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, r := range s.routes() {
+		mux.HandleFunc(r.Method+" "+r.Pattern, r.handle)
+	}
+	if s.mcp != nil {
+		mux.Handle("/mcp", s.mcp)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, fault.New(fault.NotFound, "no route %s %s; the routes are in /openapi.json", r.Method, r.URL.Path))
+	})
+	return s.guard(mux)
+}
+
+// guard applies, in order: the Host allowlist, CORS, the bearer token
+// (all but /health), the Origin check of state-changing requests, the
+// rate limit, JSON-only POST bodies and the size limit.
+func (s *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("api handler panicked", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				writeError(w, errors.New("internal error"))
+			}
+		}()
+		if !slices.Contains(s.hosts, strings.ToLower(r.Host)) {
+			writeError(w, &fault.Error{Kind: fault.Permanent, Field: "Host", Msg: fmt.Sprintf("this API answers to %s only (ULTRAMCP_API_HOSTS adds names)", strings.Join(s.hosts[:2], ", "))}, http.StatusForbidden)
+			return
+		}
+		if origin := r.Header.Get("Origin"); origin != "" && slices.Contains(s.cfg.APIOrigins, origin) {
+			w.Header().Set("Access-Control-Allow-Origin", origin)
+			w.Header().Set("Vary", "Origin")
+			if r.Method == http.MethodOptions {
+				w.Header().Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
+				w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, Mcp-Session-Id, Mcp-Protocol-Version")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		if r.URL.Path != "/health" && !s.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="ultramcp"`)
+			writeError(w, &fault.Error{Kind: fault.Permanent, Field: "Authorization", Msg: "missing or wrong bearer token"}, http.StatusUnauthorized)
+			return
+		}
+		if err := s.origins.Check(r); err != nil {
+			writeError(w, &fault.Error{Kind: fault.Permanent, Field: "Origin", Msg: "cross-origin requests that change state are refused (ULTRAMCP_API_ORIGINS allows an origin)"}, http.StatusForbidden)
+			return
+		}
+		if !s.limiter(r).Allow() {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, fault.New(fault.Unavailable, "more than %g requests a second (ULTRAMCP_API_RATE)", s.cfg.APIRate), http.StatusTooManyRequests)
+			return
+		}
+		if r.Method == http.MethodPost && r.URL.Path != "/mcp" && r.ContentLength != 0 {
+			if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+				writeError(w, &fault.Error{Kind: fault.Invalid, Field: "Content-Type", Msg: "must be application/json"}, http.StatusUnsupportedMediaType)
+				return
+			}
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// authorized checks the bearer token in constant time; without a
+// configured token (the API on loopback) every request is.
+func (s *Server) authorized(r *http.Request) bool {
+	if s.cfg.APIToken == "" {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	// Hashing first makes the comparison's time independent of the length
+	// as well as of the content.
+	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(s.cfg.APIToken))
+	return ok && subtle.ConstantTimeCompare(a[:], b[:]) == 1
+}
+
+// limiter is the rate limiter of the request's client: its token, else its
+// address.
+func (s *Server) limiter(r *http.Request) *rate.Limiter {
+	key := r.Header.Get("Authorization")
+	if key == "" {
+		key, _, _ = net.SplitHostPort(r.RemoteAddr)
+	} else {
+		sum := sha256.Sum256([]byte(key))
+		key = string(sum[:])
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.limiters[key]
+	if !ok {
+		if len(s.limiters) > 10000 {
+			clear(s.limiters) // bounded: a flood of addresses forgets old ones
+		}
+		l = rate.NewLimiter(rate.Limit(s.cfg.APIRate), int(2*s.cfg.APIRate)+1)
+		s.limiters[key] = l
+	}
+	return l
+}
+
+// ErrorBody is every error answer.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail says what went wrong, in words a client can act on.
+type ErrorDetail struct {
+	Code    string `json:"code" jsonschema:"invalid, not found, unavailable, permanent, cancelled or internal"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty" jsonschema:"the request field at fault"`
+}
+
+// status maps a domain error to its HTTP status: the one place that does.
+func status(err error) int {
+	var mb *http.MaxBytesError
+	switch {
+	case errors.As(err, &mb):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, runs.ErrBusy):
+		return http.StatusTooManyRequests
+	case errors.Is(err, runs.ErrNotFinished):
+		return http.StatusConflict
+	}
+	switch fault.KindOf(err) {
+	case fault.Invalid:
+		return http.StatusBadRequest
+	case fault.NotFound:
+		return http.StatusNotFound
+	case fault.Unavailable:
+		return http.StatusServiceUnavailable
+	case fault.Permanent:
+		return http.StatusUnprocessableEntity
+	case fault.Cancelled:
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
+}
+
+// writeError answers err as JSON, with statusCode if given, else the
+// status its kind maps to. Clients get our classified message: for faults
+// of what is behind the API (the store, Restate, a tool) the message says
+// which failed, not its raw output.
+func writeError(w http.ResponseWriter, err error, statusCode ...int) {
+	code := status(err)
+	if len(statusCode) > 0 {
+		code = statusCode[0]
+	}
+	d := ErrorDetail{Code: fault.KindOf(err).String(), Message: err.Error(), Field: fault.FieldOf(err)}
+	var fe *fault.Error
+	var mb *http.MaxBytesError
+	switch {
+	case errors.As(err, &mb):
+		d = ErrorDetail{Code: "invalid", Field: "body", Message: fmt.Sprintf("larger than %d bytes", mb.Limit)}
+	case code == http.StatusInternalServerError:
+		d.Message = "internal error"
+	case fault.KindOf(err) == fault.Unavailable && errors.As(err, &fe) && fe.Msg != "":
+		d.Message = fe.Msg + ": unavailable, try again"
+	}
+	writeJSON(w, code, ErrorBody{d})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Serve runs the API on addr until ctx ends.
+func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (ULTRAMCP_API_ADDR): %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	go func() {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shut)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,253 @@
+// Package mcpserver is UltraMCP as an MCP server (the official Go SDK): a
+// tool to start each workflow of the registry, with the request's schema as
+// its input schema, and tools to follow, read, list, cancel and decide, all
+// thin adapters over the application service (package runs). Reports are
+// resources. Served over stdio (`ultramcp mcp`) and streamable HTTP (/mcp on
+// the API port). A start tool returns the id at once: a workflow can run
+// for longer than an MCP request should stay open; wait_for_result blocks
+// up to a timeout, sending progress notifications while it waits.
+package mcpserver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/ultramcp/durable/runs"
+	"github.com/ultramcp/durable/store"
+	"github.com/ultramcp/durable/workflow"
+)
+
+// Version is what the server says it is.
+const Version = "1.0.0"
+
+// New returns the MCP server over svc.
+func New(svc *runs.Service) *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: "ultramcp", Title: "UltraMCP Durable", Version: Version}, &mcp.ServerOptions{
+		Instructions: "Start a workflow with a start_ tool: it returns the workflow id at once. Then wait_for_result (up to a timeout, with progress) or get_status and get_result.",
+	})
+	for _, def := range svc.Definitions() {
+		in, err := def.InputSchema()
+		if err != nil {
+			panic(err) // a definition's bug, caught by the registry's test
+		}
+		name := def.Name
+		s.AddTool(&mcp.Tool{
+			Name:         def.ToolName(),
+			Description:  def.Summary + ". Returns the workflow id at once; follow it with wait_for_result or get_status.",
+			InputSchema:  in,
+			OutputSchema: workflow.SchemaOf[runs.Submitted](),
+		}, func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			args := req.Params.Arguments
+			if len(args) == 0 {
+				args = json.RawMessage("{}")
+			}
+			sub, err := svc.Submit(ctx, name, args, "")
+			if err != nil {
+				return toolError(err), nil
+			}
+			sub.Warnings = nil
+			return structured(sub), nil
+		})
+	}
+	mcp.AddTool(s, &mcp.Tool{Name: "get_status", Description: "A workflow's status, live progress, children and cost so far", OutputSchema: workflow.SchemaOf[runs.Status]()},
+		func(ctx context.Context, _ *mcp.CallToolRequest, in IDInput) (*mcp.CallToolResult, runs.Status, error) {
+			st, err := svc.Status(ctx, in.ID)
+			return nil, st, err
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "get_result", Description: "A finished workflow's result: Markdown for an analysis, text for a debate, or json / sarif"},
+		func(ctx context.Context, _ *mcp.CallToolRequest, in ResultInput) (*mcp.CallToolResult, any, error) {
+			res, err := svc.Result(ctx, in.ID)
+			if err != nil {
+				return nil, nil, err
+			}
+			rep, err := svc.Render(ctx, res, in.Format)
+			if err != nil {
+				return nil, nil, err
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(rep.Body)}}}, nil, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "wait_for_result", Description: "Wait for a workflow to finish, at most timeoutSeconds (default 60), with progress notifications; returns its result, or its status if it still runs", OutputSchema: workflow.SchemaOf[WaitOutput]()},
+		func(ctx context.Context, req *mcp.CallToolRequest, in WaitInput) (*mcp.CallToolResult, WaitOutput, error) {
+			return wait(ctx, svc, req, in)
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "list_workflows", Description: "List workflows, newest first", OutputSchema: workflow.SchemaOf[ListOutput]()},
+		func(ctx context.Context, _ *mcp.CallToolRequest, in ListInput) (*mcp.CallToolResult, ListOutput, error) {
+			ws, err := svc.List(ctx, store.Filter{Workflow: in.Workflow, Status: in.Status, Limit: in.Limit})
+			return nil, ListOutput{Workflows: append([]store.Workflow{}, ws...)}, err
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "cancel_workflow", Description: "Cancel a running workflow: its children are cancelled and its compensations run"},
+		func(ctx context.Context, _ *mcp.CallToolRequest, in IDInput) (*mcp.CallToolResult, Done, error) {
+			inv, err := svc.Cancel(ctx, in.ID)
+			return nil, Done{ID: in.ID, Status: "cancelling (invocation " + inv + ")"}, err
+		})
+	for _, approve := range []bool{true, false} {
+		name, desc := "approve", "Approve a full-analysis waiting for approval: it goes on to the recommendations"
+		if !approve {
+			name, desc = "reject", "Reject a full-analysis waiting for approval: its compensations run and it ends rejected"
+		}
+		mcp.AddTool(s, &mcp.Tool{Name: name, Description: desc},
+			func(ctx context.Context, _ *mcp.CallToolRequest, in ApprovalInput) (*mcp.CallToolResult, Done, error) {
+				return nil, Done{ID: in.ID, Status: "sent"}, svc.Approve(ctx, in.ID, approve, in.Reason, in.By)
+			})
+	}
+	mcp.AddTool(s, &mcp.Tool{Name: "decide", Description: "Give the decision an escalated debate waits for; the first decision counts"},
+		func(ctx context.Context, _ *mcp.CallToolRequest, in DecideInput) (*mcp.CallToolResult, Done, error) {
+			return nil, Done{ID: in.ID, Status: "sent"}, svc.Decide(ctx, in.ID, runs.Decision{Decision: in.Decision, By: in.By})
+		})
+	for _, r := range []struct{ file, format, mime string }{
+		{"report.md", runs.FormatMarkdown, "text/markdown"},
+		{"report.sarif", runs.FormatSARIF, "application/sarif+json"},
+		{"report.json", runs.FormatJSON, "application/json"},
+	} {
+		s.AddResourceTemplate(&mcp.ResourceTemplate{
+			Name: r.file, URITemplate: "ultramcp://workflows/{id}/" + r.file, MIMEType: r.mime,
+			Description: "a finished workflow's report as " + r.format,
+		}, func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			id, ok := strings.CutPrefix(req.Params.URI, "ultramcp://workflows/")
+			id, ok2 := strings.CutSuffix(id, "/"+r.file)
+			if !ok || !ok2 || runs.CheckID(id) != nil {
+				return nil, mcp.ResourceNotFoundError(req.Params.URI)
+			}
+			res, err := svc.Result(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			rep, err := svc.Render(ctx, res, r.format)
+			if err != nil {
+				return nil, err
+			}
+			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, MIMEType: r.mime, Text: string(rep.Body)}}}, nil
+		})
+	}
+	return s
+}
+
+// IDInput names a workflow.
+type IDInput struct {
+	ID string `json:"id" jsonschema:"the workflow id a start tool returned"`
+}
+
+// ResultInput asks for a result in a format.
+type ResultInput struct {
+	ID     string `json:"id" jsonschema:"the workflow id"`
+	Format string `json:"format,omitempty" jsonschema:"json, markdown, sarif or text (default: the workflow's own)"`
+}
+
+// WaitInput asks to wait for a result.
+type WaitInput struct {
+	ID             string `json:"id" jsonschema:"the workflow id"`
+	TimeoutSeconds int    `json:"timeoutSeconds,omitempty" jsonschema:"how long to wait, 1 to 600 (default 60)"`
+}
+
+// WaitOutput is a result, or the status of a workflow still running.
+type WaitOutput struct {
+	ID       string          `json:"id"`
+	Finished bool            `json:"finished"`
+	Status   string          `json:"status"`
+	Result   json.RawMessage `json:"result,omitempty"`
+}
+
+// ListInput filters workflows.
+type ListInput struct {
+	Workflow string `json:"workflow,omitempty" jsonschema:"only this workflow, e.g. chain-of-debate"`
+	Status   string `json:"status,omitempty" jsonschema:"only this status, e.g. running"`
+	Limit    int    `json:"limit,omitempty" jsonschema:"at most this many (default 50)"`
+}
+
+// ListOutput is a list of workflows.
+type ListOutput struct {
+	Workflows []store.Workflow `json:"workflows"`
+}
+
+// ApprovalInput approves or rejects.
+type ApprovalInput struct {
+	ID     string `json:"id" jsonschema:"the full-analysis waiting for approval"`
+	Reason string `json:"reason,omitempty" jsonschema:"why"`
+	By     string `json:"by,omitempty" jsonschema:"who decides"`
+}
+
+// DecideInput gives a decision.
+type DecideInput struct {
+	ID       string `json:"id" jsonschema:"the escalated debate"`
+	Decision string `json:"decision" jsonschema:"the decision"`
+	By       string `json:"by,omitempty" jsonschema:"who decides"`
+}
+
+// Done says a request was sent.
+type Done struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+}
+
+// MaxWait bounds wait_for_result.
+const MaxWait = 10 * time.Minute
+
+func wait(ctx context.Context, svc *runs.Service, req *mcp.CallToolRequest, in WaitInput) (*mcp.CallToolResult, WaitOutput, error) {
+	timeout := 60 * time.Second
+	if in.TimeoutSeconds != 0 {
+		timeout = time.Duration(in.TimeoutSeconds) * time.Second
+	}
+	if timeout <= 0 || timeout > MaxWait {
+		return nil, WaitOutput{}, fmt.Errorf("timeoutSeconds: must be 1 to %d", int(MaxWait.Seconds()))
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	token := req.Params.GetProgressToken()
+	steps := 0
+	res, err := svc.Watch(wctx, in.ID, runs.DefaultWatchInterval, func(e runs.Event) {
+		if token == nil || e.Type == runs.EventResult {
+			return
+		}
+		steps++
+		_ = req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: token, Progress: float64(steps), Message: describe(e)})
+	})
+	if err == nil {
+		return nil, WaitOutput{ID: in.ID, Finished: true, Status: "finished", Result: res.Output}, nil
+	}
+	if wctx.Err() != nil && ctx.Err() == nil {
+		st, serr := svc.Status(ctx, in.ID)
+		if serr != nil {
+			return nil, WaitOutput{}, serr
+		}
+		return nil, WaitOutput{ID: in.ID, Status: st.Status}, nil
+	}
+	return nil, WaitOutput{}, err
+}
+
+// describe says in a line what an event is.
+func describe(e runs.Event) string {
+	who := e.Workflow + " " + e.ID
+	if e.Role != "" {
+		who = e.Role + " (" + who + ")"
+	}
+	switch {
+	case e.Status != "":
+		return who + ": " + e.Status
+	case e.Error != "":
+		return who + ": " + e.Error
+	}
+	var p struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(e.Progress, &p) == nil && p.Message != "" {
+		return who + ": " + p.Message
+	}
+	return who + ": " + e.Type
+}
+
+// toolError is a refusal as a tool error naming the field, not a crash.
+func toolError(err error) *mcp.CallToolResult {
+	r := &mcp.CallToolResult{}
+	r.SetError(err)
+	return r
+}
+
+func structured(v any) *mcp.CallToolResult {
+	b, _ := json.Marshal(v)
+	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(b)}}, StructuredContent: json.RawMessage(b)}
+}
