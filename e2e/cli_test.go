@@ -65,7 +65,7 @@ func TestCLIEndToEnd(t *testing.T) {
 		}
 	}
 	out = c.must("health")
-	if strings.Count(out, "healthy") != 3 {
+	if strings.Count(out, "healthy") != 4 {
 		t.Errorf("health:\n%s", out)
 	}
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 
 	"github.com/ultramcp/durable/client"
@@ -172,14 +173,14 @@ type Report struct {
 // workflow's own rendering, else the JSON.
 func (s *Service) Render(ctx context.Context, res Result, format string) (Report, error) {
 	def, _ := registry.Find(s.defs, res.Workflow)
-	if format == FormatJSON || (def.Render == nil && format == "") {
-		if saved, ok := s.savedReport(ctx, def, res.ID, FormatJSON); ok {
-			return Report{saved, contentType(FormatJSON)}, nil
-		}
-		return Report{append(bytes.Clone(res.Output), '\n'), contentType(FormatJSON)}, nil
+	if format == "" && def.Render == nil {
+		format = FormatJSON
 	}
 	if saved, ok := s.savedReport(ctx, def, res.ID, format); ok {
-		return Report{saved, contentType(format)}, nil
+		return Report{saved, contentType(path.Ext(def.Reports[format]))}, nil
+	}
+	if format == FormatJSON {
+		return Report{append(bytes.Clone(res.Output), '\n'), contentType(".json")}, nil
 	}
 	if def.Render == nil {
 		return Report{}, fault.Invalidf("format", "%s prints as json only", res.Workflow)
@@ -188,20 +189,18 @@ func (s *Service) Render(ctx context.Context, res Result, format string) (Report
 	if err := def.Render(&b, res.Output, format); err != nil {
 		return Report{}, fault.Invalidf("format", "%s", strings.TrimPrefix(err.Error(), "format: "))
 	}
-	ct := contentType(format)
-	if format == "" && def.Reports[""] == "report.md" {
-		ct = contentType(FormatMarkdown)
-	}
-	return Report{b.Bytes(), ct}, nil
+	return Report{b.Bytes(), contentType("." + format)}, nil
 }
 
-func contentType(format string) string {
-	switch format {
-	case FormatJSON:
+// contentType is the media type of a report by its file extension (or
+// format).
+func contentType(ext string) string {
+	switch ext {
+	case ".json":
 		return "application/json"
-	case FormatSARIF:
+	case ".sarif":
 		return "application/sarif+json"
-	case FormatMarkdown:
+	case ".md", ".markdown":
 		return "text/markdown; charset=utf-8"
 	}
 	return "text/plain; charset=utf-8"
