@@ -415,7 +415,9 @@ func TestAPI(t *testing.T) {
 			t.Errorf("a debate as sarif: %d %s", ans.Status, ans.Body)
 		}
 		ans = c.do("GET", "/workflows", "/workflows?workflow=chain-of-debate&status=completed&limit=5", nil, nil)
-		var list struct{ Workflows []struct{ ID, Status, Output string } }
+		var list struct {
+			Workflows []struct{ ID, Status, Output string }
+		}
 		ans.json(t, &list)
 		found := false
 		for _, w := range list.Workflows {
@@ -496,7 +498,9 @@ func TestAPI(t *testing.T) {
 			})
 		}
 		ans = c.do("GET", "/workflows/{id}", "/workflows/api-fa-yes", nil, nil)
-		var st struct{ Children []struct{ Role, Status string } }
+		var st struct {
+			Children []struct{ Role, Status string }
+		}
 		ans.json(t, &st)
 		if len(st.Children) != 2 {
 			t.Errorf("full-analysis children: %s", ans.Body)
