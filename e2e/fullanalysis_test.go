@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -150,6 +152,47 @@ func TestFullAnalysis(t *testing.T) {
 				var status string
 				return db.QueryRow(`SELECT status FROM workflow_metadata WHERE id = ?`, wid).Scan(&status) == nil && status == workflow.StatusCancelled
 			})
+		}
+	})
+
+	t.Run("cancelling the parent during the scan cancels the tree", func(t *testing.T) {
+		// Every connection to the repository through this proxy waits:
+		// the scan child stays in its resolve step long enough to be
+		// cancelled there.
+		slow := "git://" + slowProxy(t, addr, 4*time.Second) + "/app"
+		id := "fa-cancel-scan"
+		if _, err := env.Client.Start(context.Background(), workflow.FullAnalysis, id, []byte(`{"repository":"`+slow+`"}`)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 2*time.Minute, func() bool {
+			_, err := env.Client.Find(context.Background(), workflow.SecurityScan, id+"-scan")
+			return err == nil
+		})
+		inv, err := env.Client.Find(context.Background(), workflow.FullAnalysis, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := env.Client.Cancel(context.Background(), inv.ID); err != nil {
+			t.Fatal(err)
+		}
+		for _, wid := range []string{id, id + "-scan", id + "-analysis"} {
+			waitFor(t, time.Minute, func() bool {
+				var status string
+				return db.QueryRow(`SELECT status FROM workflow_metadata WHERE id = ?`, wid).Scan(&status) == nil && status == workflow.StatusCancelled
+			})
+		}
+		// The scan was cancelled running, not finished and withdrawn.
+		scan, err := env.Client.Find(context.Background(), workflow.SecurityScan, id+"-scan")
+		if err != nil || scan.Outcome() != "cancelled" {
+			t.Errorf("the scan child in Restate: %+v %v, want cancelled", scan, err)
+		}
+		// The compensation withdrew the finished analysis, with its reason.
+		var reason string
+		if err := db.QueryRow(`SELECT error FROM workflow_metadata WHERE id = ?`, id+"-analysis").Scan(&reason); err != nil || !strings.Contains(reason, id) {
+			t.Errorf("the analysis child's row says %q (%v), want its withdrawal by %s", reason, err, id)
+		}
+		if _, err := env.Client.Find(context.Background(), workflow.ChainOfDebate, id+"-debate"); err == nil {
+			t.Error("the debate child started after the cancellation")
 		}
 	})
 
@@ -303,4 +346,34 @@ func TestFullAnalysis(t *testing.T) {
 			t.Errorf("store: %s", s)
 		}
 	})
+}
+
+// slowProxy forwards TCP connections to upstream, each after delay.
+func slowProxy(t *testing.T, upstream string, delay time.Duration) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				time.Sleep(delay)
+				up, err := net.Dial("tcp", upstream)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() { _, _ = io.Copy(up, conn) }()
+				_, _ = io.Copy(conn, up)
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }
