@@ -76,6 +76,12 @@ func (f *feed) add(e runs.Event, done bool) {
 	f.changed = make(chan struct{})
 }
 
+func (f *feed) ended() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.done
+}
+
 // since returns the events after the first n, whether the log is done, and
 // what to wait on for more.
 func (f *feed) since(n int) ([]runs.Event, bool, <-chan struct{}) {
@@ -110,13 +116,10 @@ func (fs *feeds) watch(id string, f *feed) {
 	_, err := fs.runs.Watch(ctx, id, runs.DefaultWatchInterval, func(e runs.Event) {
 		f.add(e, e.Type == runs.EventResult || e.Type == runs.EventFailed)
 	})
-	if err != nil && ctx.Err() == nil {
-		if f.mu.Lock(); !f.done {
-			f.mu.Unlock()
-			f.add(runs.Event{Type: runs.EventFailed, ID: id, Error: err.Error(), At: time.Now().UTC()}, true)
-		} else {
-			f.mu.Unlock()
-		}
+	if err != nil && ctx.Err() == nil && !f.ended() {
+		// The watch itself failed (the workflow vanished): readers are told
+		// rather than left waiting.
+		f.add(runs.Event{Type: runs.EventFailed, ID: id, Error: err.Error(), At: time.Now().UTC()}, true)
 	}
 	<-ctx.Done() // kept for resuming readers until nobody reads it
 	fs.mu.Lock()
