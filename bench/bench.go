@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +28,7 @@ import (
 	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/engine/direct"
+	restateengine "github.com/ultramcp/durable/engine/restate"
 	"github.com/ultramcp/durable/identity"
 	"github.com/ultramcp/durable/llm"
 	"github.com/ultramcp/durable/llm/llmtest"
@@ -49,8 +51,9 @@ type Options struct {
 	Rounds       int
 	// RestateServerBin overrides the pinned binary's location.
 	RestateServerBin string
-	// NoStore runs without the metadata store, to show the engine alone.
-	NoStore bool
+	// DatabaseURL puts the product's store on PostgreSQL; "" is SQLite in
+	// the run's state dir.
+	DatabaseURL string
 	// Repository is analysed by the code-analysis figure ("" skips it).
 	Repository string
 	// Analyses is how many full analyses each engine runs.
@@ -101,7 +104,12 @@ type Bench struct {
 	store     *store.Store
 	checkouts *repo.Cache
 	seq       atomic.Int64
+	// firstDebates are the first three debates after start, at L=0.
+	firstDebates []time.Duration
 }
+
+// noStoreDebateService is the product's debate bound without the store.
+const noStoreDebateService = "bench-debate-nostore"
 
 // Start prepares a run.
 func Start(ctx context.Context, o Options) (*Bench, error) {
@@ -132,18 +140,22 @@ func Start(ctx context.Context, o Options) (*Bench, error) {
 	}
 	// The product's default store (SQLite in the state dir) records every
 	// debate, as it would for a user.
-	var records workflow.Records
-	if !o.NoStore {
-		st, err := store.Open(ctx, "", cfg.SQLitePath())
-		if err != nil {
-			b.Close()
-			return nil, err
-		}
-		b.store, records = st, st
+	st, err := store.Open(ctx, o.DatabaseURL, cfg.SQLitePath())
+	if err != nil {
+		b.Close()
+		return nil, err
 	}
+	b.store = st
+	var records workflow.Records = st
 	b.checkouts = &repo.Cache{Dir: filepath.Join(home, "checkouts"), Policy: repo.DefaultPolicy}
 	b.checkouts.Policy.AllowLocal = true
-	h, err := service.Handler(b.router, service.Options{PublicKey: pub, Logger: slog.New(slog.DiscardHandler), Records: records, Checkouts: b.checkouts, VulnDB: o.VulnDB})
+	// The product as shipped (every workflow, recording to the store), the
+	// same debate without the store, and the raw-SDK reference, side by
+	// side in one service.
+	srv := service.NewServer(b.router, service.Options{PublicKey: pub, Logger: slog.New(slog.DiscardHandler), Records: records, Checkouts: b.checkouts, VulnDB: o.VulnDB})
+	noStore := debate.Definition(&debate.Debate{Models: b.router})
+	srv = srv.Bind(restateengine.Workflow(noStoreDebateService, noStore.Body, restateengine.DefaultServiceOptions)).Bind(rawDebate(b.model))
+	h, err := srv.Handler()
 	if err != nil {
 		b.Close()
 		return nil, err
@@ -161,10 +173,18 @@ func Start(ctx context.Context, o Options) (*Bench, error) {
 		return nil, err
 	}
 	b.client = client.New(config.URL(cfg.IngressAddr), config.URL(cfg.AdminAddr))
-	// Warm up: the SDK compiles its core on the first invocation.
-	if _, err := b.durable(ctx, b.input(1, 1, "")); err != nil {
-		b.Close()
-		return nil, fmt.Errorf("warm-up debate: %w", err)
+	// The first debate after the service started, against the ones after
+	// it: the service compiles the SDK's core before it serves, so the
+	// first should cost what the next ones do.
+	in := b.input(o.Participants, o.Rounds, "")
+	for i := range 3 {
+		d, err := b.durable(ctx, in)
+		if err != nil {
+			b.Close()
+			return nil, fmt.Errorf("first debates: %w", err)
+		}
+		b.firstDebates = append(b.firstDebates, d)
+		_ = i
 	}
 	return b, nil
 }
@@ -206,30 +226,42 @@ func (b *Bench) nextID(engine string) string {
 	return fmt.Sprintf("bench-%s-%d-%d", engine, os.Getpid(), b.seq.Add(1))
 }
 
-// durable runs one debate on Restate and returns its wall time.
+// durable runs one debate of the product (store on) on Restate and returns
+// its wall time.
 func (b *Bench) durable(ctx context.Context, in []byte) (time.Duration, error) {
-	id := b.nextID("restate")
+	return b.call(ctx, workflow.ChainOfDebate, in)
+}
+
+// durableNoStore runs the product's debate without the store.
+func (b *Bench) durableNoStore(ctx context.Context, in []byte) (time.Duration, error) {
+	return b.call(ctx, noStoreDebateService, in)
+}
+
+// raw runs the raw-SDK debate of the same shape.
+func (b *Bench) raw(ctx context.Context, _ []byte) (time.Duration, error) {
+	in, _ := json.Marshal(rawInput{Participants: b.o.Participants, Rounds: b.o.Rounds})
+	return b.call(ctx, rawDebateService, in)
+}
+
+func (b *Bench) call(ctx context.Context, svc string, in []byte) (time.Duration, error) {
+	id := b.nextID(svc)
 	start := time.Now()
-	if _, err := b.client.Call(ctx, workflow.ChainOfDebate, id, in); err != nil {
-		return 0, err
+	if _, err := b.client.Call(ctx, svc, id, in); err != nil {
+		return 0, fmt.Errorf("%s: %w", svc, err)
 	}
 	return time.Since(start), nil
 }
 
-// inProcess runs one debate on the direct engine.
+// inProcess runs one debate on the direct engine, without the store.
 func (b *Bench) inProcess(ctx context.Context, in []byte) (time.Duration, error) {
 	parsed, err := debate.Decode(in)
 	if err != nil {
 		return 0, err
 	}
 	start := time.Now()
-	var records workflow.Records
-	if b.store != nil {
-		records = b.store
-	}
-	d := &debate.Debate{Models: b.router, Records: records}
-	run := workflow.Tracked(records, workflow.ChainOfDebate, d.Run)
-	_, err = run(direct.New(ctx, b.nextID("direct"), nil), parsed)
+	// The floor: no journal, no store.
+	d := &debate.Debate{Models: b.router}
+	_, err = d.Run(direct.New(ctx, b.nextID("direct"), nil), parsed)
 	return time.Since(start), err
 }
 
@@ -286,9 +318,41 @@ type Throughput struct {
 	PerSecond  float64
 	CPUPerItem time.Duration // this process (service and client) + restate-server
 	ServerCPU  time.Duration // restate-server's part of CPUPerItem
+	Completed  int
+	// RSSPerItem is this process's peak resident memory during the run
+	// above what it held before, per debate in flight.
+	RSSPerItem float64 // KiB
+}
+
+// rssKiB is this process's resident memory.
+func rssKiB() int64 {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 func (b *Bench) concurrent(ctx context.Context, run runner, in []byte, n int, withServer bool) (Throughput, error) {
+	runtime.GC()
+	idle := rssKiB()
+	var peak atomic.Int64
+	sampling, stopSampling := context.WithCancel(ctx)
+	go func() {
+		for sampling.Err() == nil {
+			if v := rssKiB(); v > peak.Load() {
+				peak.Store(v)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	defer stopSampling()
 	self0, server0 := b.cpu()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -302,11 +366,13 @@ func (b *Bench) concurrent(ctx context.Context, run runner, in []byte, n int, wi
 	}
 	wg.Wait()
 	wall := time.Since(start)
+	stopSampling()
 	if err, _ := firstErr.Load().(error); err != nil {
 		return Throughput{}, err
 	}
 	self1, server1 := b.cpu()
-	t := Throughput{PerSecond: float64(n) / wall.Seconds(), CPUPerItem: (self1 - self0) / time.Duration(n)}
+	t := Throughput{PerSecond: float64(n) / wall.Seconds(), CPUPerItem: (self1 - self0) / time.Duration(n), Completed: n,
+		RSSPerItem: float64(max(peak.Load()-idle, 0)) / float64(n)}
 	if withServer {
 		t.ServerCPU = (server1 - server0) / time.Duration(n)
 		t.CPUPerItem += t.ServerCPU
@@ -314,20 +380,32 @@ func (b *Bench) concurrent(ctx context.Context, run runner, in []byte, n int, wi
 	return t, nil
 }
 
+// Column is one way of running the same debate.
+type Column struct {
+	Name       string
+	L0, L      time.Duration // median wall time at L=0 and at L
+	Throughput Throughput
+	durable    bool // restate-server's CPU counts
+	run        runner
+}
+
 // Report is the run's figures.
 type Report struct {
-	Options                          Options
-	DirectL0, RestateL0              time.Duration
-	DirectL, RestateL                time.Duration
-	Ideal                            time.Duration
-	DirectThroughput, RestateThrough Throughput
-	ParallelRestate, ParallelDirect  time.Duration
-	ParallelSequentialEstimate       time.Duration
-	ParallelMaxInFlight              int
-	AnalysisDirect, AnalysisRestate  time.Duration
-	AnalysisCommit                   string
-	AnalysisFindings                 int
-	AnalysisScanners                 []analysis.ScannerRun
+	Options Options
+	Ideal   time.Duration
+	// Columns: direct, the product with its store, the product without,
+	// the raw SDK.
+	Columns []Column
+	// FirstDebates are the product's first three debates after start, at
+	// L=0, against Columns[1].L0 (warm).
+	FirstDebates                    []time.Duration
+	ParallelRestate, ParallelDirect time.Duration
+	ParallelSequentialEstimate      time.Duration
+	ParallelMaxInFlight             int
+	AnalysisDirect, AnalysisRestate time.Duration
+	AnalysisCommit                  string
+	AnalysisFindings                int
+	AnalysisScanners                []analysis.ScannerRun
 }
 
 // Run measures everything, printing progress to w.
@@ -355,14 +433,22 @@ func (b *Bench) Run(ctx context.Context, w io.Writer) (Report, error) {
 func (b *Bench) runDebates(ctx context.Context, r *Report, step func(string, func() error) error) error {
 	o := b.o
 	debateIn := b.input(o.Participants, o.Rounds, "")
+	r.FirstDebates = b.firstDebates
+	r.Columns = []Column{
+		{Name: "direct engine", run: b.inProcess},
+		{Name: "product, SQLite store on", run: b.durable, durable: true},
+		{Name: "product, no store", run: b.durableNoStore, durable: true},
+		{Name: "raw SDK (RunAsync + Wait)", run: b.raw, durable: true},
+	}
 	var err error
 	b.model.latency.Store(0)
 	if err = step("one debate at L=0, sequential", func() error {
-		if r.DirectL0, err = b.medianOf(ctx, b.inProcess, debateIn, o.Sequential); err != nil {
-			return err
+		for i := range r.Columns {
+			if r.Columns[i].L0, err = b.medianOf(ctx, r.Columns[i].run, debateIn, o.Sequential); err != nil {
+				return err
+			}
 		}
-		r.RestateL0, err = b.medianOf(ctx, b.durable, debateIn, o.Sequential)
-		return err
+		return nil
 	}); err != nil {
 		return err
 	}
@@ -370,22 +456,23 @@ func (b *Bench) runDebates(ctx context.Context, r *Report, step func(string, fun
 	r.Ideal = time.Duration(o.Rounds+1) * o.Latency
 	if err = step(fmt.Sprintf("one debate at L=%s, sequential", o.Latency), func() error {
 		n := max(o.Sequential/4, 3)
-		if r.DirectL, err = b.medianOf(ctx, b.inProcess, debateIn, n); err != nil {
-			return err
+		for i := range r.Columns {
+			if r.Columns[i].L, err = b.medianOf(ctx, r.Columns[i].run, debateIn, n); err != nil {
+				return err
+			}
 		}
-		r.RestateL, err = b.medianOf(ctx, b.durable, debateIn, n)
-		return err
+		return nil
 	}); err != nil {
 		return err
 	}
-	if err = step(fmt.Sprintf("%d concurrent debates at L=%s", o.Concurrent, o.Latency), func() error {
-		if r.DirectThroughput, err = b.concurrent(ctx, b.inProcess, debateIn, o.Concurrent, false); err != nil {
+	for i := range r.Columns {
+		c := &r.Columns[i]
+		if err = step(fmt.Sprintf("%d concurrent debates at L=%s, %s", o.Concurrent, o.Latency, c.Name), func() error {
+			c.Throughput, err = b.concurrent(ctx, c.run, debateIn, o.Concurrent, c.durable)
+			return err
+		}); err != nil {
 			return err
 		}
-		r.RestateThrough, err = b.concurrent(ctx, b.durable, debateIn, o.Concurrent, true)
-		return err
-	}); err != nil {
-		return err
 	}
 	roundIn := b.input(4, 1, "openai:fake")
 	if err = step(fmt.Sprintf("one round of 4 participants, fake OpenAI endpoint at %s per call", o.CallLatency), func() error {
@@ -470,16 +557,40 @@ func (r Report) Print(w io.Writer) {
 func (r Report) printDebates(w io.Writer) {
 	o := r.Options
 	calls := o.Participants*o.Rounds + 1
-	storeNote := "both engines record to the SQLite store"
-	if o.NoStore {
-		storeNote = "no metadata store (engine alone)"
+	fmt.Fprintf(w, "\nchain-of-debate, %d participants × %d rounds + moderator = %d model calls; fake model in process; every column measured in this run\n\n", o.Participants, o.Rounds, calls)
+	fmt.Fprint(w, "| figure |")
+	for _, c := range r.Columns {
+		fmt.Fprintf(w, " %s |", c.Name)
 	}
-	fmt.Fprintf(w, "\nchain-of-debate, %d participants × %d rounds + moderator = %d model calls; fake model in process; %s\n\n", o.Participants, o.Rounds, calls, storeNote)
-	fmt.Fprintf(w, "| figure | direct engine | Restate engine | ratio |\n|---|---|---|---|\n")
-	fmt.Fprintf(w, "| one debate at L=0 (orchestration only), median of %d | %s | %s | %.1f× (+%s) |\n", o.Sequential, ms(r.DirectL0), ms(r.RestateL0), ratio(r.RestateL0, r.DirectL0), ms(r.RestateL0-r.DirectL0))
-	fmt.Fprintf(w, "| one debate at L=%s: wall / ideal %s | %.3f | %.3f | |\n", o.Latency, ms(r.Ideal), ratio(r.DirectL, r.Ideal), ratio(r.RestateL, r.Ideal))
-	fmt.Fprintf(w, "| %d concurrent debates at L=%s: debates/s | %.0f | %.0f | %.2f |\n", o.Concurrent, o.Latency, r.DirectThroughput.PerSecond, r.RestateThrough.PerSecond, r.RestateThrough.PerSecond/r.DirectThroughput.PerSecond)
-	fmt.Fprintf(w, "| CPU per debate at %d concurrent (client + service, + restate-server for Restate) | %s | %s (server %s) | %.1f× |\n", o.Concurrent, ms(r.DirectThroughput.CPUPerItem), ms(r.RestateThrough.CPUPerItem), ms(r.RestateThrough.ServerCPU), ratio(r.RestateThrough.CPUPerItem, r.DirectThroughput.CPUPerItem))
+	fmt.Fprint(w, "\n|---|")
+	for range r.Columns {
+		fmt.Fprint(w, "---|")
+	}
+	row := func(name string, cell func(Column) string) {
+		fmt.Fprintf(w, "\n| %s |", name)
+		for _, c := range r.Columns {
+			fmt.Fprintf(w, " %s |", cell(c))
+		}
+	}
+	row(fmt.Sprintf("one debate at L=0 (orchestration), median of %d", o.Sequential), func(c Column) string { return ms(c.L0) })
+	row(fmt.Sprintf("one debate at L=%s: wall / ideal %s", o.Latency, ms(r.Ideal)), func(c Column) string { return fmt.Sprintf("%.3f", ratio(c.L, r.Ideal)) })
+	row(fmt.Sprintf("%d concurrent at L=%s: debates/s (completed)", o.Concurrent, o.Latency), func(c Column) string {
+		return fmt.Sprintf("%.0f (%d/%d)", c.Throughput.PerSecond, c.Throughput.Completed, o.Concurrent)
+	})
+	row(fmt.Sprintf("CPU per debate at %d concurrent (restate-server's part)", o.Concurrent), func(c Column) string {
+		if !c.durable {
+			return ms(c.Throughput.CPUPerItem)
+		}
+		return fmt.Sprintf("%s (%s)", ms(c.Throughput.CPUPerItem), ms(c.Throughput.ServerCPU))
+	})
+	row(fmt.Sprintf("memory per debate in flight at %d concurrent (process RSS peak − idle)", o.Concurrent), func(c Column) string {
+		return fmt.Sprintf("%.2f MiB", c.Throughput.RSSPerItem/1024)
+	})
+	fmt.Fprintln(w)
+	if len(r.FirstDebates) > 0 && len(r.Columns) > 1 {
+		fmt.Fprintf(w, "\nFirst debates after the service started (L=0): %s, %s, %s; warm median %s: the first is %.2f× a warm one.\n",
+			ms(r.FirstDebates[0]), ms(r.FirstDebates[1]), ms(r.FirstDebates[2]), ms(r.Columns[1].L0), ratio(r.FirstDebates[0], r.Columns[1].L0))
+	}
 	fmt.Fprintf(w, "\nOne round of 4 participants against a fake OpenAI-compatible endpoint (%s per call, real openai-go client):\n", o.CallLatency)
 	fmt.Fprintf(w, "  Restate engine: %s = %.2f× one call (sequential would be %.1f×)\n", ms(r.ParallelRestate), ratio(r.ParallelRestate, o.CallLatency), ratio(r.ParallelSequentialEstimate, o.CallLatency))
 	fmt.Fprintf(w, "  direct engine:  %s = %.2f× one call; peak calls in flight at the endpoint: %d\n", ms(r.ParallelDirect), ratio(r.ParallelDirect, o.CallLatency), r.ParallelMaxInFlight)

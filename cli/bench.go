@@ -16,10 +16,13 @@ func (a *app) benchCommand() *cobra.Command {
 		Short: "Measure the durable engine against the direct engine, side by side",
 		Long: `bench starts its own restate-server on free loopback ports (it does not
 touch a running stack), serves the workflows in this process with a fake model
-of known latency, and runs the same debates on the Restate engine and on the
-direct engine in one run. It prints orchestration overhead, wall/ideal time,
-throughput and CPU per debate, and the parallel-round ratio against a fake
-OpenAI-compatible endpoint. docs/benchmarks.md records the figures.`,
+of known latency, and runs the same debate four ways in one run: the direct
+engine, the product with its store (as shipped), the product without the
+store, and the raw SDK (each call a RunAsync step, a round awaited with Wait)
+as the reference. It prints orchestration time, wall/ideal time, throughput,
+CPU (restate-server's part apart) and memory per debate in flight, the first
+debates after start against warm ones, and the parallel-round ratio against a
+fake OpenAI-compatible endpoint. docs/benchmarks.md records the figures.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			bin, err := stack.RestateServerBin(a.cfg)
 			if err != nil {
@@ -48,7 +51,7 @@ OpenAI-compatible endpoint. docs/benchmarks.md records the figures.`,
 	f.StringVar(&o.Repository, "repository", ".", "repository for the code-analysis figure (\"\" skips it)")
 	f.IntVar(&o.Analyses, "analyses", 3, "full analyses per engine")
 	f.BoolVar(&o.SkipDebate, "skip-debate", false, "only the code-analysis figure")
-	f.BoolVar(&o.NoStore, "no-store", false, "run without the metadata store (the engine alone)")
+	f.StringVar(&o.DatabaseURL, "database-url", "", "PostgreSQL for the product's store (default: SQLite in the run's state dir)")
 	f.DurationVar(&o.CallLatency, "call-latency", o.CallLatency, "fake OpenAI endpoint latency for the parallel-round figure")
 	return cmd
 }

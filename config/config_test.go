@@ -77,8 +77,13 @@ func TestFromEnv(t *testing.T) {
 func TestRemoteAddressesNeedAllowRemote(t *testing.T) {
 	c := Default()
 	c.APIAddr, c.AllowRemote = "0.0.0.0:8081", true
+	// Beyond loopback the API needs a token.
+	if err := c.Validate(); fault.FieldOf(err) != "ULTRAMCP_API_TOKEN" {
+		t.Errorf("an API beyond loopback without a token: %v, want refused naming ULTRAMCP_API_TOKEN", err)
+	}
+	c.APIToken = "t0ken"
 	if err := c.Validate(); err != nil {
-		t.Errorf("with ULTRAMCP_ALLOW_REMOTE: %v", err)
+		t.Errorf("with ULTRAMCP_ALLOW_REMOTE and a token: %v", err)
 	}
 	t.Setenv("ULTRAMCP_REPO_HOSTS", "git.internal.example, 127.0.0.2,")
 	if got := FromEnv().RepoHosts; len(got) != 2 || got[0] != "git.internal.example" || got[1] != "127.0.0.2" {

@@ -181,9 +181,14 @@ func TestFullAnalysis(t *testing.T) {
 				return db.QueryRow(`SELECT status FROM workflow_metadata WHERE id = ?`, wid).Scan(&status) == nil && status == workflow.StatusCancelled
 			})
 		}
-		// The scan was cancelled running, not finished and withdrawn.
-		scan, err := env.Client.Find(context.Background(), workflow.SecurityScan, id+"-scan")
-		if err != nil || scan.Outcome() != "cancelled" {
+		// The scan was cancelled running, not finished and withdrawn: it
+		// sees the cancellation when its running step (the slow resolve)
+		// returns.
+		waitFor(t, time.Minute, func() bool {
+			scan, err := env.Client.Find(context.Background(), workflow.SecurityScan, id+"-scan")
+			return err == nil && scan.Status == "completed"
+		})
+		if scan, err := env.Client.Find(context.Background(), workflow.SecurityScan, id+"-scan"); err != nil || scan.Outcome() != "cancelled" {
 			t.Errorf("the scan child in Restate: %+v %v, want cancelled", scan, err)
 		}
 		// The compensation withdrew the finished analysis, with its reason.

@@ -12,10 +12,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"time"
 
+	restatesdk "github.com/restatedev/sdk-go"
 	"github.com/restatedev/sdk-go/server"
 
 	"github.com/ultramcp/durable/analysis/repo"
@@ -86,6 +88,13 @@ func Checkouts(cfg config.Config) *repo.Cache {
 
 // Handler builds the Restate endpoint serving every workflow.
 func Handler(models *llm.Router, o Options) (http.Handler, error) {
+	return NewServer(models, o).Handler()
+}
+
+// NewServer builds the Restate server with every workflow bound, to which
+// a caller (the benchmark) may bind more services before taking its
+// Handler. It warms the SDK first.
+func NewServer(models *llm.Router, o Options) *server.Restate {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -102,7 +111,28 @@ func Handler(models *llm.Router, o Options) (http.Handler, error) {
 	if o.PublicKey != "" {
 		srv = srv.WithIdentityV1(o.PublicKey)
 	}
-	return srv.Handler()
+	warmSDK(o.Logger)
+	return srv
+}
+
+// warmSDK makes the SDK compile its WebAssembly core now, not on the first
+// invocation in the process: that one would otherwise take ~0.3 s more than
+// the next, and a recovery after a crash would pay it again. An invocation
+// request with no journal, served in-process by an unsigned endpoint of a
+// service that does nothing, is enough: the core is compiled before the
+// request is read, and shared by every later one.
+func warmSDK(log *slog.Logger) {
+	start := time.Now()
+	warm := restatesdk.NewService("ultramcp-warm-up").Handler("noop", restatesdk.NewServiceHandler(func(restatesdk.Context, struct{}) (struct{}, error) { return struct{}{}, nil }))
+	h, err := server.NewRestate().WithLogger(slog.DiscardHandler, false).Bidirectional(false).Bind(warm).Handler()
+	if err != nil {
+		log.Warn("SDK warm-up skipped", "err", err)
+		return
+	}
+	req := httptest.NewRequest(http.MethodPost, "/invoke/ultramcp-warm-up/noop", http.NoBody)
+	req.Header.Set("Content-Type", "application/vnd.restate.invocation.v5")
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	log.Info("SDK core compiled", "took", time.Since(start).Round(time.Millisecond).String())
 }
 
 // Serve runs the workflow service of cfg until ctx ends. It refuses to start

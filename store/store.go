@@ -38,11 +38,20 @@ type dialect struct {
 	dir    string
 	// numbered placeholders ($1) instead of ?
 	numbered bool
+	// msBetween is SQL for the milliseconds from the timestamp expression
+	// from to the timestamp parameter to (a placeholder).
+	msBetween func(from, to string) string
 }
 
 var (
-	sqliteDialect   = dialect{name: "sqlite", driver: "sqlite", goose: goose.DialectSQLite3, dir: "migrations/sqlite"}
-	postgresDialect = dialect{name: "postgres", driver: "pgx", goose: goose.DialectPostgres, dir: "migrations/postgres", numbered: true}
+	sqliteDialect = dialect{name: "sqlite", driver: "sqlite", goose: goose.DialectSQLite3, dir: "migrations/sqlite",
+		msBetween: func(from, to string) string {
+			return "CAST(ROUND((julianday(" + to + ") - julianday(" + from + ")) * 86400000) AS INTEGER)"
+		}}
+	postgresDialect = dialect{name: "postgres", driver: "pgx", goose: goose.DialectPostgres, dir: "migrations/postgres", numbered: true,
+		msBetween: func(from, to string) string {
+			return "CAST(ROUND(EXTRACT(EPOCH FROM (CAST(" + to + " AS TIMESTAMP) - " + from + ")) * 1000) AS BIGINT)"
+		}}
 )
 
 // rebind turns ? placeholders into $1, $2… for PostgreSQL.
@@ -82,7 +91,7 @@ func Open(ctx context.Context, databaseURL, sqlitePath string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s store: %w", d.name, err)
 	}
-	if d == sqliteDialect {
+	if d.name == sqliteDialect.name {
 		// One writer at a time is what SQLite allows; a small pool lets
 		// readers (the CLI) work beside the service thanks to WAL.
 		db.SetMaxOpenConns(4)
@@ -146,21 +155,25 @@ VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`, id, wf, workflow.StatusP
 }
 
 // Started implements workflow.Records: the workflow is running. A pending
-// row keeps its creation time; a finished one is left alone.
+// row keeps its creation time, a started one its first start; a finished
+// one is left alone (every attempt of a workflow writes its start again).
 func (s *Store) Started(ctx context.Context, id, wf string, input []byte, at time.Time) error {
-	return s.exec(ctx, `INSERT INTO workflow_metadata (id, workflow, status, input, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (id) DO UPDATE SET status = excluded.status, input = excluded.input, updated_at = excluded.updated_at
+	return s.exec(ctx, `INSERT INTO workflow_metadata (id, workflow, status, input, created_at, updated_at, started_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET status = excluded.status, input = excluded.input, updated_at = excluded.updated_at,
+  started_at = COALESCE(workflow_metadata.started_at, excluded.started_at)
 WHERE workflow_metadata.status IN ('pending', 'running', 'not-started', 'paused')`,
-		id, wf, workflow.StatusRunning, string(input), at.UTC(), at.UTC())
+		id, wf, workflow.StatusRunning, string(input), at.UTC(), at.UTC(), at.UTC())
 }
 
-// Finished implements workflow.Records. A workflow this store has no row
-// for is an error, not a silent no-op: the service's store changed since
-// the workflow started.
-func (s *Store) Finished(ctx context.Context, id, status string, output []byte, errMsg string, startedAt, at time.Time) error {
-	res, err := s.db.ExecContext(ctx, s.d.rebind(`UPDATE workflow_metadata SET status = ?, output = ?, error = ?, updated_at = ?, completed_at = ?, duration_ms = ?
-WHERE id = ?`), status, nullString(string(output)), nullString(errMsg), at.UTC(), at.UTC(), at.Sub(startedAt).Milliseconds(), id)
+// Finished implements workflow.Records, in one statement: the duration
+// counts from the first start. A workflow this store has no row for is an
+// error, not a silent no-op: the service's store changed since the
+// workflow started.
+func (s *Store) Finished(ctx context.Context, id, status string, output []byte, errMsg string, at time.Time) error {
+	res, err := s.db.ExecContext(ctx, s.d.rebind(`UPDATE workflow_metadata SET status = ?, output = ?, error = ?, updated_at = ?, completed_at = ?,
+  duration_ms = `+s.d.msBetween("COALESCE(started_at, created_at)", "?")+`
+WHERE id = ?`), status, nullString(string(output)), nullString(errMsg), at.UTC(), at.UTC(), at.UTC(), id)
 	if err != nil {
 		return transient(err)
 	}

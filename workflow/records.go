@@ -97,7 +97,9 @@ type ArtifactRef struct {
 // method is idempotent: a replayed step writes the same rows again.
 type Records interface {
 	Started(ctx context.Context, id, workflow string, input []byte, at time.Time) error
-	Finished(ctx context.Context, id, status string, output []byte, errMsg string, startedAt, at time.Time) error
+	// Started records the workflow running; the first start time stays.
+	// Finished records how it ended, its duration counted from that start.
+	Finished(ctx context.Context, id, status string, output []byte, errMsg string, at time.Time) error
 	RecordExecutions(ctx context.Context, execs []Execution) error
 	PutArtifact(ctx context.Context, workflowID, name string, content []byte) (ArtifactRef, error)
 	NamedArtifact(ctx context.Context, workflowID, name string) ([]byte, error)
@@ -135,8 +137,17 @@ func Record[T any](c engine.Context, name string, write func(ctx context.Context
 }
 
 // Tracked wraps a workflow body so that the store sees it start ("running")
-// and end ("completed", "failed" with the reason, or "cancelled"), each in
-// its own journaled step. With rec nil it returns body unchanged.
+// and end ("completed", "failed" with the reason, or "cancelled"). With rec
+// nil it returns body unchanged.
+//
+// Neither write is a journaled step: each is an idempotent write that
+// every attempt makes again — the start keeps a finished row as it is and
+// its first start time, the end writes the same outcome — so a replay
+// rewrites the same row, and a workflow pays no journal entry and no round
+// trip to Restate for its own bookkeeping. The end is written before the
+// output reaches the journal: a crash between the two replays the body from
+// the journal (no step runs again) and writes the end again. A store that
+// does not answer delays the workflow (RetryStore); it never fails it.
 func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O, error)) func(engine.Context, I) (O, error) {
 	if rec == nil {
 		return body
@@ -150,11 +161,10 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 		// A refused request is recorded too: a credential it carried in a
 		// URL is not.
 		input = []byte(sanitize.URLCredentials(string(input)))
-		started, err := Record(c, "record-start", func(ctx context.Context) (time.Time, error) {
-			now := time.Now().UTC()
-			return now, rec.Started(ctx, c.WorkflowID(), name, input, now)
-		})
-		if err != nil {
+		ctx := c.Context()
+		if err := RetryStore(ctx, func(ctx context.Context) error {
+			return rec.Started(ctx, c.WorkflowID(), name, input, time.Now().UTC())
+		}); err != nil {
 			return zero, err
 		}
 		out, runErr := body(c, in)
@@ -170,13 +180,34 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 		default:
 			status, msg = StatusFailed, runErr.Error()
 		}
-		if _, err := Record(c, "record-"+status, func(ctx context.Context) (bool, error) {
-			return true, rec.Finished(ctx, c.WorkflowID(), status, output, msg, started, time.Now().UTC())
+		if err := RetryStore(ctx, func(ctx context.Context) error {
+			return rec.Finished(ctx, c.WorkflowID(), status, output, msg, time.Now().UTC())
 		}); err != nil && runErr == nil {
 			return zero, err
 		}
 		return out, runErr
 	}
+}
+
+// TryStore runs write a few times within about a second: for a write that
+// rides in a step beside work already paid for (an agent call's row), which
+// must not hold that work's result back from the journal for long. Its
+// caller records what it could not write later, in a step of its own.
+func TryStore(ctx context.Context, write func(context.Context) error) error {
+	var err error
+	for i, wait := range []time.Duration{0, 100 * time.Millisecond, 300 * time.Millisecond, 600 * time.Millisecond} {
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(wait):
+			}
+		}
+		if err = write(ctx); err == nil || !fault.IsRetryable(err) {
+			return err
+		}
+	}
+	return err
 }
 
 // StoreRetryCap is the longest wait between two attempts of a store write;

@@ -5,11 +5,13 @@
 // and a moderator's synthesis.
 //
 // Journaled steps, in order: "models" (which model answers for whom), per
-// round one "round-R/NAME" step per
-// participant, run concurrently (with the previous round's "record-round-R"
-// store write beside them), and "pause-after-round-R" (durable sleep)
-// between rounds; then "moderator" (beside the last round's record) and,
-// with a store, "save-transcript". A participant
+// round one "round-R/NAME" step per participant, run concurrently, each
+// writing its call's store row itself, and "pause-after-round-R" (durable
+// sleep) between rounds; then "moderator", which writes its row and the
+// transcript too. Only when the store is too slow for a step does a
+// "record-round-R" step (beside the next round) or "save-transcript" write
+// what the steps could not; in vote mode "save-transcript" keeps the
+// transcript. A participant
 // step retries transient provider faults inside itself, so a flaky
 // participant never re-runs the others. Terminal: invalid input (before any
 // step), a provider refusing for good (401/403/400), or a provider still
@@ -43,6 +45,9 @@ type Response struct {
 	Simulated   bool     `json:"simulated,omitempty"`
 	Failed      bool     `json:"failed,omitempty"`
 	Attempts    int      `json:"attempts,omitempty"` // provider calls it took
+	// Unrecorded: the step that made the call could not write its store row
+	// in time; a later step writes it.
+	Unrecorded bool `json:"unrecorded,omitempty"`
 	// StartedAt and FinishedAt bracket the model call (read inside the step).
 	StartedAt  time.Time `json:"startedAt"`
 	FinishedAt time.Time `json:"finishedAt"`
@@ -68,6 +73,10 @@ type ModeratorResult struct {
 	FinishedAt time.Time `json:"finishedAt,omitzero"`
 	// Contested is true when agreement stays below the consensus threshold.
 	Contested bool `json:"contested"`
+	// Unrecorded: the moderator's step could not write its store row in
+	// time; Transcript is the transcript that step saved, if it could.
+	Unrecorded bool                  `json:"unrecorded,omitempty"`
+	Transcript *workflow.ArtifactRef `json:"transcript,omitempty"`
 }
 
 // ParticipantTotal is what one participant cost.
@@ -138,9 +147,9 @@ type Progress struct {
 // Debate runs debates; its fields are its dependencies.
 type Debate struct {
 	Models llm.Models
-	// Records, if set, is the metadata store: every round's calls are
-	// written in a "record-round-R" step after the round, and the full
-	// transcript is kept there as an artifact.
+	// Records, if set, is the metadata store: every call's row is written
+	// by the step that made it, and the full transcript is kept there as an
+	// artifact.
 	Records workflow.Records
 }
 
@@ -184,18 +193,19 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 	progress := Progress{Phase: "round", Rounds: rounds}
 
 	var previous []Response
-	// The calls not yet in the store: each round's are written beside the
-	// next batch of calls, the last ones with the transcript.
-	var unrecorded []workflow.Execution
+	// The calls whose steps could not write their rows (a slow store): each
+	// round's are written beside the next batch of calls, the last ones with
+	// the transcript. Usually none.
+	var pending []workflow.Execution
 	recordName := ""
 	for r := 1; r <= rounds; r++ {
-		responses, err := d.round(c, in, refs, r, previous, d.recordStep(recordName, unrecorded))
+		responses, err := d.round(c, in, refs, r, previous, d.recordStep(recordName, pending))
 		if err != nil {
 			// The calls that answered were paid for: they get their rows
 			// whatever becomes of the debate.
-			return Result{}, d.recordPaid(c, append(unrecorded, execsOf(c.WorkflowID(), r, in.Participants, responses)...), err)
+			return Result{}, d.recordPaid(c, append(pending, unrecorded(c.WorkflowID(), r, in.Participants, responses)...), err)
 		}
-		unrecorded, recordName = execsOf(c.WorkflowID(), r, in.Participants, responses), fmt.Sprintf("record-round-%d", r)
+		pending, recordName = unrecorded(c.WorkflowID(), r, in.Participants, responses), fmt.Sprintf("record-round-%d", r)
 		round := Round{Number: r, Responses: responses, Agreement: Agree(responses)}
 		res.Rounds = append(res.Rounds, round)
 		// Progress keeps positions, not reasoning: it is rewritten every
@@ -219,7 +229,7 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		}
 		if in.Delay() > 0 {
 			if err := c.Sleep(fmt.Sprintf("pause-after-round-%d", r), in.Delay()); err != nil {
-				return Result{}, d.recordPaid(c, unrecorded, err) // cancelled in the pause
+				return Result{}, d.recordPaid(c, pending, err) // cancelled in the pause
 			}
 		}
 	}
@@ -235,12 +245,18 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 	if res.Mode == ModeVote {
 		res.Synthesis = ModeratorResult{Synthesis: Synthesis{Consensus: res.Vote.Winner, Agreement: res.Vote.Share, Recommendation: res.Vote.Winner}}
 	} else {
-		res.Synthesis, err = d.moderate(c, in, modRef, previous, res.Vote, d.recordStep(recordName, unrecorded))
+		transcript, err := json.Marshal(res.Rounds)
 		if err != nil {
-			return Result{}, d.recordPaid(c, unrecorded, err)
+			return Result{}, fault.Wrap(fault.Internal, err, "encode transcript")
 		}
-		s := res.Synthesis
-		unrecorded = []workflow.Execution{execution(c.WorkflowID(), "moderator", "moderator", s.LatencyMS, s.TokensIn, s.TokensOut, s.CostUSD, s.FinishedAt.Add(-time.Duration(s.LatencyMS)*time.Millisecond))}
+		res.Synthesis, err = d.moderate(c, in, modRef, previous, res.Vote, transcript, d.recordStep(recordName, pending))
+		if err != nil {
+			return Result{}, d.recordPaid(c, pending, err)
+		}
+		pending = nil
+		if res.Synthesis.Unrecorded {
+			pending = []workflow.Execution{moderatorRow(c.WorkflowID(), res.Synthesis)}
+		}
 	}
 	if res.Synthesis.Agreement < 0 { // the moderator gave no score: use the vote's
 		res.Synthesis.Agreement = res.Vote.Share
@@ -254,17 +270,17 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 			return Result{}, err
 		}
 		// The decision may take days: the moderator's call is recorded now.
-		if err := d.recordPaid(c, unrecorded, nil); err != nil {
+		if err := d.recordPaid(c, pending, nil); err != nil {
 			return Result{}, err
 		}
-		unrecorded = nil
+		pending = nil
 		raw, ok, err := c.Await(workflow.DecisionPromise, in.DecisionTimeout())
 		if err != nil {
 			return Result{}, err
 		}
 		res.Decision = parseDecision(raw, ok, res.Vote.Winner)
 	}
-	if err := d.saveTranscript(c, &res, unrecorded); err != nil {
+	if err := d.saveTranscript(c, &res, pending); err != nil {
 		return Result{}, err
 	}
 
@@ -338,7 +354,15 @@ func (d *Debate) round(c engine.Context, in Input, refs []llm.Ref, r int, previo
 		}
 		ref := refs[i]
 		steps = append(steps, engine.TypedStep[Response]{Name: name, Opts: participantStep, Fn: func(ctx context.Context) (Response, error) {
-			return d.ask(ctx, p.Name, ref, req)
+			resp, err := d.ask(ctx, p.Name, ref, req)
+			if err != nil {
+				return resp, err
+			}
+			// The call's row rides in the step that made it: an upsert keyed
+			// by workflow and step, so a step run again rewrites the same
+			// row, and no step of its own is needed unless the store is slow.
+			resp.Unrecorded = !d.recordInStep(ctx, rowOf(c.WorkflowID(), name, resp))
+			return resp, nil
 		}}.Raw())
 	}
 	results, errs, err := runBeside(c, steps, pending)
@@ -367,18 +391,34 @@ func stepName(round int, participant string) string {
 	return fmt.Sprintf("round-%d/%s", round, participant)
 }
 
-// execsOf are the store rows of a round's calls.
-func execsOf(workflowID string, round int, ps []Participant, responses []Response) []workflow.Execution {
-	execs := make([]workflow.Execution, 0, len(responses))
+// unrecorded are the store rows of a round's calls that their steps could
+// not write.
+func unrecorded(workflowID string, round int, ps []Participant, responses []Response) []workflow.Execution {
+	var execs []workflow.Execution
 	for i, resp := range responses {
-		if resp.Failed {
-			continue // no answer, nothing paid
+		if resp.Failed || !resp.Unrecorded {
+			continue // no answer, nothing paid; or written already
 		}
-		e := execution(workflowID, stepName(round, ps[i].Name), resp.Participant, resp.LatencyMS, resp.TokensIn, resp.TokensOut, resp.CostUSD, resp.StartedAt)
-		e.Attempt = resp.Attempts
-		execs = append(execs, e)
+		execs = append(execs, rowOf(workflowID, stepName(round, ps[i].Name), resp))
 	}
 	return execs
+}
+
+// rowOf is the store row of a participant's call.
+func rowOf(workflowID, step string, resp Response) workflow.Execution {
+	e := execution(workflowID, step, resp.Participant, resp.LatencyMS, resp.TokensIn, resp.TokensOut, resp.CostUSD, resp.StartedAt)
+	e.Attempt = resp.Attempts
+	return e
+}
+
+// recordInStep writes rows from inside the step that paid for them, trying
+// for about a second: a store that does not answer must not hold a paid
+// answer back from the journal. It reports whether they were written.
+func (d *Debate) recordInStep(ctx context.Context, rows ...workflow.Execution) bool {
+	if d.Records == nil {
+		return true
+	}
+	return workflow.TryStore(ctx, func(ctx context.Context) error { return d.Records.RecordExecutions(ctx, rows) }) == nil
 }
 
 // recordStep is the step that writes execs to the store beside the next
@@ -429,8 +469,16 @@ func (d *Debate) ask(ctx context.Context, participant string, ref llm.Ref, req l
 	return resp, nil
 }
 
-// moderate asks the moderator; the last round's record step runs beside it.
-func (d *Debate) moderate(c engine.Context, in Input, ref llm.Ref, final []Response, vote Vote, pending *engine.Step) (ModeratorResult, error) {
+// moderatorRow is the store row of the moderator's call.
+func moderatorRow(workflowID string, s ModeratorResult) workflow.Execution {
+	return execution(workflowID, "moderator", "moderator", s.LatencyMS, s.TokensIn, s.TokensOut, s.CostUSD, s.FinishedAt.Add(-time.Duration(s.LatencyMS)*time.Millisecond))
+}
+
+// moderate asks the moderator; the last round's record step runs beside
+// it. The moderator's step writes its own row and saves the transcript
+// (the rounds, which its answer closes), so the debate needs no step of
+// its own for either unless the store is slow.
+func (d *Debate) moderate(c engine.Context, in Input, ref llm.Ref, final []Response, vote Vote, transcript []byte, pending *engine.Step) (ModeratorResult, error) {
 	req := llm.Request{
 		System:   moderatorSystem,
 		Messages: []llm.Message{{Role: "user", Content: moderatorPrompt(in, final, vote)}},
@@ -444,12 +492,24 @@ func (d *Debate) moderate(c engine.Context, in Input, ref llm.Ref, final []Respo
 			return ModeratorResult{}, fmt.Errorf("moderator: %w", err)
 		}
 		cost, _ := llm.EstimateCost(out.Model, out.TokensIn, out.TokensOut)
-		return ModeratorResult{
+		res := ModeratorResult{
 			Synthesis: ParseSynthesis(out.Text), Model: out.Model,
 			TokensIn: out.TokensIn, TokensOut: out.TokensOut, CostUSD: cost,
 			LatencyMS: time.Since(start).Milliseconds(), Simulated: out.Simulated,
 			FinishedAt: time.Now().UTC(),
-		}, nil
+		}
+		if d.Records != nil {
+			res.Unrecorded = !d.recordInStep(ctx, moderatorRow(c.WorkflowID(), res))
+			_ = workflow.TryStore(ctx, func(ctx context.Context) error {
+				ref, err := d.Records.PutArtifact(ctx, c.WorkflowID(), "transcript.json", transcript)
+				res.Transcript = &ref
+				return err
+			})
+			if res.Transcript != nil && res.Transcript.ID == "" {
+				res.Transcript = nil // not saved: the debate saves it in a step of its own
+			}
+		}
+		return res, nil
 	}}.Raw()}
 	results, errs, err := runBeside(c, steps, pending)
 	if err != nil {
@@ -498,6 +558,12 @@ func (d *Debate) saveTranscript(c engine.Context, res *Result, execs []workflow.
 	if d.Records == nil {
 		return nil
 	}
+	if saved := res.Synthesis.Transcript; saved != nil && len(execs) == 0 {
+		// The moderator's step saved it.
+		res.Transcript, res.Synthesis.Transcript = saved, nil
+		res.trimRounds()
+		return nil
+	}
 	full, err := json.Marshal(res.Rounds)
 	if err != nil {
 		return fault.Wrap(fault.Internal, err, "encode transcript")
@@ -511,11 +577,16 @@ func (d *Debate) saveTranscript(c engine.Context, res *Result, execs []workflow.
 	if err != nil {
 		return err
 	}
-	res.Transcript = &ref
+	res.Transcript, res.Synthesis.Transcript = &ref, nil
+	res.trimRounds()
+	return nil
+}
+
+// trimRounds shortens the reasoning in the result: the transcript keeps it.
+func (res *Result) trimRounds() {
 	for i := range res.Rounds {
 		res.Rounds[i] = res.Rounds[i].withReasoning(ReasoningInResult)
 	}
-	return nil
 }
 
 // span is the debate's first call start and last answer.
