@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,6 +55,9 @@ type Options struct {
 	// DatabaseURL puts the product's store on PostgreSQL; "" is SQLite in
 	// the run's state dir.
 	DatabaseURL string
+	// ProfileDir, if set, receives a CPU profile of this process per
+	// concurrent run (cpu-<column>.pprof), for `go tool pprof`.
+	ProfileDir string
 	// Repository is analysed by the code-analysis figure ("" skips it).
 	Repository string
 	// Analyses is how many full analyses each engine runs.
@@ -324,6 +328,22 @@ type Throughput struct {
 	RSSPerItem float64 // KiB
 }
 
+// profile starts a CPU profile for the column named name, if asked for.
+func (b *Bench) profile(name string) (stop func(), err error) {
+	if b.o.ProfileDir == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(filepath.Join(b.o.ProfileDir, "cpu-"+strings.NewReplacer(" ", "-", ",", "", "(", "", ")", "", "+", "").Replace(name)+".pprof"))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
 // rssKiB is this process's resident memory.
 func rssKiB() int64 {
 	raw, err := os.ReadFile("/proc/self/status")
@@ -436,9 +456,9 @@ func (b *Bench) runDebates(ctx context.Context, r *Report, step func(string, fun
 	r.FirstDebates = b.firstDebates
 	r.Columns = []Column{
 		{Name: "direct engine", run: b.inProcess},
-		{Name: "product, SQLite store on", run: b.durable, durable: true},
-		{Name: "product, no store", run: b.durableNoStore, durable: true},
 		{Name: "raw SDK (RunAsync + Wait)", run: b.raw, durable: true},
+		{Name: "product, no store", run: b.durableNoStore, durable: true},
+		{Name: "product, " + b.store.Dialect() + " store on", run: b.durable, durable: true},
 	}
 	var err error
 	b.model.latency.Store(0)
@@ -468,6 +488,11 @@ func (b *Bench) runDebates(ctx context.Context, r *Report, step func(string, fun
 	for i := range r.Columns {
 		c := &r.Columns[i]
 		if err = step(fmt.Sprintf("%d concurrent debates at L=%s, %s", o.Concurrent, o.Latency, c.Name), func() error {
+			stop, err := b.profile(c.Name)
+			if err != nil {
+				return err
+			}
+			defer stop()
 			c.Throughput, err = b.concurrent(ctx, c.run, debateIn, o.Concurrent, c.durable)
 			return err
 		}); err != nil {

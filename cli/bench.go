@@ -51,6 +51,7 @@ fake OpenAI-compatible endpoint. docs/benchmarks.md records the figures.`,
 	f.StringVar(&o.Repository, "repository", ".", "repository for the code-analysis figure (\"\" skips it)")
 	f.IntVar(&o.Analyses, "analyses", 3, "full analyses per engine")
 	f.BoolVar(&o.SkipDebate, "skip-debate", false, "only the code-analysis figure")
+	f.StringVar(&o.ProfileDir, "profile", "", "directory for a CPU profile of each concurrent run")
 	f.StringVar(&o.DatabaseURL, "database-url", "", "PostgreSQL for the product's store (default: SQLite in the run's state dir)")
 	f.DurationVar(&o.CallLatency, "call-latency", o.CallLatency, "fake OpenAI endpoint latency for the parallel-round figure")
 	return cmd

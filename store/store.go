@@ -9,10 +9,8 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"embed"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -227,8 +225,7 @@ ON CONFLICT (workflow_id, step) DO UPDATE SET agent_name = excluded.agent_name, 
 // PutArtifact implements workflow.Records: content is stored once under its
 // sha256 and linked to the workflow under name.
 func (s *Store) PutArtifact(ctx context.Context, workflowID, name string, content []byte) (workflow.ArtifactRef, error) {
-	sum := sha256.Sum256(content)
-	ref := workflow.ArtifactRef{ID: hex.EncodeToString(sum[:]), Name: name, Bytes: len(content)}
+	ref := workflow.RefOf(name, content)
 	now := time.Now().UTC()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {

@@ -1,12 +1,15 @@
 package workflow
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ultramcp/durable/engine"
@@ -189,27 +192,6 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 	}
 }
 
-// TryStore runs write a few times within about a second: for a write that
-// rides in a step beside work already paid for (an agent call's row), which
-// must not hold that work's result back from the journal for long. Its
-// caller records what it could not write later, in a step of its own.
-func TryStore(ctx context.Context, write func(context.Context) error) error {
-	var err error
-	for i, wait := range []time.Duration{0, 100 * time.Millisecond, 300 * time.Millisecond, 600 * time.Millisecond} {
-		if i > 0 {
-			select {
-			case <-ctx.Done():
-				return err
-			case <-time.After(wait):
-			}
-		}
-		if err = write(ctx); err == nil || !fault.IsRetryable(err) {
-			return err
-		}
-	}
-	return err
-}
-
 // StoreRetryCap is the longest wait between two attempts of a store write;
 // the service sets it once from ULTRAMCP_STORE_RETRY_CAP.
 var StoreRetryCap = 5 * time.Second
@@ -245,15 +227,68 @@ func RetryStore(ctx context.Context, write func(context.Context) error) error {
 	}
 }
 
-// ExecutionsStep writes execs as a step that may run beside others (the
-// next round's calls): it retries store faults inside itself, because on
-// Restate a retryable error leaving one of several concurrent steps would end
-// the attempt and repeat its siblings' model calls.
-func ExecutionsStep(rec Records, name string, execs []Execution) engine.Step {
-	return engine.Step{Name: name, Opts: engine.StepOptions{MaxAttempts: 1}, Fn: func(ctx context.Context) ([]byte, error) {
-		if err := RetryStore(ctx, func(ctx context.Context) error { return rec.RecordExecutions(ctx, execs) }); err != nil {
-			return nil, err
+// RefOf is the reference of an artifact: its content's sha256, so that it
+// is known before (and whether or not) the store has it.
+func RefOf(name string, content []byte) ArtifactRef {
+	sum := sha256.Sum256(content)
+	return ArtifactRef{ID: hex.EncodeToString(sum[:]), Name: name, Bytes: len(content)}
+}
+
+// Writes are a workflow's store writes of what its journal already holds
+// (the rows of answered calls, a transcript): made in the background while
+// the workflow goes on, outside the journal, so the store adds no journal
+// entry and no round trip to Restate. Each is an idempotent upsert that a
+// replay makes again, so a crash before it lands loses nothing; each retries
+// until the store answers (RetryStore), so an outage delays the workflow's
+// end, never a model call. Wait before the workflow ends.
+type Writes struct {
+	c   engine.Context
+	rec Records
+	wg  sync.WaitGroup
+	mu  sync.Mutex
+	err error
+}
+
+// NewWrites returns the writes of c to rec; with rec nil they do nothing.
+func NewWrites(c engine.Context, rec Records) *Writes { return &Writes{c: c, rec: rec} }
+
+func (w *Writes) start(write func(ctx context.Context) error) {
+	if w.rec == nil {
+		return
+	}
+	w.wg.Go(func() {
+		if err := RetryStore(w.c.Context(), write); err != nil {
+			w.mu.Lock()
+			w.err = cmp.Or(w.err, err)
+			w.mu.Unlock()
 		}
-		return []byte(fmt.Sprint(len(execs))), nil
-	}}
+	})
+}
+
+// Rows records agent calls.
+func (w *Writes) Rows(execs []Execution) {
+	if len(execs) > 0 {
+		w.start(func(ctx context.Context) error { return w.rec.RecordExecutions(ctx, execs) })
+	}
+}
+
+// Artifact keeps content under name and returns its reference at once.
+func (w *Writes) Artifact(name string, content []byte) ArtifactRef {
+	w.start(func(ctx context.Context) error {
+		_, err := w.rec.PutArtifact(ctx, w.c.WorkflowID(), name, content)
+		return err
+	})
+	return RefOf(name, content)
+}
+
+// Wait waits for every write and returns cause if not nil, else the first
+// write that failed for good.
+func (w *Writes) Wait(cause error) error {
+	w.wg.Wait()
+	if cause != nil {
+		return cause
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }

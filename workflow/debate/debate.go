@@ -5,13 +5,11 @@
 // and a moderator's synthesis.
 //
 // Journaled steps, in order: "models" (which model answers for whom), per
-// round one "round-R/NAME" step per participant, run concurrently, each
-// writing its call's store row itself, and "pause-after-round-R" (durable
-// sleep) between rounds; then "moderator", which writes its row and the
-// transcript too. Only when the store is too slow for a step does a
-// "record-round-R" step (beside the next round) or "save-transcript" write
-// what the steps could not; in vote mode "save-transcript" keeps the
-// transcript. A participant
+// round one "round-R/NAME" step per participant, run concurrently, and
+// "pause-after-round-R" (durable sleep) between rounds; then "moderator".
+// With a store, every answered call's row and the transcript are written
+// in the background as the journal receives them, outside it
+// (workflow.Writes): the same journal as without a store. A participant
 // step retries transient provider faults inside itself, so a flaky
 // participant never re-runs the others. Terminal: invalid input (before any
 // step), a provider refusing for good (401/403/400), or a provider still
@@ -45,9 +43,6 @@ type Response struct {
 	Simulated   bool     `json:"simulated,omitempty"`
 	Failed      bool     `json:"failed,omitempty"`
 	Attempts    int      `json:"attempts,omitempty"` // provider calls it took
-	// Unrecorded: the step that made the call could not write its store row
-	// in time; a later step writes it.
-	Unrecorded bool `json:"unrecorded,omitempty"`
 	// StartedAt and FinishedAt bracket the model call (read inside the step).
 	StartedAt  time.Time `json:"startedAt"`
 	FinishedAt time.Time `json:"finishedAt"`
@@ -73,10 +68,6 @@ type ModeratorResult struct {
 	FinishedAt time.Time `json:"finishedAt,omitzero"`
 	// Contested is true when agreement stays below the consensus threshold.
 	Contested bool `json:"contested"`
-	// Unrecorded: the moderator's step could not write its store row in
-	// time; Transcript is the transcript that step saved, if it could.
-	Unrecorded bool                  `json:"unrecorded,omitempty"`
-	Transcript *workflow.ArtifactRef `json:"transcript,omitempty"`
 }
 
 // ParticipantTotal is what one participant cost.
@@ -147,9 +138,8 @@ type Progress struct {
 // Debate runs debates; its fields are its dependencies.
 type Debate struct {
 	Models llm.Models
-	// Records, if set, is the metadata store: every call's row is written
-	// by the step that made it, and the full transcript is kept there as an
-	// artifact.
+	// Records, if set, is the metadata store: every answered call gets its
+	// row, and the full transcript is kept there as an artifact.
 	Records workflow.Records
 }
 
@@ -193,19 +183,17 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 	progress := Progress{Phase: "round", Rounds: rounds}
 
 	var previous []Response
-	// The calls whose steps could not write their rows (a slow store): each
-	// round's are written beside the next batch of calls, the last ones with
-	// the transcript. Usually none.
-	var pending []workflow.Execution
-	recordName := ""
+	// The store's rows and the transcript are written in the background,
+	// outside the journal, as each round's answers are journaled.
+	writes := workflow.NewWrites(c, d.Records)
 	for r := 1; r <= rounds; r++ {
-		responses, err := d.round(c, in, refs, r, previous, d.recordStep(recordName, pending))
+		responses, err := d.round(c, in, refs, r, previous)
+		// The calls that answered were paid for: they get their rows
+		// whatever becomes of the debate.
+		writes.Rows(rowsOf(c.WorkflowID(), r, in.Participants, responses))
 		if err != nil {
-			// The calls that answered were paid for: they get their rows
-			// whatever becomes of the debate.
-			return Result{}, d.recordPaid(c, append(pending, unrecorded(c.WorkflowID(), r, in.Participants, responses)...), err)
+			return Result{}, writes.Wait(err)
 		}
-		pending, recordName = unrecorded(c.WorkflowID(), r, in.Participants, responses), fmt.Sprintf("record-round-%d", r)
 		round := Round{Number: r, Responses: responses, Agreement: Agree(responses)}
 		res.Rounds = append(res.Rounds, round)
 		// Progress keeps positions, not reasoning: it is rewritten every
@@ -225,11 +213,11 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 			progress.Phase, progress.Message = "pause", fmt.Sprintf("round %d of %d done; next round in %s", r, rounds, in.Delay())
 		}
 		if err := c.Publish(progressKey, progress); err != nil {
-			return Result{}, err
+			return Result{}, writes.Wait(err)
 		}
 		if in.Delay() > 0 {
 			if err := c.Sleep(fmt.Sprintf("pause-after-round-%d", r), in.Delay()); err != nil {
-				return Result{}, d.recordPaid(c, pending, err) // cancelled in the pause
+				return Result{}, writes.Wait(err) // cancelled in the pause
 			}
 		}
 	}
@@ -240,47 +228,51 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		progress.Message = "vote counted"
 	}
 	if err := c.Publish(progressKey, progress); err != nil {
-		return Result{}, err
+		return Result{}, writes.Wait(err)
 	}
 	if res.Mode == ModeVote {
 		res.Synthesis = ModeratorResult{Synthesis: Synthesis{Consensus: res.Vote.Winner, Agreement: res.Vote.Share, Recommendation: res.Vote.Winner}}
 	} else {
-		transcript, err := json.Marshal(res.Rounds)
+		res.Synthesis, err = d.moderate(c, in, modRef, previous, res.Vote)
 		if err != nil {
-			return Result{}, fault.Wrap(fault.Internal, err, "encode transcript")
+			return Result{}, writes.Wait(err)
 		}
-		res.Synthesis, err = d.moderate(c, in, modRef, previous, res.Vote, transcript, d.recordStep(recordName, pending))
-		if err != nil {
-			return Result{}, d.recordPaid(c, pending, err)
-		}
-		pending = nil
-		if res.Synthesis.Unrecorded {
-			pending = []workflow.Execution{moderatorRow(c.WorkflowID(), res.Synthesis)}
-		}
+		writes.Rows([]workflow.Execution{moderatorRow(c.WorkflowID(), res.Synthesis)})
 	}
 	if res.Synthesis.Agreement < 0 { // the moderator gave no score: use the vote's
 		res.Synthesis.Agreement = res.Vote.Share
 	}
 	res.Synthesis.Contested = res.Synthesis.Agreement < in.Threshold()
+	if d.Records != nil {
+		transcript, err := json.Marshal(res.Rounds)
+		if err != nil {
+			return Result{}, writes.Wait(fault.Wrap(fault.Internal, err, "encode transcript"))
+		}
+		ref := writes.Artifact("transcript.json", transcript)
+		res.Transcript = &ref
+		for i := range res.Rounds {
+			res.Rounds[i] = res.Rounds[i].withReasoning(ReasoningInResult)
+		}
+	}
 	if in.Escalate && res.Synthesis.Contested {
 		progress.Phase = "awaiting-decision"
 		progress.Message = fmt.Sprintf("agreement %.2f is below %.2f: waiting up to %s for a decision (ultramcp decide %s --decision …)",
 			res.Synthesis.Agreement, in.Threshold(), in.DecisionTimeout(), c.WorkflowID())
 		if err := c.Publish(progressKey, progress); err != nil {
+			return Result{}, writes.Wait(err)
+		}
+		// The decision may take days: what was paid for is in the store
+		// before the wait.
+		if err := writes.Wait(nil); err != nil {
 			return Result{}, err
 		}
-		// The decision may take days: the moderator's call is recorded now.
-		if err := d.recordPaid(c, pending, nil); err != nil {
-			return Result{}, err
-		}
-		pending = nil
 		raw, ok, err := c.Await(workflow.DecisionPromise, in.DecisionTimeout())
 		if err != nil {
 			return Result{}, err
 		}
 		res.Decision = parseDecision(raw, ok, res.Vote.Winner)
 	}
-	if err := d.saveTranscript(c, &res, pending); err != nil {
+	if err := writes.Wait(nil); err != nil {
 		return Result{}, err
 	}
 
@@ -322,24 +314,9 @@ func (d *Debate) resolveModels(in Input) ([]llm.Ref, llm.Ref, error) {
 	return refs, mod, nil
 }
 
-// recordPaid writes the rows of calls already paid for that no step has
-// written yet, in a step of its own, and returns cause: a debate that
-// fails, is cancelled or waits long still accounts for every call. Rows
-// are upserts, so a call written twice is one row.
-func (d *Debate) recordPaid(c engine.Context, execs []workflow.Execution, cause error) error {
-	if d.Records == nil || len(execs) == 0 {
-		return cause
-	}
-	if _, err := c.Run(workflow.ExecutionsStep(d.Records, "record-paid-calls", execs)); err != nil && cause == nil {
-		return err
-	}
-	return cause
-}
-
-// round asks every participant concurrently, one journaled step each; the
-// previous round's record step, if any, runs in the same batch.
-func (d *Debate) round(c engine.Context, in Input, refs []llm.Ref, r int, previous []Response, pending *engine.Step) ([]Response, error) {
-	steps := make([]engine.Step, 0, len(in.Participants)+1)
+// round asks every participant concurrently, one journaled step each.
+func (d *Debate) round(c engine.Context, in Input, refs []llm.Ref, r int, previous []Response) ([]Response, error) {
+	steps := make([]engine.Step, 0, len(in.Participants))
 	for i, p := range in.Participants {
 		prompt := firstRoundPrompt(in)
 		if r > 1 {
@@ -354,21 +331,10 @@ func (d *Debate) round(c engine.Context, in Input, refs []llm.Ref, r int, previo
 		}
 		ref := refs[i]
 		steps = append(steps, engine.TypedStep[Response]{Name: name, Opts: participantStep, Fn: func(ctx context.Context) (Response, error) {
-			resp, err := d.ask(ctx, p.Name, ref, req)
-			if err != nil {
-				return resp, err
-			}
-			// The call's row rides in the step that made it: an upsert keyed
-			// by workflow and step, so a step run again rewrites the same
-			// row, and no step of its own is needed unless the store is slow.
-			resp.Unrecorded = !d.recordInStep(ctx, rowOf(c.WorkflowID(), name, resp))
-			return resp, nil
+			return d.ask(ctx, p.Name, ref, req)
 		}}.Raw())
 	}
-	results, errs, err := runBeside(c, steps, pending)
-	if err != nil {
-		return nil, err
-	}
+	results, errs := c.RunAll(steps)
 	responses := make([]Response, len(in.Participants))
 	var first error
 	for i := range in.Participants {
@@ -391,59 +357,18 @@ func stepName(round int, participant string) string {
 	return fmt.Sprintf("round-%d/%s", round, participant)
 }
 
-// unrecorded are the store rows of a round's calls that their steps could
-// not write.
-func unrecorded(workflowID string, round int, ps []Participant, responses []Response) []workflow.Execution {
+// rowsOf are the store rows of a round's calls.
+func rowsOf(workflowID string, round int, ps []Participant, responses []Response) []workflow.Execution {
 	var execs []workflow.Execution
 	for i, resp := range responses {
-		if resp.Failed || !resp.Unrecorded {
-			continue // no answer, nothing paid; or written already
+		if resp.Failed {
+			continue // no answer, nothing paid
 		}
-		execs = append(execs, rowOf(workflowID, stepName(round, ps[i].Name), resp))
+		e := execution(workflowID, stepName(round, ps[i].Name), resp.Participant, resp.LatencyMS, resp.TokensIn, resp.TokensOut, resp.CostUSD, resp.StartedAt)
+		e.Attempt = resp.Attempts
+		execs = append(execs, e)
 	}
 	return execs
-}
-
-// rowOf is the store row of a participant's call.
-func rowOf(workflowID, step string, resp Response) workflow.Execution {
-	e := execution(workflowID, step, resp.Participant, resp.LatencyMS, resp.TokensIn, resp.TokensOut, resp.CostUSD, resp.StartedAt)
-	e.Attempt = resp.Attempts
-	return e
-}
-
-// recordInStep writes rows from inside the step that paid for them, trying
-// for about a second: a store that does not answer must not hold a paid
-// answer back from the journal. It reports whether they were written.
-func (d *Debate) recordInStep(ctx context.Context, rows ...workflow.Execution) bool {
-	if d.Records == nil {
-		return true
-	}
-	return workflow.TryStore(ctx, func(ctx context.Context) error { return d.Records.RecordExecutions(ctx, rows) }) == nil
-}
-
-// recordStep is the step that writes execs to the store beside the next
-// batch of calls; nil without a store or without rows.
-func (d *Debate) recordStep(name string, execs []workflow.Execution) *engine.Step {
-	if d.Records == nil || len(execs) == 0 {
-		return nil
-	}
-	s := workflow.ExecutionsStep(d.Records, name, execs)
-	return &s
-}
-
-// runBeside runs steps in one batch with record, if any, and fails if the
-// record cannot be written.
-func runBeside(c engine.Context, steps []engine.Step, record *engine.Step) ([][]byte, []error, error) {
-	if record == nil {
-		results, errs := c.RunAll(steps)
-		return results, errs, nil
-	}
-	n := len(steps)
-	results, errs := c.RunAll(append(steps, *record))
-	if errs[n] != nil {
-		return nil, nil, fmt.Errorf("%s: %w", record.Name, errs[n])
-	}
-	return results[:n], errs[:n], nil
 }
 
 func execution(workflowID, step, agent string, ms int64, in, out int, cost float64, at time.Time) workflow.Execution {
@@ -474,11 +399,8 @@ func moderatorRow(workflowID string, s ModeratorResult) workflow.Execution {
 	return execution(workflowID, "moderator", "moderator", s.LatencyMS, s.TokensIn, s.TokensOut, s.CostUSD, s.FinishedAt.Add(-time.Duration(s.LatencyMS)*time.Millisecond))
 }
 
-// moderate asks the moderator; the last round's record step runs beside
-// it. The moderator's step writes its own row and saves the transcript
-// (the rounds, which its answer closes), so the debate needs no step of
-// its own for either unless the store is slow.
-func (d *Debate) moderate(c engine.Context, in Input, ref llm.Ref, final []Response, vote Vote, transcript []byte, pending *engine.Step) (ModeratorResult, error) {
+// moderate asks the moderator.
+func (d *Debate) moderate(c engine.Context, in Input, ref llm.Ref, final []Response, vote Vote) (ModeratorResult, error) {
 	req := llm.Request{
 		System:   moderatorSystem,
 		Messages: []llm.Message{{Role: "user", Content: moderatorPrompt(in, final, vote)}},
@@ -492,29 +414,14 @@ func (d *Debate) moderate(c engine.Context, in Input, ref llm.Ref, final []Respo
 			return ModeratorResult{}, fmt.Errorf("moderator: %w", err)
 		}
 		cost, _ := llm.EstimateCost(out.Model, out.TokensIn, out.TokensOut)
-		res := ModeratorResult{
+		return ModeratorResult{
 			Synthesis: ParseSynthesis(out.Text), Model: out.Model,
 			TokensIn: out.TokensIn, TokensOut: out.TokensOut, CostUSD: cost,
 			LatencyMS: time.Since(start).Milliseconds(), Simulated: out.Simulated,
 			FinishedAt: time.Now().UTC(),
-		}
-		if d.Records != nil {
-			res.Unrecorded = !d.recordInStep(ctx, moderatorRow(c.WorkflowID(), res))
-			_ = workflow.TryStore(ctx, func(ctx context.Context) error {
-				ref, err := d.Records.PutArtifact(ctx, c.WorkflowID(), "transcript.json", transcript)
-				res.Transcript = &ref
-				return err
-			})
-			if res.Transcript != nil && res.Transcript.ID == "" {
-				res.Transcript = nil // not saved: the debate saves it in a step of its own
-			}
-		}
-		return res, nil
+		}, nil
 	}}.Raw()}
-	results, errs, err := runBeside(c, steps, pending)
-	if err != nil {
-		return ModeratorResult{}, err
-	}
+	results, errs := c.RunAll(steps)
 	if errs[0] != nil {
 		return ModeratorResult{}, errs[0]
 	}
@@ -550,43 +457,6 @@ func (r Round) withReasoning(n int) Round {
 		out.Responses[i] = resp
 	}
 	return out
-}
-
-// saveTranscript keeps the full rounds in the store, with the last calls
-// not yet recorded, and shortens the rounds in the result.
-func (d *Debate) saveTranscript(c engine.Context, res *Result, execs []workflow.Execution) error {
-	if d.Records == nil {
-		return nil
-	}
-	if saved := res.Synthesis.Transcript; saved != nil && len(execs) == 0 {
-		// The moderator's step saved it.
-		res.Transcript, res.Synthesis.Transcript = saved, nil
-		res.trimRounds()
-		return nil
-	}
-	full, err := json.Marshal(res.Rounds)
-	if err != nil {
-		return fault.Wrap(fault.Internal, err, "encode transcript")
-	}
-	ref, err := workflow.Record(c, "save-transcript", func(ctx context.Context) (workflow.ArtifactRef, error) {
-		if err := d.Records.RecordExecutions(ctx, execs); err != nil {
-			return workflow.ArtifactRef{}, err
-		}
-		return d.Records.PutArtifact(ctx, c.WorkflowID(), "transcript.json", full)
-	})
-	if err != nil {
-		return err
-	}
-	res.Transcript, res.Synthesis.Transcript = &ref, nil
-	res.trimRounds()
-	return nil
-}
-
-// trimRounds shortens the reasoning in the result: the transcript keeps it.
-func (res *Result) trimRounds() {
-	for i := range res.Rounds {
-		res.Rounds[i] = res.Rounds[i].withReasoning(ReasoningInResult)
-	}
 }
 
 // span is the debate's first call start and last answer.
