@@ -74,6 +74,7 @@ func (d dialect) rebind(q string) string {
 type Store struct {
 	db *sql.DB
 	d  dialect
+	w  *writer // the workflows' writes, batched (batch.go)
 }
 
 var _ workflow.Records = (*Store)(nil)
@@ -102,6 +103,7 @@ func Open(ctx context.Context, databaseURL, sqlitePath string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	s.startWriter()
 	return s, nil
 }
 
@@ -127,8 +129,19 @@ func (s *Store) migrate(ctx context.Context) error {
 // Dialect names the backend: "sqlite" or "postgres".
 func (s *Store) Dialect() string { return s.d.name }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close stops the writer and closes the database.
+func (s *Store) Close() error {
+	s.stopWriter()
+	return s.db.Close()
+}
+
+// execTx runs one statement in the writer's next transaction.
+func (s *Store) execTx(ctx context.Context, q string, args ...any) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := s.execIn(ctx, tx, q, args...)
+		return err
+	})
+}
 
 // transient marks a database error as worth retrying: a database that is
 // down, restarting or busy comes back.
@@ -156,7 +169,7 @@ VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`, id, wf, workflow.StatusP
 // row keeps its creation time, a started one its first start; a finished
 // one is left alone (every attempt of a workflow writes its start again).
 func (s *Store) Started(ctx context.Context, id, wf string, input []byte, at time.Time) error {
-	return s.exec(ctx, `INSERT INTO workflow_metadata (id, workflow, status, input, created_at, updated_at, started_at)
+	return s.execTx(ctx, `INSERT INTO workflow_metadata (id, workflow, status, input, created_at, updated_at, started_at)
 VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET status = excluded.status, input = excluded.input, updated_at = excluded.updated_at,
   started_at = COALESCE(workflow_metadata.started_at, excluded.started_at)
@@ -169,16 +182,18 @@ WHERE workflow_metadata.status IN ('pending', 'running', 'not-started', 'paused'
 // error, not a silent no-op: the service's store changed since the
 // workflow started.
 func (s *Store) Finished(ctx context.Context, id, status string, output []byte, errMsg string, at time.Time) error {
-	res, err := s.db.ExecContext(ctx, s.d.rebind(`UPDATE workflow_metadata SET status = ?, output = ?, error = ?, updated_at = ?, completed_at = ?,
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := s.execIn(ctx, tx, `UPDATE workflow_metadata SET status = ?, output = ?, error = ?, updated_at = ?, completed_at = ?,
   duration_ms = `+s.d.msBetween("COALESCE(started_at, created_at)", "?")+`
-WHERE id = ?`), status, nullString(string(output)), nullString(errMsg), at.UTC(), at.UTC(), at.UTC(), id)
-	if err != nil {
-		return transient(err)
-	}
-	if n, err := res.RowsAffected(); err == nil && n == 0 {
-		return fault.New(fault.Permanent, "the %s store has no record of workflow %s: did ULTRAMCP_DATABASE_URL change since it started?", s.d.name, id)
-	}
-	return nil
+WHERE id = ?`, status, nullString(string(output)), nullString(errMsg), at.UTC(), at.UTC(), at.UTC(), id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 0 {
+			return fault.New(fault.Permanent, "the %s store has no record of workflow %s: did ULTRAMCP_DATABASE_URL change since it started?", s.d.name, id)
+		}
+		return nil
+	})
 }
 
 // NotStarted records that a pending request could not be handed to the
@@ -204,22 +219,21 @@ func (s *Store) RecordExecutions(ctx context.Context, execs []workflow.Execution
 	if len(execs) == 0 {
 		return nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return transient(err)
-	}
-	defer tx.Rollback()
-	q := s.d.rebind(`INSERT INTO agent_executions (workflow_id, agent_name, step, attempt, status, duration_ms, tokens_in, tokens_out, cost_usd, created_at)
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.recordExecutions(ctx, tx, execs) })
+}
+
+func (s *Store) recordExecutions(ctx context.Context, tx *sql.Tx, execs []workflow.Execution) error {
+	q := (`INSERT INTO agent_executions (workflow_id, agent_name, step, attempt, status, duration_ms, tokens_in, tokens_out, cost_usd, created_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (workflow_id, step) DO UPDATE SET agent_name = excluded.agent_name, attempt = excluded.attempt, status = excluded.status,
   duration_ms = excluded.duration_ms, tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out, cost_usd = excluded.cost_usd`)
 	for _, e := range execs {
 		attempt := max(e.Attempt, 1)
-		if _, err := tx.ExecContext(ctx, q, e.WorkflowID, e.AgentName, e.Step, attempt, e.Status, e.DurationMS, e.TokensIn, e.TokensOut, e.CostUSD, e.CreatedAt.UTC()); err != nil {
-			return transient(err)
+		if _, err := s.execIn(ctx, tx, q, e.WorkflowID, e.AgentName, e.Step, attempt, e.Status, e.DurationMS, e.TokensIn, e.TokensOut, e.CostUSD, e.CreatedAt.UTC()); err != nil {
+			return err
 		}
 	}
-	return transient(tx.Commit())
+	return nil
 }
 
 // PutArtifact implements workflow.Records: content is stored once under its
@@ -227,20 +241,15 @@ ON CONFLICT (workflow_id, step) DO UPDATE SET agent_name = excluded.agent_name, 
 func (s *Store) PutArtifact(ctx context.Context, workflowID, name string, content []byte) (workflow.ArtifactRef, error) {
 	ref := workflow.RefOf(name, content)
 	now := time.Now().UTC()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return ref, transient(err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO artifacts (id, size, content, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
-		ref.ID, len(content), content, now); err != nil {
-		return ref, transient(err)
-	}
-	if _, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO workflow_artifacts (workflow_id, name, artifact_id, created_at) VALUES (?, ?, ?, ?)
-ON CONFLICT (workflow_id, name) DO UPDATE SET artifact_id = excluded.artifact_id`), workflowID, name, ref.ID, now); err != nil {
-		return ref, transient(err)
-	}
-	return ref, transient(tx.Commit())
+	return ref, s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := s.execIn(ctx, tx, `INSERT INTO artifacts (id, size, content, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			ref.ID, len(content), content, now); err != nil {
+			return err
+		}
+		_, err := s.execIn(ctx, tx, `INSERT INTO workflow_artifacts (workflow_id, name, artifact_id, created_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (workflow_id, name) DO UPDATE SET artifact_id = excluded.artifact_id`, workflowID, name, ref.ID, now)
+		return err
+	})
 }
 
 // Withdraw implements workflow.Records.

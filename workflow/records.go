@@ -164,18 +164,19 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 		// A refused request is recorded too: a credential it carried in a
 		// URL is not.
 		input = []byte(sanitize.URLCredentials(string(input)))
-		ctx := c.Context()
-		if err := RetryStore(ctx, func(ctx context.Context) error {
-			return rec.Started(ctx, c.WorkflowID(), name, input, time.Now().UTC())
-		}); err != nil {
-			return zero, err
-		}
-		out, runErr := body(c, in)
+		// The start, the body's writes and the end are written in the
+		// background and committed together where they meet; the output
+		// reaches the journal only once all have landed.
+		writes := NewWrites(c, rec)
+		writes.tracked = true
+		at := time.Now().UTC()
+		writes.start(func(ctx context.Context) error { return rec.Started(ctx, c.WorkflowID(), name, input, at) })
+		out, runErr := body(trackedContext{c, writes}, in)
 		status, msg, output := StatusCompleted, "", []byte(nil)
 		switch {
 		case runErr == nil:
 			if output, err = json.Marshal(out); err != nil {
-				return zero, fault.Wrap(fault.Internal, err, "encode output")
+				return zero, writes.Wait(fault.Wrap(fault.Internal, err, "encode output"))
 			}
 			status, msg = finishedAs(output)
 		case fault.KindOf(runErr) == fault.Cancelled:
@@ -183,9 +184,12 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 		default:
 			status, msg = StatusFailed, runErr.Error()
 		}
-		if err := RetryStore(ctx, func(ctx context.Context) error {
-			return rec.Finished(ctx, c.WorkflowID(), status, output, msg, time.Now().UTC())
-		}); err != nil && runErr == nil {
+		end := time.Now().UTC()
+		// The end waits for the start (the row it updates) and nothing else.
+		writes.after(func(ctx context.Context) error {
+			return rec.Finished(ctx, c.WorkflowID(), status, output, msg, end)
+		})
+		if err := writes.Wait(nil); err != nil && runErr == nil {
 			return zero, err
 		}
 		return out, runErr
@@ -247,21 +251,71 @@ type Writes struct {
 	wg  sync.WaitGroup
 	mu  sync.Mutex
 	err error
+	// first is done when the first write (a workflow's start) has landed.
+	first chan struct{}
+	// tracked: the Tracked wrapper waits for these writes, after adding
+	// the workflow's end.
+	tracked bool
 }
 
 // NewWrites returns the writes of c to rec; with rec nil they do nothing.
-func NewWrites(c engine.Context, rec Records) *Writes { return &Writes{c: c, rec: rec} }
+// Inside a Tracked body they are the tracking's own, so that the body's
+// last writes and the workflow's end are committed together.
+func NewWrites(c engine.Context, rec Records) *Writes {
+	if t, ok := c.(trackedContext); ok && t.writes.rec == rec {
+		return t.writes
+	}
+	return &Writes{c: c, rec: rec}
+}
+
+// trackedContext is the context a Tracked body runs in: its writes are the
+// tracking's.
+type trackedContext struct {
+	engineContext
+	writes *Writes
+}
+
+// engineContext names the embedded context so that its Context method is
+// promoted.
+type engineContext = engine.Context
 
 func (w *Writes) start(write func(ctx context.Context) error) {
 	if w.rec == nil {
 		return
 	}
+	var done chan struct{}
+	w.mu.Lock()
+	if w.first == nil {
+		w.first = make(chan struct{})
+		done = w.first
+	}
+	w.mu.Unlock()
 	w.wg.Go(func() {
+		if done != nil {
+			defer close(done)
+		}
 		if err := RetryStore(w.c.Context(), write); err != nil {
 			w.mu.Lock()
 			w.err = cmp.Or(w.err, err)
 			w.mu.Unlock()
 		}
+	})
+}
+
+// after writes once the first write has landed, beside the others.
+func (w *Writes) after(write func(ctx context.Context) error) {
+	w.mu.Lock()
+	first := w.first
+	w.mu.Unlock()
+	w.start(func(ctx context.Context) error {
+		if first != nil {
+			select {
+			case <-first:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return write(ctx)
 	})
 }
 
@@ -279,6 +333,17 @@ func (w *Writes) Artifact(name string, content []byte) ArtifactRef {
 		return err
 	})
 	return RefOf(name, content)
+}
+
+// Done is what a body calls when it returns: it waits for the writes and
+// returns cause if not nil, else the first write that failed for good —
+// unless the writes are a Tracked body's, which Tracked waits for beside
+// the workflow's end.
+func (w *Writes) Done(cause error) error {
+	if w.tracked {
+		return cause
+	}
+	return w.Wait(cause)
 }
 
 // Wait waits for every write and returns cause if not nil, else the first

@@ -3,14 +3,13 @@ package restate
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // CrashAtStepEnv names a step at whose start the service kills itself, as
@@ -23,18 +22,31 @@ const CrashAtStepEnv = "ULTRAMCP_CHAOS_CRASH_AT_STEP"
 const DefaultStepCrashLimit = 3
 
 // attempts counts, per invocation and step, the attempts that started and
-// never returned: a file is written when a step's closure starts and
-// removed when it returns, so one still there at the next start means the
-// process died inside the step. Replays and an unreachable service never
-// run the closure, so neither counts.
+// never returned because the process died. Each process appends to a log
+// of its own in dir — "b KEY" when a step's closure starts, "e KEY" when it
+// returns, one small write each, no file made or removed per step — and a
+// process starting reads the logs the dead ones left: a begin with no end
+// is an interrupted attempt. Their counts are kept in dir/interrupted, and
+// the old logs removed. Replays and an unreachable service never run the
+// closure, so neither counts.
 type attempts struct {
 	dir   string
 	limit int
 }
 
-func (a attempts) file(invocation, step string) string {
+// attemptLog is this process's log in one dir, with the counts the dead
+// processes left.
+type attemptLog struct {
+	f           *os.File
+	interrupted map[string]int
+}
+
+// logs are this process's attempt logs, by dir, opened on first use.
+var logs sync.Map // dir → *attemptLog (nil when the dir cannot be used)
+
+func attemptKey(invocation, step string) string {
 	h := sha256.Sum256([]byte(invocation + "\x00" + step))
-	return filepath.Join(a.dir, hex.EncodeToString(h[:12]))
+	return hex.EncodeToString(h[:12])
 }
 
 // begin records an attempt of step and returns how many earlier attempts
@@ -43,25 +55,84 @@ func (a attempts) begin(invocation, step string) (interrupted int, done func()) 
 	if a.dir == "" {
 		return 0, func() {}
 	}
-	path := a.file(invocation, step)
-	if b, err := os.ReadFile(path); err == nil {
-		interrupted, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	l := openLog(a.dir)
+	if l == nil {
+		return 0, func() {}
 	}
-	if _, made := madeDirs.Load(a.dir); !made {
-		if os.MkdirAll(a.dir, 0o700) == nil {
-			madeDirs.Store(a.dir, true)
-		}
-	}
-	count := []byte(strconv.Itoa(interrupted+1) + "\n")
-	if err := os.WriteFile(path, count, 0o600); errors.Is(err, fs.ErrNotExist) && os.MkdirAll(a.dir, 0o700) == nil {
-		_ = os.WriteFile(path, count, 0o600) // the dir went away under us
-	}
-	return interrupted, func() { _ = os.Remove(path) }
+	key := attemptKey(invocation, step)
+	_, _ = l.f.WriteString("b " + key + "\n")
+	return l.interrupted[key], func() { _, _ = l.f.WriteString("e " + key + "\n") }
 }
 
-// madeDirs are the attempt dirs created already: every step start writes
-// a file there, and a mkdir per step would be a syscall of waste.
-var madeDirs sync.Map
+var openMu sync.Mutex
+
+// openLog opens this process's log in dir, first folding the logs of dead
+// processes into dir/interrupted.
+func openLog(dir string) *attemptLog {
+	if l, ok := logs.Load(dir); ok {
+		return l.(*attemptLog)
+	}
+	openMu.Lock()
+	defer openMu.Unlock()
+	if l, ok := logs.Load(dir); ok {
+		return l.(*attemptLog)
+	}
+	l := foldLogs(dir)
+	logs.Store(dir, l)
+	return l
+}
+
+func foldLogs(dir string) *attemptLog {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil
+	}
+	counts := map[string]int{}
+	summary := filepath.Join(dir, "interrupted")
+	if b, err := os.ReadFile(summary); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if key, n, ok := strings.Cut(line, " "); ok {
+				counts[key], _ = strconv.Atoi(n)
+			}
+		}
+	}
+	old, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	for _, path := range old {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		open := map[string]int{}
+		for _, line := range strings.Split(string(b), "\n") {
+			switch kind, key, _ := strings.Cut(line, " "); kind {
+			case "b":
+				open[key]++
+			case "e":
+				open[key]--
+			}
+		}
+		for key, n := range open {
+			if n > 0 {
+				counts[key] += n
+			}
+		}
+	}
+	var out strings.Builder
+	for key, n := range counts {
+		out.WriteString(key + " " + strconv.Itoa(n) + "\n")
+	}
+	tmp := summary + ".tmp"
+	if err := os.WriteFile(tmp, []byte(out.String()), 0o600); err != nil || os.Rename(tmp, summary) != nil {
+		return nil
+	}
+	for _, path := range old {
+		_ = os.Remove(path)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(os.Getpid())+"-"+strconv.FormatInt(time.Now().UnixNano(), 36)+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil
+	}
+	return &attemptLog{f: f, interrupted: counts}
+}
 
 // crash ends the process at once, without cleanup, like a SIGKILL from
 // outside.

@@ -192,7 +192,7 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		// whatever becomes of the debate.
 		writes.Rows(rowsOf(c.WorkflowID(), r, in.Participants, responses))
 		if err != nil {
-			return Result{}, writes.Wait(err)
+			return Result{}, writes.Done(err)
 		}
 		round := Round{Number: r, Responses: responses, Agreement: Agree(responses)}
 		res.Rounds = append(res.Rounds, round)
@@ -213,11 +213,11 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 			progress.Phase, progress.Message = "pause", fmt.Sprintf("round %d of %d done; next round in %s", r, rounds, in.Delay())
 		}
 		if err := c.Publish(progressKey, progress); err != nil {
-			return Result{}, writes.Wait(err)
+			return Result{}, writes.Done(err)
 		}
 		if in.Delay() > 0 {
 			if err := c.Sleep(fmt.Sprintf("pause-after-round-%d", r), in.Delay()); err != nil {
-				return Result{}, writes.Wait(err) // cancelled in the pause
+				return Result{}, writes.Done(err) // cancelled in the pause
 			}
 		}
 	}
@@ -228,14 +228,14 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		progress.Message = "vote counted"
 	}
 	if err := c.Publish(progressKey, progress); err != nil {
-		return Result{}, writes.Wait(err)
+		return Result{}, writes.Done(err)
 	}
 	if res.Mode == ModeVote {
 		res.Synthesis = ModeratorResult{Synthesis: Synthesis{Consensus: res.Vote.Winner, Agreement: res.Vote.Share, Recommendation: res.Vote.Winner}}
 	} else {
 		res.Synthesis, err = d.moderate(c, in, modRef, previous, res.Vote)
 		if err != nil {
-			return Result{}, writes.Wait(err)
+			return Result{}, writes.Done(err)
 		}
 		writes.Rows([]workflow.Execution{moderatorRow(c.WorkflowID(), res.Synthesis)})
 	}
@@ -246,7 +246,7 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 	if d.Records != nil {
 		transcript, err := json.Marshal(res.Rounds)
 		if err != nil {
-			return Result{}, writes.Wait(fault.Wrap(fault.Internal, err, "encode transcript"))
+			return Result{}, writes.Done(fault.Wrap(fault.Internal, err, "encode transcript"))
 		}
 		ref := writes.Artifact("transcript.json", transcript)
 		res.Transcript = &ref
@@ -259,7 +259,7 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		progress.Message = fmt.Sprintf("agreement %.2f is below %.2f: waiting up to %s for a decision (ultramcp decide %s --decision …)",
 			res.Synthesis.Agreement, in.Threshold(), in.DecisionTimeout(), c.WorkflowID())
 		if err := c.Publish(progressKey, progress); err != nil {
-			return Result{}, writes.Wait(err)
+			return Result{}, writes.Done(err)
 		}
 		// The decision may take days: what was paid for is in the store
 		// before the wait.
@@ -272,7 +272,7 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		}
 		res.Decision = parseDecision(raw, ok, res.Vote.Winner)
 	}
-	if err := writes.Wait(nil); err != nil {
+	if err := writes.Done(nil); err != nil {
 		return Result{}, err
 	}
 

@@ -1,0 +1,179 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/ultramcp/durable/fault"
+)
+
+// The workflows' writes go through one writer that commits them in
+// batches: under load, every write waiting when a transaction starts joins
+// it, so a hundred debates recording their rounds at once cost a few
+// commits, not a hundred (SQLite takes one writer at a time anyway). A
+// write returns once its batch has committed.
+
+// maxBatch bounds the writes of one transaction.
+const maxBatch = 256
+
+// batchTimeout bounds one batch's transaction.
+const batchTimeout = 30 * time.Second
+
+// write is one write waiting for its batch.
+type write struct {
+	ctx  context.Context
+	fn   func(ctx context.Context, tx *sql.Tx) error
+	done chan error
+}
+
+type writer struct {
+	queue chan write
+	quit  chan struct{}
+	wg    sync.WaitGroup
+	// conn is the writer's own connection, with its prepared statements:
+	// both are the writer goroutine's alone.
+	conn  *sql.Conn
+	stmts map[string]*sql.Stmt
+}
+
+// errClosed is a write after Close.
+var errClosed = errors.New("store closed")
+
+func (s *Store) startWriter() {
+	s.w = &writer{queue: make(chan write, maxBatch), quit: make(chan struct{})}
+	s.w.wg.Go(s.writeLoop)
+}
+
+func (s *Store) stopWriter() {
+	close(s.w.quit)
+	s.w.wg.Wait()
+	s.dropConn()
+}
+
+// dropConn forgets the writer's connection and statements (after an
+// error: the connection may be broken).
+func (s *Store) dropConn() {
+	for _, st := range s.w.stmts {
+		st.Close()
+	}
+	if s.w.conn != nil {
+		s.w.conn.Close()
+	}
+	s.w.conn, s.w.stmts = nil, nil
+}
+
+// execIn runs q in tx, the writer's transaction, as a statement prepared
+// once on the writer's connection: the workflows' few writes are parsed
+// once, not on every call.
+func (s *Store) execIn(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	st, ok := s.w.stmts[q]
+	if !ok {
+		var err error
+		if st, err = s.w.conn.PrepareContext(ctx, s.d.rebind(q)); err != nil {
+			return nil, transient(err)
+		}
+		s.w.stmts[q] = st
+	}
+	res, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	return res, transient(err)
+}
+
+// inTx runs fn in the writer's next transaction and returns once that has
+// committed (or fn failed, its savepoint undone).
+func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	w := write{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case s.w.queue <- w:
+	case <-s.w.quit:
+		return errClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-w.done:
+		return err
+	case <-ctx.Done():
+		// The write may still land: it is an idempotent upsert, so the
+		// caller's retry writes the same row.
+		return ctx.Err()
+	}
+}
+
+func (s *Store) writeLoop() {
+	for {
+		var first write
+		select {
+		case first = <-s.w.queue:
+		case <-s.w.quit:
+			return
+		}
+		batch := []write{first}
+	collect:
+		for len(batch) < maxBatch {
+			select {
+			case w := <-s.w.queue:
+				batch = append(batch, w)
+			default:
+				break collect
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+// commit runs a batch in one transaction. If a write fails, the batch is
+// undone and each write runs again in a transaction of its own, so that
+// one write's failure is its own and every write stays whole.
+func (s *Store) commit(batch []write) {
+	if len(batch) > 1 {
+		if err := s.runTx(batch); err == nil {
+			for _, w := range batch {
+				w.done <- nil
+			}
+			return
+		}
+	}
+	for _, w := range batch {
+		w.done <- s.runTx([]write{w})
+	}
+}
+
+// runTx runs writes in one transaction, bounded by batchTimeout (a
+// database that hangs rather than refuses gives an error to retry on, not
+// a wait forever), and commits them all or none.
+func (s *Store) runTx(batch []write) error {
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	if s.w.conn == nil {
+		conn, err := s.db.Conn(ctx)
+		if err != nil {
+			return transient(err)
+		}
+		s.w.conn, s.w.stmts = conn, map[string]*sql.Stmt{}
+	}
+	tx, err := s.w.conn.BeginTx(ctx, nil)
+	if err != nil {
+		s.dropConn()
+		return transient(err)
+	}
+	defer tx.Rollback()
+	for _, w := range batch {
+		if err := w.ctx.Err(); err != nil {
+			return err
+		}
+		if err := w.fn(ctx, tx); err != nil {
+			if fault.KindOf(err) == fault.Unavailable {
+				s.dropConn()
+			}
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		s.dropConn()
+		return transient(err)
+	}
+	return nil
+}
