@@ -7,9 +7,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/runs"
+	"github.com/ultramcp/durable/store"
 )
 
 // testServer is the API over a stack that is not running: the guards and
@@ -191,5 +193,40 @@ func TestDocumentMatchesRoutes(t *testing.T) {
 	}
 	if n := len(parsed.Paths["/chain-of-debate"]["post"].RequestBody.Content["application/json"].Schema); n == 0 {
 		t.Error("the debate's request schema is empty")
+	}
+}
+
+// With as many workflows open as ULTRAMCP_API_MAX_OPEN allows, a new one is
+// refused with 429 and nothing recorded; the same id again is not new.
+func TestOpenWorkflowLimit(t *testing.T) {
+	cfg := config.Default()
+	cfg.Home = t.TempDir()
+	cfg.IngressAddr, cfg.AdminAddr = "127.0.0.1:1", "127.0.0.1:1"
+	cfg.APIAddr, cfg.APIMaxOpen = "127.0.0.1:18999", 1
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.PrepareHome(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), "", cfg.SQLitePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Submitted(context.Background(), "already-open", "chain-of-debate", []byte(`{}`), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	svc := runs.New(cfg, runs.PerCall{Config: cfg})
+	svc.MaxOpen = cfg.APIMaxOpen
+	h := New(context.Background(), svc, cfg, nil, nil).Handler()
+	body := `{"topic":"t","participants":["a","b"]}`
+	w := call{"POST", "/chain-of-debate", body, map[string]string{"Idempotency-Key": "new-one"}}.do(h)
+	if w.Code != 429 || !strings.Contains(errorOf(t, w).Message, "ULTRAMCP_API_MAX_OPEN") {
+		t.Errorf("over the limit: %d %s", w.Code, w.Body)
+	}
+	// The open one again is let through to Restate (down here: 503).
+	if w := (call{"POST", "/chain-of-debate", body, map[string]string{"Idempotency-Key": "already-open"}}).do(h); w.Code != 503 {
+		t.Errorf("the same id again: %d %s", w.Code, w.Body)
 	}
 }

@@ -59,6 +59,9 @@ type Options struct {
 	// Bursts is how many concurrent bursts each column runs; the median
 	// counts.
 	Bursts int
+	// RecoveryDebates are in flight when the recovery figure kills the
+	// service (0 skips it).
+	RecoveryDebates int
 	// ProfileDir, if set, receives a CPU profile of this process per
 	// concurrent run (cpu-<column>.pprof), for `go tool pprof`.
 	ProfileDir string
@@ -73,7 +76,7 @@ type Options struct {
 }
 
 // DefaultOptions are the figures docs/benchmarks.md records.
-var DefaultOptions = Options{Sequential: 20, Concurrent: 100, Bursts: 3, Latency: 100 * time.Millisecond, CallLatency: 300 * time.Millisecond, Participants: 3, Rounds: 3}
+var DefaultOptions = Options{Sequential: 20, Concurrent: 100, Bursts: 3, RecoveryDebates: 20, Latency: 100 * time.Millisecond, CallLatency: 300 * time.Millisecond, Participants: 3, Rounds: 3}
 
 // latencyModel answers instantly-structured positions after a settable
 // delay; each participant keeps its own position, so debates never stop
@@ -425,6 +428,8 @@ type Report struct {
 	// product as shipped (last: the earlier runs warm restate-server up, so
 	// the product is measured warm, as the reference is).
 	Columns []Column
+	// Recovery is the kill -9 figure.
+	Recovery Recovery
 	// FirstDebates are the product's first three debates after start, at
 	// L=0, against the product's warm L0.
 	FirstDebates                    []time.Duration
@@ -543,6 +548,14 @@ func (b *Bench) runDebates(ctx context.Context, r *Report, step func(string, fun
 		slices.SortFunc(bursts[i], func(a, b Throughput) int { return cmp.Compare(a.PerSecond, b.PerSecond) })
 		r.Columns[i].Throughput = bursts[i][len(bursts[i])/2]
 	}
+	if o.RecoveryDebates > 0 {
+		if err = step(fmt.Sprintf("kill -9 of the service with %d debates in flight, then up", o.RecoveryDebates), func() error {
+			r.Recovery, err = b.recovery(ctx, o.RecoveryDebates)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
 	roundIn := b.input(4, 1, "openai:fake")
 	if err = step(fmt.Sprintf("one round of 4 participants, fake OpenAI endpoint at %s per call", o.CallLatency), func() error {
 		if r.ParallelDirect, err = b.medianOf(ctx, b.inProcess, roundIn, 3); err != nil {
@@ -659,6 +672,10 @@ func (r Report) printDebates(w io.Writer) {
 	if product := r.Columns[len(r.Columns)-1]; len(r.FirstDebates) == 3 {
 		fmt.Fprintf(w, "\nThe product's first debates after its service started (L=0): %s, %s, %s; warm median %s: the first is %.2f× a warm one.\n",
 			ms(r.FirstDebates[0]), ms(r.FirstDebates[1]), ms(r.FirstDebates[2]), ms(product.L0), ratio(r.FirstDebates[0], product.L0))
+	}
+	if rc := r.Recovery; rc.Debates > 0 {
+		fmt.Fprintf(w, "\nkill -9 of the service (its own process, SQLite store) with %d debates in flight, each past round 1, then `up`: %d/%d completed %s after the kill (up took %s; the remaining rounds and moderator take at least %s: %s over the floor); model calls answered twice: %d.\n",
+			rc.Debates, rc.Completed, rc.Debates, ms(rc.Done), ms(rc.Up), ms(rc.Floor), ms(rc.Done-rc.Floor), rc.Repeated)
 	}
 	fmt.Fprintf(w, "\nOne round of 4 participants against a fake OpenAI-compatible endpoint (%s per call, real openai-go client):\n", o.CallLatency)
 	fmt.Fprintf(w, "  Restate engine: %s = %.2f× one call (sequential would be %.1f×)\n", ms(r.ParallelRestate), ratio(r.ParallelRestate, o.CallLatency), ratio(r.ParallelSequentialEstimate, o.CallLatency))

@@ -48,6 +48,7 @@ fake OpenAI-compatible endpoint. docs/benchmarks.md records the figures.`,
 	f.IntVar(&o.Sequential, "sequential", o.Sequential, "debates per engine for the medians")
 	f.IntVar(&o.Concurrent, "concurrent", o.Concurrent, "debates at once for throughput")
 	f.IntVar(&o.Bursts, "bursts", o.Bursts, "concurrent bursts per column (the median counts)")
+	f.IntVar(&o.RecoveryDebates, "recovery", o.RecoveryDebates, "debates in flight when the service is killed -9 (0 skips the figure)")
 	f.DurationVar(&o.Latency, "latency", o.Latency, "fake model latency L")
 	f.StringVar(&o.Repository, "repository", ".", "repository for the code-analysis figure (\"\" skips it)")
 	f.IntVar(&o.Analyses, "analyses", 3, "full analyses per engine")

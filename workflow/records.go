@@ -256,6 +256,8 @@ type Writes struct {
 	// tracked: the Tracked wrapper waits for these writes, after adding
 	// the workflow's end.
 	tracked bool
+	// landed are closed as the writes, in the order started, finish.
+	landed []chan struct{}
 }
 
 // NewWrites returns the writes of c to rec; with rec nil they do nothing.
@@ -284,13 +286,16 @@ func (w *Writes) start(write func(ctx context.Context) error) {
 		return
 	}
 	var done chan struct{}
+	landed := make(chan struct{})
 	w.mu.Lock()
 	if w.first == nil {
 		w.first = make(chan struct{})
 		done = w.first
 	}
+	w.landed = append(w.landed, landed)
 	w.mu.Unlock()
 	w.wg.Go(func() {
+		defer close(landed)
 		if done != nil {
 			defer close(done)
 		}
@@ -333,6 +338,29 @@ func (w *Writes) Artifact(name string, content []byte) ArtifactRef {
 		return err
 	})
 	return RefOf(name, content)
+}
+
+// Mark is how many writes have been started: a point to WaitFor later.
+func (w *Writes) Mark() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.landed)
+}
+
+// WaitFor waits for the first n writes and returns the first failure for
+// good among all: a workflow lets its store writes lag behind its steps by
+// a bounded amount, so that a store that is down stops it from spending
+// further ahead.
+func (w *Writes) WaitFor(n int) error {
+	w.mu.Lock()
+	first := w.landed[:min(n, len(w.landed))]
+	w.mu.Unlock()
+	for _, c := range first {
+		<-c
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }
 
 // Done is what a body calls when it returns: it waits for the writes and

@@ -185,11 +185,20 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 	var previous []Response
 	// The store's rows and the transcript are written in the background,
 	// outside the journal, as each round's answers are journaled.
+	// They lag behind the calls by one round at most: a round (or the
+	// moderator) starts once the rows of the round before the previous one
+	// are in, so a store that is down stops the debate within a round
+	// instead of letting it spend on; it goes on when the store is back.
 	writes := workflow.NewWrites(c, d.Records)
+	lag := 0 // the writes started before the previous round's rows
 	for r := 1; r <= rounds; r++ {
+		if err := writes.WaitFor(lag); err != nil {
+			return Result{}, writes.Done(err)
+		}
 		responses, err := d.round(c, in, refs, r, previous)
 		// The calls that answered were paid for: they get their rows
 		// whatever becomes of the debate.
+		lag = writes.Mark()
 		writes.Rows(rowsOf(c.WorkflowID(), r, in.Participants, responses))
 		if err != nil {
 			return Result{}, writes.Done(err)
@@ -233,6 +242,9 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 	if res.Mode == ModeVote {
 		res.Synthesis = ModeratorResult{Synthesis: Synthesis{Consensus: res.Vote.Winner, Agreement: res.Vote.Share, Recommendation: res.Vote.Winner}}
 	} else {
+		if err := writes.WaitFor(lag); err != nil {
+			return Result{}, writes.Done(err)
+		}
 		res.Synthesis, err = d.moderate(c, in, modRef, previous, res.Vote)
 		if err != nil {
 			return Result{}, writes.Done(err)
