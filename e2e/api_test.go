@@ -22,6 +22,7 @@ import (
 	"github.com/ultramcp/durable/llm/llmtest"
 	"github.com/ultramcp/durable/stack/stacktest"
 	"github.com/ultramcp/durable/workflow"
+	"github.com/ultramcp/durable/workflow/fullanalysis"
 )
 
 // apiClient calls the UltraMCP API of a stack and checks every answer
@@ -483,7 +484,7 @@ func TestAPI(t *testing.T) {
 		for _, tc := range []struct{ key, route, want string }{{"api-fa-yes", "approve", workflow.StatusCompleted}, {"api-fa-no", "reject", workflow.StatusRejected}} {
 			start(t, "/full-analysis", tc.key, `{"repository":"`+repoURL+`","includeDebate":false,"requireApproval":true}`)
 			waitFor(t, 2*time.Minute, func() bool {
-				p, _ := env.Client.Progress(context.Background(), workflow.FullAnalysis, tc.key)
+				p, _ := env.Client.Progress(context.Background(), fullanalysis.Name, tc.key)
 				return strings.Contains(string(p), `"phase":"awaiting-approval"`)
 			})
 			pattern := "/workflows/{id}/" + tc.route

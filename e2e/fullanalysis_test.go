@@ -45,7 +45,7 @@ func TestFullAnalysis(t *testing.T) {
 		} {
 			id := fmt.Sprintf("fa-bad-%d", i)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			_, err := env.Client.Call(ctx, workflow.FullAnalysis, id, []byte(tc.body))
+			_, err := env.Client.Call(ctx, fullanalysis.Name, id, []byte(tc.body))
 			cancel()
 			var rerr *client.Error
 			if !errors.As(err, &rerr) || rerr.Code != 400 || !strings.Contains(rerr.Message, tc.field) {
@@ -60,7 +60,7 @@ func TestFullAnalysis(t *testing.T) {
 	id := "fa-1"
 	fake.Set(id+"-debate/round-2/", llmtest.Behavior{Latency: 2 * time.Second})
 	body := `{"repository":"` + url + `","includeDebate":true,"generateRecommendations":true}`
-	if _, err := env.Client.Start(context.Background(), workflow.FullAnalysis, id, []byte(body)); err != nil {
+	if _, err := env.Client.Start(context.Background(), fullanalysis.Name, id, []byte(body)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 2*time.Minute, func() bool { return len(fake.Attempts(id+"-debate/round-2/")) > 0 })
@@ -69,7 +69,7 @@ func TestFullAnalysis(t *testing.T) {
 	env.Up(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	out, err := env.Client.Attach(ctx, workflow.FullAnalysis, id)
+	out, err := env.Client.Attach(ctx, fullanalysis.Name, id)
 	if err != nil {
 		t.Fatalf("full-analysis: %v", err)
 	}
@@ -134,11 +134,11 @@ func TestFullAnalysis(t *testing.T) {
 	t.Run("cancelling the parent cancels the running child", func(t *testing.T) {
 		id := "fa-cancel"
 		fake.Set(id+"-debate/", llmtest.Behavior{Latency: 6 * time.Second})
-		if _, err := env.Client.Start(context.Background(), workflow.FullAnalysis, id, []byte(body)); err != nil {
+		if _, err := env.Client.Start(context.Background(), fullanalysis.Name, id, []byte(body)); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, 2*time.Minute, func() bool { return len(fake.Attempts(id+"-debate/round-1/")) == 3 })
-		inv, err := env.Client.Find(context.Background(), workflow.FullAnalysis, id)
+		inv, err := env.Client.Find(context.Background(), fullanalysis.Name, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,14 +161,14 @@ func TestFullAnalysis(t *testing.T) {
 		// cancelled there.
 		slow := "git://" + slowProxy(t, addr, 4*time.Second) + "/app"
 		id := "fa-cancel-scan"
-		if _, err := env.Client.Start(context.Background(), workflow.FullAnalysis, id, []byte(`{"repository":"`+slow+`"}`)); err != nil {
+		if _, err := env.Client.Start(context.Background(), fullanalysis.Name, id, []byte(`{"repository":"`+slow+`"}`)); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, 2*time.Minute, func() bool {
 			_, err := env.Client.Find(context.Background(), workflow.SecurityScan, id+"-scan")
 			return err == nil
 		})
-		inv, err := env.Client.Find(context.Background(), workflow.FullAnalysis, id)
+		inv, err := env.Client.Find(context.Background(), fullanalysis.Name, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,18 +218,18 @@ func TestFullAnalysis(t *testing.T) {
 
 	t.Run("kill -9 of restate-server during the scan", func(t *testing.T) {
 		id := "fa-restate"
-		if _, err := env.Client.Start(context.Background(), workflow.FullAnalysis, id, []byte(`{"repository":"`+url+`","includeDebate":false}`)); err != nil {
+		if _, err := env.Client.Start(context.Background(), fullanalysis.Name, id, []byte(`{"repository":"`+url+`","includeDebate":false}`)); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, 2*time.Minute, func() bool {
-			p, _ := env.Client.Progress(context.Background(), workflow.FullAnalysis, id)
+			p, _ := env.Client.Progress(context.Background(), fullanalysis.Name, id)
 			return strings.Contains(string(p), `"phase":"scan"`)
 		})
 		env.Kill(t, "restate-server")
 		env.Up(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		out, err := env.Client.Attach(ctx, workflow.FullAnalysis, id)
+		out, err := env.Client.Attach(ctx, fullanalysis.Name, id)
 		if err != nil {
 			t.Fatalf("after kill -9 of restate-server: %v", err)
 		}
@@ -245,14 +245,14 @@ func TestFullAnalysis(t *testing.T) {
 	t.Run("a provider refusing in the debate fails the parent at once, naming the child", func(t *testing.T) {
 		id := "fa-401"
 		fake.Set(id+"-debate/round-1/security-expert", llmtest.Behavior{Status: 401})
-		if _, err := env.Client.Start(context.Background(), workflow.FullAnalysis, id, []byte(body)); err != nil {
+		if _, err := env.Client.Start(context.Background(), fullanalysis.Name, id, []byte(body)); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, 2*time.Minute, func() bool { return len(fake.Attempts(id+"-debate/round-1/security-expert")) > 0 })
 		refused := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		_, err := env.Client.Attach(ctx, workflow.FullAnalysis, id)
+		_, err := env.Client.Attach(ctx, fullanalysis.Name, id)
 		if err == nil || !strings.Contains(err.Error(), "chain-of-debate "+id+"-debate") || !strings.Contains(err.Error(), "participant security-expert") || !strings.Contains(err.Error(), "401") {
 			t.Fatalf("err = %v, want the child, its step and the 401 named", err)
 		}
@@ -269,7 +269,7 @@ func TestFullAnalysis(t *testing.T) {
 
 	awaiting := func(id string) func() bool {
 		return func() bool {
-			p, _ := env.Client.Progress(context.Background(), workflow.FullAnalysis, id)
+			p, _ := env.Client.Progress(context.Background(), fullanalysis.Name, id)
 			return strings.Contains(string(p), `"phase":"awaiting-approval"`)
 		}
 	}
@@ -277,7 +277,7 @@ func TestFullAnalysis(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		out, err := env.Client.Attach(ctx, workflow.FullAnalysis, id)
+		out, err := env.Client.Attach(ctx, fullanalysis.Name, id)
 		if err != nil {
 			t.Fatalf("%s: %v", id, err)
 		}
@@ -296,13 +296,13 @@ func TestFullAnalysis(t *testing.T) {
 
 	t.Run("approval survives kill -9, then approve", func(t *testing.T) {
 		id := "fa-approve"
-		if _, err := env.Client.Start(context.Background(), workflow.FullAnalysis, id, []byte(approval)); err != nil {
+		if _, err := env.Client.Start(context.Background(), fullanalysis.Name, id, []byte(approval)); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, 2*time.Minute, awaiting(id))
 		env.Kill(t, "service")
 		env.Up(t)
-		if _, err := env.Client.Output(context.Background(), workflow.FullAnalysis, id); !errors.Is(err, client.ErrNotReady) {
+		if _, err := env.Client.Output(context.Background(), fullanalysis.Name, id); !errors.Is(err, client.ErrNotReady) {
 			t.Fatalf("after kill -9 during the wait: %v, want still waiting", err)
 		}
 		waitFor(t, 30*time.Second, awaiting(id))
@@ -318,7 +318,7 @@ func TestFullAnalysis(t *testing.T) {
 
 	t.Run("reject runs the compensations in reverse", func(t *testing.T) {
 		id := "fa-reject"
-		if _, err := env.Client.Start(context.Background(), workflow.FullAnalysis, id, []byte(approval)); err != nil {
+		if _, err := env.Client.Start(context.Background(), fullanalysis.Name, id, []byte(approval)); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, 2*time.Minute, awaiting(id))
@@ -340,7 +340,7 @@ func TestFullAnalysis(t *testing.T) {
 	t.Run("no approval in time is a rejection", func(t *testing.T) {
 		id := "fa-timeout"
 		body := `{"repository":"` + url + `","includeDebate":false,"requireApproval":true,"approvalTimeout":"1s"}`
-		if _, err := env.Client.Start(context.Background(), workflow.FullAnalysis, id, []byte(body)); err != nil {
+		if _, err := env.Client.Start(context.Background(), fullanalysis.Name, id, []byte(body)); err != nil {
 			t.Fatal(err)
 		}
 		r := attachResult(id)

@@ -14,6 +14,7 @@ import (
 	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
+	"github.com/ultramcp/durable/workflow/fullanalysis"
 )
 
 // backends opens a fresh store on every backend: SQLite always, PostgreSQL
@@ -151,7 +152,7 @@ func TestFailedStartsAndReconciliation(t *testing.T) {
 func TestChildrenLinked(t *testing.T) {
 	forEach(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
-		must(t, s.Started(ctx, "p", workflow.FullAnalysis, nil, t0))
+		must(t, s.Started(ctx, "p", fullanalysis.Name, nil, t0))
 		must(t, s.Started(ctx, "p-analysis", workflow.CodeAnalysis, nil, t0))
 		kids := []workflow.Child{{ID: "p-analysis", Role: "analysis", Workflow: workflow.CodeAnalysis}, {ID: "p-scan", Role: "scan", Workflow: workflow.SecurityScan}}
 		must(t, s.LinkChildren(ctx, "p", kids, t0))

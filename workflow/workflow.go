@@ -6,12 +6,12 @@ package workflow
 
 import "github.com/ultramcp/durable/engine"
 
-// Service names, as the seed's URLs spell them.
+// Service names, as the seed's URLs spell them, of the workflows others
+// call as children (a workflow nobody calls names itself in its package).
 const (
 	ChainOfDebate = "chain-of-debate"
 	CodeAnalysis  = "code-analysis"
 	SecurityScan  = "security-scan"
-	FullAnalysis  = "full-analysis"
 )
 
 // Handler names on every workflow service (the engines define them).

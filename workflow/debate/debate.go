@@ -43,6 +43,10 @@ type Response struct {
 	Simulated   bool     `json:"simulated,omitempty"`
 	Failed      bool     `json:"failed,omitempty"`
 	Attempts    int      `json:"attempts,omitempty"` // provider calls it took
+	// Plan is the models the debate runs on, as resolved when its first
+	// round started: carried by the first participant's round-1 answer, so
+	// that the journal keeps it without a step of its own.
+	Plan *modelPlan `json:"plan,omitempty"`
 	// StartedAt and FinishedAt bracket the model call (read inside the step).
 	StartedAt  time.Time `json:"startedAt"`
 	FinishedAt time.Time `json:"finishedAt"`
@@ -149,9 +153,6 @@ type modelPlan struct {
 	Moderator    llm.Ref   `json:"moderator"`
 }
 
-// planStep resolves models from the configuration: nothing to retry.
-var planStep = engine.StepOptions{MaxAttempts: 1}
-
 // stepOptions for participant calls: the engine tries once, because the
 // provider client already retried transient faults with backoff.
 var participantStep = engine.StepOptions{MaxAttempts: 1}
@@ -161,17 +162,17 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 	if err := in.Validate(); err != nil {
 		return Result{}, err
 	}
-	// Which model answers for whom is decided once, in a journaled step:
-	// a replay after a restart with another default model or provider
-	// keeps the models the debate started with.
-	plan, err := engine.Run(c, "models", planStep, func(context.Context) (modelPlan, error) {
-		refs, mod, err := d.resolveModels(in)
-		return modelPlan{Participants: refs, Moderator: mod}, err
-	})
+	// Which model answers for whom is decided once and kept in the journal,
+	// in the first participant's first answer: a replay after a restart
+	// with another default model or provider reads it back and keeps the
+	// models the debate started with. Resolving here first refuses an
+	// unknown model before any call, and a provider the service no longer
+	// has fails the debate at once, naming the setting.
+	refs, modRef, err := d.resolveModels(in)
 	if err != nil {
 		return Result{}, err
 	}
-	refs, modRef := plan.Participants, plan.Moderator
+	plan := &modelPlan{Participants: refs, Moderator: modRef}
 	res := Result{ID: c.WorkflowID(), Topic: in.Topic, Mode: in.ModeOrDefault()}
 	rounds := in.RoundsOrDefault()
 	if res.Mode == ModeVote {
@@ -195,7 +196,13 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		if err := writes.WaitFor(lag); err != nil {
 			return Result{}, writes.Done(err)
 		}
-		responses, err := d.round(c, in, refs, r, previous)
+		responses, err := d.round(c, in, refs, r, previous, plan)
+		if r == 1 && len(responses) > 0 && responses[0].Plan != nil {
+			// The journaled plan, which a replay reads back.
+			plan = responses[0].Plan
+			refs, modRef = plan.Participants, plan.Moderator
+			responses[0].Plan = nil
+		}
 		// The calls that answered were paid for: they get their rows
 		// whatever becomes of the debate.
 		lag = writes.Mark()
@@ -326,8 +333,9 @@ func (d *Debate) resolveModels(in Input) ([]llm.Ref, llm.Ref, error) {
 	return refs, mod, nil
 }
 
-// round asks every participant concurrently, one journaled step each.
-func (d *Debate) round(c engine.Context, in Input, refs []llm.Ref, r int, previous []Response) ([]Response, error) {
+// round asks every participant concurrently, one journaled step each; the
+// first participant's first answer carries the plan.
+func (d *Debate) round(c engine.Context, in Input, refs []llm.Ref, r int, previous []Response, plan *modelPlan) ([]Response, error) {
 	steps := make([]engine.Step, 0, len(in.Participants))
 	for i, p := range in.Participants {
 		prompt := firstRoundPrompt(in)
@@ -342,8 +350,13 @@ func (d *Debate) round(c engine.Context, in Input, refs []llm.Ref, r int, previo
 			Label:    c.WorkflowID() + "/" + name,
 		}
 		ref := refs[i]
+		carry := r == 1 && i == 0
 		steps = append(steps, engine.TypedStep[Response]{Name: name, Opts: participantStep, Fn: func(ctx context.Context) (Response, error) {
-			return d.ask(ctx, p.Name, ref, req)
+			resp, err := d.ask(ctx, p.Name, ref, req)
+			if carry {
+				resp.Plan = plan
+			}
+			return resp, err
 		}}.Raw())
 	}
 	results, errs := c.RunAll(steps)

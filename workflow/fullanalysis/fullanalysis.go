@@ -31,6 +31,9 @@ import (
 	"github.com/ultramcp/durable/workflow/debate"
 )
 
+// Name is the workflow's service name, as the seed's URL spells it.
+const Name = "full-analysis"
+
 // Input is the request of full-analysis.
 type Input struct {
 	Repository              string `json:"repository" jsonschema:"git URL (https, ssh, git), or a local path when the service allows it"`

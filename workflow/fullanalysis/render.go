@@ -22,7 +22,7 @@ func init() {
 // Definition declares full-analysis for the registry.
 func Definition(f *FullAnalysis, policy repo.Policy) workflow.Definition {
 	return workflow.Definition{
-		Name: workflow.FullAnalysis, Prefix: "full",
+		Name: Name, Prefix: "full",
 		Summary:     "Analyse, scan, debate the findings and recommend: the meta-workflow",
 		Input:       Input{},
 		SchemaTypes: debate.SchemaTypes,
