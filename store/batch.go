@@ -6,8 +6,6 @@ import (
 	"errors"
 	"sync"
 	"time"
-
-	"github.com/ultramcp/durable/fault"
 )
 
 // The workflows' writes go through one writer that commits them in
@@ -33,9 +31,9 @@ type writer struct {
 	queue chan write
 	quit  chan struct{}
 	wg    sync.WaitGroup
-	// conn is the writer's own connection, with its prepared statements:
-	// both are the writer goroutine's alone.
-	conn  *sql.Conn
+	// stmts are the writes' statements, prepared once on the database
+	// (database/sql then prepares each once per connection and reuses it
+	// in every transaction there); the writer goroutine's alone.
 	stmts map[string]*sql.Stmt
 }
 
@@ -43,36 +41,26 @@ type writer struct {
 var errClosed = errors.New("store closed")
 
 func (s *Store) startWriter() {
-	s.w = &writer{queue: make(chan write, maxBatch), quit: make(chan struct{})}
+	s.w = &writer{queue: make(chan write, maxBatch), quit: make(chan struct{}), stmts: map[string]*sql.Stmt{}}
 	s.w.wg.Go(s.writeLoop)
 }
 
 func (s *Store) stopWriter() {
 	close(s.w.quit)
 	s.w.wg.Wait()
-	s.dropConn()
-}
-
-// dropConn forgets the writer's connection and statements (after an
-// error: the connection may be broken).
-func (s *Store) dropConn() {
 	for _, st := range s.w.stmts {
 		st.Close()
 	}
-	if s.w.conn != nil {
-		s.w.conn.Close()
-	}
-	s.w.conn, s.w.stmts = nil, nil
 }
 
-// execIn runs q in tx, the writer's transaction, as a statement prepared
-// once on the writer's connection: the workflows' few writes are parsed
-// once, not on every call.
+// execIn runs q in tx, the writer's transaction, as a prepared statement:
+// the workflows' few writes are parsed once per connection, not on every
+// call.
 func (s *Store) execIn(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
 	st, ok := s.w.stmts[q]
 	if !ok {
 		var err error
-		if st, err = s.w.conn.PrepareContext(ctx, s.d.rebind(q)); err != nil {
+		if st, err = s.db.PrepareContext(ctx, s.d.rebind(q)); err != nil {
 			return nil, transient(err)
 		}
 		s.w.stmts[q] = st
@@ -147,16 +135,8 @@ func (s *Store) commit(batch []write) {
 func (s *Store) runTx(batch []write) error {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
-	if s.w.conn == nil {
-		conn, err := s.db.Conn(ctx)
-		if err != nil {
-			return transient(err)
-		}
-		s.w.conn, s.w.stmts = conn, map[string]*sql.Stmt{}
-	}
-	tx, err := s.w.conn.BeginTx(ctx, nil)
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		s.dropConn()
 		return transient(err)
 	}
 	defer tx.Rollback()
@@ -165,15 +145,8 @@ func (s *Store) runTx(batch []write) error {
 			return err
 		}
 		if err := w.fn(ctx, tx); err != nil {
-			if fault.KindOf(err) == fault.Unavailable {
-				s.dropConn()
-			}
 			return err
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		s.dropConn()
-		return transient(err)
-	}
-	return nil
+	return transient(tx.Commit())
 }
