@@ -35,10 +35,10 @@ type Response struct {
 	Position    string   `json:"position"`
 	Reasoning   string   `json:"reasoning,omitempty"`
 	Confidence  *float64 `json:"confidence,omitempty"`
-	Structured  bool     `json:"structured"`
-	TokensIn    int      `json:"tokensIn"`
-	TokensOut   int      `json:"tokensOut"`
-	CostUSD     float64  `json:"costUSD"`
+	Structured  bool     `json:"structured,omitempty"`
+	TokensIn    int      `json:"tokensIn,omitempty"`
+	TokensOut   int      `json:"tokensOut,omitempty"`
+	CostUSD     float64  `json:"costUSD,omitempty"`
 	LatencyMS   int64    `json:"latencyMs"`
 	Simulated   bool     `json:"simulated,omitempty"`
 	Failed      bool     `json:"failed,omitempty"`
@@ -48,8 +48,8 @@ type Response struct {
 	// that the journal keeps it without a step of its own.
 	Plan *modelPlan `json:"plan,omitempty"`
 	// StartedAt and FinishedAt bracket the model call (read inside the step).
-	StartedAt  time.Time `json:"startedAt"`
-	FinishedAt time.Time `json:"finishedAt"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
 }
 
 // Round is one round of the debate.
@@ -214,7 +214,7 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		res.Rounds = append(res.Rounds, round)
 		// Progress keeps positions, not reasoning: it is rewritten every
 		// round, and watchers print positions.
-		progress.CompletedRounds = append(progress.CompletedRounds, round.withReasoning(0))
+		progress.CompletedRounds = append(progress.CompletedRounds, round.forProgress())
 		previous = responses
 		if round.Agreement && r < rounds && res.Mode == ModeDebate {
 			res.StoppedEarly = true
@@ -470,6 +470,17 @@ func parseDecision(raw json.RawMessage, ok bool, fallback string) *Decision {
 	d.Decision = truncate(d.Decision, MaxPositionChars)
 	d.By = truncate(d.By, MaxNameChars)
 	return &d
+}
+
+// forProgress is the round as progress shows it: who said what, how sure
+// and how fast. Each progress value is a journal entry holding every round
+// so far, so it keeps no more than the watchers print.
+func (r Round) forProgress() Round {
+	out := Round{Number: r.Number, Agreement: r.Agreement, Responses: make([]Response, len(r.Responses))}
+	for i, resp := range r.Responses {
+		out.Responses[i] = Response{Participant: resp.Participant, Model: resp.Model, Position: resp.Position, Confidence: resp.Confidence, LatencyMS: resp.LatencyMS, Simulated: resp.Simulated, Failed: resp.Failed}
+	}
+	return out
 }
 
 // withReasoning returns a copy of the round with each reasoning cut to n
