@@ -1,17 +1,11 @@
 package api
 
 import (
-	"context"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 )
-
-func contextWithTimeout(r *http.Request, d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), d)
-}
 
 // Document is the OpenAPI 3.1 document of the routes: built from the same
 // table the handlers are registered from, so the two cannot drift.

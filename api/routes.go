@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -302,7 +303,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	h := Health{Status: "ok", Restate: "ok", Store: "ok"}
-	ctx, cancel := contextWithTimeout(r, 3*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
 	if _, err := s.runs.Restate().Services(ctx); err != nil {
 		h.Status, h.Restate = "degraded", "unreachable"
