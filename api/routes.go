@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -312,13 +311,4 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		h.Status, h.Store = "degraded", "unreachable"
 	}
 	writeJSON(w, http.StatusOK, h)
-}
-
-// mustJSON is for values that always marshal.
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return b
 }
