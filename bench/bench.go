@@ -343,6 +343,9 @@ type Throughput struct {
 	CPUPerItem time.Duration // this process (service and client) + restate-server
 	ServerCPU  time.Duration // restate-server's part of CPUPerItem
 	Completed  int
+	// Retried counts the run's invocations Restate had to retry (an
+	// attempt that failed or timed out), over all columns so far.
+	Retried int
 	// RSSPerItem is this process's peak resident memory during the run
 	// above what it held before, per debate in flight.
 	RSSPerItem float64 // KiB
@@ -413,6 +416,15 @@ func (b *Bench) concurrent(ctx context.Context, run runner, in []byte, n int, wi
 	self1, server1 := b.cpu()
 	t := Throughput{PerSecond: float64(n) / wall.Seconds(), CPUPerItem: (self1 - self0) / time.Duration(n), Completed: n,
 		RSSPerItem: float64(max(peak.Load()-idle, 0)) / float64(n)}
+	if withServer {
+		if rows, err := b.client.Query(ctx, "SELECT target_service_name AS svc, count(*) AS n FROM sys_invocation WHERE retry_count > 0 GROUP BY target_service_name"); err == nil {
+			for _, row := range rows {
+				if v, ok := row["n"].(float64); ok {
+					t.Retried += int(v)
+				}
+			}
+		}
+	}
 	if withServer {
 		t.ServerCPU = (server1 - server0) / time.Duration(n)
 		t.CPUPerItem += t.ServerCPU
@@ -677,6 +689,12 @@ func (r Report) printDebates(w io.Writer) {
 			return ms(c.Throughput.CPUPerItem)
 		}
 		return fmt.Sprintf("%s (%s)", ms(c.Throughput.CPUPerItem), ms(c.Throughput.ServerCPU))
+	})
+	row("invocations Restate retried (all so far, after this column's median burst)", func(c Column) string {
+		if !c.durable {
+			return "—"
+		}
+		return fmt.Sprint(c.Throughput.Retried)
 	})
 	row(fmt.Sprintf("memory per debate in flight at %d concurrent (process RSS peak − idle)", o.Concurrent), func(c Column) string {
 		return fmt.Sprintf("%.2f MiB", c.Throughput.RSSPerItem/1024)
