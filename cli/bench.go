@@ -13,7 +13,7 @@ func (a *app) benchCommand() *cobra.Command {
 	o := bench.DefaultOptions
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure the durable engine against the direct engine, side by side",
+		Short: "Measure the product against the raw SDK and the direct engine, side by side",
 		Long: `bench starts its own restate-server on free loopback ports (it does not
 touch a running stack), serves the workflows in this process with a fake model
 of known latency, and runs the same debate four ways in one run: the direct

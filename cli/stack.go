@@ -14,10 +14,11 @@ func (a *app) stackCommands() []*cobra.Command {
 	up := &cobra.Command{
 		Use:     "up",
 		Aliases: []string{"start"},
-		Short:   "Start the local stack (Restate server and workflow service) and register it",
+		Short:   "Start the local stack (Restate server, workflow service with the API and MCP endpoint) and register it",
 		Long: `up starts restate-server (loopback only, data in the state dir) and the
-workflow service, waits until both are healthy, and registers the service
-with Restate. On first start it creates the request-identity keys with which
+workflow service — which serves the UltraMCP API and the MCP endpoint
+(/mcp) on ULTRAMCP_API_ADDR too — waits until all are healthy, and
+registers the service with Restate. On first start it creates the request-identity keys with which
 Restate signs its requests; the service refuses unsigned ones.
 
 up is idempotent: run again, it starts only what is not running.`,
