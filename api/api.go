@@ -43,6 +43,7 @@ type Server struct {
 	feeds   *feeds
 	hosts   []string // Host headers answered
 	origins *http.CrossOriginProtection
+	table   []route // the routes, built once: the handlers and the document
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter
@@ -64,6 +65,7 @@ func New(ctx context.Context, svc *runs.Service, cfg config.Config, mcp http.Han
 			s.hosts = append(s.hosts, h+":"+port)
 		}
 	}
+	s.table = s.routes()
 	s.origins = http.NewCrossOriginProtection()
 	for _, o := range cfg.APIOrigins {
 		_ = s.origins.AddTrustedOrigin(o) // Validate checked their form
@@ -74,7 +76,7 @@ func New(ctx context.Context, svc *runs.Service, cfg config.Config, mcp http.Han
 // Handler is the API with its guards.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	for _, r := range s.routes() {
+	for _, r := range s.table {
 		mux.HandleFunc(r.Method+" "+r.Pattern, r.handle)
 	}
 	if s.mcp != nil {

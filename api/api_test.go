@@ -176,7 +176,7 @@ func TestDocumentMatchesRoutes(t *testing.T) {
 		t.Errorf("openapi %q", parsed.OpenAPI)
 	}
 	h := s.Handler()
-	for _, r := range s.routes() {
+	for _, r := range s.table {
 		op, ok := parsed.Paths[r.Pattern][strings.ToLower(r.Method)]
 		if !ok || len(op.Responses) == 0 {
 			t.Errorf("%s %s: not documented with responses", r.Method, r.Pattern)

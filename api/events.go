@@ -27,12 +27,14 @@ type feeds struct {
 // feed is one workflow's events so far.
 type feed struct {
 	epoch   string // ids are epoch-seq: a resumed id of another log is not this one's
+	ctx     context.Context
+	stop    context.CancelFunc // ends the watch and forgets the feed
 	mu      sync.Mutex
 	events  []runs.Event
 	done    bool
 	changed chan struct{} // closed and replaced on every change
 	readers int
-	idle    time.Time // when the last reader left
+	idle    *time.Timer // armed when the last reader leaves
 }
 
 // FeedLinger is how long a feed outlives its last reader.
@@ -47,24 +49,30 @@ func (fs *feeds) join(id string) *feed {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	f, ok := fs.m[id]
-	if !ok {
-		f = &feed{epoch: strconv.FormatInt(time.Now().UnixNano(), 36), changed: make(chan struct{})}
+	if !ok || f.ctx.Err() != nil {
+		ctx, stop := context.WithCancel(fs.ctx)
+		f = &feed{epoch: strconv.FormatInt(time.Now().UnixNano(), 36), ctx: ctx, stop: stop, changed: make(chan struct{})}
 		fs.m[id] = f
 		go fs.watch(id, f)
 	}
 	f.mu.Lock()
 	f.readers++
+	if f.idle != nil {
+		f.idle.Stop()
+		f.idle = nil
+	}
 	f.mu.Unlock()
 	return f
 }
 
+// leave drops a reader; the last one to leave gives the feed FeedLinger
+// to be joined again, for a reader that reconnects.
 func (f *feed) leave() {
 	f.mu.Lock()
-	f.readers--
-	if f.readers == 0 {
-		f.idle = time.Now()
+	defer f.mu.Unlock()
+	if f.readers--; f.readers == 0 {
+		f.idle = time.AfterFunc(FeedLinger, f.stop)
 	}
-	f.mu.Unlock()
 }
 
 func (f *feed) add(e runs.Event, done bool) {
@@ -90,40 +98,22 @@ func (f *feed) since(n int) ([]runs.Event, bool, <-chan struct{}) {
 	return f.events[min(n, len(f.events)):], f.done, f.changed
 }
 
-// watch fills f until the workflow ends, then keeps it while read; it stops
-// watching a workflow nobody reads for FeedLinger.
+// watch fills f until the workflow ends, then keeps it for readers until
+// the feed is stopped (nobody read it for FeedLinger, or the API stops).
 func (fs *feeds) watch(id string, f *feed) {
-	ctx, cancel := context.WithCancel(fs.ctx)
-	defer cancel()
-	go func() {
-		t := time.NewTicker(FeedLinger / 4)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				f.mu.Lock()
-				unread := f.readers == 0 && time.Since(f.idle) > FeedLinger
-				f.mu.Unlock()
-				if unread {
-					cancel()
-					return
-				}
-			}
-		}
-	}()
-	_, err := fs.runs.Watch(ctx, id, runs.DefaultWatchInterval, func(e runs.Event) {
+	_, err := fs.runs.Watch(f.ctx, id, runs.DefaultWatchInterval, func(e runs.Event) {
 		f.add(e, e.Type == runs.EventResult || e.Type == runs.EventFailed)
 	})
-	if err != nil && ctx.Err() == nil && !f.ended() {
+	if err != nil && f.ctx.Err() == nil && !f.ended() {
 		// The watch itself failed (the workflow vanished): readers are told
 		// rather than left waiting.
 		f.add(runs.Event{Type: runs.EventFailed, ID: id, Error: err.Error(), At: time.Now().UTC()}, true)
 	}
-	<-ctx.Done() // kept for resuming readers until nobody reads it
+	<-f.ctx.Done()
 	fs.mu.Lock()
-	delete(fs.m, id)
+	if fs.m[id] == f {
+		delete(fs.m, id)
+	}
 	fs.mu.Unlock()
 }
 

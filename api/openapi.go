@@ -11,7 +11,7 @@ import (
 // table the handlers are registered from, so the two cannot drift.
 func (s *Server) Document() map[string]any {
 	paths := map[string]map[string]any{}
-	for _, r := range s.routes() {
+	for _, r := range s.table {
 		op := map[string]any{"summary": r.Summary, "operationId": operationID(r)}
 		var params []map[string]any
 		for _, p := range r.Parameters {

@@ -201,14 +201,13 @@ func Start(ctx context.Context, o Options) (*Bench, error) {
 			return nil, fmt.Errorf("warm-up: %w", err)
 		}
 	}
-	for i := range 3 {
+	for range 3 {
 		d, err := b.durable(ctx, in)
 		if err != nil {
 			b.Close()
 			return nil, fmt.Errorf("first debates: %w", err)
 		}
 		b.firstDebates = append(b.firstDebates, d)
-		_ = i
 	}
 	return b, nil
 }

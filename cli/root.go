@@ -16,6 +16,7 @@ import (
 
 	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/runs"
 	"github.com/ultramcp/durable/sanitize"
 	"github.com/ultramcp/durable/stack"
 )
@@ -25,6 +26,7 @@ type app struct {
 	cfg    config.Config
 	stdout io.Writer
 	stderr io.Writer
+	svc    *runs.Service // see runs()
 }
 
 // Main runs the CLI with args and returns the exit code.

@@ -19,8 +19,14 @@ import (
 	"github.com/ultramcp/durable/workflow/registry"
 )
 
-// runs is the application service every workflow command goes through.
-func (a *app) runs() *runs.Service { return runs.New(a.cfg, runs.PerCall{Config: a.cfg}) }
+// runs is the application service every workflow command goes through,
+// built on first use: after the flags have set the configuration.
+func (a *app) runs() *runs.Service {
+	if a.svc == nil {
+		a.svc = runs.New(a.cfg, runs.PerCall{Config: a.cfg})
+	}
+	return a.svc
+}
 
 // runCommand is `run <workflow>` built from the workflow's definition: a
 // flag per field of its request schema, named as the field in kebab case,

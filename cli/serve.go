@@ -39,7 +39,7 @@ cancel_workflow, approve, reject and decide; reports as resources
 must be up (ultramcp up). The same server answers over streamable HTTP at
 /mcp on the API port.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			srv := mcpserver.New(runs.New(a.cfg, runs.PerCall{Config: a.cfg}))
+			srv := mcpserver.New(a.runs())
 			err := srv.Run(cmd.Context(), &mcp.StdioTransport{})
 			if errors.Is(err, context.Canceled) {
 				return nil

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/ultramcp/durable/workflow"
 )
@@ -136,18 +135,38 @@ func (c *Client) Output(ctx context.Context, svc, id string) (json.RawMessage, e
 // invocation of the progress handler, so a reader following a workflow adds
 // nothing to its journal or to the invocations listed beside the real work.
 func (c *Client) Progress(ctx context.Context, svc, id string) (json.RawMessage, error) {
-	rows, err := c.Query(ctx, fmt.Sprintf("SELECT value_utf8 FROM state WHERE service_name = %s AND service_key = %s AND key = %s", quote(svc), quote(id), quote(workflow.ProgressKey)))
+	all, err := c.Progresses(ctx, map[string]string{id: svc})
 	if err != nil {
 		return nil, err
 	}
-	if len(rows) == 0 {
-		return json.RawMessage("null"), nil
+	return all[id], nil
+}
+
+// Progresses reads the progress of several workflows (id → service) in one
+// query; a workflow that published none has "null".
+func (c *Client) Progresses(ctx context.Context, workflows map[string]string) (map[string]json.RawMessage, error) {
+	out := make(map[string]json.RawMessage, len(workflows))
+	if len(workflows) == 0 {
+		return out, nil
 	}
-	v, _ := rows[0]["value_utf8"].(string)
-	if !json.Valid([]byte(v)) {
-		return nil, fmt.Errorf("progress of %s is not JSON", id)
+	var which []string
+	for id, svc := range workflows {
+		out[id] = json.RawMessage("null")
+		which = append(which, fmt.Sprintf("(service_name = %s AND service_key = %s)", quote(svc), quote(id)))
 	}
-	return json.RawMessage(v), nil
+	rows, err := c.Query(ctx, fmt.Sprintf("SELECT service_key, value_utf8 FROM state WHERE key = %s AND (%s)", quote(workflow.ProgressKey), strings.Join(which, " OR ")))
+	if err != nil {
+		return nil, err
+	}
+	for _, row := range rows {
+		id, _ := row["service_key"].(string)
+		v, _ := row["value_utf8"].(string)
+		if _, asked := workflows[id]; !asked || !json.Valid([]byte(v)) {
+			return nil, fmt.Errorf("progress of %s is not JSON", id)
+		}
+		out[id] = json.RawMessage(v)
+	}
+	return out, nil
 }
 
 // Decide sends a decision to a workflow's decide handler.
@@ -275,35 +294,4 @@ func (c *Client) Services(ctx context.Context) ([]map[string]any, error) {
 	}
 	err = json.Unmarshal(out, &res)
 	return res.Services, err
-}
-
-// WaitProgress polls the progress handler every interval and calls fn with
-// every new value until the workflow has an output or ctx ends; each tick,
-// if given, runs on every poll (to follow children as well).
-func (c *Client) WaitProgress(ctx context.Context, svc, id string, interval time.Duration, fn func(json.RawMessage), tick ...func()) (json.RawMessage, error) {
-	var last string
-	for {
-		if p, err := c.Progress(ctx, svc, id); err == nil && string(p) != last {
-			last = string(p)
-			fn(p)
-		}
-		for _, t := range tick {
-			t()
-		}
-		out, err := c.Output(ctx, svc, id)
-		if err == nil {
-			if p, perr := c.Progress(ctx, svc, id); perr == nil && string(p) != last {
-				fn(p)
-			}
-			return out, nil
-		}
-		if !errors.Is(err, ErrNotReady) {
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(interval):
-		}
-	}
 }

@@ -88,14 +88,33 @@ func (s *Service) Watch(ctx context.Context, id string, interval time.Duration, 
 				}
 			}
 		}
-		if p, err := s.restate.Progress(ctx, root.workflow, id); err == nil && string(p) != "null" && string(p) != root.progress {
+		// Every progress of the tree in one query: the workflow's and that
+		// of each child Restate knows the service of.
+		for _, ch := range children {
+			if ch.workflow == "" {
+				if inv, err := s.restate.Find(ctx, "", ch.id); err == nil {
+					ch.workflow = inv.Service
+				}
+			}
+		}
+		tree := map[string]string{id: root.workflow}
+		for _, ch := range children {
+			if ch.workflow != "" {
+				tree[ch.id] = ch.workflow
+			}
+		}
+		progress, err := s.restate.Progresses(ctx, tree)
+		if err != nil {
+			return
+		}
+		if p := progress[id]; string(p) != "null" && string(p) != root.progress {
 			root.progress = string(p)
 			emit(Event{Type: EventProgress, ID: id, Workflow: root.workflow, Progress: p})
-			var tree struct {
+			var published struct {
 				Children map[string]string `json:"children"`
 			}
-			if json.Unmarshal(p, &tree) == nil {
-				for role, child := range tree.Children {
+			if json.Unmarshal(p, &published) == nil {
+				for role, child := range published.Children {
 					childOf(children, role, child)
 				}
 			}
@@ -107,16 +126,9 @@ func (s *Service) Watch(ctx context.Context, id string, interval time.Duration, 
 		sort.Strings(roles)
 		for _, role := range roles {
 			ch := children[role]
-			if ch.workflow == "" {
-				inv, err := s.restate.Find(ctx, "", ch.id)
-				if err != nil {
-					continue // not started yet
-				}
-				ch.workflow = inv.Service
-			}
-			p, err := s.restate.Progress(ctx, ch.workflow, ch.id)
-			if err != nil || string(p) == ch.progress || string(p) == "null" {
-				continue
+			p, ok := progress[ch.id]
+			if !ok || string(p) == ch.progress || string(p) == "null" {
+				continue // not started yet, or nothing new
 			}
 			ch.progress = string(p)
 			emit(Event{Type: EventChild, ID: ch.id, Workflow: ch.workflow, Role: role, Progress: p})

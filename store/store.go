@@ -135,7 +135,8 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
-// execTx runs one statement in the writer's next transaction.
+// execTx runs one statement in the writer's next transaction: for the
+// workflows' writes (workflow.Records).
 func (s *Store) execTx(ctx context.Context, q string, args ...any) error {
 	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := s.execIn(ctx, tx, q, args...)
@@ -152,6 +153,8 @@ func transient(err error) error {
 	return fault.Wrap(fault.Unavailable, err, "store")
 }
 
+// exec runs one statement at once, outside the writer: for the CLI's and
+// the reconciler's writes, which no workflow waits on in a batch.
 func (s *Store) exec(ctx context.Context, q string, args ...any) error {
 	_, err := s.db.ExecContext(ctx, s.d.rebind(q), args...)
 	return transient(err)
@@ -254,25 +257,21 @@ ON CONFLICT (workflow_id, name) DO UPDATE SET artifact_id = excluded.artifact_id
 
 // Withdraw implements workflow.Records.
 func (s *Store) Withdraw(ctx context.Context, id, status, reason string) error {
-	return s.exec(ctx, `UPDATE workflow_metadata SET status = ?, error = ?, updated_at = ? WHERE id = ?`,
+	return s.execTx(ctx, `UPDATE workflow_metadata SET status = ?, error = ?, updated_at = ? WHERE id = ?`,
 		status, nullString(reason), time.Now().UTC(), id)
 }
 
 // LinkChildren implements workflow.Records, in one transaction.
 func (s *Store) LinkChildren(ctx context.Context, parentID string, children []workflow.Child, at time.Time) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return transient(err)
-	}
-	defer tx.Rollback()
-	q := s.d.rebind(`INSERT INTO workflow_children (parent_id, child_id, role, workflow, created_at) VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (parent_id, child_id) DO NOTHING`)
-	for _, c := range children {
-		if _, err := tx.ExecContext(ctx, q, parentID, c.ID, c.Role, c.Workflow, at.UTC()); err != nil {
-			return transient(err)
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		for _, c := range children {
+			if _, err := s.execIn(ctx, tx, `INSERT INTO workflow_children (parent_id, child_id, role, workflow, created_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (parent_id, child_id) DO NOTHING`, parentID, c.ID, c.Role, c.Workflow, at.UTC()); err != nil {
+				return err
+			}
 		}
-	}
-	return transient(tx.Commit())
+		return nil
+	})
 }
 
 // ChildRow is a child with its status.

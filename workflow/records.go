@@ -251,8 +251,6 @@ type Writes struct {
 	wg  sync.WaitGroup
 	mu  sync.Mutex
 	err error
-	// first is done when the first write (a workflow's start) has landed.
-	first chan struct{}
 	// tracked: the Tracked wrapper waits for these writes, after adding
 	// the workflow's end.
 	tracked bool
@@ -285,20 +283,12 @@ func (w *Writes) start(write func(ctx context.Context) error) {
 	if w.rec == nil {
 		return
 	}
-	var done chan struct{}
 	landed := make(chan struct{})
 	w.mu.Lock()
-	if w.first == nil {
-		w.first = make(chan struct{})
-		done = w.first
-	}
 	w.landed = append(w.landed, landed)
 	w.mu.Unlock()
 	w.wg.Go(func() {
 		defer close(landed)
-		if done != nil {
-			defer close(done)
-		}
 		if err := RetryStore(w.c.Context(), write); err != nil {
 			w.mu.Lock()
 			w.err = cmp.Or(w.err, err)
@@ -307,10 +297,14 @@ func (w *Writes) start(write func(ctx context.Context) error) {
 	})
 }
 
-// after writes once the first write has landed, beside the others.
+// after writes once the first write (a workflow's start) has landed,
+// beside the others.
 func (w *Writes) after(write func(ctx context.Context) error) {
 	w.mu.Lock()
-	first := w.first
+	var first chan struct{}
+	if len(w.landed) > 0 {
+		first = w.landed[0]
+	}
 	w.mu.Unlock()
 	w.start(func(ctx context.Context) error {
 		if first != nil {

@@ -41,8 +41,12 @@ type attemptLog struct {
 	interrupted map[string]int
 }
 
-// logs are this process's attempt logs, by dir, opened on first use.
-var logs sync.Map // dir → *attemptLog (nil when the dir cannot be used)
+// logs are this process's attempt logs, by dir, opened on first use (nil
+// when the dir cannot be used).
+var (
+	logsMu sync.Mutex
+	logs   = map[string]*attemptLog{}
+)
 
 func attemptKey(invocation, step string) string {
 	h := sha256.Sum256([]byte(invocation + "\x00" + step))
@@ -64,21 +68,16 @@ func (a attempts) begin(invocation, step string) (interrupted int, done func()) 
 	return l.interrupted[key], func() { _, _ = l.f.WriteString("e " + key + "\n") }
 }
 
-var openMu sync.Mutex
-
-// openLog opens this process's log in dir, first folding the logs of dead
-// processes into dir/interrupted.
+// openLog returns this process's log in dir, opening it the first time,
+// after folding the logs of dead processes into dir/interrupted.
 func openLog(dir string) *attemptLog {
-	if l, ok := logs.Load(dir); ok {
-		return l.(*attemptLog)
+	logsMu.Lock()
+	defer logsMu.Unlock()
+	l, ok := logs[dir]
+	if !ok {
+		l = foldLogs(dir)
+		logs[dir] = l
 	}
-	openMu.Lock()
-	defer openMu.Unlock()
-	if l, ok := logs.Load(dir); ok {
-		return l.(*attemptLog)
-	}
-	l := foldLogs(dir)
-	logs.Store(dir, l)
 	return l
 }
 

@@ -9,9 +9,12 @@ import (
 // newProcess forgets this process's log of dir, as a restarted service
 // would not have it.
 func newProcess(dir string) {
-	if l, ok := logs.LoadAndDelete(dir); ok && l != nil {
-		l.(*attemptLog).f.Close()
+	logsMu.Lock()
+	defer logsMu.Unlock()
+	if l := logs[dir]; l != nil {
+		l.f.Close()
 	}
+	delete(logs, dir)
 }
 
 // An attempt that began and never returned counts as interrupted in the

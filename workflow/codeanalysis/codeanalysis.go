@@ -401,27 +401,23 @@ func (a *Analyzer) save(c engine.Context, rep *analysis.Report, previous *analys
 	if a.Records == nil {
 		return nil
 	}
-	_, err := engine.Run(c, "save-report", workflow.RecordStep, func(ctx context.Context) (bool, error) {
-		var full analysis.Report
-		if err := workflow.RetryStore(ctx, func(ctx context.Context) (err error) {
-			full, err = a.fullReport(ctx, c.WorkflowID(), *rep, previous)
-			return err
-		}); err != nil {
+	// The whole write is retried until the store answers: every part of it
+	// is idempotent (content-addressed artifacts).
+	_, err := workflow.Record(c, "save-report", func(ctx context.Context) (bool, error) {
+		full, err := a.fullReport(ctx, c.WorkflowID(), *rep, previous)
+		if err != nil {
 			return false, err
 		}
 		js, err := json.Marshal(full)
 		if err != nil {
-			return false, fault.Wrap(fault.Internal, err, "encode report")
+			return false, fault.Wrap(fault.Permanent, err, "encode report") // not worth a retry
 		}
 		sarif, err := full.SARIF()
 		if err != nil {
-			return false, fault.Wrap(fault.Internal, err, "encode SARIF")
+			return false, fault.Wrap(fault.Permanent, err, "encode SARIF")
 		}
 		for name, content := range map[string][]byte{"report.json": js, "report.md": []byte(full.Markdown()), "report.sarif": sarif} {
-			if err := workflow.RetryStore(ctx, func(ctx context.Context) error {
-				_, err := a.Records.PutArtifact(ctx, c.WorkflowID(), name, content)
-				return err
-			}); err != nil {
+			if _, err := a.Records.PutArtifact(ctx, c.WorkflowID(), name, content); err != nil {
 				return false, err
 			}
 		}
