@@ -355,6 +355,9 @@ func (b *Bench) profile(name string) (stop func(), err error) {
 	if b.o.ProfileDir == "" {
 		return func() {}, nil
 	}
+	if err := os.MkdirAll(b.o.ProfileDir, 0o755); err != nil {
+		return nil, err
+	}
 	f, err := os.Create(filepath.Join(b.o.ProfileDir, "cpu-"+strings.NewReplacer(" ", "-", ",", "", "(", "", ")", "", "+", "").Replace(name)+".pprof"))
 	if err != nil {
 		return nil, err

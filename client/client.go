@@ -134,13 +134,25 @@ func (c *Client) Output(ctx context.Context, svc, id string) (json.RawMessage, e
 // from Restate's state table through the admin API: a query, not an
 // invocation of the progress handler, so a reader following a workflow adds
 // nothing to its journal or to the invocations listed beside the real work.
+// A workflow that publishes in its service's store instead has none there:
+// then the progress handler, which reads that store, answers.
 func (c *Client) Progress(ctx context.Context, svc, id string) (json.RawMessage, error) {
 	all, err := c.Progresses(ctx, map[string]string{id: svc})
 	if err != nil {
 		return nil, err
 	}
-	return all[id], nil
+	if p := all[id]; p != nil && string(p) != "null" {
+		return p, nil
+	}
+	out, _, err := c.do(ctx, http.MethodPost, c.Ingress+"/"+svc+"/"+url.PathEscape(id)+"/"+progressHandler, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	return json.RawMessage(out), nil
 }
+
+// progressHandler is engine.ProgressHandler (the client imports no engine).
+const progressHandler = "progress"
 
 // Progresses reads the progress of several workflows (id → service) in one
 // query; a workflow that published none has "null".

@@ -62,6 +62,11 @@ type Context interface {
 	Context() context.Context
 	// WorkflowID is the workflow's id (the Restate key).
 	WorkflowID() string
+	// RunID names this run of the workflow: the same on every attempt and
+	// replay of it, another when its id is run again (after a purge). What
+	// a run keeps outside the journal for itself alone (the answers a step
+	// has already had) is keyed by it.
+	RunID() string
 	Logger() *slog.Logger
 	// Run runs one step, or returns its recorded result on replay.
 	Run(step Step) ([]byte, error)

@@ -67,6 +67,8 @@ func (s *Service) Status(ctx context.Context, id string) (Status, error) {
 		return s.statusFromRestate(ctx, id, err)
 	}
 	w.Output = "" // the result is Result's
+	published := w.Progress
+	w.Progress = nil // it is the Status's
 	out := Status{ID: id, Workflow: w.Workflow, Status: w.Status, Record: &w, Executions: execs}
 	for _, e := range execs {
 		out.Cost.Calls++
@@ -78,8 +80,13 @@ func (s *Service) Status(ctx context.Context, id string) (Status, error) {
 		out.Children = children
 	}
 	if workflow.Open(w.Status) {
-		if p, err := s.restate.Progress(ctx, w.Workflow, id); err == nil && string(p) != "null" {
-			out.Progress = p
+		// A workflow publishes in the store when it has one that keeps
+		// progress (workflow.Memo), in Restate's state otherwise.
+		out.Progress = published
+		if out.Progress == nil {
+			if p, err := s.restate.Progress(ctx, w.Workflow, id); err == nil && string(p) != "null" {
+				out.Progress = p
+			}
 		}
 		if inv, err := s.restate.Find(ctx, w.Workflow, id); err == nil {
 			out.Invocation = &inv

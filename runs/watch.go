@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"sort"
 	"time"
 
@@ -73,10 +74,18 @@ func (s *Service) Watch(ctx context.Context, id string, interval time.Duration, 
 		fn(e)
 	}
 	look := func() {
+		// What the tree published in the store (workflow.Memo), by id;
+		// the rest publish in Restate's state.
+		stored := map[string]json.RawMessage{}
 		if st != nil {
-			if w, err := st.Get(ctx, id); err == nil && w.Status != root.status {
-				root.status = w.Status
-				emit(Event{Type: EventStatus, ID: id, Workflow: root.workflow, Status: w.Status, Error: w.Error})
+			if w, err := st.Get(ctx, id); err == nil {
+				if w.Status != root.status {
+					root.status = w.Status
+					emit(Event{Type: EventStatus, ID: id, Workflow: root.workflow, Status: w.Status, Error: w.Error})
+				}
+				if w.Progress != nil {
+					stored[id] = w.Progress
+				}
 			}
 			if rows, err := st.Children(ctx, id); err == nil {
 				for _, row := range rows {
@@ -84,6 +93,9 @@ func (s *Service) Watch(ctx context.Context, id string, interval time.Duration, 
 					if ch := children[row.Role]; row.Status != ch.status {
 						ch.status = row.Status
 						emit(Event{Type: EventChild, ID: ch.id, Workflow: ch.workflow, Role: ch.role, Status: row.Status})
+					}
+					if row.Progress != nil {
+						stored[row.ID] = row.Progress
 					}
 				}
 			}
@@ -97,16 +109,23 @@ func (s *Service) Watch(ctx context.Context, id string, interval time.Duration, 
 				}
 			}
 		}
-		tree := map[string]string{id: root.workflow}
+		tree := map[string]string{}
+		if stored[id] == nil {
+			tree[id] = root.workflow
+		}
 		for _, ch := range children {
-			if ch.workflow != "" {
+			if ch.workflow != "" && stored[ch.id] == nil {
 				tree[ch.id] = ch.workflow
 			}
 		}
-		progress, err := s.restate.Progresses(ctx, tree)
-		if err != nil {
-			return
+		progress := map[string]json.RawMessage{}
+		if len(tree) > 0 {
+			var err error
+			if progress, err = s.restate.Progresses(ctx, tree); err != nil {
+				return
+			}
 		}
+		maps.Copy(progress, stored)
 		if p := progress[id]; string(p) != "null" && string(p) != root.progress {
 			root.progress = string(p)
 			emit(Event{Type: EventProgress, ID: id, Workflow: root.workflow, Progress: p})

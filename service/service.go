@@ -104,6 +104,9 @@ func NewServer(models *llm.Router, o Options) *server.Restate {
 	if o.Checkouts == nil {
 		o.Checkouts = &repo.Cache{Dir: filepath.Join(os.TempDir(), "ultramcp-checkouts"), Policy: repo.DefaultPolicy}
 	}
+	if published, ok := o.Records.(restateengine.ProgressReader); ok {
+		o.Services.Published = published
+	}
 	srv := server.NewRestate().WithLogger(o.Logger.Handler(), true)
 	for _, def := range registry.All(registry.Deps{Models: models, Records: o.Records, Checkouts: o.Checkouts, VulnDB: o.VulnDB, AnalysisSlots: o.AnalysisSlots}) {
 		srv = srv.Bind(restateengine.Workflow(def.Name, workflow.Tracked(o.Records, def.Name, def.Body), o.Services))

@@ -11,10 +11,12 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
@@ -75,9 +77,37 @@ type Store struct {
 	db *sql.DB
 	d  dialect
 	w  *writer // the workflows' writes, batched (batch.go)
+	// inFlight are the answers on their way to the database: Answers
+	// finds them there until they have committed, so that no answer is in
+	// neither place.
+	inFlight sync.Map // answerKey → json.RawMessage
+	// reads are the queries workflows make while they run, prepared once.
+	readsMu sync.Mutex
+	reads   map[string]*sql.Stmt
 }
 
-var _ workflow.Records = (*Store)(nil)
+// prepared returns q prepared on the database, preparing it the first time.
+func (s *Store) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
+	s.readsMu.Lock()
+	defer s.readsMu.Unlock()
+	if st, ok := s.reads[q]; ok {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, s.d.rebind(q))
+	if err != nil {
+		return nil, transient(err)
+	}
+	if s.reads == nil {
+		s.reads = map[string]*sql.Stmt{}
+	}
+	s.reads[q] = st
+	return st, nil
+}
+
+var (
+	_ workflow.Records = (*Store)(nil)
+	_ workflow.Memo    = (*Store)(nil)
+)
 
 // Open opens the store: PostgreSQL when databaseURL is a postgres:// URL,
 // otherwise the SQLite file at sqlitePath. It applies pending migrations.
@@ -132,6 +162,11 @@ func (s *Store) Dialect() string { return s.d.name }
 // Close stops the writer and closes the database.
 func (s *Store) Close() error {
 	s.stopWriter()
+	s.readsMu.Lock()
+	for _, st := range s.reads {
+		st.Close()
+	}
+	s.readsMu.Unlock()
 	return s.db.Close()
 }
 
@@ -222,21 +257,95 @@ func (s *Store) RecordExecutions(ctx context.Context, execs []workflow.Execution
 	if len(execs) == 0 {
 		return nil
 	}
-	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.recordExecutions(ctx, tx, execs) })
+	var keys []answerKey
+	for _, e := range execs {
+		if e.Answer != nil {
+			k := answerKey{e.WorkflowID, e.RunID, e.Step}
+			s.inFlight.Store(k, e.Answer)
+			keys = append(keys, k)
+		}
+	}
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.recordExecutions(ctx, tx, execs) })
+	if err == nil {
+		for _, k := range keys {
+			s.inFlight.Delete(k)
+		}
+	}
+	return err
 }
 
+// answerKey names an answer: the call (workflow, step) in one run.
+type answerKey struct{ workflow, run, step string }
+
 func (s *Store) recordExecutions(ctx context.Context, tx *sql.Tx, execs []workflow.Execution) error {
-	q := (`INSERT INTO agent_executions (workflow_id, agent_name, step, attempt, status, duration_ms, tokens_in, tokens_out, cost_usd, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	q := (`INSERT INTO agent_executions (workflow_id, agent_name, step, attempt, status, duration_ms, tokens_in, tokens_out, cost_usd, created_at, run_id, answer)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (workflow_id, step) DO UPDATE SET agent_name = excluded.agent_name, attempt = excluded.attempt, status = excluded.status,
-  duration_ms = excluded.duration_ms, tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out, cost_usd = excluded.cost_usd`)
+  duration_ms = excluded.duration_ms, tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out, cost_usd = excluded.cost_usd,
+  run_id = COALESCE(excluded.run_id, agent_executions.run_id), answer = COALESCE(excluded.answer, agent_executions.answer)`)
 	for _, e := range execs {
 		attempt := max(e.Attempt, 1)
-		if _, err := s.execIn(ctx, tx, q, e.WorkflowID, e.AgentName, e.Step, attempt, e.Status, e.DurationMS, e.TokensIn, e.TokensOut, e.CostUSD, e.CreatedAt.UTC()); err != nil {
+		if _, err := s.execIn(ctx, tx, q, e.WorkflowID, e.AgentName, e.Step, attempt, e.Status, e.DurationMS, e.TokensIn, e.TokensOut, e.CostUSD, e.CreatedAt.UTC(),
+			nullString(e.RunID), nullString(string(e.Answer))); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Answers implements workflow.Memo: the answers recorded for run, by
+// step, those still on their way to the database included.
+func (s *Store) Answers(ctx context.Context, workflowID, runID string) (map[string]json.RawMessage, error) {
+	// The answers in flight first, the database next: one that commits in
+	// between leaves inFlight only once it is in the database.
+	out := map[string]json.RawMessage{}
+	s.inFlight.Range(func(k, v any) bool {
+		if k := k.(answerKey); k.workflow == workflowID && k.run == runID {
+			out[k.step] = v.(json.RawMessage)
+		}
+		return true
+	})
+	q, err := s.prepared(ctx, `SELECT step, answer FROM agent_executions WHERE workflow_id = ? AND run_id = ? AND answer IS NOT NULL`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.QueryContext(ctx, workflowID, runID)
+	if err != nil {
+		return nil, transient(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var step, answer string
+		if err := rows.Scan(&step, &answer); err != nil {
+			return nil, transient(err)
+		}
+		out[step] = json.RawMessage(answer)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, transient(err)
+	}
+	return out, nil
+}
+
+// PublishedProgress is what a workflow last published in the store (nil
+// if nothing).
+func (s *Store) PublishedProgress(ctx context.Context, id string) (json.RawMessage, error) {
+	var p sql.NullString
+	err := s.db.QueryRowContext(ctx, s.d.rebind(`SELECT progress FROM workflow_metadata WHERE id = ?`), id).Scan(&p)
+	if errors.Is(err, sql.ErrNoRows) || !p.Valid {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, transient(err)
+	}
+	return json.RawMessage(p.String), nil
+}
+
+// Progress implements workflow.Memo: what a workflow published, unless a
+// later publication (a higher seq) is already there.
+func (s *Store) Progress(ctx context.Context, id string, seq int, value []byte) error {
+	return s.execTx(ctx, `UPDATE workflow_metadata SET progress = ?, progress_seq = ? WHERE id = ? AND (progress_seq IS NULL OR progress_seq <= ?)`,
+		string(value), seq, id, seq)
 }
 
 // PutArtifact implements workflow.Records: content is stored once under its
@@ -278,12 +387,14 @@ ON CONFLICT (parent_id, child_id) DO NOTHING`, parentID, c.ID, c.Role, c.Workflo
 type ChildRow struct {
 	workflow.Child
 	Status string `json:"status"`
+	// Progress is what the child last published in the store, if any.
+	Progress json.RawMessage `json:"progress,omitempty"`
 }
 
 // Children returns a workflow's children with their status ("" for a
 // child the store has no row of yet).
 func (s *Store) Children(ctx context.Context, parentID string) ([]ChildRow, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT c.child_id, c.role, c.workflow, COALESCE(m.status, '')
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT c.child_id, c.role, c.workflow, COALESCE(m.status, ''), m.progress
 FROM workflow_children c LEFT JOIN workflow_metadata m ON m.id = c.child_id WHERE c.parent_id = ? ORDER BY c.created_at, c.role`), parentID)
 	if err != nil {
 		return nil, transient(err)
@@ -292,8 +403,12 @@ FROM workflow_children c LEFT JOIN workflow_metadata m ON m.id = c.child_id WHER
 	var out []ChildRow
 	for rows.Next() {
 		var c ChildRow
-		if err := rows.Scan(&c.ID, &c.Role, &c.Workflow, &c.Status); err != nil {
+		var progress sql.NullString
+		if err := rows.Scan(&c.ID, &c.Role, &c.Workflow, &c.Status, &progress); err != nil {
 			return nil, transient(err)
+		}
+		if progress.Valid {
+			c.Progress = json.RawMessage(progress.String)
 		}
 		out = append(out, c)
 	}
@@ -333,19 +448,25 @@ type Workflow struct {
 	UpdatedAt   time.Time  `json:"updatedAt"`
 	CompletedAt *time.Time `json:"completedAt,omitempty"`
 	DurationMS  *int64     `json:"durationMs,omitempty"`
+	// Progress is what the workflow last published in the store (see
+	// workflow.Memo), if it publishes there.
+	Progress json.RawMessage `json:"progress,omitempty"`
 }
 
-const workflowColumns = `id, workflow, status, input, output, error, created_at, updated_at, completed_at, duration_ms`
+const workflowColumns = `id, workflow, status, input, output, error, created_at, updated_at, completed_at, duration_ms, progress`
 
 func scanWorkflow(row interface{ Scan(...any) error }) (Workflow, error) {
 	var w Workflow
-	var input, output, errMsg sql.NullString
+	var input, output, errMsg, progress sql.NullString
 	var completed sql.NullTime
 	var duration sql.NullInt64
-	if err := row.Scan(&w.ID, &w.Workflow, &w.Status, &input, &output, &errMsg, &w.CreatedAt, &w.UpdatedAt, &completed, &duration); err != nil {
+	if err := row.Scan(&w.ID, &w.Workflow, &w.Status, &input, &output, &errMsg, &w.CreatedAt, &w.UpdatedAt, &completed, &duration, &progress); err != nil {
 		return w, err
 	}
 	w.Input, w.Output, w.Error = input.String, output.String, errMsg.String
+	if progress.Valid {
+		w.Progress = json.RawMessage(progress.String)
+	}
 	if completed.Valid {
 		t := completed.Time
 		w.CompletedAt = &t

@@ -87,6 +87,10 @@ type Execution struct {
 	TokensOut  int       `json:"tokensOut"`
 	CostUSD    float64   `json:"costUsd"`
 	CreatedAt  time.Time `json:"createdAt"`
+	// RunID and Answer, when set, keep what the call answered for the run
+	// that made it (see Memo).
+	RunID  string          `json:"-"`
+	Answer json.RawMessage `json:"-"`
 }
 
 // ArtifactRef points at a large output kept out of the journal.
@@ -112,6 +116,16 @@ type Records interface {
 	// compensation of its parent): the parent's outcome as its status
 	// (rejected, cancelled, failed), with the reason.
 	Withdraw(ctx context.Context, id, status, reason string) error
+}
+
+// Memo is a store that also keeps, for a run, what a step's calls
+// answered and what the workflow last published, both outside the journal:
+// a step that makes several calls is then journaled once, and a retry of it
+// asks again only the calls that had not answered (Answers); progress costs
+// the journal nothing (Progress, ordered by seq).
+type Memo interface {
+	Answers(ctx context.Context, workflowID, runID string) (map[string]json.RawMessage, error)
+	Progress(ctx context.Context, id string, seq int, value []byte) error
 }
 
 // Child is a workflow another one calls.
@@ -280,6 +294,11 @@ type trackedContext struct {
 type engineContext = engine.Context
 
 func (w *Writes) start(write func(ctx context.Context) error) {
+	w.startIn(w.c.Context(), write, nil)
+}
+
+// startIn is start under ctx; release, if set, runs once the write is over.
+func (w *Writes) startIn(ctx context.Context, write func(ctx context.Context) error, release func()) {
 	if w.rec == nil {
 		return
 	}
@@ -289,7 +308,10 @@ func (w *Writes) start(write func(ctx context.Context) error) {
 	w.mu.Unlock()
 	w.wg.Go(func() {
 		defer close(landed)
-		if err := RetryStore(w.c.Context(), write); err != nil {
+		if release != nil {
+			defer release()
+		}
+		if err := RetryStore(ctx, write); err != nil {
 			w.mu.Lock()
 			w.err = cmp.Or(w.err, err)
 			w.mu.Unlock()
@@ -323,6 +345,44 @@ func (w *Writes) Rows(execs []Execution) {
 	if len(execs) > 0 {
 		w.start(func(ctx context.Context) error { return w.rec.RecordExecutions(ctx, execs) })
 	}
+}
+
+// AnsweredGrace is how long the rows of answered calls keep trying to land
+// after their run stopped (cancelled, or its engine gone).
+const AnsweredGrace = 2 * time.Minute
+
+// Answered records calls that have just answered, with their answers (see
+// Memo), from inside the step that made them. The calls were paid for, and
+// a retry of the step reuses their answers: the write goes on for
+// AnsweredGrace after the run itself stops.
+func (w *Writes) Answered(execs []Execution) {
+	if len(execs) == 0 || w.rec == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(w.c.Context()))
+	stop := context.AfterFunc(w.c.Context(), func() { time.AfterFunc(AnsweredGrace, cancel) })
+	w.startIn(ctx, func(ctx context.Context) error { return w.rec.RecordExecutions(ctx, execs) }, func() { stop(); cancel() })
+}
+
+// Memo is the store as a Memo, or nil when it keeps no answers.
+func (w *Writes) Memo() Memo {
+	m, _ := w.rec.(Memo)
+	return m
+}
+
+// Progress publishes v in the store (see Memo) once the workflow's start
+// has landed; seq orders the publications.
+func (w *Writes) Progress(seq int, v any) error {
+	m := w.Memo()
+	if m == nil {
+		return fault.New(fault.Internal, "the store keeps no progress")
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fault.Wrap(fault.Internal, err, "encode progress")
+	}
+	w.after(func(ctx context.Context) error { return m.Progress(ctx, w.c.WorkflowID(), seq, b) })
+	return nil
 }
 
 // Artifact keeps content under name and returns its reference at once.

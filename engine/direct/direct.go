@@ -5,6 +5,8 @@ package direct
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"log/slog"
 	"sync"
@@ -18,6 +20,7 @@ import (
 type Context struct {
 	ctx    context.Context
 	id     string
+	run    string
 	logger *slog.Logger
 
 	mu        sync.Mutex
@@ -35,7 +38,7 @@ func New(ctx context.Context, id string, logger *slog.Logger) *Context {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Context{ctx: ctx, id: id, logger: logger.With("workflow", id), published: map[string]json.RawMessage{}, signals: map[string]chan json.RawMessage{}, children: map[string]*Context{}}
+	return &Context{ctx: ctx, id: id, run: newRunID(), logger: logger.With("workflow", id), published: map[string]json.RawMessage{}, signals: map[string]chan json.RawMessage{}, children: map[string]*Context{}}
 }
 
 // WithWorkflows lets the workflow call the given workflows as children.
@@ -81,6 +84,15 @@ func (c *Context) Call(children []engine.Child) ([]json.RawMessage, []error) {
 
 func (c *Context) Context() context.Context { return c.ctx }
 func (c *Context) WorkflowID() string       { return c.id }
+
+// RunID is random per Context: the direct engine has no retries to span.
+func (c *Context) RunID() string { return c.run }
+
+func newRunID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
 func (c *Context) Logger() *slog.Logger     { return c.logger }
 
 // Run runs step, retrying retryable errors up to its attempt budget. As on

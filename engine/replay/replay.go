@@ -46,7 +46,9 @@ func Check[O any](ctx context.Context, id string, body func(engine.Context) (O, 
 func CheckCalling[O any](ctx context.Context, id string, workflows map[string]engine.Body, body func(engine.Context) (O, error)) (O, error) {
 	rec := &recorder{inner: direct.New(ctx, id, nil).WithWorkflows(workflows)}
 	first, firstErr := body(rec)
-	rep := &replayer{ctx: ctx, id: id, cmds: rec.cmds}
+	// The replay is the same run: what the first kept under its run id is
+	// the replay's too.
+	rep := &replayer{ctx: ctx, id: id, run: rec.RunID(), cmds: rec.cmds}
 	second, secondErr := body(rep)
 	if rep.mismatch != nil {
 		return first, rep.mismatch
@@ -73,6 +75,7 @@ var _ engine.Context = (*recorder)(nil)
 
 func (r *recorder) Context() context.Context { return r.inner.Context() }
 func (r *recorder) WorkflowID() string       { return r.inner.WorkflowID() }
+func (r *recorder) RunID() string            { return r.inner.RunID() }
 func (r *recorder) Logger() *slog.Logger     { return r.inner.Logger() }
 
 func (r *recorder) add(c command) {
@@ -135,6 +138,7 @@ func (r *recorder) Await(name string, timeout time.Duration) (json.RawMessage, b
 type replayer struct {
 	ctx      context.Context
 	id       string
+	run      string
 	mu       sync.Mutex
 	cmds     []command
 	next     int
@@ -145,6 +149,7 @@ var _ engine.Context = (*replayer)(nil)
 
 func (r *replayer) Context() context.Context { return r.ctx }
 func (r *replayer) WorkflowID() string       { return r.id }
+func (r *replayer) RunID() string            { return r.run }
 func (r *replayer) Logger() *slog.Logger     { return slog.New(slog.DiscardHandler) }
 
 // take returns the next recorded command if it is the one the body now

@@ -1,6 +1,7 @@
 package restate
 
 import (
+	"context"
 	"encoding/json"
 	"time"
 
@@ -31,6 +32,14 @@ type ServiceOptions struct {
 	// Gate, if set, is closed by a stopping service: running steps finish,
 	// no new one starts.
 	Gate *Gate
+	// Published, if set, answers the progress handler for a workflow that
+	// published nothing in Restate's state: one that publishes in its store.
+	Published ProgressReader
+}
+
+// ProgressReader reads what a workflow published outside Restate.
+type ProgressReader interface {
+	PublishedProgress(ctx context.Context, workflowID string) (json.RawMessage, error)
 }
 
 // DefaultMaxAttempts covers about half an hour of outage at the 10 s
@@ -65,6 +74,13 @@ func Workflow[O any](name string, body func(engine.Context, json.RawMessage) (O,
 		p, err := sdk.Get[json.RawMessage](ctx, engine.ProgressKey)
 		if err != nil {
 			return nil, err
+		}
+		if p == nil && o.Published != nil {
+			// Nothing journaled depends on this read: a replay reads again.
+			var perr error
+			if p, perr = o.Published.PublishedProgress(ctx, sdk.Key(ctx)); perr != nil {
+				return nil, perr // retried: the store comes back
+			}
 		}
 		if p == nil {
 			return json.RawMessage("null"), nil

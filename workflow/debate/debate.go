@@ -191,12 +191,30 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 	// are in, so a store that is down stops the debate within a round
 	// instead of letting it spend on; it goes on when the store is back.
 	writes := workflow.NewWrites(c, d.Records)
-	lag := 0 // the writes started before the previous round's rows
+	// A store that keeps answers lets a round be one step (memo.go).
+	memo := writes.Memo() != nil
+	publish := func(seq int, p Progress) error {
+		if memo {
+			return writes.Progress(seq, p)
+		}
+		return c.Publish(progressKey, p)
+	}
+	var synthesis *ModeratorResult // the moderator's, from the last round's step
+	var earlier recall             // what earlier attempts answered (memo.go)
+	lag := 0                       // the writes started before the previous round's rows
 	for r := 1; r <= rounds; r++ {
 		if err := writes.WaitFor(lag); err != nil {
 			return Result{}, writes.Done(err)
 		}
-		responses, err := d.round(c, in, refs, r, previous, plan)
+		var responses []Response
+		ran := false // the round's step ran here, and wrote its calls' rows
+		if memo {
+			var out roundResult
+			out, ran, err = d.memoRound(c, writes, &earlier, in, plan, r, rounds, previous, progress)
+			responses, synthesis = out.Responses, out.Moderator
+		} else {
+			responses, err = d.round(c, in, refs, r, previous, plan)
+		}
 		if r == 1 && len(responses) > 0 && responses[0].Plan != nil {
 			// The journaled plan, which a replay reads back.
 			plan = responses[0].Plan
@@ -206,7 +224,9 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		// The calls that answered were paid for: they get their rows
 		// whatever becomes of the debate.
 		lag = writes.Mark()
-		writes.Rows(rowsOf(c.WorkflowID(), r, in.Participants, responses))
+		if !ran {
+			writes.Rows(rowsOf(c.WorkflowID(), r, in.Participants, responses))
+		}
 		if err != nil {
 			return Result{}, writes.Done(err)
 		}
@@ -216,6 +236,9 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		// round, and watchers print positions.
 		progress.CompletedRounds = append(progress.CompletedRounds, round.forProgress())
 		previous = responses
+		if synthesis != nil && !ran {
+			writes.Rows([]workflow.Execution{moderatorRow(c.WorkflowID(), *synthesis)})
+		}
 		if round.Agreement && r < rounds && res.Mode == ModeDebate {
 			res.StoppedEarly = true
 			break
@@ -228,7 +251,7 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		if in.Delay() > 0 {
 			progress.Phase, progress.Message = "pause", fmt.Sprintf("round %d of %d done; next round in %s", r, rounds, in.Delay())
 		}
-		if err := c.Publish(progressKey, progress); err != nil {
+		if err := publish(r, progress); err != nil {
 			return Result{}, writes.Done(err)
 		}
 		if in.Delay() > 0 {
@@ -239,16 +262,22 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 	}
 
 	res.Vote = WeightedVote(previous)
-	progress.Phase, progress.Message = "synthesis", "moderator is writing the synthesis"
+	lastRound := len(res.Rounds)
+	progress.Round, progress.Phase, progress.Message = lastRound, "synthesis", "moderator is writing the synthesis"
 	if res.Mode == ModeVote {
 		progress.Message = "vote counted"
 	}
-	if err := c.Publish(progressKey, progress); err != nil {
-		return Result{}, writes.Done(err)
+	if synthesis == nil { // else the last round's step published it
+		if err := publish(lastRound, progress); err != nil {
+			return Result{}, writes.Done(err)
+		}
 	}
-	if res.Mode == ModeVote {
+	switch {
+	case res.Mode == ModeVote:
 		res.Synthesis = ModeratorResult{Synthesis: Synthesis{Consensus: res.Vote.Winner, Agreement: res.Vote.Share, Recommendation: res.Vote.Winner}}
-	} else {
+	case synthesis != nil:
+		res.Synthesis = *synthesis
+	default:
 		if err := writes.WaitFor(lag); err != nil {
 			return Result{}, writes.Done(err)
 		}
@@ -277,7 +306,7 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		progress.Phase = "awaiting-decision"
 		progress.Message = fmt.Sprintf("agreement %.2f is below %.2f: waiting up to %s for a decision (ultramcp decide %s --decision …)",
 			res.Synthesis.Agreement, in.Threshold(), in.DecisionTimeout(), c.WorkflowID())
-		if err := c.Publish(progressKey, progress); err != nil {
+		if err := publish(lastRound+1, progress); err != nil {
 			return Result{}, writes.Done(err)
 		}
 		// The decision may take days: what was paid for is in the store
@@ -338,17 +367,8 @@ func (d *Debate) resolveModels(in Input) ([]llm.Ref, llm.Ref, error) {
 func (d *Debate) round(c engine.Context, in Input, refs []llm.Ref, r int, previous []Response, plan *modelPlan) ([]Response, error) {
 	steps := make([]engine.Step, 0, len(in.Participants))
 	for i, p := range in.Participants {
-		prompt := firstRoundPrompt(in)
-		if r > 1 {
-			prompt = laterRoundPrompt(in, p.Name, r, previous)
-		}
 		name := stepName(r, p.Name)
-		req := llm.Request{
-			System:   systemPrompt(p),
-			Messages: []llm.Message{{Role: "user", Content: prompt}},
-			JSON:     true,
-			Label:    c.WorkflowID() + "/" + name,
-		}
+		req := participantRequest(c.WorkflowID(), in, p, r, previous)
 		ref := refs[i]
 		carry := r == 1 && i == 0
 		steps = append(steps, engine.TypedStep[Response]{Name: name, Opts: participantStep, Fn: func(ctx context.Context) (Response, error) {
@@ -389,11 +409,16 @@ func rowsOf(workflowID string, round int, ps []Participant, responses []Response
 		if resp.Failed {
 			continue // no answer, nothing paid
 		}
-		e := execution(workflowID, stepName(round, ps[i].Name), resp.Participant, resp.LatencyMS, resp.TokensIn, resp.TokensOut, resp.CostUSD, resp.StartedAt)
-		e.Attempt = resp.Attempts
-		execs = append(execs, e)
+		execs = append(execs, rowOf(workflowID, round, ps[i], resp))
 	}
 	return execs
+}
+
+// rowOf is the store row of participant p's call in round r.
+func rowOf(workflowID string, round int, p Participant, resp Response) workflow.Execution {
+	e := execution(workflowID, stepName(round, p.Name), resp.Participant, resp.LatencyMS, resp.TokensIn, resp.TokensOut, resp.CostUSD, resp.StartedAt)
+	e.Attempt = resp.Attempts
+	return e
 }
 
 func execution(workflowID, step, agent string, ms int64, in, out int, cost float64, at time.Time) workflow.Execution {
@@ -419,38 +444,46 @@ func (d *Debate) ask(ctx context.Context, participant string, ref llm.Ref, req l
 	return resp, nil
 }
 
+// moderatorStep is the moderator's step, and its call's row.
+const moderatorStep = "moderator"
+
 // moderatorRow is the store row of the moderator's call.
 func moderatorRow(workflowID string, s ModeratorResult) workflow.Execution {
-	return execution(workflowID, "moderator", "moderator", s.LatencyMS, s.TokensIn, s.TokensOut, s.CostUSD, s.FinishedAt.Add(-time.Duration(s.LatencyMS)*time.Millisecond))
+	return execution(workflowID, moderatorStep, "moderator", s.LatencyMS, s.TokensIn, s.TokensOut, s.CostUSD, s.FinishedAt.Add(-time.Duration(s.LatencyMS)*time.Millisecond))
 }
 
 // moderate asks the moderator.
 func (d *Debate) moderate(c engine.Context, in Input, ref llm.Ref, final []Response, vote Vote) (ModeratorResult, error) {
-	req := llm.Request{
-		System:   moderatorSystem,
-		Messages: []llm.Message{{Role: "user", Content: moderatorPrompt(in, final, vote)}},
-		JSON:     true,
-		Label:    c.WorkflowID() + "/moderator",
-	}
-	steps := []engine.Step{engine.TypedStep[ModeratorResult]{Name: "moderator", Opts: participantStep, Fn: func(ctx context.Context) (ModeratorResult, error) {
-		start := time.Now()
-		out, err := d.Models.Complete(ctx, ref, req)
-		if err != nil {
-			return ModeratorResult{}, fmt.Errorf("moderator: %w", err)
-		}
-		cost, _ := llm.EstimateCost(out.Model, out.TokensIn, out.TokensOut)
-		return ModeratorResult{
-			Synthesis: ParseSynthesis(out.Text), Model: out.Model,
-			TokensIn: out.TokensIn, TokensOut: out.TokensOut, CostUSD: cost,
-			LatencyMS: time.Since(start).Milliseconds(), Simulated: out.Simulated,
-			FinishedAt: time.Now().UTC(),
-		}, nil
+	steps := []engine.Step{engine.TypedStep[ModeratorResult]{Name: moderatorStep, Opts: participantStep, Fn: func(ctx context.Context) (ModeratorResult, error) {
+		return d.askModerator(ctx, c.WorkflowID(), in, ref, final, vote)
 	}}.Raw()}
 	results, errs := c.RunAll(steps)
 	if errs[0] != nil {
 		return ModeratorResult{}, errs[0]
 	}
-	return engine.Decode[ModeratorResult]("moderator", results[0])
+	return engine.Decode[ModeratorResult](moderatorStep, results[0])
+}
+
+// askModerator makes the moderator's call.
+func (d *Debate) askModerator(ctx context.Context, workflowID string, in Input, ref llm.Ref, final []Response, vote Vote) (ModeratorResult, error) {
+	req := llm.Request{
+		System:   moderatorSystem,
+		Messages: []llm.Message{{Role: "user", Content: moderatorPrompt(in, final, vote)}},
+		JSON:     true,
+		Label:    workflowID + "/" + moderatorStep,
+	}
+	start := time.Now()
+	out, err := d.Models.Complete(ctx, ref, req)
+	if err != nil {
+		return ModeratorResult{}, fmt.Errorf("moderator: %w", err)
+	}
+	cost, _ := llm.EstimateCost(out.Model, out.TokensIn, out.TokensOut)
+	return ModeratorResult{
+		Synthesis: ParseSynthesis(out.Text), Model: out.Model,
+		TokensIn: out.TokensIn, TokensOut: out.TokensOut, CostUSD: cost,
+		LatencyMS: time.Since(start).Milliseconds(), Simulated: out.Simulated,
+		FinishedAt: time.Now().UTC(),
+	}, nil
 }
 
 // parseDecision reads a decision sent as {"decision": …, "by": …} or as a

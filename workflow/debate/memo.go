@@ -1,0 +1,144 @@
+package debate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ultramcp/durable/engine"
+	"github.com/ultramcp/durable/llm"
+	"github.com/ultramcp/durable/workflow"
+)
+
+// With a store that keeps answers (workflow.Memo), a round is one journaled
+// step, "round-R": its calls run side by side inside it, and each answer is
+// written to the store, with its row, the moment it comes. A retry of the
+// step after a crash reads back the answers its interrupted attempt had and
+// asks again only the calls that had not answered; once the step is
+// journaled, the journal has them all. The round that ends the debate asks
+// the moderator in the same step, and progress goes to the store: the
+// journal holds one entry per round and nothing else, where a step per
+// call held three, plus a progress entry per round.
+
+// recall is what a run's earlier attempts had answered. Only the first
+// step an attempt runs can find any: every step before it is in the
+// journal, and no attempt got past it. So it is read once per attempt, when
+// that step starts, and the later steps of the attempt ask fresh.
+type recall struct {
+	read     bool
+	answered map[string]json.RawMessage
+}
+
+// take returns the earlier answers, reading them on the first call.
+func (m *recall) take(ctx context.Context, memo workflow.Memo, workflowID, run string) (map[string]json.RawMessage, error) {
+	if m.read {
+		return nil, nil
+	}
+	err := workflow.RetryStore(ctx, func(ctx context.Context) (err error) {
+		m.answered, err = memo.Answers(ctx, workflowID, run)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.read = true
+	return m.answered, nil
+}
+
+// roundResult is a round journaled as one step: the participants' answers,
+// and the moderator's synthesis when the round ended the debate.
+type roundResult struct {
+	Responses []Response       `json:"responses"`
+	Moderator *ModeratorResult `json:"moderator,omitempty"`
+}
+
+// memoRound runs round r as one step. ran reports whether the step ran in
+// this attempt (its calls' rows were then written as they answered) rather
+// than being read back from the journal.
+func (d *Debate) memoRound(c engine.Context, w *workflow.Writes, earlier *recall, in Input, plan *modelPlan, r, rounds int, previous []Response, progress Progress) (out roundResult, ran bool, err error) {
+	wf, run := c.WorkflowID(), c.RunID()
+	var didRun atomic.Bool
+	out, err = engine.Run(c, fmt.Sprintf("round-%d", r), participantStep, func(ctx context.Context) (roundResult, error) {
+		didRun.Store(true)
+		answered, err := earlier.take(ctx, w.Memo(), wf, run)
+		if err != nil {
+			return roundResult{}, err
+		}
+		responses := make([]Response, len(in.Participants))
+		errs := make([]error, len(in.Participants))
+		var wg sync.WaitGroup
+		for i, p := range in.Participants {
+			step := stepName(r, p.Name)
+			if a, ok := answered[step]; ok && json.Unmarshal(a, &responses[i]) == nil {
+				continue
+			}
+			req := participantRequest(c.WorkflowID(), in, p, r, previous)
+			wg.Go(func() {
+				resp, err := d.ask(ctx, p.Name, plan.Participants[i], req)
+				if err != nil {
+					errs[i] = fmt.Errorf("round %d, participant %s: %w", r, p.Name, err)
+					return
+				}
+				if r == 1 && i == 0 {
+					resp.Plan = plan
+				}
+				responses[i] = resp
+				w.Answered([]workflow.Execution{answerRow(rowOf(wf, r, p, resp), run, resp)})
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return roundResult{}, err
+			}
+		}
+		out := roundResult{Responses: responses}
+		round := Round{Number: r, Responses: responses, Agreement: Agree(responses)}
+		mode := in.ModeOrDefault()
+		if mode == ModeVote || (r < rounds && !round.Agreement) {
+			return out, nil
+		}
+		progress.CompletedRounds = append(progress.CompletedRounds, round.forProgress())
+		progress.Round, progress.Phase, progress.Message = r, "synthesis", "moderator is writing the synthesis"
+		if err := w.Progress(r, progress); err != nil {
+			return roundResult{}, err
+		}
+		var mod ModeratorResult
+		if a, ok := answered[moderatorStep]; !ok || json.Unmarshal(a, &mod) != nil {
+			vote := WeightedVote(responses)
+			if mod, err = d.askModerator(ctx, c.WorkflowID(), in, plan.Moderator, responses, vote); err != nil {
+				return roundResult{}, err
+			}
+			w.Answered([]workflow.Execution{answerRow(moderatorRow(wf, mod), run, mod)})
+		}
+		out.Moderator = &mod
+		return out, nil
+	})
+	return out, didRun.Load(), err
+}
+
+// answerRow is a call's row with its answer, for the run that made it.
+func answerRow(e workflow.Execution, run string, answer any) workflow.Execution {
+	b, err := json.Marshal(answer)
+	if err != nil {
+		return e // a row without its answer: a retry asks again
+	}
+	e.RunID, e.Answer = run, b
+	return e
+}
+
+// participantRequest is what participant p is asked in round r.
+func participantRequest(workflowID string, in Input, p Participant, r int, previous []Response) llm.Request {
+	prompt := firstRoundPrompt(in)
+	if r > 1 {
+		prompt = laterRoundPrompt(in, p.Name, r, previous)
+	}
+	return llm.Request{
+		System:   systemPrompt(p),
+		Messages: []llm.Message{{Role: "user", Content: prompt}},
+		JSON:     true,
+		Label:    workflowID + "/" + stepName(r, p.Name),
+	}
+}
