@@ -231,7 +231,9 @@ func TestLargeDebateKeepsJournalEntriesSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) < 120 {
+	// A round is one entry (its twelve answers), so at least the ten
+	// rounds' are there.
+	if len(rows) < 10 {
 		t.Fatalf("only %d journal entries found", len(rows))
 	}
 	largest, largestType := 0, ""

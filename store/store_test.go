@@ -277,3 +277,37 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// A call's answer is kept for the run that made it: Answers finds it for
+// that run only, a later write of the row without an answer keeps it, and
+// progress keeps the latest publication however the writes land.
+func TestAnswersAndProgress(t *testing.T) {
+	forEach(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		must(t, s.Started(ctx, "w1", workflow.ChainOfDebate, nil, t0))
+		row := workflow.Execution{WorkflowID: "w1", AgentName: "alice", Step: "round-1/alice", Status: "completed", CreatedAt: t0, RunID: "run-a", Answer: []byte(`{"position":"yes"}`)}
+		must(t, s.RecordExecutions(ctx, []workflow.Execution{row}))
+		row.RunID, row.Answer = "", nil // the row written again from the journal
+		must(t, s.RecordExecutions(ctx, []workflow.Execution{row}))
+		got, err := s.Answers(ctx, "w1", "run-a")
+		must(t, err)
+		if string(got["round-1/alice"]) != `{"position":"yes"}` || len(got) != 1 {
+			t.Errorf("answers of run-a = %v", got)
+		}
+		if other, err := s.Answers(ctx, "w1", "run-b"); err != nil || len(other) != 0 {
+			t.Errorf("answers of another run = %v, %v", other, err)
+		}
+		must(t, s.Progress(ctx, "w1", 2, []byte(`{"round":2}`)))
+		must(t, s.Progress(ctx, "w1", 1, []byte(`{"round":1}`))) // late
+		must(t, s.Progress(ctx, "w1", 2, []byte(`{"round":2}`))) // replayed
+		p, err := s.PublishedProgress(ctx, "w1")
+		must(t, err)
+		w, _ := s.Get(ctx, "w1")
+		if string(p) != `{"round":2}` || string(w.Progress) != `{"round":2}` {
+			t.Errorf("progress = %s, row %s", p, w.Progress)
+		}
+		if p, err := s.PublishedProgress(ctx, "nope"); err != nil || p != nil {
+			t.Errorf("progress of a workflow with none = %s, %v", p, err)
+		}
+	})
+}

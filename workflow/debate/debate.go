@@ -208,9 +208,11 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		}
 		var responses []Response
 		ran := false // the round's step ran here, and wrote its calls' rows
+		// The writes before this round's rows: the next round waits for them.
+		mark := writes.Mark()
 		if memo {
 			var out roundResult
-			out, ran, err = d.memoRound(c, writes, &earlier, in, plan, r, rounds, previous, progress)
+			out, ran, err = d.memoRound(c, writes, &earlier, mark, in, plan, r, rounds, previous, progress)
 			responses, synthesis = out.Responses, out.Moderator
 		} else {
 			responses, err = d.round(c, in, refs, r, previous, plan)
@@ -223,7 +225,7 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		}
 		// The calls that answered were paid for: they get their rows
 		// whatever becomes of the debate.
-		lag = writes.Mark()
+		lag = mark
 		if !ran {
 			writes.Rows(rowsOf(c.WorkflowID(), r, in.Participants, responses))
 		}

@@ -22,10 +22,10 @@ import (
 // journal holds one entry per round and nothing else, where a step per
 // call held three, plus a progress entry per round.
 
-// recall is what a run's earlier attempts had answered. Only the first
-// step an attempt runs can find any: every step before it is in the
-// journal, and no attempt got past it. So it is read once per attempt, when
-// that step starts, and the later steps of the attempt ask fresh.
+// recall is what a run's earlier attempts had answered. On a journaling
+// engine only the first step an attempt runs can find any (every step
+// before it is in the journal, and no attempt got past it), so the store is
+// read once per attempt, when that step starts, not once per step.
 type recall struct {
 	read     bool
 	answered map[string]json.RawMessage
@@ -34,7 +34,7 @@ type recall struct {
 // take returns the earlier answers, reading them on the first call.
 func (m *recall) take(ctx context.Context, memo workflow.Memo, workflowID, run string) (map[string]json.RawMessage, error) {
 	if m.read {
-		return nil, nil
+		return m.answered, nil
 	}
 	err := workflow.RetryStore(ctx, func(ctx context.Context) (err error) {
 		m.answered, err = memo.Answers(ctx, workflowID, run)
@@ -54,10 +54,11 @@ type roundResult struct {
 	Moderator *ModeratorResult `json:"moderator,omitempty"`
 }
 
-// memoRound runs round r as one step. ran reports whether the step ran in
-// this attempt (its calls' rows were then written as they answered) rather
-// than being read back from the journal.
-func (d *Debate) memoRound(c engine.Context, w *workflow.Writes, earlier *recall, in Input, plan *modelPlan, r, rounds int, previous []Response, progress Progress) (out roundResult, ran bool, err error) {
+// memoRound runs round r as one step. lag is the writes the moderator, if
+// the round asks it, waits for first: the rows of the rounds before. ran
+// reports whether the step ran in this attempt (its calls' rows were then
+// written as they answered) rather than being read back from the journal.
+func (d *Debate) memoRound(c engine.Context, w *workflow.Writes, earlier *recall, lag int, in Input, plan *modelPlan, r, rounds int, previous []Response, progress Progress) (out roundResult, ran bool, err error) {
 	wf, run := c.WorkflowID(), c.RunID()
 	var didRun atomic.Bool
 	out, err = engine.Run(c, fmt.Sprintf("round-%d", r), participantStep, func(ctx context.Context) (roundResult, error) {
@@ -107,6 +108,11 @@ func (d *Debate) memoRound(c engine.Context, w *workflow.Writes, earlier *recall
 		}
 		var mod ModeratorResult
 		if a, ok := answered[moderatorStep]; !ok || json.Unmarshal(a, &mod) != nil {
+			// As before a round: the rows of the rounds before this one
+			// are in, so a store that is down holds the debate here.
+			if err := w.WaitFor(lag); err != nil {
+				return roundResult{}, err
+			}
 			vote := WeightedVote(responses)
 			if mod, err = d.askModerator(ctx, c.WorkflowID(), in, plan.Moderator, responses, vote); err != nil {
 				return roundResult{}, err
