@@ -84,6 +84,7 @@ func (c *Context) Call(children []engine.Child) ([]json.RawMessage, []error) {
 
 func (c *Context) Context() context.Context { return c.ctx }
 func (c *Context) WorkflowID() string       { return c.id }
+func (c *Context) Logger() *slog.Logger     { return c.logger }
 
 // RunID is random per Context: the direct engine has no retries to span.
 func (c *Context) RunID() string { return c.run }
@@ -93,7 +94,6 @@ func newRunID() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
-func (c *Context) Logger() *slog.Logger     { return c.logger }
 
 // Run runs step, retrying retryable errors up to its attempt budget. As on
 // Restate, a cancelled workflow can still run steps (its compensations):

@@ -41,10 +41,10 @@ func newGuarded(ctx sdk.WorkflowContext, o ServiceOptions) *Context {
 
 func (c *Context) Context() context.Context { return c.ctx }
 func (c *Context) WorkflowID() string       { return sdk.Key(c.ctx) }
+func (c *Context) Logger() *slog.Logger     { return c.ctx.Log() }
 
 // RunID is the Restate invocation's id: constant across its retries.
 func (c *Context) RunID() string { return c.ctx.Request().ID }
-func (c *Context) Logger() *slog.Logger     { return c.ctx.Log() }
 
 func runOptions(step engine.Step) []sdk.RunOption {
 	return []sdk.RunOption{
