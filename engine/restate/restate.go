@@ -15,6 +15,7 @@ import (
 	"time"
 
 	sdk "github.com/restatedev/sdk-go"
+	"github.com/restatedev/sdk-go/encoding"
 
 	"github.com/ultramcp/durable/engine"
 	"github.com/ultramcp/durable/fault"
@@ -49,14 +50,17 @@ func (c *Context) RunID() string { return c.ctx.Request().ID }
 func runOptions(step engine.Step) []sdk.RunOption {
 	return []sdk.RunOption{
 		sdk.WithName(step.Name),
+		// A step's result is JSON already (engine.Step): journaled as is,
+		// not parsed and encoded again.
+		sdk.WithCodec(encoding.BinaryCodec),
 		sdk.WithMaxRetryAttempts(uint(step.Opts.Attempts())),
 		sdk.WithInitialRetryInterval(step.Opts.Backoff()),
 		sdk.WithMaxRetryInterval(10 * time.Second),
 	}
 }
 
-func (c *Context) closure(step engine.Step) func(sdk.RunContext) (json.RawMessage, error) {
-	return func(rc sdk.RunContext) (json.RawMessage, error) {
+func (c *Context) closure(step engine.Step) func(sdk.RunContext) ([]byte, error) {
+	return func(rc sdk.RunContext) ([]byte, error) {
 		if !c.gate.enter() {
 			// The service is stopping: this step runs after the restart.
 			<-rc.Done()
@@ -86,7 +90,7 @@ func (c *Context) closure(step engine.Step) func(sdk.RunContext) (json.RawMessag
 			}
 			return nil, err
 		}
-		return json.RawMessage(out), nil
+		return out, nil
 	}
 }
 
@@ -102,13 +106,13 @@ func (c *Context) Run(step engine.Step) ([]byte, error) {
 // RunAll starts every step as a RunAsync future and waits for all of them
 // together; awaiting them one by one would run them one after another.
 func (c *Context) RunAll(steps []engine.Step) ([][]byte, []error) {
-	futs := make([]sdk.RunAsyncFuture[json.RawMessage], len(steps))
+	futs := make([]sdk.RunAsyncFuture[[]byte], len(steps))
 	waitOn := make([]sdk.Future, len(steps))
 	for i, s := range steps {
 		futs[i] = sdk.RunAsync(c.ctx, c.closure(s), runOptions(s)...)
 		waitOn[i] = futs[i]
 	}
-	return collect(c.ctx, waitOn, func(i int) (json.RawMessage, error) { return futs[i].Result() })
+	return collect(c.ctx, waitOn, func(i int) ([]byte, error) { return futs[i].Result() })
 }
 
 // Call calls each child workflow's run handler from the parent's context:
@@ -134,7 +138,7 @@ func (c *Context) Call(children []engine.Child) ([]json.RawMessage, []error) {
 // would run them one after another), then reads each one's result. A
 // cancellation fails every pending one alike: the children of a parent
 // cancelled are cancelled with it.
-func collect(ctx sdk.WorkflowContext, futs []sdk.Future, result func(i int) (json.RawMessage, error)) ([][]byte, []error) {
+func collect[T ~[]byte](ctx sdk.WorkflowContext, futs []sdk.Future, result func(i int) (T, error)) ([][]byte, []error) {
 	results := make([][]byte, len(futs))
 	errs := make([]error, len(futs))
 	for _, err := range sdk.Wait(ctx, futs...) {

@@ -61,7 +61,9 @@ type roundResult struct {
 func (d *Debate) memoRound(c engine.Context, w *workflow.Writes, earlier *recall, lag int, in Input, plan *modelPlan, r, rounds int, previous []Response, progress Progress) (out roundResult, ran bool, err error) {
 	wf, run := c.WorkflowID(), c.RunID()
 	var didRun atomic.Bool
-	out, err = engine.Run(c, fmt.Sprintf("round-%d", r), participantStep, func(ctx context.Context) (roundResult, error) {
+	var fresh roundResult // what the step made, when it ran here
+	name := fmt.Sprintf("round-%d", r)
+	step := engine.TypedStep[roundResult]{Name: name, Opts: participantStep, Fn: func(ctx context.Context) (roundResult, error) {
 		didRun.Store(true)
 		answered, err := earlier.take(ctx, w.Memo(), wf, run)
 		if err != nil {
@@ -99,6 +101,7 @@ func (d *Debate) memoRound(c engine.Context, w *workflow.Writes, earlier *recall
 		round := Round{Number: r, Responses: responses, Agreement: Agree(responses)}
 		mode := in.ModeOrDefault()
 		if mode == ModeVote || (r < rounds && !round.Agreement) {
+			fresh = out
 			return out, nil
 		}
 		progress.CompletedRounds = append(progress.CompletedRounds, round.forProgress())
@@ -120,9 +123,20 @@ func (d *Debate) memoRound(c engine.Context, w *workflow.Writes, earlier *recall
 			w.Answered([]workflow.Execution{answerRow(moderatorRow(wf, mod), run, mod)})
 		}
 		out.Moderator = &mod
+		fresh = out
 		return out, nil
-	})
-	return out, didRun.Load(), err
+	}}
+	raw, err := c.Run(step.Raw())
+	if err != nil {
+		return roundResult{}, didRun.Load(), err
+	}
+	if didRun.Load() {
+		// The step's own value, not its journaled copy decoded again: a
+		// replay decodes the same (replay.Check compares the two).
+		return fresh, true, nil
+	}
+	out, err = engine.Decode[roundResult](name, raw)
+	return out, false, err
 }
 
 // answerRow is a call's row with its answer, for the run that made it.
