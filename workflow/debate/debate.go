@@ -201,6 +201,7 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 	}
 	var synthesis *ModeratorResult // the moderator's, from the last round's step
 	var earlier recall             // what earlier attempts answered (memo.go)
+	var written memoWritten        // what the last round's step wrote itself
 	lag := 0                       // the writes started before the previous round's rows
 	for r := 1; r <= rounds; r++ {
 		if err := writes.WaitFor(lag); err != nil {
@@ -212,7 +213,7 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		mark := writes.Mark()
 		if memo {
 			var out roundResult
-			out, ran, err = d.memoRound(c, writes, &earlier, mark, in, plan, r, rounds, previous, progress)
+			out, ran, err = d.memoRound(c, writes, &earlier, &written, mark, res.Rounds, in, plan, r, rounds, previous, progress)
 			responses, synthesis = out.Responses, out.Moderator
 		} else {
 			responses, err = d.round(c, in, refs, r, previous, plan)
@@ -294,11 +295,14 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 	}
 	res.Synthesis.Contested = res.Synthesis.Agreement < in.Threshold()
 	if d.Records != nil {
-		transcript, err := json.Marshal(res.Rounds)
-		if err != nil {
-			return Result{}, writes.Done(fault.Wrap(fault.Internal, err, "encode transcript"))
+		ref, ok := written.transcript, written.transcript.ID != ""
+		if !ok {
+			transcript, err := json.Marshal(res.Rounds)
+			if err != nil {
+				return Result{}, writes.Done(fault.Wrap(fault.Internal, err, "encode transcript"))
+			}
+			ref = writes.Artifact(transcriptName, transcript)
 		}
-		ref := writes.Artifact("transcript.json", transcript)
 		res.Transcript = &ref
 		for i := range res.Rounds {
 			res.Rounds[i] = res.Rounds[i].withReasoning(ReasoningInResult)
@@ -336,6 +340,9 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 }
 
 const progressKey = workflow.ProgressKey
+
+// transcriptName is the transcript's artifact.
+const transcriptName = "transcript.json"
 
 func simulated(res Result) bool {
 	for _, r := range res.Rounds {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
 	"github.com/ultramcp/durable/engine"
+	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/llm"
 	"github.com/ultramcp/durable/workflow"
 )
@@ -47,6 +49,23 @@ func (m *recall) take(ctx context.Context, memo workflow.Memo, workflowID, run s
 	return m.answered, nil
 }
 
+// memoWritten is what the step that ended the debate wrote itself, when it
+// ran in this attempt.
+type memoWritten struct {
+	transcript workflow.ArtifactRef
+}
+
+// withoutPlan is the round as the result keeps it: the plan its first
+// answer carried into the journal left out.
+func (r Round) withoutPlan() Round {
+	if len(r.Responses) == 0 || r.Responses[0].Plan == nil {
+		return r
+	}
+	r.Responses = slices.Clone(r.Responses)
+	r.Responses[0].Plan = nil
+	return r
+}
+
 // roundResult is a round journaled as one step: the participants' answers,
 // and the moderator's synthesis when the round ended the debate.
 type roundResult struct {
@@ -58,7 +77,7 @@ type roundResult struct {
 // the round asks it, waits for first: the rows of the rounds before. ran
 // reports whether the step ran in this attempt (its calls' rows were then
 // written as they answered) rather than being read back from the journal.
-func (d *Debate) memoRound(c engine.Context, w *workflow.Writes, earlier *recall, lag int, in Input, plan *modelPlan, r, rounds int, previous []Response, progress Progress) (out roundResult, ran bool, err error) {
+func (d *Debate) memoRound(c engine.Context, w *workflow.Writes, earlier *recall, written *memoWritten, lag int, done []Round, in Input, plan *modelPlan, r, rounds int, previous []Response, progress Progress) (out roundResult, ran bool, err error) {
 	wf, run := c.WorkflowID(), c.RunID()
 	var didRun atomic.Bool
 	var fresh roundResult // what the step made, when it ran here
@@ -123,6 +142,13 @@ func (d *Debate) memoRound(c engine.Context, w *workflow.Writes, earlier *recall
 			w.Answered([]workflow.Execution{answerRow(moderatorRow(wf, mod), run, mod)})
 		}
 		out.Moderator = &mod
+		// The transcript is complete: it lands while the step's result
+		// is being journaled, not after.
+		transcript, err := json.Marshal(append(slices.Clip(done), round.withoutPlan()))
+		if err != nil {
+			return roundResult{}, fault.Wrap(fault.Internal, err, "encode transcript")
+		}
+		written.transcript = w.Artifact(transcriptName, transcript)
 		fresh = out
 		return out, nil
 	}}
