@@ -6,6 +6,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/ultramcp/durable/workflow"
 )
 
 // The workflows' writes go through one writer that commits them in
@@ -17,18 +19,29 @@ import (
 // maxBatch bounds the writes of one transaction.
 const maxBatch = 256
 
+// linger is how long a batch that nobody waits for stays open for more
+// writes. A debate's writes come in bursts (a round's answers within a
+// fraction of a millisecond, then nothing for the length of a call): a
+// transaction per burst rather than per write spares SQLite most of its
+// commits when the service is not busy (under load the queue is never
+// empty and batches fill without waiting). A write that a workflow waits
+// for (workflow.Urgent), or a Flush, closes the batch at once.
+const linger = time.Millisecond
+
 // batchTimeout bounds one batch's transaction.
 const batchTimeout = 30 * time.Second
 
 // write is one write waiting for its batch.
 type write struct {
-	ctx  context.Context
-	fn   func(ctx context.Context, tx *sql.Tx) error
-	done chan error
+	ctx    context.Context
+	fn     func(ctx context.Context, tx *sql.Tx) error
+	done   chan error
+	urgent bool // someone waits for it: no lingering
 }
 
 type writer struct {
 	queue chan write
+	flush chan struct{} // a token ends the lingering batch
 	quit  chan struct{}
 	wg    sync.WaitGroup
 	// stmts are the writes' statements, prepared once on the database
@@ -41,7 +54,7 @@ type writer struct {
 var errClosed = errors.New("store closed")
 
 func (s *Store) startWriter() {
-	s.w = &writer{queue: make(chan write, maxBatch), quit: make(chan struct{}), stmts: map[string]*sql.Stmt{}}
+	s.w = &writer{queue: make(chan write, maxBatch), flush: make(chan struct{}, 1), quit: make(chan struct{}), stmts: map[string]*sql.Stmt{}}
 	s.w.wg.Go(s.writeLoop)
 }
 
@@ -72,7 +85,7 @@ func (s *Store) execIn(ctx context.Context, tx *sql.Tx, q string, args ...any) (
 // inTx runs fn in the writer's next transaction and returns once that has
 // committed (or fn failed, its savepoint undone).
 func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	w := write{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	w := write{ctx: ctx, fn: fn, done: make(chan error, 1), urgent: workflow.IsUrgent(ctx)}
 	select {
 	case s.w.queue <- w:
 	case <-s.w.quit:
@@ -99,16 +112,53 @@ func (s *Store) writeLoop() {
 			return
 		}
 		batch := []write{first}
+		urgent := first.urgent
 	collect:
 		for len(batch) < maxBatch {
 			select {
 			case w := <-s.w.queue:
 				batch = append(batch, w)
+				urgent = urgent || w.urgent
 			default:
 				break collect
 			}
 		}
+		if !urgent && len(batch) < maxBatch {
+			batch = s.lingerFor(batch)
+		}
 		s.commit(batch)
+	}
+}
+
+// lingerFor keeps batch open for linger, or until a write someone waits
+// for, a Flush, or a full batch.
+func (s *Store) lingerFor(batch []write) []write {
+	t := time.NewTimer(linger)
+	defer t.Stop()
+	for len(batch) < maxBatch {
+		select {
+		case w := <-s.w.queue:
+			batch = append(batch, w)
+			if w.urgent {
+				return batch
+			}
+		case <-s.w.flush:
+			return batch
+		case <-t.C:
+			return batch
+		case <-s.w.quit:
+			return batch
+		}
+	}
+	return batch
+}
+
+// Flush commits the writes waiting in an open batch now: a workflow is
+// about to wait for them.
+func (s *Store) Flush() {
+	select {
+	case s.w.flush <- struct{}{}:
+	default: // a token is there already
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ultramcp/durable/engine"
@@ -275,6 +276,9 @@ type Writes struct {
 	tracked bool
 	// landed are closed as the writes, in the order started, finish.
 	landed []chan struct{}
+	// waiting is set once the workflow waits for all its writes: the
+	// writes made under it are then urgent (IsUrgent).
+	waiting atomic.Bool
 }
 
 // NewWrites returns the writes of c to rec; with rec nil they do nothing.
@@ -311,6 +315,7 @@ func (w *Writes) startIn(ctx context.Context, write func(ctx context.Context) er
 	w.mu.Lock()
 	w.landed = append(w.landed, landed)
 	w.mu.Unlock()
+	ctx = context.WithValue(ctx, urgentKey{}, &w.waiting)
 	w.wg.Go(func() {
 		defer close(landed)
 		if release != nil {
@@ -399,6 +404,30 @@ func (w *Writes) Artifact(name string, content []byte) ArtifactRef {
 	return RefOf(name, content)
 }
 
+// urgentKey marks a write's context with the flag that says its workflow
+// waits for its writes.
+type urgentKey struct{}
+
+// IsUrgent reports whether the write made under ctx is waited for, so that
+// a store which holds writes back to batch them (store.Store) commits it at
+// once: any write but the background ones of Writes whose workflow does not
+// wait for them yet.
+func IsUrgent(ctx context.Context) bool {
+	f, _ := ctx.Value(urgentKey{}).(*atomic.Bool)
+	return f == nil || f.Load()
+}
+
+// Flusher is a store that can be asked to commit what it holds back.
+type Flusher interface{ Flush() }
+
+// flush asks the store to commit the writes it holds back, because the
+// workflow waits for them.
+func (w *Writes) flush() {
+	if f, ok := w.rec.(Flusher); ok {
+		f.Flush()
+	}
+}
+
 // Mark is how many writes have been started: a point to WaitFor later.
 func (w *Writes) Mark() int {
 	w.mu.Lock()
@@ -415,7 +444,12 @@ func (w *Writes) WaitFor(n int) error {
 	first := w.landed[:min(n, len(w.landed))]
 	w.mu.Unlock()
 	for _, c := range first {
-		<-c
+		select {
+		case <-c:
+		default:
+			w.flush()
+			<-c
+		}
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -436,6 +470,10 @@ func (w *Writes) Done(cause error) error {
 // Wait waits for every write and returns cause if not nil, else the first
 // write that failed for good.
 func (w *Writes) Wait(cause error) error {
+	// What is written from now on is waited for, and so is what the store
+	// holds back.
+	w.waiting.Store(true)
+	w.flush()
 	w.wg.Wait()
 	if cause != nil {
 		return cause
