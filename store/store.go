@@ -81,6 +81,9 @@ type Store struct {
 	// finds them there until they have committed, so that no answer is in
 	// neither place.
 	inFlight sync.Map // answerKey → json.RawMessage
+	// checkpoints copy SQLite's WAL back into the database (SQLite only).
+	checkpoints     sync.WaitGroup
+	stopCheckpoints chan struct{}
 	// reads are the queries workflows make while they run, prepared once.
 	readsMu sync.Mutex
 	reads   map[string]*sql.Stmt
@@ -134,11 +137,39 @@ func Open(ctx context.Context, databaseURL, sqlitePath string) (*Store, error) {
 		return nil, err
 	}
 	s.startWriter()
+	if d.name == sqliteDialect.name {
+		s.startCheckpoints()
+	}
 	return s, nil
 }
 
+// checkpointEvery is how often the WAL is copied back into the database.
+const checkpointEvery = 250 * time.Millisecond
+
+// startCheckpoints copies the WAL into the database in the background, on
+// a connection of its own. SQLite's own checkpoints (every 1000 pages, off
+// in the DSN) run inside the commit that crosses the mark, fsync included:
+// under load that held the writer, and every workflow waiting on it, for
+// tens of milliseconds several times a second. A passive checkpoint here
+// never blocks the writer, which goes on appending to the WAL meanwhile.
+func (s *Store) startCheckpoints() {
+	s.stopCheckpoints = make(chan struct{})
+	s.checkpoints.Go(func() {
+		t := time.NewTicker(checkpointEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				_, _ = s.db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+			case <-s.stopCheckpoints:
+				return
+			}
+		}
+	})
+}
+
 func sqliteDSN(path string) string {
-	return "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_time_format=sqlite"
+	return "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(0)&_time_format=sqlite"
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -162,6 +193,12 @@ func (s *Store) Dialect() string { return s.d.name }
 // Close stops the writer and closes the database.
 func (s *Store) Close() error {
 	s.stopWriter()
+	if s.stopCheckpoints != nil {
+		close(s.stopCheckpoints)
+		s.checkpoints.Wait()
+		// Leave the database whole in its file, the WAL empty.
+		_, _ = s.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+	}
 	s.readsMu.Lock()
 	for _, st := range s.reads {
 		st.Close()

@@ -177,7 +177,7 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 	}
 	return func(c engine.Context, in I) (O, error) {
 		var zero O
-		input, err := json.Marshal(in)
+		input, err := encode(in)
 		if err != nil {
 			return zero, fault.Wrap(fault.Internal, err, "encode input")
 		}
@@ -195,7 +195,7 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 		status, msg, output := StatusCompleted, "", []byte(nil)
 		switch {
 		case runErr == nil:
-			if output, err = json.Marshal(out); err != nil {
+			if output, err = encode(out); err != nil {
 				return zero, writes.Wait(fault.Wrap(fault.Internal, err, "encode output"))
 			}
 			status, msg = finishedAs(output)
@@ -214,6 +214,16 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 		}
 		return out, runErr
 	}
+}
+
+// encode is v's JSON; a body's input and output are that already (the
+// engines pass json.RawMessage that the SDK or the body encoded), and are
+// not parsed again to be copied.
+func encode(v any) ([]byte, error) {
+	if raw, ok := v.(json.RawMessage); ok && len(raw) > 0 {
+		return raw, nil
+	}
+	return json.Marshal(v)
 }
 
 // StoreRetryCap is the longest wait between two attempts of a store write;
