@@ -157,6 +157,10 @@ func Start(ctx context.Context, o Options) (*Bench, error) {
 		return nil, err
 	}
 	b.store = st
+	if err := st.Warm(ctx); err != nil { // as the service does
+		b.Close()
+		return nil, err
+	}
 	var records workflow.Records = st
 	b.checkouts = &repo.Cache{Dir: filepath.Join(home, "checkouts"), Policy: repo.DefaultPolicy}
 	b.checkouts.Policy.AllowLocal = true

@@ -216,6 +216,9 @@ func OpenStore(ctx context.Context, cfg config.Config) (*store.Store, error) {
 			if err != nil {
 				return nil, fmt.Errorf("metadata store: %w", err)
 			}
+			if err := st.Warm(ctx); err != nil {
+				slog.Warn("metadata store warm-up", "err", err) // the first workflow pays it
+			}
 			return st, nil
 		}
 		time.Sleep(time.Second)

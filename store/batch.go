@@ -19,14 +19,14 @@ import (
 // maxBatch bounds the writes of one transaction.
 const maxBatch = 256
 
-// linger is how long a batch that nobody waits for stays open for more
-// writes. A debate's writes come in bursts (a round's answers within a
-// fraction of a millisecond, then nothing for the length of a call): a
-// transaction per burst rather than per write spares SQLite most of its
-// commits when the service is not busy (under load the queue is never
-// empty and batches fill without waiting). A write that a workflow waits
-// for (workflow.Urgent), or a Flush, closes the batch at once.
-const linger = time.Millisecond
+// A batch that nobody waits for stays open for more writes for the
+// dialect's linger. A debate's writes come in bursts (a round's answers
+// within a fraction of a millisecond, then nothing for the length of a
+// call): on SQLite a transaction per burst rather than per write spares
+// most of its commits, each a write of pages to the WAL, when the service
+// is not busy. A write that a workflow waits for (workflow.IsUrgent), or a
+// Flush, closes the batch at once. PostgreSQL does not linger: a commit
+// there is a round trip, and its writers run side by side instead.
 
 // batchTimeout bounds one batch's transaction.
 const batchTimeout = 30 * time.Second
@@ -44,39 +44,34 @@ type writer struct {
 	flush chan struct{} // a token ends the lingering batch
 	quit  chan struct{}
 	wg    sync.WaitGroup
-	// stmts are the writes' statements, prepared once on the database
-	// (database/sql then prepares each once per connection and reuses it
-	// in every transaction there); the writer goroutine's alone.
-	stmts map[string]*sql.Stmt
 }
 
 // errClosed is a write after Close.
 var errClosed = errors.New("store closed")
 
+// startWriter starts the dialect's writers: one for SQLite, which takes one
+// writer at a time anyway; several for PostgreSQL, where a transaction is a
+// few round trips to the server and one writer would leave it idle while
+// the next batch waits.
 func (s *Store) startWriter() {
-	s.w = &writer{queue: make(chan write, maxBatch), flush: make(chan struct{}, 1), quit: make(chan struct{}), stmts: map[string]*sql.Stmt{}}
-	s.w.wg.Go(s.writeLoop)
+	s.w = &writer{queue: make(chan write, maxBatch), flush: make(chan struct{}, max(s.d.writers, 1)), quit: make(chan struct{})}
+	for range max(s.d.writers, 1) {
+		s.w.wg.Go(s.writeLoop)
+	}
 }
 
 func (s *Store) stopWriter() {
 	close(s.w.quit)
 	s.w.wg.Wait()
-	for _, st := range s.w.stmts {
-		st.Close()
-	}
 }
 
-// execIn runs q in tx, the writer's transaction, as a prepared statement:
-// the workflows' few writes are parsed once per connection, not on every
-// call.
+// execIn runs q in tx, a writer's transaction, as a prepared statement:
+// the workflows' few writes are parsed once per connection (database/sql
+// prepares a statement of the database once on each), not on every call.
 func (s *Store) execIn(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
-	st, ok := s.w.stmts[q]
-	if !ok {
-		var err error
-		if st, err = s.db.PrepareContext(ctx, s.d.rebind(q)); err != nil {
-			return nil, transient(err)
-		}
-		s.w.stmts[q] = st
+	st, err := s.prepared(ctx, q)
+	if err != nil {
+		return nil, err
 	}
 	res, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 	return res, transient(err)
@@ -85,6 +80,9 @@ func (s *Store) execIn(ctx context.Context, tx *sql.Tx, q string, args ...any) (
 // inTx runs fn in the writer's next transaction and returns once that has
 // committed (or fn failed, its savepoint undone).
 func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	if tx, ok := ctx.Value(warmTx{}).(*sql.Tx); ok {
+		return fn(ctx, tx) // Warm's transaction, rolled back
+	}
 	w := write{ctx: ctx, fn: fn, done: make(chan error, 1), urgent: workflow.IsUrgent(ctx)}
 	select {
 	case s.w.queue <- w:
@@ -123,17 +121,17 @@ func (s *Store) writeLoop() {
 				break collect
 			}
 		}
-		if !urgent && len(batch) < maxBatch {
+		if !urgent && len(batch) < maxBatch && s.d.linger > 0 {
 			batch = s.lingerFor(batch)
 		}
 		s.commit(batch)
 	}
 }
 
-// lingerFor keeps batch open for linger, or until a write someone waits
-// for, a Flush, or a full batch.
+// lingerFor keeps batch open for the dialect's linger, or until a write
+// someone waits for, a Flush, or a full batch.
 func (s *Store) lingerFor(batch []write) []write {
-	t := time.NewTimer(linger)
+	t := time.NewTimer(s.d.linger)
 	defer t.Stop()
 	for len(batch) < maxBatch {
 		select {
@@ -153,12 +151,51 @@ func (s *Store) lingerFor(batch []write) []write {
 	return batch
 }
 
-// Flush commits the writes waiting in an open batch now: a workflow is
-// about to wait for them.
+// warmTx carries Warm's transaction to the writes it makes.
+type warmTx struct{}
+
+// Warm opens a connection for each writer and prepares on it every
+// statement a workflow makes, by making each write once in a transaction
+// that is rolled back: so that the first workflow after the service
+// starts costs what the next ones do, not a connection and a dozen
+// statements parsed (PostgreSQL: each a round trip).
+func (s *Store) Warm(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, max(s.d.writers, 1))
+	for i := range errs {
+		wg.Go(func() {
+			tx, err := s.db.BeginTx(ctx, nil)
+			if err != nil {
+				errs[i] = transient(err)
+				return
+			}
+			defer tx.Rollback()
+			wctx := context.WithValue(ctx, warmTx{}, tx)
+			const id = "ultramcp-warm-up"
+			at := time.Now().UTC()
+			errs[i] = errors.Join(
+				s.Started(wctx, id, "warm-up", []byte("{}"), at),
+				s.RecordExecutions(wctx, []workflow.Execution{{WorkflowID: id, AgentName: "warm-up", Step: "warm-up", Status: workflow.StatusCompleted, CreatedAt: at, RunID: id, Answer: []byte("{}")}}),
+				s.Progress(wctx, id, 1, []byte("{}")),
+				func() error { _, err := s.PutArtifact(wctx, id, "warm-up", []byte(id)); return err }(),
+				s.Finished(wctx, id, workflow.StatusCompleted, []byte("{}"), "", at),
+			)
+		})
+	}
+	wg.Wait()
+	_, err := s.Answers(ctx, "ultramcp-warm-up", "ultramcp-warm-up")
+	return errors.Join(append(errs, err)...)
+}
+
+// Flush commits the writes waiting in open batches now: a workflow is
+// about to wait for them. There is a token for each writer.
 func (s *Store) Flush() {
-	select {
-	case s.w.flush <- struct{}{}:
-	default: // a token is there already
+	for range cap(s.w.flush) {
+		select {
+		case s.w.flush <- struct{}{}:
+		default: // the tokens are there already
+			return
+		}
 	}
 }
 

@@ -41,14 +41,18 @@ type dialect struct {
 	// msBetween is SQL for the milliseconds from the timestamp expression
 	// from to the timestamp parameter to (a placeholder).
 	msBetween func(from, to string) string
+	// writers is how many transactions of workflow writes run at once;
+	// linger, how long a batch nobody waits for stays open (batch.go).
+	writers int
+	linger  time.Duration
 }
 
 var (
-	sqliteDialect = dialect{name: "sqlite", driver: "sqlite", goose: goose.DialectSQLite3, dir: "migrations/sqlite",
+	sqliteDialect = dialect{name: "sqlite", driver: "sqlite", goose: goose.DialectSQLite3, dir: "migrations/sqlite", writers: 1, linger: time.Millisecond,
 		msBetween: func(from, to string) string {
 			return "CAST(ROUND((julianday(" + to + ") - julianday(" + from + ")) * 86400000) AS INTEGER)"
 		}}
-	postgresDialect = dialect{name: "postgres", driver: "pgx", goose: goose.DialectPostgres, dir: "migrations/postgres", numbered: true,
+	postgresDialect = dialect{name: "postgres", driver: "pgx", goose: goose.DialectPostgres, dir: "migrations/postgres", numbered: true, writers: 2, linger: time.Millisecond,
 		msBetween: func(from, to string) string {
 			return "CAST(ROUND(EXTRACT(EPOCH FROM (CAST(" + to + " AS TIMESTAMP) - " + from + ")) * 1000) AS BIGINT)"
 		}}
@@ -84,26 +88,27 @@ type Store struct {
 	// checkpoints copy SQLite's WAL back into the database (SQLite only).
 	checkpoints     sync.WaitGroup
 	stopCheckpoints chan struct{}
-	// reads are the queries workflows make while they run, prepared once.
-	readsMu sync.Mutex
-	reads   map[string]*sql.Stmt
+	// stmts are the statements workflows run (their writes, and the reads
+	// they make while they run), prepared once on the database.
+	stmtsMu sync.Mutex
+	stmts   map[string]*sql.Stmt
 }
 
 // prepared returns q prepared on the database, preparing it the first time.
 func (s *Store) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
-	s.readsMu.Lock()
-	defer s.readsMu.Unlock()
-	if st, ok := s.reads[q]; ok {
+	s.stmtsMu.Lock()
+	defer s.stmtsMu.Unlock()
+	if st, ok := s.stmts[q]; ok {
 		return st, nil
 	}
 	st, err := s.db.PrepareContext(ctx, s.d.rebind(q))
 	if err != nil {
 		return nil, transient(err)
 	}
-	if s.reads == nil {
-		s.reads = map[string]*sql.Stmt{}
+	if s.stmts == nil {
+		s.stmts = map[string]*sql.Stmt{}
 	}
-	s.reads[q] = st
+	s.stmts[q] = st
 	return st, nil
 }
 
@@ -131,6 +136,10 @@ func Open(ctx context.Context, databaseURL, sqlitePath string) (*Store, error) {
 		db.SetMaxOpenConns(16)
 		db.SetConnMaxIdleTime(time.Minute)
 	}
+	// Connections are kept, not closed when more than database/sql's two
+	// idle ones are back in the pool: each new one would be opened again,
+	// and the writers' statements prepared on it again, on the next write.
+	db.SetMaxIdleConns(16)
 	s := &Store{db: db, d: d}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
@@ -199,11 +208,11 @@ func (s *Store) Close() error {
 		// Leave the database whole in its file, the WAL empty.
 		_, _ = s.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
 	}
-	s.readsMu.Lock()
-	for _, st := range s.reads {
+	s.stmtsMu.Lock()
+	for _, st := range s.stmts {
 		st.Close()
 	}
-	s.readsMu.Unlock()
+	s.stmtsMu.Unlock()
 	return s.db.Close()
 }
 

@@ -311,3 +311,20 @@ func TestAnswersAndProgress(t *testing.T) {
 		}
 	})
 }
+
+// Warming the store prepares every write and leaves nothing behind.
+func TestWarmLeavesNothing(t *testing.T) {
+	forEach(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		must(t, s.Warm(ctx))
+		if ws, err := s.List(ctx, store.Filter{}); err != nil || len(ws) != 0 {
+			t.Errorf("after warm-up: %v, %v", ws, err)
+		}
+		if ex, err := s.Executions(ctx, "ultramcp-warm-up"); err != nil || len(ex) != 0 {
+			t.Errorf("rows after warm-up: %v, %v", ex, err)
+		}
+		if _, err := s.NamedArtifact(ctx, "ultramcp-warm-up", "warm-up"); fault.KindOf(err) != fault.NotFound {
+			t.Errorf("artifact after warm-up: %v", err)
+		}
+	})
+}
