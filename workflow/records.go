@@ -191,6 +191,15 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 		writes.tracked = true
 		at := time.Now().UTC()
 		writes.start(func(ctx context.Context) error { return rec.Started(ctx, c.WorkflowID(), name, input, at) })
+		end := func(status, msg string, output []byte) {
+			at := time.Now().UTC()
+			// The end waits for the start (the row it updates) and nothing else.
+			writes.after(func(ctx context.Context) error { return rec.Finished(ctx, c.WorkflowID(), status, output, msg, at) })
+		}
+		writes.ending = func(output []byte) {
+			status, msg := finishedAs(output)
+			end(status, msg, output)
+		}
 		out, runErr := body(trackedContext{c, writes}, in)
 		status, msg, output := StatusCompleted, "", []byte(nil)
 		switch {
@@ -204,11 +213,9 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 		default:
 			status, msg = StatusFailed, runErr.Error()
 		}
-		end := time.Now().UTC()
-		// The end waits for the start (the row it updates) and nothing else.
-		writes.after(func(ctx context.Context) error {
-			return rec.Finished(ctx, c.WorkflowID(), status, output, msg, end)
-		})
+		if runErr != nil || !bytes.Equal(output, writes.endedWith()) {
+			end(status, msg, output)
+		}
 		if err := writes.Wait(nil); err != nil && runErr == nil {
 			return zero, err
 		}
@@ -289,6 +296,32 @@ type Writes struct {
 	// waiting is set once the workflow waits for all its writes: the
 	// writes made under it are then urgent (IsUrgent).
 	waiting atomic.Bool
+	// ending writes a Tracked workflow's end ahead (Ending); ended is the
+	// output it was written with.
+	ending func(output []byte)
+	ended  []byte
+}
+
+// Ending writes the workflow's end now, with the output its body is about
+// to return, when its last step already knows it: the end then lands while
+// that step is journaled rather than after. Tracked writes the end again
+// only if the body returns something else (or fails); a crash before the
+// body returns replays the step and comes to the same output. Outside
+// Tracked it does nothing.
+func (w *Writes) Ending(output []byte) {
+	if w.ending == nil {
+		return
+	}
+	w.mu.Lock()
+	w.ended = output
+	w.mu.Unlock()
+	w.ending(output)
+}
+
+func (w *Writes) endedWith() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ended
 }
 
 // NewWrites returns the writes of c to rec; with rec nil they do nothing.

@@ -213,7 +213,7 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		mark := writes.Mark()
 		if memo {
 			var out roundResult
-			out, ran, err = d.memoRound(c, writes, &earlier, &written, mark, res.Rounds, in, plan, r, rounds, previous, progress)
+			out, ran, err = d.memoRound(c, writes, &earlier, &written, mark, res, in, plan, r, rounds, previous, progress)
 			responses, synthesis = out.Responses, out.Moderator
 		} else {
 			responses, err = d.round(c, in, refs, r, previous, plan)
@@ -290,24 +290,19 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		}
 		writes.Rows([]workflow.Execution{moderatorRow(c.WorkflowID(), res.Synthesis)})
 	}
-	if res.Synthesis.Agreement < 0 { // the moderator gave no score: use the vote's
-		res.Synthesis.Agreement = res.Vote.Share
-	}
-	res.Synthesis.Contested = res.Synthesis.Agreement < in.Threshold()
+	var transcript *workflow.ArtifactRef
 	if d.Records != nil {
 		ref, ok := written.transcript, written.transcript.ID != ""
 		if !ok {
-			transcript, err := json.Marshal(res.Rounds)
+			encoded, err := json.Marshal(res.Rounds)
 			if err != nil {
 				return Result{}, writes.Done(fault.Wrap(fault.Internal, err, "encode transcript"))
 			}
-			ref = writes.Artifact(transcriptName, transcript)
+			ref = writes.Artifact(transcriptName, encoded)
 		}
-		res.Transcript = &ref
-		for i := range res.Rounds {
-			res.Rounds[i] = res.Rounds[i].withReasoning(ReasoningInResult)
-		}
+		transcript = &ref
 	}
+	res = conclude(res, in, res.Synthesis, transcript)
 	if in.Escalate && res.Synthesis.Contested {
 		progress.Phase = "awaiting-decision"
 		progress.Message = fmt.Sprintf("agreement %.2f is below %.2f: waiting up to %s for a decision (ultramcp decide %s --decision …)",
@@ -329,14 +324,34 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 	if err := writes.Done(nil); err != nil {
 		return Result{}, err
 	}
+	return res, nil
+}
 
+// conclude is the result of a debate whose rounds (with their full
+// reasoning) and vote are in res, given its synthesis and, when the store
+// keeps it, the transcript (the result then keeps reasoning cut short). It
+// changes nothing it was given.
+func conclude(res Result, in Input, synthesis ModeratorResult, transcript *workflow.ArtifactRef) Result {
+	res.Synthesis = synthesis
+	if res.Synthesis.Agreement < 0 { // the moderator gave no score: use the vote's
+		res.Synthesis.Agreement = res.Vote.Share
+	}
+	res.Synthesis.Contested = res.Synthesis.Agreement < in.Threshold()
+	if transcript != nil {
+		res.Transcript = transcript
+		rounds := make([]Round, len(res.Rounds))
+		for i, r := range res.Rounds {
+			rounds[i] = r.withReasoning(ReasoningInResult)
+		}
+		res.Rounds = rounds
+	}
 	// The times come from inside the journaled steps, so no extra clock
 	// step (one more round trip to Restate) is needed.
 	res.StartedAt, res.FinishedAt = span(res)
 	res.Totals = totals(res)
 	res.Simulated = simulated(res)
 	res.Totals.WallMS = res.FinishedAt.Sub(res.StartedAt).Milliseconds()
-	return res, nil
+	return res
 }
 
 const progressKey = workflow.ProgressKey

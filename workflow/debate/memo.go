@@ -77,7 +77,7 @@ type roundResult struct {
 // the round asks it, waits for first: the rows of the rounds before. ran
 // reports whether the step ran in this attempt (its calls' rows were then
 // written as they answered) rather than being read back from the journal.
-func (d *Debate) memoRound(c engine.Context, w *workflow.Writes, earlier *recall, written *memoWritten, lag int, done []Round, in Input, plan *modelPlan, r, rounds int, previous []Response, progress Progress) (out roundResult, ran bool, err error) {
+func (d *Debate) memoRound(c engine.Context, w *workflow.Writes, earlier *recall, written *memoWritten, lag int, sofar Result, in Input, plan *modelPlan, r, rounds int, previous []Response, progress Progress) (out roundResult, ran bool, err error) {
 	wf, run := c.WorkflowID(), c.RunID()
 	var didRun atomic.Bool
 	var fresh roundResult // what the step made, when it ran here
@@ -142,13 +142,25 @@ func (d *Debate) memoRound(c engine.Context, w *workflow.Writes, earlier *recall
 			w.Answered([]workflow.Execution{answerRow(moderatorRow(wf, mod), run, mod)})
 		}
 		out.Moderator = &mod
-		// The transcript is complete: it lands while the step's result
-		// is being journaled, not after.
-		transcript, err := json.Marshal(append(slices.Clip(done), round.withoutPlan()))
+		// The debate's result is known now, unless it waits for a human:
+		// the transcript and the workflow's end land while this step's
+		// result is being journaled, not after (the body returns the same
+		// result, byte for byte, or the end is written again).
+		res := sofar
+		res.Rounds = append(slices.Clip(sofar.Rounds), round.withoutPlan())
+		res.StoppedEarly = round.Agreement && r < rounds && mode == ModeDebate
+		res.Vote = WeightedVote(responses)
+		transcript, err := json.Marshal(res.Rounds)
 		if err != nil {
 			return roundResult{}, fault.Wrap(fault.Internal, err, "encode transcript")
 		}
 		written.transcript = w.Artifact(transcriptName, transcript)
+		res = conclude(res, in, mod, &written.transcript)
+		if !(in.Escalate && res.Synthesis.Contested) {
+			if output, err := json.Marshal(res); err == nil {
+				w.Ending(output)
+			}
+		}
 		fresh = out
 		return out, nil
 	}}

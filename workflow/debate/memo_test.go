@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ultramcp/durable/engine"
 	"github.com/ultramcp/durable/engine/direct"
@@ -21,6 +22,7 @@ type memoRecords struct {
 	pmu      sync.Mutex
 	progress []int // the seq of each progress write, in order
 	latest   json.RawMessage
+	ends     []string // each end written: status and output
 }
 
 func newMemoRecords() *memoRecords {
@@ -38,6 +40,13 @@ func (m *memoRecords) RecordExecutions(ctx context.Context, execs []workflow.Exe
 	}
 	m.mu.Unlock()
 	return m.memRecords.RecordExecutions(ctx, execs)
+}
+
+func (m *memoRecords) Finished(_ context.Context, _, status string, output []byte, _ string, _ time.Time) error {
+	m.pmu.Lock()
+	defer m.pmu.Unlock()
+	m.ends = append(m.ends, status+" "+string(output))
+	return nil
 }
 
 func (m *memoRecords) Answers(_ context.Context, workflowID, runID string) (map[string]json.RawMessage, error) {
@@ -176,5 +185,36 @@ func TestRetriedRoundAsksOnlyWhoDidNotAnswer(t *testing.T) {
 	}
 	if n := len(m.calls) - before; n != 7 {
 		t.Errorf("a new run made %d calls, want all 7", n)
+	}
+}
+
+// The last round's step knows the debate's result: the workflow's end is
+// written from there, once, with the very output the body returns.
+func TestEndWrittenByTheLastStep(t *testing.T) {
+	rec := newMemoRecords()
+	early := false // the end was written before the body returned
+	body := workflow.Tracked(rec, workflow.ChainOfDebate, func(c engine.Context, in Input) (Result, error) {
+		res, err := (&Debate{Models: &scripted{script: disagreeing()}, Records: rec}).Run(c, in)
+		for range 100 {
+			rec.pmu.Lock()
+			early = len(rec.ends) == 1
+			rec.pmu.Unlock()
+			if early {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return res, err
+	})
+	res, err := body(direct.New(context.Background(), "d1", nil), threeRounds())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(res)
+	if !early {
+		t.Error("the end was not written by the last round's step")
+	}
+	if len(rec.ends) != 1 || rec.ends[0] != "completed "+string(want) {
+		t.Errorf("ends written: %q, want once: completed %s", rec.ends, want)
 	}
 }
