@@ -4,16 +4,20 @@
 // agree, and end with a confidence-weighted vote (ReConcile, Chen et al. 2024)
 // and a moderator's synthesis.
 //
-// Journaled steps, in order: "models" (which model answers for whom), per
-// round one "round-R/NAME" step per participant, run concurrently, and
-// "pause-after-round-R" (durable sleep) between rounds; then "moderator".
-// With a store, every answered call's row and the transcript are written
-// in the background as the journal receives them, outside it
-// (workflow.Writes): the same journal as without a store. A participant
-// step retries transient provider faults inside itself, so a flaky
-// participant never re-runs the others. Terminal: invalid input (before any
-// step), a provider refusing for good (401/403/400), or a provider still
-// failing after its retry budget.
+// Journaled steps, in order, with a store that keeps answers (the product
+// as shipped; memo.go): one "round-R" step per round, its participants'
+// calls run side by side inside it and each answer written to the store as
+// it comes, so that a retried round asks only those that had not answered;
+// "pause-after-round-R" (durable sleep) between rounds; the round that ends
+// the debate also asks the moderator. Progress, the transcript and the
+// rows go to the store, outside the journal (workflow.Writes). Without a
+// store: one "round-R/NAME" step per call, a progress entry per round, then
+// "moderator". Which models answer for whom is decided at the start and
+// rides in the first participant's round-1 answer. A participant's call
+// retries transient provider faults inside itself, so a flaky participant
+// never re-runs the others. Terminal: invalid input (before any step), a
+// provider refusing for good (401/403/400), or a provider still failing
+// after its retry budget.
 package debate
 
 import (
