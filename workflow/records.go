@@ -275,13 +275,15 @@ func RefOf(name string, content []byte) ArtifactRef {
 	return ArtifactRef{ID: hex.EncodeToString(sum[:]), Name: name, Bytes: len(content)}
 }
 
-// Writes are a workflow's store writes of what its journal already holds
-// (the rows of answered calls, a transcript): made in the background while
-// the workflow goes on, outside the journal, so the store adds no journal
-// entry and no round trip to Restate. Each is an idempotent upsert that a
-// replay makes again, so a crash before it lands loses nothing; each retries
-// until the store answers (RetryStore), so an outage delays the workflow's
-// end, never a model call. Wait before the workflow ends.
+// Writes are a workflow's store writes of what its journal holds or is
+// about to hold (the rows of answered calls, with their answers when a step
+// makes several calls; progress; a transcript; the end): made in the
+// background while the workflow goes on, outside the journal, so the store
+// adds no journal entry and no round trip to Restate. Each is an idempotent
+// upsert that a replay makes again, so a crash before it lands loses
+// nothing that the journal or a retried step does not make again; each
+// retries until the store answers (RetryStore), so an outage delays the
+// workflow's end, never a model call. Wait before the workflow ends.
 type Writes struct {
 	c   engine.Context
 	rec Records
