@@ -25,8 +25,8 @@ const maxBatch = 256
 // call): on SQLite a transaction per burst rather than per write spares
 // most of its commits, each a write of pages to the WAL, when the service
 // is not busy. A write that a workflow waits for (workflow.IsUrgent), or a
-// Flush, closes the batch at once. PostgreSQL does not linger: a commit
-// there is a round trip, and its writers run side by side instead.
+// Flush, closes the batch at once. On PostgreSQL, where a commit is a
+// round trip, two writers also run side by side.
 
 // batchTimeout bounds one batch's transaction.
 const batchTimeout = 30 * time.Second

@@ -191,15 +191,6 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 		writes.tracked = true
 		at := time.Now().UTC()
 		writes.start(func(ctx context.Context) error { return rec.Started(ctx, c.WorkflowID(), name, input, at) })
-		end := func(status, msg string, output []byte) {
-			at := time.Now().UTC()
-			// The end waits for the start (the row it updates) and nothing else.
-			writes.after(func(ctx context.Context) error { return rec.Finished(ctx, c.WorkflowID(), status, output, msg, at) })
-		}
-		writes.ending = func(output []byte) {
-			status, msg := finishedAs(output)
-			end(status, msg, output)
-		}
 		out, runErr := body(trackedContext{c, writes}, in)
 		status, msg, output := StatusCompleted, "", []byte(nil)
 		switch {
@@ -214,7 +205,7 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 			status, msg = StatusFailed, runErr.Error()
 		}
 		if runErr != nil || !bytes.Equal(output, writes.endedWith()) {
-			end(status, msg, output)
+			writes.end(status, msg, output)
 		}
 		if err := writes.Wait(nil); err != nil && runErr == nil {
 			return zero, err
@@ -298,10 +289,9 @@ type Writes struct {
 	// waiting is set once the workflow waits for all its writes: the
 	// writes made under it are then urgent (IsUrgent).
 	waiting atomic.Bool
-	// ending writes a Tracked workflow's end ahead (Ending); ended is the
-	// output it was written with.
-	ending func(output []byte)
-	ended  []byte
+	// ended is the output a Tracked workflow's end was written with ahead
+	// (Ending).
+	ended []byte
 }
 
 // Ending writes the workflow's end now, with the output its body is about
@@ -311,13 +301,21 @@ type Writes struct {
 // body returns replays the step and comes to the same output. Outside
 // Tracked it does nothing.
 func (w *Writes) Ending(output []byte) {
-	if w.ending == nil {
+	if !w.tracked {
 		return
 	}
 	w.mu.Lock()
 	w.ended = output
 	w.mu.Unlock()
-	w.ending(output)
+	status, msg := finishedAs(output)
+	w.end(status, msg, output)
+}
+
+// end records how a Tracked workflow ended. It waits for the start (the
+// row it updates) and nothing else.
+func (w *Writes) end(status, msg string, output []byte) {
+	at := time.Now().UTC()
+	w.after(func(ctx context.Context) error { return w.rec.Finished(ctx, w.c.WorkflowID(), status, output, msg, at) })
 }
 
 func (w *Writes) endedWith() []byte {

@@ -205,7 +205,7 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 	}
 	var synthesis *ModeratorResult // the moderator's, from the last round's step
 	var earlier recall             // what earlier attempts answered (memo.go)
-	var written memoWritten        // what the last round's step wrote itself
+	var concluded Result           // the result, if the last round's step came to it here
 	lag := 0                       // the writes started before the previous round's rows
 	for r := 1; r <= rounds; r++ {
 		if err := writes.WaitFor(lag); err != nil {
@@ -217,7 +217,7 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		mark := writes.Mark()
 		if memo {
 			var out roundResult
-			out, ran, err = d.memoRound(c, writes, &earlier, &written, mark, res, in, plan, r, rounds, previous, progress)
+			out, ran, err = d.memoRound(c, writes, &earlier, &concluded, mark, res, in, plan, r, rounds, previous, progress)
 			responses, synthesis = out.Responses, out.Moderator
 		} else {
 			responses, err = d.round(c, in, refs, r, previous, plan)
@@ -294,19 +294,19 @@ func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
 		}
 		writes.Rows([]workflow.Execution{moderatorRow(c.WorkflowID(), res.Synthesis)})
 	}
-	var transcript *workflow.ArtifactRef
-	if d.Records != nil {
-		ref, ok := written.transcript, written.transcript.ID != ""
-		if !ok {
-			encoded, err := json.Marshal(res.Rounds)
-			if err != nil {
-				return Result{}, writes.Done(fault.Wrap(fault.Internal, err, "encode transcript"))
-			}
-			ref = writes.Artifact(transcriptName, encoded)
+	switch {
+	case concluded.Transcript != nil: // the last round's step came to it, its transcript written
+		res = concluded
+	case d.Records != nil:
+		encoded, err := json.Marshal(res.Rounds)
+		if err != nil {
+			return Result{}, writes.Done(fault.Wrap(fault.Internal, err, "encode transcript"))
 		}
-		transcript = &ref
+		ref := writes.Artifact(transcriptName, encoded)
+		res = conclude(res, in, res.Synthesis, &ref)
+	default:
+		res = conclude(res, in, res.Synthesis, nil)
 	}
-	res = conclude(res, in, res.Synthesis, transcript)
 	if in.Escalate && res.Synthesis.Contested {
 		progress.Phase = "awaiting-decision"
 		progress.Message = fmt.Sprintf("agreement %.2f is below %.2f: waiting up to %s for a decision (ultramcp decide %s --decision …)",

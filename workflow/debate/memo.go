@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/ultramcp/durable/engine"
 	"github.com/ultramcp/durable/fault"
@@ -49,12 +48,6 @@ func (m *recall) take(ctx context.Context, memo workflow.Memo, workflowID, run s
 	return m.answered, nil
 }
 
-// memoWritten is what the step that ended the debate wrote itself, when it
-// ran in this attempt.
-type memoWritten struct {
-	transcript workflow.ArtifactRef
-}
-
 // withoutPlan is the round as the result keeps it: the plan its first
 // answer carried into the journal left out.
 func (r Round) withoutPlan() Round {
@@ -76,14 +69,14 @@ type roundResult struct {
 // memoRound runs round r as one step. lag is the writes the moderator, if
 // the round asks it, waits for first: the rows of the rounds before. ran
 // reports whether the step ran in this attempt (its calls' rows were then
-// written as they answered) rather than being read back from the journal.
-func (d *Debate) memoRound(c engine.Context, w *workflow.Writes, earlier *recall, written *memoWritten, lag int, sofar Result, in Input, plan *modelPlan, r, rounds int, previous []Response, progress Progress) (out roundResult, ran bool, err error) {
+// written as they answered) rather than being read back from the journal;
+// if it ran and ended the debate, concluded is the debate's result (its
+// transcript written), the one the body would come to.
+func (d *Debate) memoRound(c engine.Context, w *workflow.Writes, earlier *recall, concluded *Result, lag int, sofar Result, in Input, plan *modelPlan, r, rounds int, previous []Response, progress Progress) (out roundResult, ran bool, err error) {
 	wf, run := c.WorkflowID(), c.RunID()
-	var didRun atomic.Bool
-	var fresh roundResult // what the step made, when it ran here
+	var fresh *roundResult // what the step made, when it ran here
 	name := fmt.Sprintf("round-%d", r)
 	step := engine.TypedStep[roundResult]{Name: name, Opts: participantStep, Fn: func(ctx context.Context) (roundResult, error) {
-		didRun.Store(true)
 		answered, err := earlier.take(ctx, w.Memo(), wf, run)
 		if err != nil {
 			return roundResult{}, err
@@ -120,7 +113,7 @@ func (d *Debate) memoRound(c engine.Context, w *workflow.Writes, earlier *recall
 		round := Round{Number: r, Responses: responses, Agreement: Agree(responses)}
 		mode := in.ModeOrDefault()
 		if mode == ModeVote || (r < rounds && !round.Agreement) {
-			fresh = out
+			fresh = &out
 			return out, nil
 		}
 		progress.CompletedRounds = append(progress.CompletedRounds, round.forProgress())
@@ -128,6 +121,7 @@ func (d *Debate) memoRound(c engine.Context, w *workflow.Writes, earlier *recall
 		if err := w.Progress(r, progress); err != nil {
 			return roundResult{}, err
 		}
+		vote := WeightedVote(responses)
 		var mod ModeratorResult
 		if a, ok := answered[moderatorStep]; !ok || json.Unmarshal(a, &mod) != nil {
 			// As before a round: the rows of the rounds before this one
@@ -135,7 +129,6 @@ func (d *Debate) memoRound(c engine.Context, w *workflow.Writes, earlier *recall
 			if err := w.WaitFor(lag); err != nil {
 				return roundResult{}, err
 			}
-			vote := WeightedVote(responses)
 			if mod, err = d.askModerator(ctx, c.WorkflowID(), in, plan.Moderator, responses, vote); err != nil {
 				return roundResult{}, err
 			}
@@ -149,29 +142,31 @@ func (d *Debate) memoRound(c engine.Context, w *workflow.Writes, earlier *recall
 		res := sofar
 		res.Rounds = append(slices.Clip(sofar.Rounds), round.withoutPlan())
 		res.StoppedEarly = round.Agreement && r < rounds && mode == ModeDebate
-		res.Vote = WeightedVote(responses)
+		res.Vote = vote
 		transcript, err := json.Marshal(res.Rounds)
 		if err != nil {
 			return roundResult{}, fault.Wrap(fault.Internal, err, "encode transcript")
 		}
-		written.transcript = w.Artifact(transcriptName, transcript)
-		res = conclude(res, in, mod, &written.transcript)
+		ref := w.Artifact(transcriptName, transcript)
+		res = conclude(res, in, mod, &ref)
 		if !(in.Escalate && res.Synthesis.Contested) {
 			if output, err := json.Marshal(res); err == nil {
 				w.Ending(output)
 			}
 		}
-		fresh = out
+		*concluded = res
+		fresh = &out
 		return out, nil
 	}}
 	raw, err := c.Run(step.Raw())
 	if err != nil {
-		return roundResult{}, didRun.Load(), err
+		// A step that failed made no rows of calls that did not answer.
+		return roundResult{}, false, err
 	}
-	if didRun.Load() {
+	if fresh != nil {
 		// The step's own value, not its journaled copy decoded again: a
 		// replay decodes the same (replay.Check compares the two).
-		return fresh, true, nil
+		return *fresh, true, nil
 	}
 	out, err = engine.Decode[roundResult](name, raw)
 	return out, false, err
