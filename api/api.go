@@ -45,6 +45,7 @@ type Server struct {
 	origins *http.CrossOriginProtection
 	table   []route // the routes, built once: the handlers and the document
 
+	console  http.Handler // the Restate UI and admin API, proxied
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter
 }
@@ -66,6 +67,7 @@ func New(ctx context.Context, svc *runs.Service, cfg config.Config, mcp http.Han
 		}
 	}
 	s.table = s.routes()
+	s.console = s.newConsole()
 	s.origins = http.NewCrossOriginProtection()
 	for _, o := range cfg.APIOrigins {
 		_ = s.origins.AddTrustedOrigin(o) // Validate checked their form
@@ -82,15 +84,22 @@ func (s *Server) Handler() http.Handler {
 	if s.mcp != nil {
 		mux.Handle("/mcp", s.mcp)
 	}
+	for _, p := range consolePaths {
+		mux.Handle(p, s.console)
+	}
+	mux.HandleFunc("GET /login", s.loginPage)
+	mux.HandleFunc("POST /login", s.login)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fault.New(fault.NotFound, "no route %s %s; the routes are in /openapi.json", r.Method, r.URL.Path))
 	})
 	return s.guard(mux)
 }
 
-// guard applies, in order: the Host allowlist, CORS, the bearer token
-// (all but /health), the Origin check of state-changing requests, the
-// rate limit, JSON-only POST bodies and the size limit.
+// guard applies, in order: the Host allowlist, CORS, the rate limit (per
+// token identity, else per address, refused requests too), the bearer
+// token (all but /health and /login), the Origin check of state-changing
+// requests, JSON-only POST bodies, the size limit and the time a body may
+// take to arrive.
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -116,7 +125,13 @@ func (s *Server) guard(next http.Handler) http.Handler {
 				return
 			}
 		}
-		if r.URL.Path != "/health" && !s.authorized(r) {
+		authorized := s.authorized(r)
+		if !s.limiter(r, authorized).Allow() {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, fault.New(fault.Unavailable, "more than %g requests a second (ULTRAMCP_API_RATE)", s.cfg.APIRate), http.StatusTooManyRequests)
+			return
+		}
+		if !authorized && r.URL.Path != "/health" && r.URL.Path != "/login" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="ultramcp"`)
 			writeError(w, &fault.Error{Kind: fault.Permanent, Field: "Authorization", Msg: "missing or wrong bearer token"}, http.StatusUnauthorized)
 			return
@@ -125,12 +140,13 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			writeError(w, &fault.Error{Kind: fault.Permanent, Field: "Origin", Msg: "cross-origin requests that change state are refused (ULTRAMCP_API_ORIGINS allows an origin)"}, http.StatusForbidden)
 			return
 		}
-		if !s.limiter(r).Allow() {
-			w.Header().Set("Retry-After", "1")
-			writeError(w, fault.New(fault.Unavailable, "more than %g requests a second (ULTRAMCP_API_RATE)", s.cfg.APIRate), http.StatusTooManyRequests)
-			return
+		if r.ContentLength != 0 && r.Body != http.NoBody {
+			// A body must arrive in time: one sent a byte a second would
+			// hold a connection for ever. The deadline is lifted once the
+			// body is read, so event streams are not cut.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(BodyTimeout))
 		}
-		if r.Method == http.MethodPost && r.URL.Path != "/mcp" && r.ContentLength != 0 {
+		if r.Method == http.MethodPost && r.URL.Path != "/mcp" && r.URL.Path != "/login" && r.ContentLength != 0 {
 			if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 				writeError(w, &fault.Error{Kind: fault.Invalid, Field: "Content-Type", Msg: "must be application/json"}, http.StatusUnsupportedMediaType)
 				return
@@ -141,35 +157,62 @@ func (s *Server) guard(next http.Handler) http.Handler {
 	})
 }
 
-// authorized checks the bearer token in constant time; without a
-// configured token (the API on loopback) every request is.
+// BodyTimeout is how long a request body may take to arrive.
+var BodyTimeout = time.Minute
+
+// authorized checks the bearer token (its scheme in any case, RFC 7235) or
+// the console's cookie, in constant time; without a configured token (the
+// API on loopback) every request is.
 func (s *Server) authorized(r *http.Request) bool {
 	if s.cfg.APIToken == "" {
 		return true
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	got, ok := "", false
+	if scheme, tok, found := strings.Cut(r.Header.Get("Authorization"), " "); found && strings.EqualFold(scheme, "Bearer") {
+		got, ok = tok, true
+	}
+	if c, err := r.Cookie(consoleCookie); !ok && err == nil {
+		// The cookie holds a digest of the token, not the token: it opens
+		// the console in a browser, and nothing else reads it.
+		want := s.cookieValue()
+		return subtle.ConstantTimeCompare([]byte(c.Value), []byte(want)) == 1
+	}
 	// Hashing first makes the comparison's time independent of the length
 	// as well as of the content.
 	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(s.cfg.APIToken))
 	return ok && subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }
 
-// limiter is the rate limiter of the request's client: its token, else its
-// address.
-func (s *Server) limiter(r *http.Request) *rate.Limiter {
-	key := r.Header.Get("Authorization")
-	if key == "" {
-		key, _, _ = net.SplitHostPort(r.RemoteAddr)
-	} else {
-		sum := sha256.Sum256([]byte(key))
-		key = string(sum[:])
+// maxLimiters bounds the clients remembered; past it, idle ones are
+// forgotten, and while none is idle new ones share one limiter.
+const maxLimiters = 10000
+
+// limiter is the rate limiter of the request's client: the token's
+// identity for a request that carries the token, else its address (so a
+// client cannot get past it by varying a header, and refused requests are
+// limited too).
+func (s *Server) limiter(r *http.Request, authorized bool) *rate.Limiter {
+	addr, _, _ := net.SplitHostPort(r.RemoteAddr)
+	key := "addr " + addr
+	if authorized && s.cfg.APIToken != "" {
+		key = "token"
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l, ok := s.limiters[key]
 	if !ok {
-		if len(s.limiters) > 10000 {
-			clear(s.limiters) // bounded: a flood of addresses forgets old ones
+		if len(s.limiters) >= maxLimiters {
+			for k, old := range s.limiters {
+				if old.Tokens() >= float64(old.Burst()) {
+					delete(s.limiters, k) // full: idle, nothing to forget
+				}
+			}
+			if len(s.limiters) >= maxLimiters {
+				key = "overflow"
+				if l, ok = s.limiters[key]; ok {
+					return l
+				}
+			}
 		}
 		l = rate.NewLimiter(rate.Limit(s.cfg.APIRate), int(2*s.cfg.APIRate)+1)
 		s.limiters[key] = l
@@ -184,7 +227,7 @@ type ErrorBody struct {
 
 // ErrorDetail says what went wrong, in words a client can act on.
 type ErrorDetail struct {
-	Code    string `json:"code" jsonschema:"invalid, not found, unavailable, permanent, cancelled or internal"`
+	Code    string `json:"code" jsonschema:"invalid, not found, unavailable, permanent, cancelled, conflict or internal"`
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty" jsonschema:"the request field at fault"`
 }
@@ -209,7 +252,7 @@ func status(err error) int {
 		return http.StatusServiceUnavailable
 	case fault.Permanent:
 		return http.StatusUnprocessableEntity
-	case fault.Cancelled:
+	case fault.Cancelled, fault.Conflict:
 		return http.StatusConflict
 	}
 	return http.StatusInternalServerError
@@ -251,6 +294,7 @@ func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) e
 		return fmt.Errorf("listen on %s (ULTRAMCP_API_ADDR): %w", addr, err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// No WriteTimeout: event streams and waits last as long as the work.
 	go func() {
 		<-ctx.Done()
 		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)

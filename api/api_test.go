@@ -20,7 +20,6 @@ func testServer(t *testing.T, edit func(*config.Config)) http.Handler {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Home = t.TempDir()
-	cfg.IngressAddr, cfg.AdminAddr = "127.0.0.1:1", "127.0.0.1:1" // nothing listens
 	cfg.APIAddr = "127.0.0.1:18999"
 	if edit != nil {
 		edit(&cfg)
@@ -201,7 +200,6 @@ func TestDocumentMatchesRoutes(t *testing.T) {
 func TestOpenWorkflowLimit(t *testing.T) {
 	cfg := config.Default()
 	cfg.Home = t.TempDir()
-	cfg.IngressAddr, cfg.AdminAddr = "127.0.0.1:1", "127.0.0.1:1"
 	cfg.APIAddr, cfg.APIMaxOpen = "127.0.0.1:18999", 1
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

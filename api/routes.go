@@ -111,6 +111,7 @@ func (s *Server) routes() []route {
 			Responses:  with(errs(400, 401, 403, 413, 415, 429, 503), http.StatusAccepted, response{Description: "started (or, with a key seen before, already started)", Schema: workflow.SchemaOf[Started]()}),
 			handle:     s.submit(def),
 		})
+		rs = append(rs, s.ingressRoutes(def, errs)...)
 	}
 	rs = append(rs,
 		route{Method: http.MethodGet, Pattern: "/workflows", Summary: "List workflows, newest first",

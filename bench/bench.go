@@ -28,7 +28,6 @@ import (
 	"github.com/ultramcp/durable/analysis"
 	"github.com/ultramcp/durable/analysis/repo"
 	"github.com/ultramcp/durable/client"
-	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/engine/direct"
 	restateengine "github.com/ultramcp/durable/engine/restate"
 	"github.com/ultramcp/durable/identity"
@@ -191,7 +190,7 @@ func Start(ctx context.Context, o Options) (*Bench, error) {
 		b.Close()
 		return nil, err
 	}
-	b.client = client.New(config.URL(cfg.IngressAddr), config.URL(cfg.AdminAddr))
+	b.client = client.ForStack(cfg)
 	// The first debate after the service started, against the ones after
 	// it: the service compiles the SDK's core before it serves, so the
 	// first should cost what the next ones do.

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/ultramcp/durable/client"
-	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/llm/llmtest"
 	"github.com/ultramcp/durable/stack"
 	"github.com/ultramcp/durable/workflow"
@@ -55,7 +54,7 @@ func (b *Bench) recovery(ctx context.Context, n int) (Recovery, error) {
 	if err := s.Up(ctx); err != nil {
 		return Recovery{}, fmt.Errorf("recovery stack: %w", err)
 	}
-	c := client.New(config.URL(cfg.IngressAddr), config.URL(cfg.AdminAddr))
+	c := client.ForStack(cfg)
 	in := b.input(b.o.Participants, b.o.Rounds, "")
 	ids := make([]string, n)
 	for i := range ids {

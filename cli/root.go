@@ -74,9 +74,6 @@ Addresses and paths come from ULTRAMCP_* environment variables (see README).`,
 	root.SetErr(stderr)
 	f := root.PersistentFlags()
 	f.StringVar(&a.cfg.Home, "home", a.cfg.Home, "state dir (ULTRAMCP_HOME)")
-	f.StringVar(&a.cfg.IngressAddr, "ingress-addr", a.cfg.IngressAddr, "Restate ingress address (ULTRAMCP_INGRESS_ADDR)")
-	f.StringVar(&a.cfg.AdminAddr, "admin-addr", a.cfg.AdminAddr, "Restate admin address (ULTRAMCP_ADMIN_ADDR)")
-	f.StringVar(&a.cfg.NodeAddr, "node-addr", a.cfg.NodeAddr, "Restate node address (ULTRAMCP_NODE_ADDR)")
 	f.StringVar(&a.cfg.ServiceAddr, "service-addr", a.cfg.ServiceAddr, "workflow service address (ULTRAMCP_SERVICE_ADDR)")
 	f.StringVar(&a.cfg.LLM, "llm", a.cfg.LLM, "default LLM provider: offline, openai, anthropic (ULTRAMCP_LLM)")
 	f.StringVar(&a.cfg.Model, "model", a.cfg.Model, "default model of that provider (ULTRAMCP_MODEL)")
@@ -97,5 +94,5 @@ func (a *app) stack() (*stack.Stack, error) {
 }
 
 func (a *app) client() *client.Client {
-	return client.New(config.URL(a.cfg.IngressAddr), config.URL(a.cfg.AdminAddr))
+	return client.ForStack(a.cfg)
 }

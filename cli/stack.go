@@ -165,11 +165,11 @@ func (a *app) printURLs() {
 	c := a.cfg
 	fmt.Fprintf(a.stdout, `
 URLs:
-  Restate UI (invocations, journals):  %s/ui/
-  Restate admin API:                   %s
-  Restate ingress (start workflows):   %s
-  Workflow service:                    %s
-  UltraMCP API:                        %[5]s  (OpenAPI at /openapi.json)
-  MCP (streamable HTTP):               %[5]s/mcp  (stdio: ultramcp mcp)
-`, config.URL(c.AdminAddr), config.URL(c.AdminAddr), config.URL(c.IngressAddr), c.ServiceURL(), config.URL(c.APIAddr))
+  UltraMCP API:                        %[1]s  (OpenAPI at /openapi.json)
+  Restate UI (invocations, journals):  %[1]s/ui/
+  Restate ingress paths (the seed's):  %[1]s/chain-of-debate/<id>/run/send, …
+  MCP (streamable HTTP):               %[1]s/mcp  (stdio: ultramcp mcp)
+  Workflow service (for Restate only): %[2]s
+  Restate's own sockets (no TCP port): %[3]s, %[4]s
+`, config.URL(c.APIAddr), c.ServiceURL(), c.IngressSocket(), c.AdminSocket())
 }

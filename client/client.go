@@ -1,7 +1,8 @@
-// Package client talks to a running stack over HTTP: it starts workflows on
-// the Restate ingress, reads their progress and results, and queries and
-// cancels invocations through the Restate admin API. The CLI and the tests
-// use it; it knows service names, not workflow logic.
+// Package client talks to a running stack's Restate server over HTTP on its
+// unix sockets: it starts workflows on the ingress, reads their progress
+// and results, and queries and cancels invocations through the admin API.
+// The application service, the CLI and the tests use it; it knows service
+// names, not workflow logic.
 package client
 
 import (
@@ -11,23 +12,65 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
+	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/workflow"
 )
 
 // Client reaches one stack.
 type Client struct {
-	Ingress string // http://127.0.0.1:8080
-	Admin   string // http://127.0.0.1:9070
+	Ingress string // base URL of the ingress: http://restate-ingress
+	Admin   string // base URL of the admin API: http://restate-admin
 	HTTP    *http.Client
+	// Timeout bounds each request but Attach and Call (which wait for a
+	// workflow to end) when its context has no deadline of its own.
+	Timeout time.Duration
 }
 
-// New returns a client for the given base URLs.
+// DefaultTimeout bounds a request to Restate.
+const DefaultTimeout = 30 * time.Second
+
+// The host names of the sockets: requests name the socket they go to.
+const (
+	IngressHost = "restate-ingress"
+	AdminHost   = "restate-admin"
+)
+
+// New returns a client for the given base URLs (http:// on TCP).
 func New(ingress, admin string) *Client {
-	return &Client{Ingress: strings.TrimRight(ingress, "/"), Admin: strings.TrimRight(admin, "/"), HTTP: &http.Client{}}
+	return &Client{Ingress: strings.TrimRight(ingress, "/"), Admin: strings.TrimRight(admin, "/"), HTTP: &http.Client{}, Timeout: DefaultTimeout}
+}
+
+// ForStack returns a client of the stack cfg describes, on its sockets.
+func ForStack(cfg config.Config) *Client {
+	c := New("http://"+IngressHost, "http://"+AdminHost)
+	c.HTTP = &http.Client{Transport: Transport(cfg)}
+	return c
+}
+
+// Transport dials Restate's unix sockets: http://restate-ingress/… goes to
+// the ingress socket, http://restate-admin/… to the admin API's.
+func Transport(cfg config.Config) *http.Transport {
+	sockets := map[string]string{IngressHost: cfg.IngressSocket(), AdminHost: cfg.AdminSocket()}
+	var d net.Dialer
+	d.Timeout = 5 * time.Second
+	return &http.Transport{
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			host, _, _ := net.SplitHostPort(addr)
+			sock, ok := sockets[host]
+			if !ok {
+				return nil, fmt.Errorf("no Restate socket for host %q", host)
+			}
+			return d.DialContext(ctx, "unix", sock)
+		},
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+	}
 }
 
 // Error is an error answer from Restate.
@@ -52,6 +95,11 @@ var ErrNotReady = errors.New("workflow has not finished yet")
 var ErrNotFound = errors.New("workflow not found")
 
 func (c *Client) do(ctx context.Context, method, u string, body []byte, contentType string) ([]byte, http.Header, error) {
+	if _, has := ctx.Deadline(); !has && c.Timeout > 0 && !strings.HasSuffix(u, "/attach") && !strings.HasSuffix(u, "/"+workflow.RunHandler) {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
+		defer cancel()
+	}
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)

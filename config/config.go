@@ -1,7 +1,9 @@
 // Package config is UltraMCP's one configuration: defaults, then ULTRAMCP_*
 // and provider environment variables, then flags (bound by the CLI), then
 // Validate. Every address and path can be changed, so that tests run whole
-// stacks on free ports side by side.
+// stacks on free ports side by side. Restate's ingress and admin API have no
+// address to set: they listen on unix sockets inside the state dir, out of
+// reach of browsers and other local users (see IngressSocket).
 package config
 
 import (
@@ -20,9 +22,6 @@ import (
 // side; they never enter workflow inputs, journals or logs.
 type Config struct {
 	Home        string // state dir: pid files, logs, Restate data, keys, SQLite file
-	IngressAddr string // Restate ingress
-	AdminAddr   string // Restate admin API and UI
-	NodeAddr    string // Restate node-to-node port
 	ServiceAddr string // our workflow service, registered with Restate
 	APIAddr     string // UltraMCP API, MCP and dashboard
 	DatabaseURL string // postgres://… selects PostgreSQL; "" means SQLite in Home
@@ -68,8 +67,12 @@ type Config struct {
 	// finish and be journaled.
 	StopGrace time.Duration
 
-	// AllowRemote lets the addresses above be other than loopback: without
-	// it every listener and client stays on this machine.
+	// AllowRemote lets the service and API addresses be other than
+	// loopback: without it every listener stays on this machine. It never
+	// opens the engine's ports: Restate's ingress and admin API have no
+	// auth, so they stay on unix sockets whatever it says (the API, with
+	// its token, and the service, whose requests Restate signs, are what
+	// may face a network).
 	AllowRemote bool
 
 	// Retention is how long finished workflows are kept: by Restate (its
@@ -95,15 +98,20 @@ type Config struct {
 	// means the npm packages under the project's node_modules.
 	RestateServerBin string
 	RestateCLIBin    string
+
+	// removed are the variables of addresses that no longer exist, set in
+	// the environment: Validate names them rather than ignore them.
+	removed []string
 }
+
+// RemovedAddrVars were the TCP addresses of Restate's ingress, admin API
+// and node port, which now listen on unix sockets in the state dir.
+var RemovedAddrVars = []string{"ULTRAMCP_INGRESS_ADDR", "ULTRAMCP_ADMIN_ADDR", "ULTRAMCP_NODE_ADDR"}
 
 // Default returns the defaults of SPEC §2.
 func Default() Config {
 	return Config{
 		Home:              ".ultramcp",
-		IngressAddr:       "127.0.0.1:8080",
-		AdminAddr:         "127.0.0.1:9070",
-		NodeAddr:          "127.0.0.1:5122",
 		ServiceAddr:       "127.0.0.1:9080",
 		APIAddr:           "127.0.0.1:8081",
 		LLM:               "offline",
@@ -130,9 +138,11 @@ func FromEnv() Config {
 		}
 	}
 	set(&c.Home, "ULTRAMCP_HOME")
-	set(&c.IngressAddr, "ULTRAMCP_INGRESS_ADDR")
-	set(&c.AdminAddr, "ULTRAMCP_ADMIN_ADDR")
-	set(&c.NodeAddr, "ULTRAMCP_NODE_ADDR")
+	for _, name := range RemovedAddrVars {
+		if os.Getenv(name) != "" {
+			c.removed = append(c.removed, name)
+		}
+	}
 	set(&c.ServiceAddr, "ULTRAMCP_SERVICE_ADDR")
 	set(&c.APIAddr, "ULTRAMCP_API_ADDR")
 	set(&c.DatabaseURL, "ULTRAMCP_DATABASE_URL")
@@ -215,9 +225,6 @@ func list(v string) []string {
 func (c Config) Environ() []string {
 	return []string{
 		"ULTRAMCP_HOME=" + c.Home,
-		"ULTRAMCP_INGRESS_ADDR=" + c.IngressAddr,
-		"ULTRAMCP_ADMIN_ADDR=" + c.AdminAddr,
-		"ULTRAMCP_NODE_ADDR=" + c.NodeAddr,
 		"ULTRAMCP_SERVICE_ADDR=" + c.ServiceAddr,
 		"ULTRAMCP_API_ADDR=" + c.APIAddr,
 		"ULTRAMCP_DATABASE_URL=" + c.DatabaseURL,
@@ -257,10 +264,15 @@ func (c *Config) Validate() error {
 		return fault.Invalidf("ULTRAMCP_HOME", "%v", err)
 	}
 	c.Home = abs
+	for _, name := range c.removed {
+		return fault.Invalidf(name, "Restate's ingress, admin API and node port listen on unix sockets in the state dir now, not on TCP; unset %s (the API on ULTRAMCP_API_ADDR serves the ingress paths and the Restate UI)", name)
+	}
+	if sock := c.AdminSocket(); len(sock) > maxSocketPath {
+		return fault.Invalidf("ULTRAMCP_HOME", "%s is too long: Restate's socket %s would exceed the %d bytes a unix socket path may have; choose a shorter state dir", c.Home, sock, maxSocketPath)
+	}
 	for name, addr := range map[string]*string{
-		"ULTRAMCP_INGRESS_ADDR": &c.IngressAddr, "ULTRAMCP_ADMIN_ADDR": &c.AdminAddr,
-		"ULTRAMCP_NODE_ADDR": &c.NodeAddr, "ULTRAMCP_SERVICE_ADDR": &c.ServiceAddr,
-		"ULTRAMCP_API_ADDR": &c.APIAddr,
+		"ULTRAMCP_SERVICE_ADDR": &c.ServiceAddr,
+		"ULTRAMCP_API_ADDR":     &c.APIAddr,
 	} {
 		if strings.HasPrefix(*addr, ":") {
 			*addr = "127.0.0.1" + *addr
@@ -277,6 +289,7 @@ func (c *Config) Validate() error {
 			return fault.Invalidf(name, "%s is not a loopback address; set ULTRAMCP_ALLOW_REMOTE=true to listen or connect beyond this machine", host)
 		}
 	}
+
 	if host, _, _ := net.SplitHostPort(c.APIAddr); c.APIToken == "" && !Loopback(host) {
 		return fault.Invalidf("ULTRAMCP_API_TOKEN", "required for the API to listen on %s, beyond loopback", host)
 	}
@@ -394,12 +407,32 @@ func (c Config) Path(parts ...string) string {
 // URL of a host:port address.
 func URL(addr string) string { return "http://" + addr }
 
+// maxSocketPath is the longest path a unix socket may have on Linux
+// (sun_path holds 108 bytes with the final NUL).
+const maxSocketPath = 107
+
+// RestateNode is the Restate node name; fixed so a restart finds its data.
+const RestateNode = "ultramcp"
+
+// RestateDir is restate-server's base dir, inside the 0700 state dir.
+func (c Config) RestateDir() string { return c.Path("restate") }
+
+// IngressSocket is the unix socket Restate's ingress listens on. With
+// `--listen-mode unix` restate-server opens no TCP port at all: a web page
+// cannot reach the ingress (it answers CORS for any origin) nor the admin
+// API (it answers any Host), and other local users cannot connect, since
+// the state dir is 0700. The API serves what users need of both.
+func (c Config) IngressSocket() string { return filepath.Join(c.RestateDir(), RestateNode, "ingress.sock") }
+
+// AdminSocket is the unix socket of Restate's admin API and UI.
+func (c Config) AdminSocket() string { return filepath.Join(c.RestateDir(), RestateNode, "admin.sock") }
+
 // ServiceURL is the URL Restate uses to reach our service.
 func (c Config) ServiceURL() string { return URL(c.ServiceAddr) }
 
 // String describes the configuration without secrets.
 func (c Config) String() string {
-	return fmt.Sprintf("home=%s ingress=%s admin=%s service=%s llm=%s", c.Home, c.IngressAddr, c.AdminAddr, c.ServiceAddr, c.LLM)
+	return fmt.Sprintf("home=%s service=%s api=%s llm=%s", c.Home, c.ServiceAddr, c.APIAddr, c.LLM)
 }
 
 // PrepareHome makes the state dir ready for use: created 0700 if missing;

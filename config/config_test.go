@@ -32,7 +32,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		mutate func(*Config)
 		field  string
 	}{
-		{func(c *Config) { c.AdminAddr = "nonsense" }, "ULTRAMCP_ADMIN_ADDR"},
+		{func(c *Config) { c.ServiceAddr = "nonsense" }, "ULTRAMCP_SERVICE_ADDR"},
 		{func(c *Config) { c.LLM = "gpt" }, "ULTRAMCP_LLM"},
 		{func(c *Config) { c.LLM = "anthropic" }, "ANTHROPIC_API_KEY"},
 		{func(c *Config) { c.DatabaseURL = "mysql://x" }, "ULTRAMCP_DATABASE_URL"},
@@ -41,7 +41,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{func(c *Config) { c.MaxRepoMB = 0 }, "ULTRAMCP_MAX_REPO_MB"},
 		{func(c *Config) { c.Home = "" }, "ULTRAMCP_HOME"},
 		{func(c *Config) { c.APIAddr = "0.0.0.0:8081" }, "ULTRAMCP_API_ADDR"},
-		{func(c *Config) { c.IngressAddr = "10.0.0.5:8080" }, "ULTRAMCP_INGRESS_ADDR"},
+		{func(c *Config) { c.ServiceAddr = "10.0.0.5:9080" }, "ULTRAMCP_SERVICE_ADDR"},
+		{func(c *Config) { c.Home = "/tmp/" + strings.Repeat("h", 90) }, "ULTRAMCP_HOME"},
 		{func(c *Config) { c.MaxCacheMB = 10 }, "ULTRAMCP_MAX_CACHE_MB"},
 		{func(c *Config) { c.RepoHosts = []string{"user@host"} }, "ULTRAMCP_REPO_HOSTS"},
 	}
@@ -128,7 +129,7 @@ func TestPrepareHome(t *testing.T) {
 // included.
 func TestEnvironRoundTrips(t *testing.T) {
 	c := Default()
-	c.Home, c.IngressAddr, c.AdminAddr, c.NodeAddr, c.ServiceAddr, c.APIAddr = "/tmp/h", "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", "127.0.0.1:4", "127.0.0.1:5"
+	c.Home, c.ServiceAddr, c.APIAddr = "/tmp/h", "127.0.0.1:4", "127.0.0.1:5"
 	c.DatabaseURL, c.LLM, c.Model = "postgres://x/y", "openai", "some-model"
 	c.OpenAIBaseURL, c.AnthropicBaseURL, c.LLMCallTimeout = "http://o", "http://a", 3*time.Minute
 	c.AllowLocalRepos, c.RepoHosts, c.MaxRepoMB, c.CloneTimeout = true, []string{"git.example", "127.0.0.2"}, 7, time.Minute

@@ -19,8 +19,6 @@ func TestCLIAnalysis(t *testing.T) {
 	env := stacktest.Start(t, stacktest.Options{AllowLocalRepos: true})
 	c := cli{t: t, bin: stacktest.Binary(t), env: []string{
 		"ULTRAMCP_HOME=" + env.Cfg.Home,
-		"ULTRAMCP_INGRESS_ADDR=" + env.Cfg.IngressAddr,
-		"ULTRAMCP_ADMIN_ADDR=" + env.Cfg.AdminAddr,
 		"ULTRAMCP_SERVICE_ADDR=" + env.Cfg.ServiceAddr,
 		"ULTRAMCP_ALLOW_LOCAL_REPOS=true",
 	}}

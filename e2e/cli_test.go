@@ -47,9 +47,6 @@ func TestCLIEndToEnd(t *testing.T) {
 	}
 	c := cli{t: t, bin: stacktest.Binary(t), env: []string{
 		"ULTRAMCP_HOME=" + cfg.Home,
-		"ULTRAMCP_INGRESS_ADDR=" + cfg.IngressAddr,
-		"ULTRAMCP_ADMIN_ADDR=" + cfg.AdminAddr,
-		"ULTRAMCP_NODE_ADDR=" + cfg.NodeAddr,
 		"ULTRAMCP_SERVICE_ADDR=" + cfg.ServiceAddr,
 		"ULTRAMCP_API_ADDR=" + cfg.APIAddr,
 		"ULTRAMCP_RESTATE_SERVER=" + stacktest.RestateServer(t),

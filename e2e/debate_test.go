@@ -396,7 +396,7 @@ func TestEscalationSurvivesKill9(t *testing.T) {
 	env.Kill(t, "service")
 	env.Up(t)
 	c := cli{t: t, bin: stacktest.Binary(t), env: []string{
-		"ULTRAMCP_HOME=" + env.Cfg.Home, "ULTRAMCP_INGRESS_ADDR=" + env.Cfg.IngressAddr, "ULTRAMCP_ADMIN_ADDR=" + env.Cfg.AdminAddr,
+		"ULTRAMCP_HOME=" + env.Cfg.Home, "ULTRAMCP_API_ADDR=" + env.Cfg.APIAddr,
 	}}
 	if out, err := c.run("decide", id); err == nil || !strings.Contains(out, "decision: required") {
 		t.Errorf("an empty decision was accepted: %s", out)

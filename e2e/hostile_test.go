@@ -26,8 +26,7 @@ import (
 func cliFor(t *testing.T, env *stacktest.Env) cli {
 	c := env.Cfg
 	return cli{t: t, bin: stacktest.Binary(t), env: []string{
-		"ULTRAMCP_HOME=" + c.Home, "ULTRAMCP_INGRESS_ADDR=" + c.IngressAddr, "ULTRAMCP_ADMIN_ADDR=" + c.AdminAddr,
-		"ULTRAMCP_NODE_ADDR=" + c.NodeAddr, "ULTRAMCP_SERVICE_ADDR=" + c.ServiceAddr, "ULTRAMCP_API_ADDR=" + c.APIAddr,
+		"ULTRAMCP_HOME=" + c.Home, "ULTRAMCP_SERVICE_ADDR=" + c.ServiceAddr, "ULTRAMCP_API_ADDR=" + c.APIAddr,
 		"ULTRAMCP_RESTATE_SERVER=" + c.RestateServerBin, "ULTRAMCP_REPO_HOSTS=" + strings.Join(c.RepoHosts, ","),
 		fmt.Sprintf("ULTRAMCP_MAX_REPO_MB=%d", c.MaxRepoMB),
 	}}

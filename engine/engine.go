@@ -26,8 +26,16 @@ const (
 	ProgressHandler = "progress"
 	// DecideHandler takes a human decision for a workflow waiting on one.
 	DecideHandler = "decide"
-	// DecisionPromise is the durable promise DecideHandler resolves.
+	// DecisionPromise and ApprovalPromise are the gates DecideHandler
+	// opens: the durable promises an escalated debate's decision
+	// ({"decision": …}) and a full-analysis's approval ({"approved": …})
+	// resolve. A value is taken only while the workflow waits at that gate
+	// (AwaitingKey says which): one sent before, after or to another gate
+	// is refused with 409, so it can never open a later wait.
 	DecisionPromise = "decision"
+	ApprovalPromise = "approval"
+	// AwaitingKey is the state key holding the gate a workflow waits at.
+	AwaitingKey = "awaiting"
 	// ProgressKey is the state key under which a workflow publishes progress.
 	ProgressKey = "progress"
 )
@@ -78,8 +86,9 @@ type Context interface {
 	// Publish makes v readable under key by progress queries while the
 	// workflow runs.
 	Publish(key string, v any) error
-	// Await waits durably for a value sent to the workflow under name (a
-	// human decision), at most timeout; ok is false when the time ran out.
+	// Await waits durably for a value sent to the workflow at the gate
+	// name (DecisionPromise or ApprovalPromise), at most timeout; ok is
+	// false when the time ran out. Only while it waits is the gate open.
 	Await(name string, timeout time.Duration) (value json.RawMessage, ok bool, err error)
 	// Call runs child workflows side by side and returns each one's output
 	// and error, in the order given. Their results are kept like a step's:
@@ -238,4 +247,35 @@ func Final(step string, attempts int, err error) error {
 		return fault.Wrap(fault.Permanent, err, "step %s failed after %d attempt(s)", step, attempts)
 	}
 	return err
+}
+
+// GateOf says which gate a decision is for: ApprovalPromise for one that
+// says "approved", DecisionPromise for one that says "decision", "" for
+// neither.
+func GateOf(value json.RawMessage) string {
+	var v struct {
+		Approved *bool           `json:"approved"`
+		Decision json.RawMessage `json:"decision"`
+	}
+	if json.Unmarshal(value, &v) != nil {
+		return ""
+	}
+	switch {
+	case v.Approved != nil:
+		return ApprovalPromise
+	case len(v.Decision) > 0 && string(v.Decision) != "null":
+		return DecisionPromise
+	}
+	return ""
+}
+
+// GateClosed says a decision was refused because the workflow does not
+// wait at its gate; awaiting is the gate it waits at ("" for none).
+func GateClosed(gate, awaiting string) error {
+	what := map[string]string{DecisionPromise: "a decision", ApprovalPromise: "an approval"}
+	now := "it waits for nothing now"
+	if awaiting != "" {
+		now = "it waits for " + what[awaiting]
+	}
+	return fault.New(fault.Conflict, "not waiting for %s (%s): nothing was sent", what[gate], now)
 }

@@ -27,6 +27,9 @@ const (
 	Permanent
 	// Cancelled means the work was cancelled by a user.
 	Cancelled
+	// Conflict is a request the resource's state refuses now: a decision
+	// for a workflow not waiting for one, an id another workflow holds.
+	Conflict
 )
 
 func (k Kind) String() string {
@@ -41,6 +44,8 @@ func (k Kind) String() string {
 		return "permanent"
 	case Cancelled:
 		return "cancelled"
+	case Conflict:
+		return "conflict"
 	default:
 		return "internal"
 	}
@@ -127,7 +132,7 @@ func HTTPStatus(err error) int {
 		return 424 // failed dependency: the remote refused for good
 	case Unavailable:
 		return 503
-	case Cancelled:
+	case Cancelled, Conflict:
 		return 409
 	default:
 		return 500

@@ -73,7 +73,7 @@ func New(cfg config.Config, stores Stores) *Service {
 	return &Service{
 		cfg:     cfg,
 		defs:    registry.All(registry.Deps{Checkouts: service.Checkouts(cfg)}),
-		restate: client.New(config.URL(cfg.IngressAddr), config.URL(cfg.AdminAddr)),
+		restate: client.ForStack(cfg),
 		stores:  stores,
 	}
 }
@@ -234,22 +234,71 @@ type Decision struct {
 }
 
 // Decide resolves the decision workflow id waits for; the first counts.
+// The workflow refuses it (Conflict, 409) unless it waits at that gate
+// now: a debate for a decision, a full-analysis for an approval.
 func (s *Service) Decide(ctx context.Context, id string, d Decision) error {
+	return s.DecideAs(ctx, "", id, d)
+}
+
+// DecideAs is Decide for a workflow that must be of the workflow called
+// name ("" for any).
+func (s *Service) DecideAs(ctx context.Context, name, id string, d Decision) error {
 	if d.Approved == nil && strings.TrimSpace(d.Decision) == "" {
 		return fault.Invalidf("decision", "required")
 	}
-	inv, err := s.Find(ctx, id)
+	if d.Approved != nil && d.Decision != "" {
+		return fault.Invalidf("decision", "a decision or an approval, not both")
+	}
+	if name != "" {
+		if err := s.checkTarget(name, id); err != nil {
+			return err
+		}
+	}
+	inv, err := s.restate.Find(ctx, name, id)
+	if errors.Is(err, client.ErrNotFound) {
+		return fault.Wrap(fault.NotFound, err, "workflow %s", id)
+	}
 	if err != nil {
-		return err
+		return fault.Wrap(fault.Unavailable, err, "restate")
 	}
 	body, err := json.Marshal(d)
 	if err != nil {
 		return err
 	}
+	what := "a decision"
+	if d.Approved != nil {
+		what = "an approval"
+	}
+	if inv.Status == "completed" {
+		return fault.New(fault.Conflict, "%s %s already finished (%s): nothing waits for %s", inv.Service, id, inv.Outcome(), what)
+	}
 	if err := s.restate.Decide(ctx, inv.Service, id, body); err != nil {
-		return fault.Wrap(fault.Unavailable, err, "send the decision to %s", id)
+		var rerr *client.Error
+		if errors.As(err, &rerr) && rerr.Status == 409 {
+			return fault.New(fault.Conflict, "%s %s is %s: %s", inv.Service, id, s.phase(ctx, id), rerr.Message)
+		}
+		if errors.As(err, &rerr) && rerr.Status == 400 {
+			return fault.Invalidf("decision", "%s", rerr.Message)
+		}
+		return fault.Wrap(fault.Unavailable, err, "send %s to %s", what, id)
 	}
 	return nil
+}
+
+// phase says where a workflow is, for a refusal: its status and the phase
+// its progress names.
+func (s *Service) phase(ctx context.Context, id string) string {
+	st, err := s.Status(ctx, id)
+	if err != nil {
+		return "running"
+	}
+	var p struct {
+		Phase string `json:"phase"`
+	}
+	if json.Unmarshal(st.Progress, &p) == nil && p.Phase != "" {
+		return st.Status + " (phase " + p.Phase + ")"
+	}
+	return st.Status
 }
 
 // Approve approves (or rejects) a full-analysis waiting for approval.

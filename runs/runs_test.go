@@ -18,7 +18,6 @@ func downStack(t *testing.T) (*Service, config.Config) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Home = t.TempDir()
-	cfg.IngressAddr, cfg.AdminAddr = "127.0.0.1:1", "127.0.0.1:1"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

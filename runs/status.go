@@ -229,3 +229,55 @@ func (s *Service) savedReport(ctx context.Context, def workflow.Definition, id, 
 	b, err := st.NamedArtifact(ctx, id, name)
 	return b, err == nil
 }
+
+// Attach waits for workflow id of the workflow called name to finish and
+// returns its output: the seed's `attach` request, served by the API.
+func (s *Service) Attach(ctx context.Context, name, id string) (json.RawMessage, error) {
+	if err := s.checkTarget(name, id); err != nil {
+		return nil, err
+	}
+	out, err := s.restate.Attach(ctx, name, id)
+	if err != nil {
+		if errors.Is(err, client.ErrNotFound) {
+			return nil, fault.Wrap(fault.NotFound, err, "workflow %s", id)
+		}
+		return nil, s.outputError(id, err)
+	}
+	return out, nil
+}
+
+// Output is Attach without the wait: ErrNotFinished while it runs.
+func (s *Service) Output(ctx context.Context, name, id string) (json.RawMessage, error) {
+	if err := s.checkTarget(name, id); err != nil {
+		return nil, err
+	}
+	out, err := s.restate.Output(ctx, name, id)
+	if err != nil {
+		if errors.Is(err, client.ErrNotFound) {
+			return nil, fault.Wrap(fault.NotFound, err, "workflow %s", id)
+		}
+		return nil, s.outputError(id, err)
+	}
+	return out, nil
+}
+
+// Progress is what workflow id published last ("null" before anything):
+// the seed's `progress` request, served by the API.
+func (s *Service) Progress(ctx context.Context, name, id string) (json.RawMessage, error) {
+	if err := s.checkTarget(name, id); err != nil {
+		return nil, err
+	}
+	p, err := s.restate.Progress(ctx, name, id)
+	if err != nil {
+		return nil, fault.Wrap(fault.Unavailable, err, "restate")
+	}
+	return p, nil
+}
+
+// checkTarget refuses an unknown workflow or an id no workflow may have.
+func (s *Service) checkTarget(name, id string) error {
+	if _, err := s.Definition(name); err != nil {
+		return err
+	}
+	return CheckID(id)
+}

@@ -180,7 +180,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return fmt.Errorf("listen on %s: %w", cfg.ServiceAddr, err)
 	}
 	logger.Info("workflow service listening", "addr", ln.Addr().String(), "providers", models.Available(), "default", models.Default().String(), "store", st.Dialect())
-	go reconcileLoop(ctx, st, client.New(config.URL(cfg.IngressAddr), config.URL(cfg.AdminAddr)), cfg.ReconcileInterval, logger)
+	go reconcileLoop(ctx, st, client.ForStack(cfg), cfg.ReconcileInterval, logger)
 	return ServeListener(ctx, ln, h, func() {
 		// Let the running steps finish and their results reach Restate,
 		// so that nothing paid for runs again after the restart.

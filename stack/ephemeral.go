@@ -60,12 +60,12 @@ func ephemeralLow() int {
 }
 
 // EphemeralConfig returns a configuration for a throwaway stack in home with
-// every listener on a free loopback port, for tests, benchmarks and verify;
-// several can run side by side.
+// the service and the API on free loopback ports (Restate's sockets are in
+// home), for tests, benchmarks and verify; several can run side by side.
 func EphemeralConfig(home string) (config.Config, error) {
 	c := config.Default()
 	c.Home = home
-	for _, addr := range []*string{&c.IngressAddr, &c.AdminAddr, &c.NodeAddr, &c.ServiceAddr, &c.APIAddr} {
+	for _, addr := range []*string{&c.ServiceAddr, &c.APIAddr} {
 		a, err := FreeAddr()
 		if err != nil {
 			return c, fmt.Errorf("pick a free port: %w", err)

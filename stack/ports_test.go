@@ -14,15 +14,15 @@ func TestCheckFreeNamesTheAddressAndTheProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	err = checkFree([][2]string{{"ULTRAMCP_INGRESS_ADDR", ln.Addr().String()}})
-	if err == nil || !strings.Contains(err.Error(), ln.Addr().String()+" is already in use") || !strings.Contains(err.Error(), "ULTRAMCP_INGRESS_ADDR") {
+	err = checkFree([][2]string{{"ULTRAMCP_API_ADDR", ln.Addr().String()}})
+	if err == nil || !strings.Contains(err.Error(), ln.Addr().String()+" is already in use") || !strings.Contains(err.Error(), "ULTRAMCP_API_ADDR") {
 		t.Fatalf("err = %v", err)
 	}
 	if _, statErr := os.Stat("/proc/net/tcp"); statErr == nil && !strings.Contains(err.Error(), "pid ") {
 		t.Errorf("the process is not named: %v", err)
 	}
 	ln.Close()
-	if err := checkFree([][2]string{{"ULTRAMCP_INGRESS_ADDR", ln.Addr().String()}}); err != nil {
+	if err := checkFree([][2]string{{"ULTRAMCP_API_ADDR", ln.Addr().String()}}); err != nil {
 		t.Errorf("a free address: %v", err)
 	}
 }

@@ -14,12 +14,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/identity"
 )
-
-// NodeName is the Restate node name; fixed so a restart finds its data.
-const NodeName = "ultramcp"
 
 // Stack is one local UltraMCP stack described by a Config.
 type Stack struct {
@@ -28,7 +26,8 @@ type Stack struct {
 	Self string
 	// Out receives progress lines.
 	Out io.Writer
-	// HTTP is used for health checks and the admin API.
+	// HTTP is used for health checks and the admin API: it reaches
+	// Restate's sockets by the host names of package client.
 	HTTP *http.Client
 	// ServiceEnv is added to the service's environment (tests point the
 	// provider at a fake endpoint with it).
@@ -40,7 +39,7 @@ func New(cfg config.Config, self string, out io.Writer) *Stack {
 	if out == nil {
 		out = io.Discard
 	}
-	return &Stack{Cfg: cfg, Self: self, Out: out, HTTP: &http.Client{Timeout: 5 * time.Second}}
+	return &Stack{Cfg: cfg, Self: self, Out: out, HTTP: &http.Client{Timeout: 5 * time.Second, Transport: client.Transport(cfg)}}
 }
 
 // RestateServerBin returns the pinned restate-server binary.
@@ -93,20 +92,18 @@ func (s *Stack) Restate() (Process, error) {
 		Dir:      c.Home,
 		Isolated: true,
 		Args: []string{
-			"--base-dir", c.Path("restate"),
-			"--node-name", NodeName,
-			"--bind-ip", "127.0.0.1",
-			"--listen-mode", "tcp",
+			"--base-dir", c.RestateDir(),
+			"--node-name", config.RestateNode,
+			// Ingress, admin API and node port on unix sockets in the
+			// state dir, and no TCP port: neither has auth, the ingress
+			// answers CORS for any origin and the admin API any Host
+			// (docs/security.md). The API serves what users need of them.
+			"--listen-mode", "unix",
 			"--no-logo",
 			"--log-format", "compact",
 			"--log-disable-ansi-codes", "true",
 		},
 		Env: []string{
-			"RESTATE_INGRESS__BIND_ADDRESS=" + c.IngressAddr,
-			"RESTATE_ADMIN__BIND_ADDRESS=" + c.AdminAddr,
-			"RESTATE_BIND_ADDRESS=" + c.NodeAddr,
-			"RESTATE_ADVERTISED_ADDRESS=http://" + c.NodeAddr + "/",
-			"RESTATE_INGRESS__ADVERTISED_INGRESS_ENDPOINT=http://" + c.IngressAddr + "/",
 			"RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE=" + identity.PrivateKeyPath(c.Path("keys")),
 			"RESTATE_DISABLE_TELEMETRY=true",
 			"DO_NOT_TRACK=1",
@@ -150,12 +147,18 @@ func (s *Stack) probe(url string) error {
 	return nil
 }
 
+// The base URLs of Restate's sockets, as Stack.HTTP dials them.
+const (
+	adminURL   = "http://" + client.AdminHost
+	ingressURL = "http://" + client.IngressHost
+)
+
 // Check reports the health of every component.
 func (s *Stack) Check() []Health {
 	c := s.Cfg
 	checks := []Health{
-		{Name: "restate-admin", URL: config.URL(c.AdminAddr) + "/health"},
-		{Name: "restate-ingress", URL: config.URL(c.IngressAddr) + "/restate/health"},
+		{Name: "restate-admin", URL: adminURL + "/health"},
+		{Name: "restate-ingress", URL: ingressURL + "/restate/health"},
 		{Name: "workflow-service", URL: config.URL(c.ServiceAddr) + "/health"},
 		{Name: "api", URL: config.URL(c.APIAddr) + "/health"},
 	}
@@ -166,6 +169,13 @@ func (s *Stack) Check() []Health {
 			checks[i].Detail = err.Error()
 		} else {
 			checks[i].Healthy = true
+		}
+		// Say where a socket is, not the host name that stands for it.
+		switch checks[i].Name {
+		case "restate-admin":
+			checks[i].URL = "unix:" + c.AdminSocket()
+		case "restate-ingress":
+			checks[i].URL = "unix:" + c.IngressSocket()
 		}
 		if pid, ok := pids[checks[i].Name].PID(); ok {
 			checks[i].PID = pid
@@ -242,6 +252,13 @@ func (s *Stack) Up(ctx context.Context) error {
 	}
 	// The API and MCP endpoint run in the service's process.
 	if err := s.waitHealthy(ctx, svc, serviceHealth, config.URL(c.APIAddr)+"/health"); err != nil {
+		if _, running := svc.PID(); !running {
+			// It died starting: a taken port is the usual reason, and
+			// naming it beats twenty lines of its log.
+			if perr := checkFree([][2]string{{"ULTRAMCP_SERVICE_ADDR", c.ServiceAddr}, {"ULTRAMCP_API_ADDR", c.APIAddr}}); perr != nil {
+				err = fmt.Errorf("the workflow service could not start: %w", perr)
+			}
+		}
 		return unwind(err)
 	}
 	if err := s.Register(ctx, c.ServiceURL()); err != nil {
@@ -264,8 +281,8 @@ func (s *Stack) StartRestate(ctx context.Context) (*Process, error) {
 		return nil, err
 	}
 	var started *Process
-	adminHealth := config.URL(c.AdminAddr) + "/health"
-	ingressHealth := config.URL(c.IngressAddr) + "/restate/health"
+	adminHealth := adminURL + "/health"
+	ingressHealth := ingressURL + "/restate/health"
 	if s.probe(adminHealth) != nil {
 		if _, running := rs.PID(); running {
 			// Running but not answering yet: wait rather than start twice.
@@ -282,13 +299,6 @@ func (s *Stack) StartRestate(ctx context.Context) (*Process, error) {
 		fmt.Fprintf(s.Out, "restate-server already running\n")
 	}
 	if err := s.waitHealthy(ctx, rs, adminHealth, ingressHealth); err != nil {
-		if _, running := rs.PID(); !running {
-			// It died starting: a taken port is the usual reason, and
-			// naming it beats twenty lines of the server's log.
-			if perr := checkFree([][2]string{{"ULTRAMCP_INGRESS_ADDR", c.IngressAddr}, {"ULTRAMCP_ADMIN_ADDR", c.AdminAddr}, {"ULTRAMCP_NODE_ADDR", c.NodeAddr}}); perr != nil {
-				return started, fmt.Errorf("restate-server could not start: %w", perr)
-			}
-		}
 		return started, err
 	}
 	// Healthy is not ready: the SQL of the admin API ("expecting a partition
@@ -301,7 +311,7 @@ func (s *Stack) waitSQL(ctx context.Context) error {
 	deadline := time.Now().Add(60 * time.Second)
 	var last error
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, config.URL(s.Cfg.AdminAddr)+"/query", strings.NewReader(`{"query":"SELECT id FROM sys_invocation LIMIT 1"}`))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, adminURL+"/query", strings.NewReader(`{"query":"SELECT id FROM sys_invocation LIMIT 1"}`))
 		if err != nil {
 			return err
 		}
@@ -364,13 +374,13 @@ func (s *Stack) Stop() error {
 // replacing an earlier registration of the same URL.
 func (s *Stack) Register(ctx context.Context, url string) error {
 	body, _ := json.Marshal(map[string]any{"uri": url, "force": true})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, config.URL(s.Cfg.AdminAddr)+"/deployments", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, adminURL+"/deployments", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("content-type", "application/json")
-	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Do(req)
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: s.HTTP.Transport}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("register %s: %w", url, err)
 	}

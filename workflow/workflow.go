@@ -22,8 +22,15 @@ const (
 	DecideHandler = engine.DecideHandler
 )
 
-// DecisionPromise is the durable promise DecideHandler resolves.
-const DecisionPromise = engine.DecisionPromise
+// The gates DecideHandler opens, only while the workflow waits at one:
+// an escalated debate's decision and a full-analysis's approval.
+const (
+	DecisionPromise = engine.DecisionPromise
+	ApprovalPromise = engine.ApprovalPromise
+)
+
+// GateOf says which gate a decision's JSON is for ("" for neither).
+func GateOf(value []byte) string { return engine.GateOf(value) }
 
 // ProgressKey is the state key under which a workflow publishes progress.
 const ProgressKey = engine.ProgressKey

@@ -26,6 +26,7 @@ type Context struct {
 	mu        sync.Mutex
 	published map[string]json.RawMessage
 	signals   map[string]chan json.RawMessage
+	awaiting  string // the gate Await waits at
 	// workflows are the bodies Call finds children in; children share it.
 	workflows map[string]engine.Body
 	children  map[string]*Context
@@ -169,9 +170,8 @@ func (c *Context) Published(key string) json.RawMessage {
 	return c.published[key]
 }
 
+// signal is the channel of gate name; c.mu must be held.
 func (c *Context) signal(name string) chan json.RawMessage {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	ch, ok := c.signals[name]
 	if !ok {
 		ch = make(chan json.RawMessage, 1)
@@ -180,12 +180,22 @@ func (c *Context) signal(name string) chan json.RawMessage {
 	return ch
 }
 
-// Await waits for Resolve(name, …) or the timeout.
+// Await waits for Resolve(name, …) or the timeout; the gate is open only
+// while it waits.
 func (c *Context) Await(name string, timeout time.Duration) (json.RawMessage, bool, error) {
+	c.mu.Lock()
+	c.awaiting = name
+	signal := c.signal(name)
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.awaiting = ""
+		c.mu.Unlock()
+	}()
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
-	case v := <-c.signal(name):
+	case v := <-signal:
 		return v, true, nil
 	case <-t.C:
 		return nil, false, nil
@@ -194,8 +204,15 @@ func (c *Context) Await(name string, timeout time.Duration) (json.RawMessage, bo
 	}
 }
 
-// Resolve sends value to an Await on name; only the first value counts.
+// Resolve sends value to the Await on name; only the first value counts,
+// and only while the workflow waits at that gate (as on Restate).
 func (c *Context) Resolve(name string, value json.RawMessage) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.awaiting != name {
+		return engine.GateClosed(name, c.awaiting)
+	}
+	c.awaiting = "" // the first value closes the gate
 	select {
 	case c.signal(name) <- value:
 		return nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,10 +30,44 @@ import (
 // body is a workflow under test; its output is what the case checks.
 type body func(c engine.Context, in json.RawMessage) (string, error)
 
-// runner runs a body to its end on one engine. signal, if set, is sent to
-// the workflow's decision promise once the body has started.
+// runner runs a body to its end on one engine, sending it the signals in
+// order once it has started: a refused one once, expecting the refusal; an
+// accepted one until its gate takes it.
 type runner interface {
-	run(t *testing.T, name string, b body, signal json.RawMessage, cancel bool) (string, error)
+	run(t *testing.T, name string, b body, signals []signal, cancel bool) (string, error)
+}
+
+// signal is a decision sent to a workflow's decide handler.
+type signal struct {
+	value   json.RawMessage
+	refused bool // the gate is closed when it is sent: 409, and never used
+}
+
+// send delivers the signals through try, which answers whether the gate
+// refused (and an error for anything else).
+func send(ctx context.Context, signals []signal, try func(json.RawMessage) (refused bool, err error)) error {
+	for _, s := range signals {
+		for {
+			refused, err := try(s.value)
+			if err != nil {
+				return err
+			}
+			if s.refused != refused {
+				if s.refused {
+					return fmt.Errorf("%s was taken, but the workflow did not wait for it", s.value)
+				}
+				// Not waiting yet: the gate opens when the body reaches it.
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("%s was never taken: %w", s.value, ctx.Err())
+				case <-time.After(2 * time.Millisecond):
+				}
+				continue
+			}
+			break
+		}
+	}
+	return nil
 }
 
 // childWorkflows are the workflows the cases call as children.
@@ -72,9 +107,9 @@ type counters struct{ a, b atomic.Int32 }
 
 var cases = []struct {
 	name   string
-	body   func(k *counters) body
-	signal json.RawMessage
-	cancel bool
+	body    func(k *counters) body
+	signals []signal
+	cancel  bool
 	want   string
 }{
 	{
@@ -176,15 +211,38 @@ var cases = []struct {
 		want: "ok=false value=",
 	},
 	{
-		name:   "await-gets-the-signal",
-		signal: json.RawMessage(`"go"`),
+		name:    "await-gets-the-signal",
+		signals: []signal{{value: json.RawMessage(`{"decision":"go"}`)}},
 		body: func(k *counters) body {
 			return func(c engine.Context, _ json.RawMessage) (string, error) {
 				v, ok, err := c.Await(workflow.DecisionPromise, time.Minute)
 				return fmt.Sprintf("ok=%v value=%s", ok, v), err
 			}
 		},
-		want: `ok=true value="go"`,
+		want: `ok=true value={"decision":"go"}`,
+	},
+	{
+		// A gate opens only while the body waits at it: a decision sent
+		// while it waits for an approval is refused and never used; the
+		// decision sent once it waits for one is.
+		name: "gates-open-only-while-waiting",
+		signals: []signal{
+			{value: json.RawMessage(`{"decision":"too early"}`), refused: true},
+			{value: json.RawMessage(`{"approved":true}`)},
+			{value: json.RawMessage(`{"approved":false}`), refused: true},
+			{value: json.RawMessage(`{"decision":"in time"}`)},
+		},
+		body: func(k *counters) body {
+			return func(c engine.Context, _ json.RawMessage) (string, error) {
+				a, _, err := c.Await(workflow.ApprovalPromise, time.Minute)
+				if err != nil {
+					return "", err
+				}
+				d, _, err := c.Await(workflow.DecisionPromise, time.Minute)
+				return fmt.Sprintf("%s then %s", a, d), err
+			}
+		},
+		want: `{"approved":true} then {"decision":"in time"}`,
 	},
 	{
 		// Children run side by side under ids derived from the parent's;
@@ -272,7 +330,7 @@ func TestConformance(t *testing.T) {
 						u.ran = nil
 						u.mu.Unlock()
 					}
-					out, err := r.run(t, tc.name, tc.body(&counters{}), tc.signal, tc.cancel)
+					out, err := r.run(t, tc.name, tc.body(&counters{}), tc.signals, tc.cancel)
 					if err != nil {
 						t.Fatalf("%s: %v", engineName, err)
 					}
@@ -287,17 +345,28 @@ func TestConformance(t *testing.T) {
 
 type directRunner struct{}
 
-func (directRunner) run(t *testing.T, name string, b body, signal json.RawMessage, cancel bool) (string, error) {
+func (directRunner) run(t *testing.T, name string, b body, signals []signal, cancel bool) (string, error) {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	c := direct.New(ctx, "w1", nil).WithWorkflows(childWorkflows)
-	if signal != nil {
-		go func() { time.Sleep(50 * time.Millisecond); _ = c.Resolve(workflow.DecisionPromise, signal) }()
-	}
+	sent := make(chan error, 1)
+	go func() {
+		sent <- send(ctx, signals, func(v json.RawMessage) (bool, error) {
+			err := c.Resolve(engine.GateOf(v), v)
+			if fault.KindOf(err) == fault.Conflict {
+				return true, nil
+			}
+			return false, err
+		})
+	}()
 	if cancel {
 		go func() { time.Sleep(100 * time.Millisecond); stop() }()
 	}
-	return b(c, nil)
+	out, err := b(c, nil)
+	if serr := <-sent; serr != nil && err == nil {
+		err = serr
+	}
+	return out, err
 }
 
 // restateRunner serves each case's body as a workflow of its own on a
@@ -345,7 +414,7 @@ type nopWriter struct{}
 
 func (nopWriter) Write(b []byte) (int, error) { return len(b), nil }
 
-func (r *restateRunner) run(t *testing.T, name string, b body, signal json.RawMessage, cancel bool) (string, error) {
+func (r *restateRunner) run(t *testing.T, name string, b body, signals []signal, cancel bool) (string, error) {
 	r.bodies.Store(name, b)
 	ctx, stop := context.WithTimeout(context.Background(), time.Minute)
 	defer stop()
@@ -353,11 +422,15 @@ func (r *restateRunner) run(t *testing.T, name string, b body, signal json.RawMe
 	if err != nil {
 		return "", err
 	}
-	if signal != nil {
-		time.Sleep(100 * time.Millisecond)
-		if err := r.client.Decide(ctx, name, "w1", signal); err != nil {
-			return "", err
+	if err := send(ctx, signals, func(v json.RawMessage) (bool, error) {
+		err := r.client.Decide(ctx, name, "w1", v)
+		var rerr *client.Error
+		if errors.As(err, &rerr) && rerr.Status == http.StatusConflict {
+			return true, nil
 		}
+		return false, err
+	}); err != nil {
+		return "", err
 	}
 	if cancel {
 		time.Sleep(300 * time.Millisecond)

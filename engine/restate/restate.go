@@ -171,11 +171,17 @@ func (c *Context) Publish(key string, v any) error {
 	return nil
 }
 
-// Await races a durable promise against a durable timer.
+// Await races a durable promise against a durable timer. The gate is open
+// (AwaitingKey names it, for the decide handler to check) only while it
+// waits.
 func (c *Context) Await(name string, timeout time.Duration) (json.RawMessage, bool, error) {
+	sdk.Set(c.ctx, engine.AwaitingKey, name)
 	p := sdk.Promise[json.RawMessage](c.ctx, name)
 	timer := sdk.After(c.ctx, timeout, sdk.WithName(name+"-timeout"))
 	first, err := sdk.WaitFirst(c.ctx, p, timer)
+	// Not deferred: the SDK suspends an invocation by panicking out of
+	// WaitFirst, and no command may follow a suspension.
+	sdk.Clear(c.ctx, engine.AwaitingKey)
 	if err != nil {
 		return nil, false, FromTerminal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	sdk "github.com/restatedev/sdk-go"
 
 	"github.com/ultramcp/durable/engine"
+	"github.com/ultramcp/durable/fault"
 )
 
 // ServiceOptions tune every workflow service.
@@ -91,7 +92,22 @@ func Workflow[O any](name string, body func(engine.Context, json.RawMessage) (O,
 		if len(value) == 0 || string(value) == "null" || len(value) > 64<<10 {
 			return sdk.Void{}, sdk.TerminalErrorf("decision: want a JSON value of at most 64 KiB")
 		}
-		return sdk.Void{}, sdk.Promise[json.RawMessage](ctx, engine.DecisionPromise).Resolve(value)
+		gate := engine.GateOf(value)
+		if gate == "" {
+			return sdk.Void{}, ToTerminal(fault.Invalidf("decision", `want {"decision": "…"} for a debate or {"approved": true|false} for an approval`))
+		}
+		// Checked here, where the promise is resolved, so that no path to
+		// this handler (the API, the ingress socket) can open a gate the
+		// workflow does not wait at: a value resolved early would be taken
+		// by a later wait without anyone having seen what it decides.
+		awaiting, err := sdk.Get[string](ctx, engine.AwaitingKey)
+		if err != nil {
+			return sdk.Void{}, err
+		}
+		if awaiting != gate {
+			return sdk.Void{}, ToTerminal(engine.GateClosed(gate, awaiting))
+		}
+		return sdk.Void{}, sdk.Promise[json.RawMessage](ctx, gate).Resolve(value)
 	}
 	return sdk.NewWorkflow(name,
 		sdk.WithWorkflowRetention(o.Retention),

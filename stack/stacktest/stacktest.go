@@ -146,7 +146,7 @@ func Start(t testing.TB, o Options) *Env {
 	var log bytes.Buffer
 	s := stack.New(cfg, Binary(t), &log)
 	s.ServiceEnv = o.ServiceEnv
-	env := &Env{Stack: s, Cfg: cfg, Client: client.New(config.URL(cfg.IngressAddr), config.URL(cfg.AdminAddr)), Log: &log}
+	env := &Env{Stack: s, Cfg: cfg, Client: client.ForStack(cfg), Log: &log}
 	t.Cleanup(func() {
 		if t.Failed() {
 			rs, _ := s.Restate()

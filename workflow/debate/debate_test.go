@@ -324,8 +324,8 @@ func TestEscalationWaitsForADecision(t *testing.T) {
 		go func() {
 			for {
 				var p Progress
-				if json.Unmarshal(c.Published(progressKey), &p) == nil && p.Phase == "awaiting-decision" {
-					c.Resolve(workflow.DecisionPromise, json.RawMessage(`{"decision":"ship it","by":"alice"}`))
+				if json.Unmarshal(c.Published(progressKey), &p) == nil && p.Phase == "awaiting-decision" &&
+					c.Resolve(workflow.DecisionPromise, json.RawMessage(`{"decision":"ship it","by":"alice"}`)) == nil {
 					return
 				}
 				time.Sleep(5 * time.Millisecond)

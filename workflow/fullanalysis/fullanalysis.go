@@ -279,7 +279,7 @@ func (f *FullAnalysis) Run(c engine.Context, in Input) (res Result, err error) {
 		if err := publish("awaiting-approval", fmt.Sprintf("waiting up to %s for approval: ultramcp approve %s (or reject %s --reason …)", in.approvalTimeout(), c.WorkflowID(), c.WorkflowID())); err != nil {
 			return res, err
 		}
-		raw, ok, err := c.Await(workflow.DecisionPromise, in.approvalTimeout())
+		raw, ok, err := c.Await(workflow.ApprovalPromise, in.approvalTimeout())
 		if err != nil {
 			return res, err
 		}
