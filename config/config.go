@@ -422,7 +422,9 @@ func (c Config) RestateDir() string { return c.Path("restate") }
 // cannot reach the ingress (it answers CORS for any origin) nor the admin
 // API (it answers any Host), and other local users cannot connect, since
 // the state dir is 0700. The API serves what users need of both.
-func (c Config) IngressSocket() string { return filepath.Join(c.RestateDir(), RestateNode, "ingress.sock") }
+func (c Config) IngressSocket() string {
+	return filepath.Join(c.RestateDir(), RestateNode, "ingress.sock")
+}
 
 // AdminSocket is the unix socket of Restate's admin API and UI.
 func (c Config) AdminSocket() string { return filepath.Join(c.RestateDir(), RestateNode, "admin.sock") }

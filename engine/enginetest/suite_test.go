@@ -106,11 +106,11 @@ var undone = map[string]*undoLog{"saga-reverse": {}, "cancel-reaches-children": 
 type counters struct{ a, b atomic.Int32 }
 
 var cases = []struct {
-	name   string
+	name    string
 	body    func(k *counters) body
 	signals []signal
 	cancel  bool
-	want   string
+	want    string
 }{
 	{
 		// A step's result is kept: when a later step's retry replays the
