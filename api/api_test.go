@@ -211,7 +211,7 @@ func TestOpenWorkflowLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Submitted(context.Background(), "already-open", "chain-of-debate", []byte(`{}`), time.Now()); err != nil {
+	if _, err := st.Submitted(context.Background(), "already-open", "chain-of-debate", []byte(`{"topic":"t","participants":["a","b"],"rounds":3}`), time.Now(), 0); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()

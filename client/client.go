@@ -54,19 +54,19 @@ func ForStack(cfg config.Config) *Client {
 }
 
 // Transport dials Restate's unix sockets: http://restate-ingress/… goes to
-// the ingress socket, http://restate-admin/… to the admin API's.
+// the ingress socket, http://restate-admin/… to the admin API's; any other
+// host over TCP as usual.
 func Transport(cfg config.Config) *http.Transport {
 	sockets := map[string]string{IngressHost: cfg.IngressSocket(), AdminHost: cfg.AdminSocket()}
 	var d net.Dialer
 	d.Timeout = 5 * time.Second
 	return &http.Transport{
-		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			host, _, _ := net.SplitHostPort(addr)
-			sock, ok := sockets[host]
-			if !ok {
-				return nil, fmt.Errorf("no Restate socket for host %q", host)
+			if sock, ok := sockets[host]; ok {
+				return d.DialContext(ctx, "unix", sock)
 			}
-			return d.DialContext(ctx, "unix", sock)
+			return d.DialContext(ctx, network, addr) // the service, the API
 		},
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,

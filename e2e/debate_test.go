@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -56,28 +56,49 @@ func attach(t *testing.T, env *stacktest.Env, id string, timeout time.Duration) 
 	return res, nil
 }
 
-// The seed's request, as curl would send it, on the Restate ingress.
-func TestSeedRequestOnIngress(t *testing.T) {
+// The seed's three requests (start, progress, attach), with curl as the
+// README shows them: on the API's port, and on the ingress socket.
+func TestSeedRequestsWithCurl(t *testing.T) {
 	env := stacktest.Start(t, stacktest.Options{})
-	id := "seed-1"
-	body := `{"topic":"Test debate","participants":["alice","bob"],"rounds":2}`
-	resp, err := http.Post(config.URL(env.Cfg.IngressAddr)+"/chain-of-debate/"+id+"/run/send", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
+	api := config.URL(env.Cfg.APIAddr)
+	curl := func(args ...string) []byte {
+		t.Helper()
+		out, err := exec.Command("curl", append([]string{"-sS", "--fail-with-body", "--max-time", "60"}, args...)...).Output()
+		if err != nil {
+			t.Fatalf("curl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("send: status %d, want 202", resp.StatusCode)
+	body := `{"topic":"Test debate","participants":["alice","bob"],"rounds":2,"delayBetweenRounds":"1s"}`
+	for _, via := range []struct {
+		name, base string
+		sock       []string
+	}{
+		{"api", api, nil},
+		{"socket", "http://localhost", []string{"--unix-socket", env.Cfg.IngressSocket()}},
+	} {
+		id := "seed-" + via.name
+		var started struct{ InvocationID, Status string }
+		if err := json.Unmarshal(curl(append(via.sock, "-X", "POST", via.base+"/chain-of-debate/"+id+"/run/send", "-H", "content-type: application/json", "-d", body)...), &started); err != nil || !strings.HasPrefix(started.InvocationID, "inv_") || started.Status != "Accepted" {
+			t.Fatalf("%s: send answered %+v (%v)", via.name, started, err)
+		}
+		// Progress while it runs (the first round is done, the second
+		// waits on the durable delay).
+		waitFor(t, 30*time.Second, func() bool {
+			return strings.Contains(string(curl(append(via.sock, "-X", "POST", via.base+"/chain-of-debate/"+id+"/progress")...)), `"round"`)
+		})
+		raw := curl(append(via.sock, via.base+"/restate/workflow/chain-of-debate/"+id+"/attach")...)
+		checkSeedResult(t, id, raw)
 	}
-	attachResp, err := http.Get(config.URL(env.Cfg.IngressAddr) + "/restate/workflow/chain-of-debate/" + id + "/attach")
-	if err != nil {
-		t.Fatal(err)
+	// The API's path answers as the API does: a bad id is refused there.
+	out, _ := exec.Command("curl", "-sS", "-X", "POST", api+"/chain-of-debate/.hidden/run/send", "-H", "content-type: application/json", "-d", body).Output()
+	if !strings.Contains(string(out), `"field":"id"`) {
+		t.Errorf("a bad id on the API's ingress path: %s", out)
 	}
-	defer attachResp.Body.Close()
-	raw, _ := io.ReadAll(attachResp.Body)
-	if attachResp.StatusCode != http.StatusOK {
-		t.Fatalf("attach: status %d: %s", attachResp.StatusCode, raw)
-	}
+}
+
+func checkSeedResult(t *testing.T, id string, raw []byte) {
+	t.Helper()
 	var res debate.Result
 	if err := json.Unmarshal(raw, &res); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/sanitize"
 	"github.com/ultramcp/durable/service"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
@@ -98,24 +99,12 @@ func (s *Service) Definition(name string) (workflow.Definition, error) {
 }
 
 // MaxIDChars bounds a workflow id (a client's Idempotency-Key).
-const MaxIDChars = 128
+const MaxIDChars = workflow.MaxIDChars
 
 // CheckID refuses an id Restate's URLs, the store and a terminal should
-// not carry.
-func CheckID(id string) error {
-	if id == "" {
-		return fault.Invalidf("id", "empty")
-	}
-	if len(id) > MaxIDChars {
-		return fault.Invalidf("id", "longer than %d characters", MaxIDChars)
-	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return fault.Invalidf("id", "may hold only letters, digits, '-', '_' and '.'")
-		}
-	}
-	return nil
-}
+// not carry (workflow.CheckID, which the workflows apply to their own key
+// too).
+func CheckID(id string) error { return workflow.CheckID(id) }
 
 // NewID returns a fresh id for a workflow with prefix.
 func NewID(prefix string) string {
@@ -157,7 +146,9 @@ func (s *Service) Submit(ctx context.Context, name string, body []byte, id strin
 	}
 	sub := Submitted{ID: id, Workflow: def.Name}
 	// Record the request as pending first, so the store knows of it even if
-	// the send fails; a failed send is recorded as not started.
+	// the send fails; a failed send is recorded as not started. The store
+	// refuses, in the same transaction, an id another workflow holds, the
+	// same id with another body, and a new one past MaxOpen.
 	st, release, err := s.stores.Open(ctx)
 	if err != nil {
 		if s.MaxOpen > 0 {
@@ -166,12 +157,16 @@ func (s *Service) Submit(ctx context.Context, name string, body []byte, id strin
 		sub.Warnings = append(sub.Warnings, fmt.Sprintf("metadata store unavailable, not recording %s: %v", id, err))
 	} else {
 		defer release()
-		if s.MaxOpen > 0 {
-			if err := s.checkOpen(ctx, st, def.Name, id); err != nil {
+		// Recorded as the workflow records it (Tracked): no credential
+		// in a URL.
+		recorded := []byte(sanitize.URLCredentials(string(norm)))
+		if _, err := st.Submitted(ctx, id, def.Name, recorded, time.Now(), s.MaxOpen); err != nil {
+			switch {
+			case errors.Is(err, store.ErrBusy), fault.KindOf(err) == fault.Conflict:
 				return sub, err
+			case s.MaxOpen > 0:
+				return sub, err // the limit could not be checked
 			}
-		}
-		if err := st.Submitted(ctx, id, def.Name, norm, time.Now()); err != nil {
 			sub.Warnings = append(sub.Warnings, fmt.Sprintf("could not record %s as pending: %v", id, err))
 		}
 	}
@@ -361,20 +356,4 @@ func (s *Service) Purge(ctx context.Context, age time.Duration) (Purged, error) 
 }
 
 // ErrBusy is a submission refused because too much is open at once.
-var ErrBusy = errors.New("too many workflows at once")
-
-// checkOpen refuses a new workflow while MaxOpen are open; the same id
-// again is not new.
-func (s *Service) checkOpen(ctx context.Context, st *store.Store, name, id string) error {
-	if _, err := st.Get(ctx, id); err == nil {
-		return nil
-	}
-	n, err := st.CountOpen(ctx)
-	if err != nil {
-		return err
-	}
-	if n >= s.MaxOpen {
-		return fault.Wrap(fault.Unavailable, ErrBusy, "%d workflows are open, the most at once (ULTRAMCP_API_MAX_OPEN); %s was not started, try again when some finish", n, name)
-	}
-	return nil
-}
+var ErrBusy = store.ErrBusy

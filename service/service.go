@@ -98,9 +98,11 @@ func NewServer(models *llm.Router, o Options) *server.Restate {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.Services == (restateengine.ServiceOptions{}) {
+	if o.Services.InactivityTimeout == 0 && o.Services.AbortTimeout == 0 && o.Services.Retention == 0 {
 		o.Services = restateengine.DefaultServiceOptions
 	}
+	// An id from the ingress socket meets the rules the API applies.
+	o.Services.CheckKey = workflow.CheckID
 	if o.Checkouts == nil {
 		o.Checkouts = &repo.Cache{Dir: filepath.Join(os.TempDir(), "ultramcp-checkouts"), Policy: repo.DefaultPolicy}
 	}

@@ -178,7 +178,7 @@ func (s *Store) Warm(ctx context.Context) error {
 				s.RecordExecutions(wctx, []workflow.Execution{{WorkflowID: id, AgentName: "warm-up", Step: "warm-up", Status: workflow.StatusCompleted, CreatedAt: at, RunID: id, Answer: []byte("{}")}}),
 				s.Progress(wctx, id, 1, []byte("{}")),
 				func() error { _, err := s.PutArtifact(wctx, id, "warm-up", []byte(id)); return err }(),
-				s.Finished(wctx, id, workflow.StatusCompleted, []byte("{}"), "", at),
+				s.Finished(wctx, id, "warm-up", workflow.StatusCompleted, []byte("{}"), "", at),
 			)
 		})
 	}

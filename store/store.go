@@ -243,38 +243,100 @@ func (s *Store) exec(ctx context.Context, q string, args ...any) error {
 
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
-// Submitted records a workflow as pending before it is sent to the engine.
-func (s *Store) Submitted(ctx context.Context, id, wf string, input []byte, at time.Time) error {
-	return s.exec(ctx, `INSERT INTO workflow_metadata (id, workflow, status, input, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`, id, wf, workflow.StatusPending, string(input), at.UTC(), at.UTC())
+// ErrBusy is a submission refused because MaxOpen workflows are open.
+var ErrBusy = errors.New("too many workflows at once")
+
+// Submitted records a workflow as pending before it is sent to the engine,
+// in one transaction with the checks that make an id one workflow's: an id
+// another workflow type holds is a Conflict naming that type, and so is the
+// same id with another input; the same id with the same input is not new
+// (fresh is false) and is not counted. A new one is refused with ErrBusy
+// while maxOpen (if positive) are open: counted and recorded together, so
+// concurrent submissions cannot overshoot it.
+func (s *Store) Submitted(ctx context.Context, id, wf string, input []byte, at time.Time, maxOpen int) (fresh bool, err error) {
+	err = s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if s.d.name == "PostgreSQL" {
+			// PostgreSQL's writers run side by side: one submission at a
+			// time across them, and across processes.
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7261853)`); err != nil {
+				return transient(err)
+			}
+		}
+		var held, heldInput sql.NullString
+		err := tx.QueryRowContext(ctx, s.d.rebind(`SELECT workflow, input FROM workflow_metadata WHERE id = ?`), id).Scan(&held, &heldInput)
+		switch {
+		case err == nil && held.String != wf:
+			return fault.New(fault.Conflict, "id %s belongs to a %s workflow; a %s cannot use it (choose another Idempotency-Key)", id, held.String, wf)
+		case err == nil && heldInput.Valid && heldInput.String != string(input):
+			return fault.New(fault.Conflict, "id %s was submitted before with another request; the same Idempotency-Key must come with the same body", id)
+		case err == nil:
+			return nil // the same request again
+		case !errors.Is(err, sql.ErrNoRows):
+			return transient(err)
+		}
+		if maxOpen > 0 {
+			var n int
+			if err := tx.QueryRowContext(ctx, s.d.rebind(`SELECT COUNT(*) FROM workflow_metadata WHERE status IN (?, ?, ?)`), workflow.StatusPending, workflow.StatusRunning, workflow.StatusPaused).Scan(&n); err != nil {
+				return transient(err)
+			}
+			if n >= maxOpen {
+				return fault.Wrap(fault.Unavailable, ErrBusy, "%d workflows are open, the most at once (ULTRAMCP_API_MAX_OPEN); %s was not started, try again when some finish", n, wf)
+			}
+		}
+		if _, err := s.execIn(ctx, tx, `INSERT INTO workflow_metadata (id, workflow, status, input, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?)`, id, wf, workflow.StatusPending, string(input), at.UTC(), at.UTC()); err != nil {
+			return err
+		}
+		fresh = true
+		return nil
+	})
+	return fresh, err
 }
 
 // Started implements workflow.Records: the workflow is running. A pending
 // row keeps its creation time, a started one its first start; a finished
 // one is left alone (every attempt of a workflow writes its start again).
+// A row of another workflow type is never touched: that is a Conflict
+// (a workflow started past the API, on the ingress socket, under an id
+// another type holds).
 func (s *Store) Started(ctx context.Context, id, wf string, input []byte, at time.Time) error {
-	return s.execTx(ctx, `INSERT INTO workflow_metadata (id, workflow, status, input, created_at, updated_at, started_at)
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := s.execIn(ctx, tx, `INSERT INTO workflow_metadata (id, workflow, status, input, created_at, updated_at, started_at)
 VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET status = excluded.status, input = excluded.input, updated_at = excluded.updated_at,
   started_at = COALESCE(workflow_metadata.started_at, excluded.started_at)
-WHERE workflow_metadata.status IN ('pending', 'running', 'not-started', 'paused')`,
-		id, wf, workflow.StatusRunning, string(input), at.UTC(), at.UTC(), at.UTC())
+WHERE workflow_metadata.workflow = excluded.workflow AND workflow_metadata.status IN ('pending', 'running', 'not-started', 'paused')`,
+			id, wf, workflow.StatusRunning, string(input), at.UTC(), at.UTC(), at.UTC())
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n > 0 {
+			return nil
+		}
+		// Nothing changed: a finished row replayed (fine), or another
+		// workflow's row.
+		var held string
+		if err := tx.QueryRowContext(ctx, s.d.rebind(`SELECT workflow FROM workflow_metadata WHERE id = ?`), id).Scan(&held); err == nil && held != wf {
+			return fault.New(fault.Conflict, "id %s belongs to a %s workflow; a %s cannot use it", id, held, wf)
+		}
+		return nil
+	})
 }
 
 // Finished implements workflow.Records, in one statement: the duration
 // counts from the first start. A workflow this store has no row for is an
 // error, not a silent no-op: the service's store changed since the
 // workflow started.
-func (s *Store) Finished(ctx context.Context, id, status string, output []byte, errMsg string, at time.Time) error {
+func (s *Store) Finished(ctx context.Context, id, wf, status string, output []byte, errMsg string, at time.Time) error {
 	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := s.execIn(ctx, tx, `UPDATE workflow_metadata SET status = ?, output = ?, error = ?, updated_at = ?, completed_at = ?,
   duration_ms = `+s.d.msBetween("COALESCE(started_at, created_at)", "?")+`
-WHERE id = ?`, status, nullString(string(output)), nullString(errMsg), at.UTC(), at.UTC(), at.UTC(), id)
+WHERE id = ? AND workflow = ?`, status, nullString(string(output)), nullString(errMsg), at.UTC(), at.UTC(), at.UTC(), id, wf)
 		if err != nil {
 			return err
 		}
 		if n, err := res.RowsAffected(); err == nil && n == 0 {
-			return fault.New(fault.Permanent, "the %s store has no record of workflow %s: did ULTRAMCP_DATABASE_URL change since it started?", s.d.name, id)
+			return fault.New(fault.Permanent, "the %s store has no record of %s workflow %s: did ULTRAMCP_DATABASE_URL change since it started?", s.d.name, wf, id)
 		}
 		return nil
 	})

@@ -83,7 +83,7 @@ var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 func TestLifecycle(t *testing.T) {
 	forEach(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
-		must(t, s.Submitted(ctx, "w1", workflow.ChainOfDebate, []byte(`{"topic":"x"}`), t0))
+		must(t, submit(ctx, s, "w1", workflow.ChainOfDebate, []byte(`{"topic":"x"}`), t0))
 		w, err := s.Get(ctx, "w1")
 		must(t, err)
 		if w.Status != workflow.StatusPending {
@@ -95,14 +95,14 @@ func TestLifecycle(t *testing.T) {
 		if w.Status != workflow.StatusRunning || !w.CreatedAt.Equal(t0) {
 			t.Errorf("after start: status %s created %s", w.Status, w.CreatedAt)
 		}
-		must(t, s.Finished(ctx, "w1", workflow.StatusCompleted, []byte(`{"ok":true}`), "", t0.Add(4*time.Second)))
+		must(t, s.Finished(ctx, "w1", workflow.ChainOfDebate, workflow.StatusCompleted, []byte(`{"ok":true}`), "", t0.Add(4*time.Second)))
 		must(t, s.Started(ctx, "w1", workflow.ChainOfDebate, nil, t0.Add(5*time.Second))) // late replay must not reopen it
 		w, _ = s.Get(ctx, "w1")
 		if w.Status != workflow.StatusCompleted || w.Output != `{"ok":true}` || w.CompletedAt == nil || *w.DurationMS != 3000 {
 			t.Errorf("after finish: %+v", w)
 		}
 		must(t, s.Started(ctx, "w2", workflow.ChainOfDebate, nil, t0))
-		must(t, s.Finished(ctx, "w2", workflow.StatusFailed, nil, "openai: 401 unauthorized", t0.Add(time.Second)))
+		must(t, s.Finished(ctx, "w2", workflow.ChainOfDebate, workflow.StatusFailed, nil, "openai: 401 unauthorized", t0.Add(time.Second)))
 		w, _ = s.Get(ctx, "w2")
 		if w.Status != workflow.StatusFailed || w.Error != "openai: 401 unauthorized" || w.Output != "" {
 			t.Errorf("failed: %+v", w)
@@ -120,14 +120,14 @@ func TestFailedStartsAndReconciliation(t *testing.T) {
 	forEach(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		must(t, s.Started(ctx, "done", workflow.ChainOfDebate, nil, t0))
-		must(t, s.Finished(ctx, "done", workflow.StatusCompleted, []byte(`{"kept":true}`), "", t0.Add(time.Second)))
-		must(t, s.Submitted(ctx, "done", workflow.ChainOfDebate, nil, t0.Add(2*time.Second)))
+		must(t, s.Finished(ctx, "done", workflow.ChainOfDebate, workflow.StatusCompleted, []byte(`{"kept":true}`), "", t0.Add(time.Second)))
+		must(t, submit(ctx, s, "done", workflow.ChainOfDebate, nil, t0.Add(2*time.Second)))
 		must(t, s.NotStarted(ctx, "done", "could not reach Restate", t0.Add(2*time.Second)))
 		must(t, s.Reconciled(ctx, "done", workflow.StatusFailed, nil, "vanished", t0.Add(3*time.Second)))
 		if w, _ := s.Get(ctx, "done"); w.Status != workflow.StatusCompleted || w.Output != `{"kept":true}` || w.Error != "" {
 			t.Errorf("a finished workflow changed: %+v", w)
 		}
-		must(t, s.Submitted(ctx, "new", workflow.ChainOfDebate, nil, t0))
+		must(t, submit(ctx, s, "new", workflow.ChainOfDebate, nil, t0))
 		must(t, s.NotStarted(ctx, "new", "could not reach Restate", t0))
 		if w, _ := s.Get(ctx, "new"); w.Status != workflow.StatusNotStarted || w.Error != "could not reach Restate" {
 			t.Errorf("not started: %+v", w)
@@ -141,7 +141,7 @@ func TestFailedStartsAndReconciliation(t *testing.T) {
 		if w, _ := s.Get(ctx, "new"); w.Status != workflow.StatusFailed || w.Error != "killed" || w.CompletedAt == nil {
 			t.Errorf("killed: %+v", w)
 		}
-		if err := s.Finished(ctx, "never-seen", workflow.StatusCompleted, nil, "", t0); err == nil || !strings.Contains(err.Error(), "ULTRAMCP_DATABASE_URL") {
+		if err := s.Finished(ctx, "never-seen", workflow.ChainOfDebate, workflow.StatusCompleted, nil, "", t0); err == nil || !strings.Contains(err.Error(), "ULTRAMCP_DATABASE_URL") {
 			t.Errorf("finishing an unknown workflow: %v", err)
 		}
 	})
@@ -225,10 +225,10 @@ func TestListAndPurge(t *testing.T) {
 		ctx := context.Background()
 		old, recent := t0.Add(-40*24*time.Hour), t0
 		must(t, s.Started(ctx, "old-done", workflow.ChainOfDebate, nil, old))
-		must(t, s.Finished(ctx, "old-done", workflow.StatusCompleted, []byte(`{}`), "", old))
+		must(t, s.Finished(ctx, "old-done", workflow.ChainOfDebate, workflow.StatusCompleted, []byte(`{}`), "", old))
 		must(t, s.Started(ctx, "old-running", workflow.ChainOfDebate, nil, old))
 		must(t, s.Started(ctx, "new-failed", workflow.CodeAnalysis, nil, recent))
-		must(t, s.Finished(ctx, "new-failed", workflow.StatusFailed, nil, "boom", recent))
+		must(t, s.Finished(ctx, "new-failed", workflow.CodeAnalysis, workflow.StatusFailed, nil, "boom", recent))
 		must(t, s.RecordExecutions(ctx, []workflow.Execution{{WorkflowID: "old-done", AgentName: "a", Step: "s", Status: "completed", CreatedAt: old}}))
 		_, err := s.PutArtifact(ctx, "old-done", "t", []byte("only old"))
 		must(t, err)
@@ -327,4 +327,10 @@ func TestWarmLeavesNothing(t *testing.T) {
 			t.Errorf("artifact after warm-up: %v", err)
 		}
 	})
+}
+
+// submit records a submission with no limit on what is open.
+func submit(ctx context.Context, s *store.Store, id, wf string, input []byte, at time.Time) error {
+	_, err := s.Submitted(ctx, id, wf, input, at, 0)
+	return err
 }

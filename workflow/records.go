@@ -112,7 +112,8 @@ type Records interface {
 	Started(ctx context.Context, id, workflow string, input []byte, at time.Time) error
 	// Started records the workflow running; the first start time stays.
 	// Finished records how it ended, its duration counted from that start.
-	Finished(ctx context.Context, id, status string, output []byte, errMsg string, at time.Time) error
+	// Both touch the row of id only if it is this workflow's.
+	Finished(ctx context.Context, id, workflow, status string, output []byte, errMsg string, at time.Time) error
 	RecordExecutions(ctx context.Context, execs []Execution) error
 	PutArtifact(ctx context.Context, workflowID, name string, content []byte) (ArtifactRef, error)
 	NamedArtifact(ctx context.Context, workflowID, name string) ([]byte, error)
@@ -188,7 +189,7 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 		// background and committed together where they meet; the output
 		// reaches the journal only once all have landed.
 		writes := NewWrites(c, rec)
-		writes.tracked = true
+		writes.tracked, writes.name = true, name
 		at := time.Now().UTC()
 		writes.start(func(ctx context.Context) error { return rec.Started(ctx, c.WorkflowID(), name, input, at) })
 		out, runErr := body(trackedContext{c, writes}, in)
@@ -282,8 +283,9 @@ type Writes struct {
 	mu  sync.Mutex
 	err error
 	// tracked: the Tracked wrapper waits for these writes, after adding
-	// the workflow's end.
+	// the workflow's end; name is the workflow's.
 	tracked bool
+	name    string
 	// landed are closed as the writes, in the order started, finish.
 	landed []chan struct{}
 	// waiting is set once the workflow waits for all its writes: the
@@ -315,7 +317,7 @@ func (w *Writes) Ending(output []byte) {
 // row it updates) and nothing else.
 func (w *Writes) end(status, msg string, output []byte) {
 	at := time.Now().UTC()
-	w.after(func(ctx context.Context) error { return w.rec.Finished(ctx, w.c.WorkflowID(), status, output, msg, at) })
+	w.after(func(ctx context.Context) error { return w.rec.Finished(ctx, w.c.WorkflowID(), w.name, status, output, msg, at) })
 }
 
 func (w *Writes) endedWith() []byte {

@@ -36,6 +36,10 @@ type ServiceOptions struct {
 	// Published, if set, answers the progress handler for a workflow that
 	// published nothing in Restate's state: one that publishes in its store.
 	Published ProgressReader
+	// CheckKey, if set, refuses a workflow id before the body runs: a
+	// workflow started on the ingress socket, past the application
+	// service, is held to the same rules.
+	CheckKey func(id string) error
 }
 
 // ProgressReader reads what a workflow published outside Restate.
@@ -64,6 +68,12 @@ var DefaultServiceOptions = ServiceOptions{
 // terminal errors with their HTTP status (400 for bad input).
 func Workflow[O any](name string, body func(engine.Context, json.RawMessage) (O, error), o ServiceOptions) sdk.ServiceDefinition {
 	run := func(ctx sdk.WorkflowContext, raw json.RawMessage) (O, error) {
+		if o.CheckKey != nil {
+			if err := o.CheckKey(sdk.Key(ctx)); err != nil {
+				var zero O
+				return zero, ToTerminal(err)
+			}
+		}
 		out, err := body(newGuarded(ctx, o), raw)
 		if err != nil {
 			ctx.Log().Error("workflow failed", "err", err)

@@ -247,7 +247,7 @@ type memRecords struct {
 }
 
 func (m *memRecords) Started(context.Context, string, string, []byte, time.Time) error { return nil }
-func (m *memRecords) Finished(context.Context, string, string, []byte, string, time.Time) error {
+func (m *memRecords) Finished(context.Context, string, string, string, []byte, string, time.Time) error {
 	return nil
 }
 func (m *memRecords) RecordExecutions(_ context.Context, execs []workflow.Execution) error {

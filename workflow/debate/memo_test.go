@@ -42,7 +42,7 @@ func (m *memoRecords) RecordExecutions(ctx context.Context, execs []workflow.Exe
 	return m.memRecords.RecordExecutions(ctx, execs)
 }
 
-func (m *memoRecords) Finished(_ context.Context, _, status string, output []byte, _ string, _ time.Time) error {
+func (m *memoRecords) Finished(_ context.Context, _, _, status string, output []byte, _ string, _ time.Time) error {
 	m.pmu.Lock()
 	defer m.pmu.Unlock()
 	m.ends = append(m.ends, status+" "+string(output))
