@@ -317,7 +317,9 @@ func (w *Writes) Ending(output []byte) {
 // row it updates) and nothing else.
 func (w *Writes) end(status, msg string, output []byte) {
 	at := time.Now().UTC()
-	w.after(func(ctx context.Context) error { return w.rec.Finished(ctx, w.c.WorkflowID(), w.name, status, output, msg, at) })
+	w.after(func(ctx context.Context) error {
+		return w.rec.Finished(ctx, w.c.WorkflowID(), w.name, status, output, msg, at)
+	})
 }
 
 func (w *Writes) endedWith() []byte {
