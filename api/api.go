@@ -40,7 +40,7 @@ type Server struct {
 	cfg     config.Config
 	log     *slog.Logger
 	mcp     http.Handler
-	feeds   *feeds
+	feeds   *runs.Feeds
 	hosts   []string // Host headers answered
 	origins *http.CrossOriginProtection
 	table   []route // the routes, built once: the handlers and the document
@@ -48,7 +48,13 @@ type Server struct {
 	console  http.Handler // the Restate UI and admin API, proxied
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter
+	mcpOpen  map[string]int // MCP requests in flight, per client
 }
+
+// MaxMCPInFlight bounds the MCP requests one client (token identity, else
+// address) may have open at once: each wait_for_result holds one for up to
+// ten minutes. The waits themselves share one watch per workflow.
+var MaxMCPInFlight = 1024
 
 // New returns the API over svc for the stack cfg describes; mcp, if not
 // nil, is served at /mcp. ctx bounds the event feeds it keeps.
@@ -56,8 +62,8 @@ func New(ctx context.Context, svc *runs.Service, cfg config.Config, mcp http.Han
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{runs: svc, cfg: cfg, log: log, mcp: mcp, limiters: map[string]*rate.Limiter{}}
-	s.feeds = newFeeds(ctx, svc)
+	s := &Server{runs: svc, cfg: cfg, log: log, mcp: mcp, limiters: map[string]*rate.Limiter{}, mcpOpen: map[string]int{}}
+	s.feeds = svc.Feeds()
 	_, port, _ := net.SplitHostPort(cfg.APIAddr)
 	s.hosts = []string{cfg.APIAddr, "localhost:" + port, "127.0.0.1:" + port, "[::1]:" + port}
 	for _, h := range cfg.APIHosts {
@@ -126,7 +132,8 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			}
 		}
 		authorized := s.authorized(r)
-		if !s.limiter(r, authorized).Allow() {
+		client := s.client(r, authorized)
+		if !s.limiter(client).Allow() {
 			w.Header().Set("Retry-After", "1")
 			writeError(w, fault.New(fault.Unavailable, "more than %g requests a second (ULTRAMCP_API_RATE)", s.cfg.APIRate), http.StatusTooManyRequests)
 			return
@@ -153,6 +160,14 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			}
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		if r.URL.Path == "/mcp" {
+			if !s.enterMCP(client) {
+				w.Header().Set("Retry-After", "5")
+				writeError(w, fault.New(fault.Unavailable, "%d MCP requests of this client are open already (waits included): the most at once", MaxMCPInFlight), http.StatusTooManyRequests)
+				return
+			}
+			defer s.leaveMCP(client)
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -187,16 +202,38 @@ func (s *Server) authorized(r *http.Request) bool {
 // forgotten, and while none is idle new ones share one limiter.
 const maxLimiters = 10000
 
-// limiter is the rate limiter of the request's client: the token's
-// identity for a request that carries the token, else its address (so a
-// client cannot get past it by varying a header, and refused requests are
+// client names who sent a request, for its limits: the token's identity
+// for a request that carries the token, else its address (so a client
+// cannot get past a limit by varying a header, and refused requests are
 // limited too).
-func (s *Server) limiter(r *http.Request, authorized bool) *rate.Limiter {
-	addr, _, _ := net.SplitHostPort(r.RemoteAddr)
-	key := "addr " + addr
+func (s *Server) client(r *http.Request, authorized bool) string {
 	if authorized && s.cfg.APIToken != "" {
-		key = "token"
+		return "token"
 	}
+	addr, _, _ := net.SplitHostPort(r.RemoteAddr)
+	return "addr " + addr
+}
+
+func (s *Server) enterMCP(client string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mcpOpen[client] >= MaxMCPInFlight {
+		return false
+	}
+	s.mcpOpen[client]++
+	return true
+}
+
+func (s *Server) leaveMCP(client string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mcpOpen[client]--; s.mcpOpen[client] <= 0 {
+		delete(s.mcpOpen, client)
+	}
+}
+
+// limiter is the rate limiter of client.
+func (s *Server) limiter(key string) *rate.Limiter {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l, ok := s.limiters[key]

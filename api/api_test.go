@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ import (
 func testServer(t *testing.T, edit func(*config.Config)) http.Handler {
 	t.Helper()
 	cfg := config.Default()
-	cfg.Home = t.TempDir()
+	cfg.Home = shortHome(t)
 	cfg.APIAddr = "127.0.0.1:18999"
 	if edit != nil {
 		edit(&cfg)
@@ -150,7 +151,7 @@ func TestRateLimitPerClient(t *testing.T) {
 // responses, and each request body's schema.
 func TestDocumentMatchesRoutes(t *testing.T) {
 	cfg := config.Default()
-	cfg.Home = t.TempDir()
+	cfg.Home = shortHome(t)
 	s := New(context.Background(), runs.New(cfg, runs.PerCall{Config: cfg}), cfg, nil, nil)
 	doc := s.Document()
 	b, err := json.Marshal(doc)
@@ -199,7 +200,7 @@ func TestDocumentMatchesRoutes(t *testing.T) {
 // refused with 429 and nothing recorded; the same id again is not new.
 func TestOpenWorkflowLimit(t *testing.T) {
 	cfg := config.Default()
-	cfg.Home = t.TempDir()
+	cfg.Home = shortHome(t)
 	cfg.APIAddr, cfg.APIMaxOpen = "127.0.0.1:18999", 1
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -211,14 +212,19 @@ func TestOpenWorkflowLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Submitted(context.Background(), "already-open", "chain-of-debate", []byte(`{"topic":"t","participants":["a","b"],"rounds":3}`), time.Now(), 0); err != nil {
+	svc := runs.New(cfg, runs.PerCall{Config: cfg})
+	svc.MaxOpen = cfg.APIMaxOpen
+	body := `{"topic":"t","participants":["a","b"]}`
+	def, _ := svc.Definition("chain-of-debate")
+	norm, err := def.Validate([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Submitted(context.Background(), "already-open", "chain-of-debate", norm, time.Now(), 0); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()
-	svc := runs.New(cfg, runs.PerCall{Config: cfg})
-	svc.MaxOpen = cfg.APIMaxOpen
 	h := New(context.Background(), svc, cfg, nil, nil).Handler()
-	body := `{"topic":"t","participants":["a","b"]}`
 	w := call{"POST", "/chain-of-debate", body, map[string]string{"Idempotency-Key": "new-one"}}.do(h)
 	if w.Code != 429 || !strings.Contains(errorOf(t, w).Message, "ULTRAMCP_API_MAX_OPEN") {
 		t.Errorf("over the limit: %d %s", w.Code, w.Body)
@@ -227,4 +233,15 @@ func TestOpenWorkflowLimit(t *testing.T) {
 	if w := (call{"POST", "/chain-of-debate", body, map[string]string{"Idempotency-Key": "already-open"}}).do(h); w.Code != 503 {
 		t.Errorf("the same id again: %d %s", w.Code, w.Body)
 	}
+}
+
+// shortHome is a state dir whose path leaves room for Restate's sockets
+// (t.TempDir's carries the test's name).
+func shortHome(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "um-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
 }

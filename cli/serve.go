@@ -68,6 +68,11 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		// The API's own Host allowlist guards /mcp, and allows the names
 		// ULTRAMCP_API_HOSTS adds, which the SDK's localhost check would not.
 		DisableLocalhostProtection: true,
+		// Stateless, as the 2026-07-28 protocol intends: every tool is a
+		// request and its answer (progress goes on that request's stream),
+		// so a session kept between requests would only be memory that
+		// nobody frees (20,000 initialize calls kept 300 MB).
+		Stateless: true,
 	})
 	h := api.New(ctx, svc, cfg, mcpHandler, logger).Handler()
 	apiDone := make(chan error, 1)

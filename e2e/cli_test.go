@@ -41,7 +41,7 @@ func (c cli) must(args ...string) string {
 }
 
 func TestCLIEndToEnd(t *testing.T) {
-	cfg, err := stack.EphemeralConfig(t.TempDir())
+	cfg, err := stack.EphemeralConfig(stacktest.Home(t))
 	if err != nil {
 		t.Fatal(err)
 	}

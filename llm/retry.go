@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"strings"
 	"time"
 
@@ -147,5 +148,17 @@ func ClassifyTransport(provider string, err error, secrets ...string) error {
 	if errors.Is(err, context.Canceled) {
 		return fault.Wrap(fault.Cancelled, err, "%s", provider)
 	}
-	return fault.New(fault.Unavailable, "%s: %s", provider, Redact(err.Error(), secrets...))
+	return fault.New(fault.Unavailable, "%s: %s", provider, Redact(withoutURL(err).Error(), secrets...))
+}
+
+// withoutURL drops the endpoint's URL from a transport error: it names an
+// internal address (a proxy, a local model server), and the error goes on
+// to clients through the workflow's failure. The operator finds the
+// endpoint in the configuration.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s request: %w", strings.ToLower(ue.Op), ue.Err)
+	}
+	return err
 }

@@ -91,3 +91,22 @@ func notConfigured(provider string) error {
 	}
 	return fault.New(fault.Invalid, "provider %q is not configured on this service", provider)
 }
+
+// Configured is a router that knows which providers a service has
+// configured, without their clients or keys: for checking at submit, in
+// any process, the model a request names. Its Complete fails.
+func Configured(defaultRef Ref, providers []string) *Router {
+	models := make([]Model, len(providers))
+	for i, p := range providers {
+		models[i] = elsewhere(p)
+	}
+	return NewRouter(defaultRef, models...)
+}
+
+// elsewhere is a provider configured in another process.
+type elsewhere string
+
+func (e elsewhere) Name() string { return string(e) }
+func (e elsewhere) Complete(context.Context, Request) (Response, error) {
+	return Response{}, fault.New(fault.Internal, "provider %s runs in the workflow service, not here", string(e))
+}

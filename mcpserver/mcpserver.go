@@ -187,6 +187,8 @@ type Done struct {
 // MaxWait bounds wait_for_result.
 const MaxWait = 10 * time.Minute
 
+// wait follows the workflow's shared feed (the one the API's event streams
+// read): however many clients wait on a workflow, it is watched once.
 func wait(ctx context.Context, svc *runs.Service, req *mcp.CallToolRequest, in WaitInput) (*mcp.CallToolResult, WaitOutput, error) {
 	timeout := 60 * time.Second
 	if in.TimeoutSeconds != 0 {
@@ -195,28 +197,48 @@ func wait(ctx context.Context, svc *runs.Service, req *mcp.CallToolRequest, in W
 	if timeout <= 0 || timeout > MaxWait {
 		return nil, WaitOutput{}, fmt.Errorf("timeoutSeconds: must be 1 to %d", int(MaxWait.Seconds()))
 	}
+	// An unknown id fails now, not after the timeout.
+	if _, err := svc.Status(ctx, in.ID); err != nil {
+		return nil, WaitOutput{}, err
+	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	feed := svc.Feeds().Join(in.ID)
+	defer feed.Leave()
 	token := req.Params.GetProgressToken()
-	steps := 0
-	res, err := svc.Watch(wctx, in.ID, runs.DefaultWatchInterval, func(e runs.Event) {
-		if token == nil || e.Type == runs.EventResult {
-			return
+	seen, steps := 0, 0
+	for {
+		events, done, changed := feed.Since(seen)
+		for _, e := range events {
+			seen++
+			switch {
+			case e.Type == runs.EventResult && e.ID == in.ID:
+				return nil, WaitOutput{ID: in.ID, Finished: true, Status: "finished", Result: e.Output}, nil
+			case e.Type == runs.EventFailed && e.ID == in.ID:
+				return nil, WaitOutput{}, fmt.Errorf("%s", e.Error)
+			case token != nil:
+				steps++
+				_ = req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: token, Progress: float64(steps), Message: describe(e)})
+			}
 		}
-		steps++
-		_ = req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: token, Progress: float64(steps), Message: describe(e)})
-	})
-	if err == nil {
-		return nil, WaitOutput{ID: in.ID, Finished: true, Status: "finished", Result: res.Output}, nil
-	}
-	if wctx.Err() != nil && ctx.Err() == nil {
-		st, serr := svc.Status(ctx, in.ID)
-		if serr != nil {
-			return nil, WaitOutput{}, serr
+		if done && len(events) == 0 {
+			break // ended without a result of its own: say its status
 		}
-		return nil, WaitOutput{ID: in.ID, Status: st.Status}, nil
+		select {
+		case <-changed:
+			continue
+		case <-wctx.Done():
+		}
+		break
 	}
-	return nil, WaitOutput{}, err
+	if ctx.Err() != nil {
+		return nil, WaitOutput{}, ctx.Err()
+	}
+	st, err := svc.Status(ctx, in.ID)
+	if err != nil {
+		return nil, WaitOutput{}, err
+	}
+	return nil, WaitOutput{ID: in.ID, Status: st.Status}, nil
 }
 
 // describe says in a line what an event is.

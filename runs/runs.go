@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ultramcp/durable/client"
@@ -36,6 +37,16 @@ type Service struct {
 	defs    []workflow.Definition
 	restate *client.Client
 	stores  Stores
+
+	feedsOnce sync.Once
+	feeds     *Feeds
+}
+
+// Feeds are the shared event logs of the workflows this service's callers
+// follow: the API's event streams and MCP's waits read the same ones.
+func (s *Service) Feeds() *Feeds {
+	s.feedsOnce.Do(func() { s.feeds = NewFeeds(context.Background(), s) })
+	return s.feeds
 }
 
 // Stores gives the metadata store to each operation: a command-line call
@@ -71,9 +82,15 @@ func (s Shared) Open(context.Context) (*store.Store, func(), error) {
 // New returns the service of the stack cfg describes; the workflows check
 // requests under the repository policy the workflow service applies.
 func New(cfg config.Config, stores Stores) *Service {
+	deps := registry.Deps{Checkouts: service.Checkouts(cfg)}
+	if models, err := service.ConfiguredModels(cfg); err == nil {
+		// A request naming a model of a provider not configured is
+		// refused at submit, not after its workflow started.
+		deps.Models = models
+	}
 	return &Service{
 		cfg:     cfg,
-		defs:    registry.All(registry.Deps{Checkouts: service.Checkouts(cfg)}),
+		defs:    registry.All(deps),
 		restate: client.ForStack(cfg),
 		stores:  stores,
 	}

@@ -7,6 +7,7 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -182,6 +183,9 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return fmt.Errorf("listen on %s: %w", cfg.ServiceAddr, err)
 	}
 	logger.Info("workflow service listening", "addr", ln.Addr().String(), "providers", models.Available(), "default", models.Default().String(), "store", st.Dialect())
+	if err := WriteProviders(cfg, models); err != nil {
+		logger.Warn("could not write the configured providers; submissions check models against their own configuration", "err", err)
+	}
 	go reconcileLoop(ctx, st, client.ForStack(cfg), cfg.ReconcileInterval, logger)
 	return ServeListener(ctx, ln, h, func() {
 		// Let the running steps finish and their results reach Restate,
@@ -256,4 +260,39 @@ func ServeListener(ctx context.Context, ln net.Listener, h http.Handler, drain f
 	}
 	<-stopped
 	return nil
+}
+
+// Providers is what a running service has configured: the default model
+// and the providers it can call. Written in the state dir when the service
+// starts, so that a submission from any process (a CLI without the keys in
+// its environment) checks a request's models against the service's.
+type Providers struct {
+	Default   string   `json:"default"`
+	Available []string `json:"available"`
+}
+
+func providersPath(cfg config.Config) string { return cfg.Path("providers.json") }
+
+// WriteProviders records the providers of models for cfg's stack.
+func WriteProviders(cfg config.Config, models *llm.Router) error {
+	b, _ := json.Marshal(Providers{Default: models.Default().String(), Available: models.Available()})
+	tmp := providersPath(cfg) + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, providersPath(cfg))
+}
+
+// ConfiguredModels is the router to check requests against: the running
+// service's providers if it recorded them, else those of cfg.
+func ConfiguredModels(cfg config.Config) (*llm.Router, error) {
+	if b, err := os.ReadFile(providersPath(cfg)); err == nil {
+		var p Providers
+		if json.Unmarshal(b, &p) == nil {
+			if def, err := llm.ParseRef(p.Default, "offline"); err == nil {
+				return llm.Configured(def, p.Available), nil
+			}
+		}
+	}
+	return Models(cfg)
 }

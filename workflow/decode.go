@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ultramcp/durable/fault"
 )
@@ -15,6 +17,11 @@ import (
 func DecodeStrict(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return fault.Invalidf("body", "empty; want a JSON object")
+	}
+	if !utf8.Valid(body) {
+		// Checked on the bytes: decoding would replace what is invalid
+		// with U+FFFD, and no later check could tell.
+		return fault.Invalidf("body", "must be valid UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -55,4 +62,17 @@ func jsonKind(goKind string) string {
 		return "true or false"
 	}
 	return goKind
+}
+
+// HasControl reports whether s holds a control or format character (NUL,
+// ESC, a bidirectional override…) other than those allowed (say "\n\t"
+// for prose): such a character in a name reaches HTTP headers, terminals
+// and reports.
+func HasControl(s, allowed string) bool {
+	for _, r := range s {
+		if (unicode.IsControl(r) || unicode.Is(unicode.Cf, r)) && !strings.ContainsRune(allowed, r) {
+			return true
+		}
+	}
+	return false
 }

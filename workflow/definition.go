@@ -8,10 +8,12 @@ import (
 	"reflect"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/jsonschema-go/jsonschema"
 
 	"github.com/ultramcp/durable/engine"
+	"github.com/ultramcp/durable/fault"
 )
 
 // Definition declares one workflow, once: everything the service, the
@@ -75,7 +77,7 @@ func PrintMessage(w io.Writer, raw json.RawMessage, last string) string {
 // body runs any step.
 func Typed[I, O any](decode func([]byte) (I, error), body func(engine.Context, I) (O, error)) engine.Body {
 	return func(c engine.Context, raw json.RawMessage) (json.RawMessage, error) {
-		in, err := decode(raw)
+		in, err := decodeUTF8(decode, raw)
 		if err != nil {
 			c.Logger().Warn("rejected input", "err", err)
 			return nil, err
@@ -153,10 +155,21 @@ func SchemaOf[T any]() *jsonschema.Schema {
 // normalizes a request.
 func Validator[I any](decode func([]byte) (I, error)) func([]byte) (json.RawMessage, error) {
 	return func(body []byte) (json.RawMessage, error) {
-		in, err := decode(body)
+		in, err := decodeUTF8(decode, body)
 		if err != nil {
 			return nil, err
 		}
 		return json.Marshal(in)
 	}
+}
+
+// decodeUTF8 refuses a body that is not UTF-8 before decode sees it:
+// decoding would replace what is invalid with U+FFFD, and no later check
+// could tell.
+func decodeUTF8[I any](decode func([]byte) (I, error), body []byte) (I, error) {
+	if !utf8.Valid(body) {
+		var zero I
+		return zero, fault.Invalidf("body", "must be valid UTF-8")
+	}
+	return decode(body)
 }

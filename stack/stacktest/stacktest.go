@@ -116,11 +116,24 @@ type Options struct {
 	VulnDB string
 }
 
+// Home returns a new state dir, removed when the test ends, with a path
+// short enough for Restate's unix sockets: t.TempDir's path carries the
+// test's name, which can take a socket's path past the 107 bytes allowed.
+func Home(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "um-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
+}
+
 // Start brings a stack up in a temporary state dir; it is stopped with
 // every process it started when the test ends.
 func Start(t testing.TB, o Options) *Env {
 	t.Helper()
-	home := t.TempDir()
+	home := Home(t)
 	cfg, err := stack.EphemeralConfig(home)
 	if err != nil {
 		t.Fatal(err)

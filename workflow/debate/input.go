@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/llm"
 	"github.com/ultramcp/durable/workflow"
 )
 
@@ -211,6 +212,11 @@ func (in Input) Validate() error {
 		return fault.Invalidf("topic", "must be valid UTF-8")
 	case utf8.RuneCountInString(in.Topic) > MaxTopicChars:
 		return fault.Invalidf("topic", "too long: %d characters, at most %d", utf8.RuneCountInString(in.Topic), MaxTopicChars)
+	case workflow.HasControl(in.Topic, "\n\r\t"):
+		return fault.Invalidf("topic", "must not contain control characters (but newlines and tabs)")
+	}
+	if err := checkModel("moderator", in.Moderator); err != nil {
+		return err
 	}
 	n := len(in.Participants)
 	if n < MinParticipants || n > MaxParticipants {
@@ -225,12 +231,17 @@ func (in Input) Validate() error {
 			return fault.Invalidf(field+".name", "required")
 		case utf8.RuneCountInString(name) > MaxNameChars:
 			return fault.Invalidf(field+".name", "too long: at most %d characters", MaxNameChars)
-		case strings.ContainsAny(name, "/\n\r\t"):
+		case strings.ContainsRune(name, '/') || workflow.HasControl(name, ""):
 			return fault.Invalidf(field+".name", "must not contain '/' or control characters")
 		case seen[strings.ToLower(name)]:
 			return fault.Invalidf(field+".name", "duplicate participant %q", name)
 		case utf8.RuneCountInString(p.Role) > MaxRoleChars:
 			return fault.Invalidf(field+".role", "too long: at most %d characters", MaxRoleChars)
+		case workflow.HasControl(p.Role, "\n\t"):
+			return fault.Invalidf(field+".role", "must not contain control characters (but newlines and tabs)")
+		}
+		if err := checkModel(field+".model", p.Model); err != nil {
+			return err
 		}
 		seen[strings.ToLower(name)] = true
 	}
@@ -253,4 +264,45 @@ func (in Input) Validate() error {
 		return fault.Invalidf("escalateTimeout", "must be between 0 and %s", MaxEscalateTimeout)
 	}
 	return nil
+}
+
+// MaxModelChars bounds a model reference ("provider:model").
+const MaxModelChars = 200
+
+// checkModel refuses a model reference no provider could take: too long,
+// with spaces or control characters, or of an unknown provider. Whether its
+// provider is configured is CheckModels' question.
+func checkModel(field, ref string) error {
+	switch {
+	case ref == "":
+		return nil
+	case len(ref) > MaxModelChars:
+		return fault.Invalidf(field, "too long: at most %d characters", MaxModelChars)
+	case strings.ContainsAny(ref, " \n\r\t") || workflow.HasControl(ref, ""):
+		return fault.Invalidf(field, "must not contain spaces or control characters")
+	}
+	if _, err := llm.ParseRef(ref, llm.Providers[0]); err != nil {
+		return fault.Invalidf(field, "%v", err)
+	}
+	return nil
+}
+
+// CheckModels refuses a participant's model or the moderator whose
+// provider models does not have configured, naming the field.
+func (in Input) CheckModels(models llm.Models) error {
+	check := func(field, ref string) error {
+		if ref == "" {
+			return nil
+		}
+		if _, err := models.Resolve(ref); err != nil {
+			return fault.Invalidf(field, "%s", fault.Message(err))
+		}
+		return nil
+	}
+	for i, p := range in.Participants {
+		if err := check(fmt.Sprintf("participants[%d].model", i), p.Model); err != nil {
+			return err
+		}
+	}
+	return check("moderator", in.Moderator)
 }

@@ -7,9 +7,11 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/google/jsonschema-go/jsonschema"
 
+	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/registry"
 )
@@ -41,10 +43,23 @@ func Definition(d *Debate) workflow.Definition {
 		Summary:     "Start a debate among LLM participants: rounds of revised positions, a vote and a moderator's synthesis",
 		Input:       Input{},
 		SchemaTypes: SchemaTypes,
-		Validate:    workflow.Validator(Decode),
-		Body:        workflow.Typed(Decode, d.Run),
-		Progress:    printRounds,
-		Render:      render,
+		Validate: func(body []byte) (json.RawMessage, error) {
+			if !utf8.Valid(body) {
+				return nil, fault.Invalidf("body", "must be valid UTF-8")
+			}
+			in, err := Decode(body)
+			if err == nil && d != nil && d.Models != nil {
+				// The providers the service has configured, at submit.
+				err = in.CheckModels(d.Models)
+			}
+			if err != nil {
+				return nil, err
+			}
+			return json.Marshal(in)
+		},
+		Body:     workflow.Typed(Decode, d.Run),
+		Progress: printRounds,
+		Render:   render,
 	}
 }
 

@@ -1,0 +1,197 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ultramcp/durable/config"
+)
+
+// Each test here is one finding of the security review
+// (shared/notes/security-review.md), and fails without its fix.
+
+// #7: a client cannot get past the limit by varying its Authorization
+// header, requests refused for a wrong token are limited too, and so is
+// /health.
+func TestRateLimitKeyedOnIdentity(t *testing.T) {
+	t.Run("no token: per address, whatever the header", func(t *testing.T) {
+		h := testServer(t, func(c *config.Config) { c.APIRate = 1 })
+		codes := map[int]int{}
+		for i := range 20 {
+			codes[call{"GET", "/openapi.json", "", map[string]string{"Authorization": fmt.Sprintf("Bearer x%d", i)}}.do(h).Code]++
+		}
+		if codes[429] == 0 {
+			t.Errorf("answers %v: varying the header got past the limit", codes)
+		}
+	})
+	t.Run("wrong tokens are limited", func(t *testing.T) {
+		h := testServer(t, func(c *config.Config) { c.APIRate, c.APIToken = 1, "right-token" })
+		codes := map[int]int{}
+		for i := range 20 {
+			codes[call{"GET", "/workflows", "", map[string]string{"Authorization": fmt.Sprintf("Bearer guess%d", i)}}.do(h).Code]++
+		}
+		if codes[401] == 0 || codes[429] == 0 {
+			t.Errorf("answers %v: want 401s, then 429", codes)
+		}
+	})
+	t.Run("health is limited", func(t *testing.T) {
+		h := testServer(t, func(c *config.Config) { c.APIRate, c.APIToken = 1, "right-token" })
+		codes := map[int]int{}
+		for i := range 20 {
+			codes[call{"GET", "/openapi.json", "", map[string]string{"Authorization": fmt.Sprintf("Bearer v%d", i)}}.do(h).Code]++
+		}
+		if codes[429] == 0 {
+			t.Errorf("answers %v", codes)
+		}
+	})
+}
+
+// #15: the scheme of Authorization is case-insensitive (RFC 7235 §2.1);
+// the token is not.
+func TestBearerSchemeAnyCase(t *testing.T) {
+	h := testServer(t, func(c *config.Config) { c.APIToken = "Tok-1" })
+	for _, tc := range []struct {
+		header string
+		code   int
+	}{{"bearer Tok-1", 200}, {"BEARER Tok-1", 200}, {"Bearer tok-1", 401}, {"Basic Tok-1", 401}, {"Bearer  Tok-1", 401}} {
+		if w := (call{"GET", "/openapi.json", "", map[string]string{"Authorization": tc.header}}).do(h); w.Code != tc.code {
+			t.Errorf("%q: %d, want %d", tc.header, w.Code, tc.code)
+		}
+	}
+}
+
+// #10, #11, #12, #19: what cannot run is refused at submit, naming the
+// field, and nothing is started.
+func TestSubmitRefusesBadInput(t *testing.T) {
+	h := testServer(t, nil)
+	for _, tc := range []struct {
+		name, body, key, field string
+	}{
+		{"NUL in a name", `{"topic":"t","participants":["a\u0000","b"]}`, "", "participants[0].name"},
+		{"ESC in a name", `{"topic":"t","participants":["a","\u001b[2Jevil"]}`, "", "participants[1].name"},
+		{"a bidi override in a name", `{"topic":"t","participants":["a","\u202egnp.exe"]}`, "", "participants[1].name"},
+		{"NUL in the topic", `{"topic":"t\u0000","participants":["a","b"]}`, "", "topic"},
+		{"unknown provider", `{"topic":"t","participants":[{"name":"a","model":"evil:x"},"b"]}`, "", "participants[0].model"},
+		{"provider not configured", `{"topic":"t","participants":["a","b"],"moderator":"anthropic:claude"}`, "", "moderator"},
+		{"a model too long", `{"topic":"t","participants":[{"name":"a","model":"openai:` + strings.Repeat("m", 300) + `"},"b"]}`, "", "participants[0].model"},
+		{"id .", `{"topic":"t","participants":["a","b"]}`, ".", "Idempotency-Key"},
+		{"id ..", `{"topic":"t","participants":["a","b"]}`, "..", "Idempotency-Key"},
+		{"id .hidden", `{"topic":"t","participants":["a","b"]}`, ".hidden", "Idempotency-Key"},
+		{"invalid UTF-8", "{\"topic\":\"\xff\xfe\",\"participants\":[\"a\",\"b\"]}", "", "body"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hdr := map[string]string{}
+			if tc.key != "" {
+				hdr["Idempotency-Key"] = tc.key
+			}
+			w := call{"POST", "/chain-of-debate", tc.body, hdr}.do(h)
+			if w.Code != 400 || errorOf(t, w).Field != tc.field {
+				t.Errorf("%d %s, want 400 naming %s", w.Code, w.Body, tc.field)
+			}
+		})
+	}
+}
+
+// #13: a body that trickles in is cut off; an event stream that outlives
+// the body deadline is not.
+func TestSlowBodyIsCutOff(t *testing.T) {
+	old := BodyTimeout
+	BodyTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { BodyTimeout = old })
+	cfg := config.Default()
+	cfg.Home = t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg.APIAddr = addr
+	h := testServer(t, func(c *config.Config) { c.APIAddr = addr })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = Serve(ctx, addr, h, nil) }()
+	var conn net.Conn
+	for range 100 {
+		if conn, err = net.Dial("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /chain-of-debate HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{", addr)
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// A byte now and then, far slower than the body needs.
+		for range 50 {
+			time.Sleep(100 * time.Millisecond)
+			if _, err := conn.Write([]byte(" ")); err != nil {
+				return
+			}
+		}
+	}()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("the slow body held the connection for %s", took)
+	}
+	conn.Close()
+	<-done
+}
+
+// #18: /health gives Restate and the store a budget each: an admin API
+// that hangs leaves the store's answer alone.
+func TestHealthProbesApart(t *testing.T) {
+	old := HealthTimeout
+	HealthTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { HealthTimeout = old })
+	var cfgSeen config.Config
+	h := testServer(t, func(c *config.Config) { cfgSeen = *c })
+	// An admin socket that accepts and never answers.
+	sock := (&cfgSeen).AdminSocket()
+	if err := os.MkdirAll(filepath.Dir(sock), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	start := time.Now()
+	w := call{"GET", "/health", "", nil}.do(h)
+	var body struct{ Status, Restate, Store string }
+	_ = json.Unmarshal(w.Body.Bytes(), &body)
+	if body.Restate != "unreachable" || body.Store != "ok" {
+		t.Errorf("health %s", w.Body)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("health took %s", took)
+	}
+}
