@@ -108,7 +108,7 @@ func (s *Server) routes() []route {
 		rs = append(rs, route{
 			Method: http.MethodPost, Pattern: "/" + def.Name, Summary: def.Summary, Request: in,
 			Parameters: []parameter{{Name: "Idempotency-Key", In: "header", Description: "the workflow id: the same key twice starts one workflow", Schema: &jsonschema.Schema{Type: "string", MaxLength: ptr(runs.MaxIDChars)}}},
-			Responses:  with(errs(400, 401, 403, 413, 415, 429, 503), http.StatusAccepted, response{Description: "started (or, with a key seen before, already started)", Schema: workflow.SchemaOf[Started]()}),
+			Responses:  with(errs(400, 401, 403, 409, 413, 415, 429, 503), http.StatusAccepted, response{Description: "started (or, with a key seen before, already started); 409 when the key is another workflow's or came with another body", Schema: workflow.SchemaOf[Started]()}),
 			handle:     s.submit(def),
 		})
 		rs = append(rs, s.ingressRoutes(def, errs)...)
@@ -137,13 +137,13 @@ func (s *Server) routes() []route {
 			Responses: with(errs(400, 401, 403, 404, 503), http.StatusAccepted, response{Description: "cancellation requested", Schema: workflow.SchemaOf[Cancelling]()}),
 			handle:    s.cancel},
 		route{Method: http.MethodPost, Pattern: "/workflows/{id}/approve", Summary: "Approve a full-analysis waiting for approval", Parameters: []parameter{idParam}, Request: workflow.SchemaOf[ApprovalRequest](),
-			Responses: with(errs(400, 401, 403, 404, 415, 503), 200, response{Description: "decision sent", Schema: workflow.SchemaOf[Decided]()}),
+			Responses: with(errs(400, 401, 403, 404, 409, 415, 503), 200, response{Description: "decision sent; 409 unless the workflow waits for exactly this now", Schema: workflow.SchemaOf[Decided]()}),
 			handle:    s.approve(true)},
 		route{Method: http.MethodPost, Pattern: "/workflows/{id}/reject", Summary: "Reject a full-analysis waiting for approval", Parameters: []parameter{idParam}, Request: workflow.SchemaOf[ApprovalRequest](),
-			Responses: with(errs(400, 401, 403, 404, 415, 503), 200, response{Description: "decision sent", Schema: workflow.SchemaOf[Decided]()}),
+			Responses: with(errs(400, 401, 403, 404, 409, 415, 503), 200, response{Description: "decision sent; 409 unless the workflow waits for exactly this now", Schema: workflow.SchemaOf[Decided]()}),
 			handle:    s.approve(false)},
 		route{Method: http.MethodPost, Pattern: "/workflows/{id}/decide", Summary: "Give the decision an escalated debate waits for", Parameters: []parameter{idParam}, Request: workflow.SchemaOf[DecisionRequest](),
-			Responses: with(errs(400, 401, 403, 404, 415, 503), 200, response{Description: "decision sent", Schema: workflow.SchemaOf[Decided]()}),
+			Responses: with(errs(400, 401, 403, 404, 409, 415, 503), 200, response{Description: "decision sent; 409 unless the workflow waits for exactly this now", Schema: workflow.SchemaOf[Decided]()}),
 			handle:    s.decide},
 		route{Method: http.MethodGet, Pattern: "/health", Summary: "Whether the API, Restate and the store answer (no token needed)",
 			Responses: map[int]response{200: {Description: "health", Schema: workflow.SchemaOf[Health]()}},

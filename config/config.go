@@ -267,7 +267,7 @@ func (c *Config) Validate() error {
 	for _, name := range c.removed {
 		return fault.Invalidf(name, "Restate's ingress, admin API and node port listen on unix sockets in the state dir now, not on TCP; unset %s (the API on ULTRAMCP_API_ADDR serves the ingress paths and the Restate UI)", name)
 	}
-	if sock := c.AdminSocket(); len(sock) > maxSocketPath {
+	if sock := c.IngressSocket(); len(sock) > maxSocketPath { // the longest of its sockets
 		return fault.Invalidf("ULTRAMCP_HOME", "%s is too long: Restate's socket %s would exceed the %d bytes a unix socket path may have; choose a shorter state dir", c.Home, sock, maxSocketPath)
 	}
 	for name, addr := range map[string]*string{

@@ -333,6 +333,32 @@ func TestAPI(t *testing.T) {
 		if err := db.QueryRow(`SELECT count(*) FROM workflow_metadata WHERE id = 'api-once'`).Scan(&n); err != nil || n != 1 {
 			t.Errorf("%d store rows (%v), want 1", n, err)
 		}
+
+		// The key is the debate's: another workflow type, or the same
+		// type with another body, is refused, and the debate's record
+		// and result stay as they were.
+		waitFor(t, time.Minute, func() bool {
+			var status string
+			return db.QueryRow(`SELECT status FROM workflow_metadata WHERE id = 'api-once'`).Scan(&status) == nil && status == workflow.StatusCompleted
+		})
+		record := func() string {
+			var wf, input, status, output string
+			_ = db.QueryRow(`SELECT workflow, input, status, COALESCE(output, '') FROM workflow_metadata WHERE id = 'api-once'`).Scan(&wf, &input, &status, &output)
+			return wf + "|" + input + "|" + status + "|" + output
+		}
+		before := record()
+		if ans := c.do("POST", "/code-analysis", "/code-analysis", []byte(`{"repository":"`+repoURL+`"}`), map[string]string{"Idempotency-Key": "api-once"}); ans.Status != 409 || !strings.Contains(string(ans.Body), "chain-of-debate") {
+			t.Errorf("another type under the key: %d %s", ans.Status, ans.Body)
+		}
+		if ans := c.do("POST", "/chain-of-debate", "/chain-of-debate", []byte(`{"topic":"another body","participants":["a","b"],"rounds":1}`), map[string]string{"Idempotency-Key": "api-once"}); ans.Status != 409 || !strings.Contains(string(ans.Body), "same body") {
+			t.Errorf("another body under the key: %d %s", ans.Status, ans.Body)
+		}
+		if after := record(); after != before {
+			t.Errorf("the debate's record changed:\n%s\n%s", before, after)
+		}
+		if rows, _ := env.Client.Query(context.Background(), `SELECT id FROM sys_invocation WHERE target_service_key = 'api-once'`); len(rows) != 1 {
+			t.Errorf("Restate has %d invocations keyed api-once, want 1", len(rows))
+		}
 	})
 
 	t.Run("events deliver each round as it happens and resume after a reconnect", func(t *testing.T) {
@@ -483,6 +509,14 @@ func TestAPI(t *testing.T) {
 		// Approval: one approved, one rejected, each from the API.
 		for _, tc := range []struct{ key, route, want string }{{"api-fa-yes", "approve", workflow.StatusCompleted}, {"api-fa-no", "reject", workflow.StatusRejected}} {
 			start(t, "/full-analysis", tc.key, `{"repository":"`+repoURL+`","includeDebate":false,"requireApproval":true}`)
+			// Its analyses run first: an approval now is refused, not
+			// kept for the gate.
+			if ans := c.do("POST", "/workflows/{id}/approve", "/workflows/"+tc.key+"/approve", []byte(`{"by":"too-early"}`), nil); ans.Status != 409 {
+				t.Errorf("an early approval: %d %s", ans.Status, ans.Body)
+			}
+			if ans := c.do("POST", "/workflows/{id}/decide", "/workflows/"+tc.key+"/decide", []byte(`{"decision":"a debate's"}`), nil); ans.Status != 409 {
+				t.Errorf("a decision to a full-analysis: %d %s", ans.Status, ans.Body)
+			}
 			waitFor(t, 2*time.Minute, func() bool {
 				p, _ := env.Client.Progress(context.Background(), fullanalysis.Name, tc.key)
 				return strings.Contains(string(p), `"phase":"awaiting-approval"`)
@@ -514,18 +548,73 @@ func TestAPI(t *testing.T) {
 
 	t.Run("decide an escalated debate", func(t *testing.T) {
 		start(t, "/chain-of-debate", "api-escalate", fmt.Sprintf(`{"topic":"Rewrite it?","participants":%s,"rounds":1,"consensusThreshold":0.9,"escalate":true}`, names))
+		// Before it escalates, the gate is closed: a decision (or an
+		// approval, which a debate never takes) is refused, and not kept.
+		if ans := c.do("POST", "/workflows/{id}/decide", "/workflows/api-escalate/decide", []byte(`{"decision":"TOO EARLY","by":"ci"}`), nil); ans.Status != 409 || !strings.Contains(string(ans.Body), "not waiting") {
+			t.Errorf("an early decision: %d %s", ans.Status, ans.Body)
+		}
+		if ans := c.do("POST", "/workflows/{id}/approve", "/workflows/api-escalate/approve", []byte(`{}`), nil); ans.Status != 409 {
+			t.Errorf("an approval to a debate: %d %s", ans.Status, ans.Body)
+		}
 		waitFor(t, time.Minute, func() bool {
 			p, _ := env.Client.Progress(context.Background(), workflow.ChainOfDebate, "api-escalate")
 			return strings.Contains(string(p), `"phase":"awaiting-decision"`)
 		})
+		if ans := c.do("POST", "/workflows/{id}/approve", "/workflows/api-escalate/approve", []byte(`{}`), nil); ans.Status != 409 {
+			t.Errorf("an approval to a debate waiting for a decision: %d %s", ans.Status, ans.Body)
+		}
 		if ans := c.do("POST", "/workflows/{id}/decide", "/workflows/api-escalate/decide", []byte(`{}`), nil); ans.Status != 400 || ans.errorField() != "decision" {
 			t.Errorf("empty decision: %d %s", ans.Status, ans.Body)
 		}
 		if ans := c.do("POST", "/workflows/{id}/decide", "/workflows/api-escalate/decide", []byte(`{"decision":"Pilot it","by":"ci"}`), nil); ans.Status != 200 {
 			t.Fatalf("decide: %d %s", ans.Status, ans.Body)
 		}
-		if e := waitDone(t, "api-escalate"); e.Type != "result" || !strings.Contains(string(e.Data.Output), "Pilot it") {
+		if e := waitDone(t, "api-escalate"); e.Type != "result" || !strings.Contains(string(e.Data.Output), "Pilot it") || strings.Contains(string(e.Data.Output), "TOO EARLY") {
 			t.Errorf("after the decision: %+v", e.Data)
+		}
+		if ans := c.do("POST", "/chain-of-debate/{id}/decide", "/chain-of-debate/api-escalate/decide", []byte(`{"decision":"too late"}`), nil); ans.Status != 409 {
+			t.Errorf("a decision after the end: %d %s", ans.Status, ans.Body)
+		}
+	})
+
+	t.Run("the Restate ingress's paths, behind the API's guards", func(t *testing.T) {
+		body := fmt.Sprintf(`{"topic":"On the ingress path","participants":%s,"rounds":1}`, names)
+		var started struct{ InvocationID, Status string }
+		ans := c.do("POST", "/chain-of-debate/{id}/run/send", "/chain-of-debate/api-ingress/run/send", []byte(body), nil)
+		ans.json(t, &started)
+		if ans.Status != 202 || started.Status != "Accepted" || !strings.HasPrefix(started.InvocationID, "inv_") {
+			t.Fatalf("send: %d %s", ans.Status, ans.Body)
+		}
+		if ans := c.do("POST", "/chain-of-debate/{id}/progress", "/chain-of-debate/api-ingress/progress", nil, nil); ans.Status != 200 {
+			t.Errorf("progress: %d %s", ans.Status, ans.Body)
+		}
+		if ans := c.do("GET", "/restate/workflow/chain-of-debate/{id}/attach", "/restate/workflow/chain-of-debate/api-ingress/attach", nil, nil); ans.Status != 200 || !strings.Contains(string(ans.Body), "On the ingress path") {
+			t.Errorf("attach: %d %s", ans.Status, ans.Body)
+		}
+		if ans := c.do("GET", "/restate/workflow/chain-of-debate/{id}/output", "/restate/workflow/chain-of-debate/api-ingress/output", nil, nil); ans.Status != 200 {
+			t.Errorf("output: %d %s", ans.Status, ans.Body)
+		}
+		if ans := c.do("POST", "/chain-of-debate/{id}/run/send", "/chain-of-debate/api-ingress/run/send", []byte(body), nil); ans.Status != 202 || !strings.Contains(string(ans.Body), "PreviouslyAccepted") {
+			t.Errorf("send again: %d %s", ans.Status, ans.Body)
+		}
+		if ans := c.do("POST", "/chain-of-debate/{id}/decide", "/chain-of-debate/api-ingress/decide", []byte(`{"decision":"x"}`), nil); ans.Status != 409 {
+			t.Errorf("decide a debate that never escalated: %d %s", ans.Status, ans.Body)
+		}
+		for _, name := range []string{workflow.CodeAnalysis, workflow.SecurityScan, fullanalysis.Name} {
+			if ans := c.do("POST", "/"+name+"/{id}/run/send", "/"+name+"/.x/run/send", []byte(`{}`), nil); ans.Status != 400 {
+				t.Errorf("%s: a bad id: %d %s", name, ans.Status, ans.Body)
+			}
+			if ans := c.do("POST", "/"+name+"/{id}/progress", "/"+name+"/api-nothing/progress", nil, nil); ans.Status != 200 || string(bytes.TrimSpace(ans.Body)) != "null" {
+				t.Errorf("%s: progress of nothing: %d %s", name, ans.Status, ans.Body)
+			}
+			for _, h := range []string{"attach", "output"} {
+				if ans := c.do("GET", "/restate/workflow/"+name+"/{id}/"+h, "/restate/workflow/"+name+"/api-nothing/"+h, nil, nil); ans.Status != 404 {
+					t.Errorf("%s: %s of nothing: %d %s", name, h, ans.Status, ans.Body)
+				}
+			}
+			if ans := c.do("POST", "/"+name+"/{id}/decide", "/"+name+"/api-nothing/decide", []byte(`{"approved":true}`), nil); ans.Status != 404 {
+				t.Errorf("%s: decide nothing: %d %s", name, ans.Status, ans.Body)
+			}
 		}
 	})
 

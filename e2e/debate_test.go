@@ -404,21 +404,30 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
 // An escalated debate waits durably for a human decision: through a kill -9
 // of the service, and until `ultramcp decide` sends one.
 func TestEscalationSurvivesKill9(t *testing.T) {
-	fake := llmtest.New(llmtest.Behavior{})
+	fake := llmtest.New(llmtest.Behavior{Latency: 500 * time.Millisecond})
 	defer fake.Close()
 	env := fakeStack(t, fake)
 	id := "escalate-1"
+	c := cli{t: t, bin: stacktest.Binary(t), env: []string{
+		"ULTRAMCP_HOME=" + env.Cfg.Home, "ULTRAMCP_API_ADDR=" + env.Cfg.APIAddr,
+	}}
 	// The fake moderator reports agreement 0.8: contested under 0.9.
 	startDebate(t, env, id, `{"topic":"Escalate","participants":`+threeParticipants+`,"rounds":1,"consensusThreshold":0.9,"escalate":true,"escalateTimeout":"10m"}`)
+	// Its round runs: the gate is closed, a decision now is refused.
+	if out, err := c.run("decide", id, "--decision", "TOO EARLY"); err == nil || !strings.Contains(out, "not waiting") {
+		t.Errorf("an early decision was not refused: %v %s", err, out)
+	}
+	// The same on the ingress socket, which reaches the workflow past
+	// the application service.
+	if err := env.Client.Decide(context.Background(), workflow.ChainOfDebate, id, []byte(`{"decision":"EARLY ON THE SOCKET"}`)); err == nil || !strings.Contains(err.Error(), "not waiting") {
+		t.Errorf("an early decision on the socket: %v", err)
+	}
 	waitFor(t, 30*time.Second, func() bool {
 		p, _ := env.Client.Progress(context.Background(), workflow.ChainOfDebate, id)
 		return strings.Contains(string(p), `"phase":"awaiting-decision"`)
 	})
 	env.Kill(t, "service")
 	env.Up(t)
-	c := cli{t: t, bin: stacktest.Binary(t), env: []string{
-		"ULTRAMCP_HOME=" + env.Cfg.Home, "ULTRAMCP_API_ADDR=" + env.Cfg.APIAddr,
-	}}
 	if out, err := c.run("decide", id); err == nil || !strings.Contains(out, "decision: required") {
 		t.Errorf("an empty decision was accepted: %s", out)
 	}

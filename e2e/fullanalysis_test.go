@@ -299,6 +299,14 @@ func TestFullAnalysis(t *testing.T) {
 		if _, err := env.Client.Start(context.Background(), fullanalysis.Name, id, []byte(approval)); err != nil {
 			t.Fatal(err)
 		}
+		// Its analyses run first: an approval now, from the CLI or on the
+		// ingress socket, is refused and not kept for the gate.
+		if out, err := cliFor(t, env).run("approve", id, "--by", "too-early"); err == nil || !strings.Contains(out, "not waiting") {
+			t.Errorf("an early approval was not refused: %v %s", err, out)
+		}
+		if err := env.Client.Decide(context.Background(), fullanalysis.Name, id, []byte(`{"approved":true,"by":"socket"}`)); err == nil || !strings.Contains(err.Error(), "not waiting") {
+			t.Errorf("an early approval on the socket: %v", err)
+		}
 		waitFor(t, 2*time.Minute, awaiting(id))
 		env.Kill(t, "service")
 		env.Up(t)

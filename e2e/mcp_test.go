@@ -158,6 +158,41 @@ func TestMCPInspector(t *testing.T) {
 		})
 	}
 
+	// The decide and approve tools open a gate only while the workflow
+	// waits at it: sent before, they are refused and not kept.
+	t.Run("gates open only while waiting", func(t *testing.T) {
+		id := "mcp-gate"
+		fake.Set(id+"/", llmtest.Behavior{Latency: time.Second})
+		postDebate(t, env, id, fmt.Sprintf(`{"topic":"Gate?","participants":%s,"rounds":1,"consensusThreshold":0.99,"escalate":true}`, names))
+		target := []string{config.URL(env.Cfg.APIAddr) + "/mcp", "--transport", "http"}
+		var early toolResult
+		callInspector(t, nil, target, &early, "--method", "tools/call", "--tool-name", "decide", "--tool-arg", "id="+id, "--tool-arg", "decision=TOO EARLY")
+		if !early.IsError || !strings.Contains(early.Content[0].Text, "not waiting") {
+			t.Errorf("an early decision: %+v", early)
+		}
+		waitFor(t, time.Minute, func() bool {
+			p, _ := env.Client.Progress(context.Background(), workflow.ChainOfDebate, id)
+			return strings.Contains(string(p), `"phase":"awaiting-decision"`)
+		})
+		var approval toolResult
+		callInspector(t, nil, target, &approval, "--method", "tools/call", "--tool-name", "approve", "--tool-arg", "id="+id)
+		if !approval.IsError {
+			t.Errorf("an approval to a debate: %+v", approval)
+		}
+		var decided toolResult
+		callInspector(t, nil, target, &decided, "--method", "tools/call", "--tool-name", "decide", "--tool-arg", "id="+id, "--tool-arg", "decision=In time", "--tool-arg", "by=mcp")
+		if decided.IsError {
+			t.Fatalf("decide while waiting: %+v", decided)
+		}
+		res, err := attach(t, env, id, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := res.Decision; d == nil || d.Decision != "In time" || d.By != "mcp" || d.Source != "human" {
+			t.Errorf("decision %+v", res.Decision)
+		}
+	})
+
 	// kill -9 of the process serving the API and /mcp while a client waits
 	// on wait_for_result: the client's call fails; after up the workflow
 	// finishes as if nothing happened, and its result is readable.
@@ -223,4 +258,21 @@ func TestMCPInspector(t *testing.T) {
 			t.Errorf("result after up: %d %s", resp.StatusCode, b)
 		}
 	})
+}
+
+// postDebate starts a debate through the API under id.
+func postDebate(t *testing.T, env *stacktest.Env, id, body string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", config.URL(env.Cfg.APIAddr)+"/chain-of-debate", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", id)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 202 {
+		t.Fatalf("start %s: %d %s", id, resp.StatusCode, b)
+	}
 }

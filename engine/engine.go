@@ -277,5 +277,5 @@ func GateClosed(gate, awaiting string) error {
 	if awaiting != "" {
 		now = "it waits for " + what[awaiting]
 	}
-	return fault.New(fault.Conflict, "not waiting for %s (%s): nothing was sent", what[gate], now)
+	return fault.New(fault.Conflict, "not waiting for %s (%s)", what[gate], now)
 }

@@ -287,7 +287,7 @@ func (s *Service) DecideAs(ctx context.Context, name, id string, d Decision) err
 	if err := s.restate.Decide(ctx, inv.Service, id, body); err != nil {
 		var rerr *client.Error
 		if errors.As(err, &rerr) && rerr.Status == 409 {
-			return fault.New(fault.Conflict, "%s %s is %s: %s", inv.Service, id, s.phase(ctx, id), rerr.Message)
+			return fault.New(fault.Conflict, "%s %s is %s and %s: nothing was sent", inv.Service, id, s.phase(ctx, id), rerr.Message)
 		}
 		if errors.As(err, &rerr) && rerr.Status == 400 {
 			return fault.Invalidf("decision", "%s", rerr.Message)

@@ -233,7 +233,7 @@ func (s *Service) savedReport(ctx context.Context, def workflow.Definition, id, 
 // Attach waits for workflow id of the workflow called name to finish and
 // returns its output: the seed's `attach` request, served by the API.
 func (s *Service) Attach(ctx context.Context, name, id string) (json.RawMessage, error) {
-	if err := s.checkTarget(name, id); err != nil {
+	if err := s.checkRun(ctx, name, id); err != nil {
 		return nil, err
 	}
 	out, err := s.restate.Attach(ctx, name, id)
@@ -248,7 +248,7 @@ func (s *Service) Attach(ctx context.Context, name, id string) (json.RawMessage,
 
 // Output is Attach without the wait: ErrNotFinished while it runs.
 func (s *Service) Output(ctx context.Context, name, id string) (json.RawMessage, error) {
-	if err := s.checkTarget(name, id); err != nil {
+	if err := s.checkRun(ctx, name, id); err != nil {
 		return nil, err
 	}
 	out, err := s.restate.Output(ctx, name, id)
@@ -272,6 +272,21 @@ func (s *Service) Progress(ctx context.Context, name, id string) (json.RawMessag
 		return nil, fault.Wrap(fault.Unavailable, err, "restate")
 	}
 	return p, nil
+}
+
+// checkRun is checkTarget, and that Restate knows a run of it.
+func (s *Service) checkRun(ctx context.Context, name, id string) error {
+	if err := s.checkTarget(name, id); err != nil {
+		return err
+	}
+	_, err := s.restate.Find(ctx, name, id)
+	switch {
+	case errors.Is(err, client.ErrNotFound):
+		return fault.Wrap(fault.NotFound, err, "%s %s", name, id)
+	case err != nil:
+		return fault.Wrap(fault.Unavailable, err, "restate")
+	}
+	return nil
 }
 
 // checkTarget refuses an unknown workflow or an id no workflow may have.
