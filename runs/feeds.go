@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
 )
 
 // Feeds are the event logs of the workflows being followed: one watch per
@@ -118,4 +117,3 @@ func (fs *Feeds) watch(id string, f *Feed) {
 	}
 	fs.mu.Unlock()
 }
-
