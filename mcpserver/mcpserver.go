@@ -197,20 +197,24 @@ func wait(ctx context.Context, svc *runs.Service, req *mcp.CallToolRequest, in W
 	if timeout <= 0 || timeout > MaxWait {
 		return nil, WaitOutput{}, fmt.Errorf("timeoutSeconds: must be 1 to %d", int(MaxWait.Seconds()))
 	}
-	// An unknown id fails now, not after the timeout.
-	if _, err := svc.Status(ctx, in.ID); err != nil {
+	if err := runs.CheckID(in.ID); err != nil {
 		return nil, WaitOutput{}, err
 	}
+	// Nothing here asks Restate or the store: the feed's one watch does,
+	// for every waiter (an unknown id ends it with a failure at once).
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	feed := svc.Feeds().Join(in.ID)
 	defer feed.Leave()
 	token := req.Params.GetProgressToken()
-	seen, steps := 0, 0
+	seen, steps, status := 0, 0, ""
 	for {
 		events, done, changed := feed.Since(seen)
 		for _, e := range events {
 			seen++
+			if e.ID == in.ID && e.Status != "" {
+				status = e.Status
+			}
 			switch {
 			case e.Type == runs.EventResult && e.ID == in.ID:
 				return nil, WaitOutput{ID: in.ID, Finished: true, Status: "finished", Result: e.Output}, nil
@@ -234,11 +238,14 @@ func wait(ctx context.Context, svc *runs.Service, req *mcp.CallToolRequest, in W
 	if ctx.Err() != nil {
 		return nil, WaitOutput{}, ctx.Err()
 	}
-	st, err := svc.Status(ctx, in.ID)
-	if err != nil {
-		return nil, WaitOutput{}, err
+	if status == "" {
+		st, err := svc.Status(ctx, in.ID)
+		if err != nil {
+			return nil, WaitOutput{}, err
+		}
+		status = st.Status
 	}
-	return nil, WaitOutput{ID: in.ID, Status: st.Status}, nil
+	return nil, WaitOutput{ID: in.ID, Status: status}, nil
 }
 
 // describe says in a line what an event is.

@@ -109,6 +109,8 @@ func (fs *Feeds) watch(id string, f *Feed) {
 		// The watch itself failed (the workflow vanished): readers are told
 		// rather than left waiting.
 		f.add(Event{Type: EventFailed, ID: id, Error: err.Error(), At: time.Now().UTC()}, true)
+		// Not kept for later readers: the workflow may start after this.
+		f.stop()
 	}
 	<-f.ctx.Done()
 	fs.mu.Lock()
