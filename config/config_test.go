@@ -145,3 +145,26 @@ func TestEnvironRoundTrips(t *testing.T) {
 		t.Errorf("FromEnv(Environ()) =\n%+v\nwant\n%+v", got, c)
 	}
 }
+
+// Restate's ingress, admin API and node port have no TCP address any more:
+// a variable that would set one is refused by name, with or without
+// ULTRAMCP_ALLOW_REMOTE, rather than ignored.
+func TestEngineAddressesAreRefused(t *testing.T) {
+	for _, name := range RemovedAddrVars {
+		for _, remote := range []string{"false", "true"} {
+			t.Setenv(name, "0.0.0.0:8080")
+			t.Setenv("ULTRAMCP_ALLOW_REMOTE", remote)
+			c := FromEnv()
+			c.Home = t.TempDir()
+			if err := c.Validate(); fault.FieldOf(err) != name {
+				t.Errorf("%s with ULTRAMCP_ALLOW_REMOTE=%s: %v", name, remote, err)
+			}
+			os.Unsetenv(name)
+		}
+	}
+	c := Default()
+	c.Home = "/tmp/h"
+	if !strings.HasPrefix(c.IngressSocket(), "/tmp/h/") || !strings.HasSuffix(c.AdminSocket(), "admin.sock") {
+		t.Errorf("sockets %s %s", c.IngressSocket(), c.AdminSocket())
+	}
+}
