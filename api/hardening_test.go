@@ -195,3 +195,44 @@ func TestHealthProbesApart(t *testing.T) {
 		t.Errorf("health took %s", took)
 	}
 }
+
+// The Restate UI runs in a browser, which sends no bearer token: /login
+// takes the token once and sets a cookie (not the token itself) that opens
+// the console; without it the console is 401 like everything else.
+func TestConsoleLogin(t *testing.T) {
+	const token = "tok-console-9"
+	h := testServer(t, func(c *config.Config) { c.APIToken = token })
+	if w := (call{"GET", "/ui/", "", nil}).do(h); w.Code != 401 {
+		t.Errorf("the console without a token: %d", w.Code)
+	}
+	if w := (call{"GET", "/login", "", nil}).do(h); w.Code != 200 || !strings.Contains(w.Body.String(), `name="token"`) {
+		t.Errorf("login page: %d", w.Code)
+	}
+	form := map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Sec-Fetch-Site": "same-origin"}
+	w := call{"POST", "/login", "token=wrong&next=/ui/", form}.do(h)
+	if w.Code != 303 || !strings.Contains(w.Header().Get("Location"), "failed") || len(w.Result().Cookies()) != 0 {
+		t.Errorf("a wrong token: %d %v", w.Code, w.Header())
+	}
+	w = call{"POST", "/login", "token=" + token + "&next=//evil.example/", form}.do(h)
+	cookies := w.Result().Cookies()
+	if w.Code != 303 || w.Header().Get("Location") != "/ui/" || len(cookies) != 1 {
+		t.Fatalf("the right token: %d %v", w.Code, w.Header())
+	}
+	c := cookies[0]
+	if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || strings.Contains(c.Value, token) {
+		t.Errorf("cookie %+v", c)
+	}
+	// With the cookie the console is let through to the admin socket
+	// (nothing listens here: 502, not 401).
+	w = call{"GET", "/ui/", "", map[string]string{"Cookie": c.Name + "=" + c.Value}}.do(h)
+	if w.Code != 502 {
+		t.Errorf("the console with the cookie: %d %s", w.Code, w.Body)
+	}
+	if w := (call{"GET", "/ui/", "", map[string]string{"Cookie": c.Name + "=" + c.Value + "x"}}).do(h); w.Code != 401 {
+		t.Errorf("a forged cookie: %d", w.Code)
+	}
+	// A cross-site form cannot log a browser in.
+	if w := (call{"POST", "/login", "token=" + token, map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Sec-Fetch-Site": "cross-site"}}).do(h); w.Code != 403 {
+		t.Errorf("a cross-site login: %d", w.Code)
+	}
+}
