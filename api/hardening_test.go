@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/runs"
 )
 
 // Each test here is one finding of the security review
@@ -234,5 +236,49 @@ func TestConsoleLogin(t *testing.T) {
 	// A cross-site form cannot log a browser in.
 	if w := (call{"POST", "/login", "token=" + token, map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Sec-Fetch-Site": "cross-site"}}).do(h); w.Code != 403 {
 		t.Errorf("a cross-site login: %d", w.Code)
+	}
+}
+
+// #8: a client holds at most MaxMCPInFlight MCP requests at once (each
+// wait_for_result is one, for up to ten minutes); another client is not
+// held back by it.
+func TestMCPRequestsInFlightCapped(t *testing.T) {
+	old := MaxMCPInFlight
+	MaxMCPInFlight = 2
+	t.Cleanup(func() { MaxMCPInFlight = old })
+	cfg := config.Default()
+	cfg.Home = shortHome(t)
+	cfg.APIAddr = "127.0.0.1:18999"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	entered := make(chan struct{}, 10)
+	blocking := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { entered <- struct{}{}; <-release })
+	h := New(context.Background(), runs.New(cfg, runs.PerCall{Config: cfg}), cfg, blocking, nil).Handler()
+	send := func(addr string) chan int {
+		code := make(chan int, 1)
+		go func() {
+			r := httptest.NewRequest("POST", "http://127.0.0.1:18999/mcp", strings.NewReader(`{}`))
+			r.RemoteAddr = addr
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			code <- w.Code
+		}()
+		return code
+	}
+	a1, a2 := send("127.0.0.5:1"), send("127.0.0.5:2")
+	<-entered
+	<-entered
+	if c := <-send("127.0.0.5:3"); c != 429 {
+		t.Errorf("a third request of one client: %d, want 429", c)
+	}
+	other := send("127.0.0.6:1")
+	<-entered // another client gets in
+	close(release)
+	for _, c := range []chan int{a1, a2, other} {
+		if code := <-c; code != 200 {
+			t.Errorf("a request let in answered %d", code)
+		}
 	}
 }

@@ -8,8 +8,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/ultramcp/durable/llm/llmtest"
 	"github.com/ultramcp/durable/stack/stacktest"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
@@ -163,5 +166,87 @@ func TestNoPortAnswersABrowser(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Errorf("the Restate UI's query through the API with the token: %d", resp.StatusCode)
+	}
+}
+
+// 200 submissions at once with ULTRAMCP_API_MAX_OPEN=5 leave at most 5
+// open: the limit is counted and recorded in one transaction.
+func TestMaxOpenHoldsUnderConcurrency(t *testing.T) {
+	fake := llmtest.New(llmtest.Behavior{Latency: 30 * time.Second})
+	defer fake.Close()
+	env := stacktest.Start(t, stacktest.Options{
+		LLM:        "openai",
+		ServiceEnv: []string{"OPENAI_BASE_URL=" + fake.OpenAIBaseURL(), "OPENAI_API_KEY=" + fakeKey, "ULTRAMCP_API_MAX_OPEN=5", "ULTRAMCP_API_RATE=100000"},
+	})
+	const n = 200
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodPost, "http://"+env.Cfg.APIAddr+"/chain-of-debate", strings.NewReader(`{"topic":"crowd","participants":["a","b"],"rounds":1}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Idempotency-Key", fmt.Sprintf("crowd-%d", i))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		})
+	}
+	wg.Wait()
+	count := map[int]int{}
+	for _, c := range codes {
+		count[c]++
+	}
+	st, err := store.Open(context.Background(), "", env.Cfg.SQLitePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	open, err := st.CountOpen(context.Background())
+	t.Logf("answers %v, %d open", count, open)
+	if err != nil || open > 5 || count[202] > 5 || count[202]+count[429] != n {
+		t.Errorf("answers %v, %d open (%v): want at most 5 started, the rest 429", count, open, err)
+	}
+}
+
+// A workflow started on the ingress socket, past the application service,
+// meets the same id rules: it fails at once, and the store never sees it.
+func TestIngressSocketHeldToTheIDRules(t *testing.T) {
+	env := stacktest.Start(t, stacktest.Options{})
+	started := 0
+	for _, key := range []string{"a\x00b", "../../x", ".hidden"} {
+		// Restate itself may refuse such a key: that is fine too.
+		if _, err := env.Client.Start(context.Background(), workflow.ChainOfDebate, key, []byte(`{"topic":"t","participants":["a","b"],"rounds":1}`)); err == nil {
+			started++
+		}
+	}
+	if started == 0 {
+		t.Fatal("Restate refused every key: nothing tested")
+	}
+	st, err := store.Open(context.Background(), "", env.Cfg.SQLitePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	waitFor(t, 30*time.Second, func() bool {
+		rows, err := env.Client.Query(context.Background(), `SELECT target_service_key, status, completion_failure FROM sys_invocation WHERE target_handler_name = 'run'`)
+		if err != nil {
+			return false
+		}
+		for _, r := range rows {
+			if r["status"] != "completed" {
+				return false
+			}
+			if f, _ := r["completion_failure"].(string); !strings.Contains(f, "id:") {
+				t.Errorf("%v ran: %v", r["target_service_key"], r)
+			}
+		}
+		return true
+	})
+	if ws, err := st.List(context.Background(), store.Filter{}); err != nil || len(ws) != 0 {
+		t.Errorf("the store recorded %d workflows (%v)", len(ws), err)
 	}
 }

@@ -2,6 +2,9 @@ package llm
 
 import (
 	"context"
+	"errors"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,5 +85,15 @@ func TestEstimateCost(t *testing.T) {
 func TestRedact(t *testing.T) {
 	if got := Redact("bad key sk-123 given", "sk-123", ""); got != "bad key [REDACTED] given" {
 		t.Errorf("got %q", got)
+	}
+}
+
+// A transport error names no endpoint: its URL is an internal address, and
+// the error reaches clients through the workflow's failure.
+func TestTransportErrorsNameNoURL(t *testing.T) {
+	err := &url.Error{Op: "Post", URL: "http://10.1.2.3:8000/v1/chat/completions?key=sk-SECRET", Err: errors.New("connection refused")}
+	got := ClassifyTransport("openai", err, "sk-SECRET").Error()
+	if strings.Contains(got, "10.1.2.3") || strings.Contains(got, "sk-SECRET") || !strings.Contains(got, "connection refused") {
+		t.Errorf("%q", got)
 	}
 }

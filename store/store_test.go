@@ -3,11 +3,14 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -333,4 +336,58 @@ func TestWarmLeavesNothing(t *testing.T) {
 func submit(ctx context.Context, s *store.Store, id, wf string, input []byte, at time.Time) error {
 	_, err := s.Submitted(ctx, id, wf, input, at, 0)
 	return err
+}
+
+// An id is one workflow's: another type, or the same type with another
+// input, is a Conflict, and the first row is untouched; the open limit is
+// counted and recorded together, so concurrent submissions never pass it.
+func TestSubmissionsOwnTheirIDs(t *testing.T) {
+	forEach(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		fresh, err := s.Submitted(ctx, "own-1", workflow.ChainOfDebate, []byte(`{"topic":"x"}`), t0, 0)
+		if err != nil || !fresh {
+			t.Fatalf("first: %v %v", fresh, err)
+		}
+		if fresh, err := s.Submitted(ctx, "own-1", workflow.ChainOfDebate, []byte(`{"topic":"x"}`), t0, 0); err != nil || fresh {
+			t.Errorf("the same again: %v %v", fresh, err)
+		}
+		if _, err := s.Submitted(ctx, "own-1", workflow.CodeAnalysis, []byte(`{"repository":"r"}`), t0, 0); fault.KindOf(err) != fault.Conflict || !strings.Contains(err.Error(), workflow.ChainOfDebate) {
+			t.Errorf("another type: %v", err)
+		}
+		if _, err := s.Submitted(ctx, "own-1", workflow.ChainOfDebate, []byte(`{"topic":"y"}`), t0, 0); fault.KindOf(err) != fault.Conflict {
+			t.Errorf("another body: %v", err)
+		}
+		if err := s.Started(ctx, "own-1", workflow.CodeAnalysis, []byte(`{"repository":"r"}`), t0); fault.KindOf(err) != fault.Conflict {
+			t.Errorf("another type's start: %v", err)
+		}
+		must(t, s.Started(ctx, "own-1", workflow.ChainOfDebate, []byte(`{"topic":"x"}`), t0))
+		must(t, s.Finished(ctx, "own-1", workflow.ChainOfDebate, workflow.StatusCompleted, []byte(`{"ok":1}`), "", t0.Add(time.Second)))
+		if err := s.Finished(ctx, "own-1", workflow.CodeAnalysis, workflow.StatusFailed, nil, "scan failed", t0.Add(2*time.Second)); err == nil {
+			t.Error("another type finished the debate's row")
+		}
+		if w, _ := s.Get(ctx, "own-1"); w.Workflow != workflow.ChainOfDebate || w.Input != `{"topic":"x"}` || w.Status != workflow.StatusCompleted || w.Output != `{"ok":1}` {
+			t.Errorf("the first row changed: %+v", w)
+		}
+
+		const maxOpen, n = 5, 200
+		var wg sync.WaitGroup
+		var admitted, busy atomic.Int32
+		for i := range n {
+			wg.Go(func() {
+				fresh, err := s.Submitted(ctx, fmt.Sprintf("race-%d", i), workflow.ChainOfDebate, []byte(`{}`), t0, maxOpen)
+				switch {
+				case err == nil && fresh:
+					admitted.Add(1)
+				case errors.Is(err, store.ErrBusy):
+					busy.Add(1)
+				default:
+					t.Errorf("submission %d: %v", i, err)
+				}
+			})
+		}
+		wg.Wait()
+		if open, err := s.CountOpen(ctx); err != nil || open != maxOpen || admitted.Load() != maxOpen || int(busy.Load()) != n-maxOpen {
+			t.Errorf("%d admitted, %d busy, %d open (%v); want %d open", admitted.Load(), busy.Load(), open, err, maxOpen)
+		}
+	})
 }
