@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/runs"
+	"github.com/ultramcp/durable/stack/stacktest"
 	"github.com/ultramcp/durable/store"
 )
 
@@ -20,7 +20,7 @@ import (
 func testServer(t *testing.T, edit func(*config.Config)) http.Handler {
 	t.Helper()
 	cfg := config.Default()
-	cfg.Home = shortHome(t)
+	cfg.Home = stacktest.Home(t)
 	cfg.APIAddr = "127.0.0.1:18999"
 	if edit != nil {
 		edit(&cfg)
@@ -151,7 +151,7 @@ func TestRateLimitPerClient(t *testing.T) {
 // responses, and each request body's schema.
 func TestDocumentMatchesRoutes(t *testing.T) {
 	cfg := config.Default()
-	cfg.Home = shortHome(t)
+	cfg.Home = stacktest.Home(t)
 	s := New(context.Background(), runs.New(cfg, runs.PerCall{Config: cfg}), cfg, nil, nil)
 	doc := s.Document()
 	b, err := json.Marshal(doc)
@@ -200,7 +200,7 @@ func TestDocumentMatchesRoutes(t *testing.T) {
 // refused with 429 and nothing recorded; the same id again is not new.
 func TestOpenWorkflowLimit(t *testing.T) {
 	cfg := config.Default()
-	cfg.Home = shortHome(t)
+	cfg.Home = stacktest.Home(t)
 	cfg.APIAddr, cfg.APIMaxOpen = "127.0.0.1:18999", 1
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -233,15 +233,4 @@ func TestOpenWorkflowLimit(t *testing.T) {
 	if w := (call{"POST", "/chain-of-debate", body, map[string]string{"Idempotency-Key": "already-open"}}).do(h); w.Code != 503 {
 		t.Errorf("the same id again: %d %s", w.Code, w.Body)
 	}
-}
-
-// shortHome is a state dir whose path leaves room for Restate's sockets
-// (t.TempDir's carries the test's name).
-func shortHome(t *testing.T) string {
-	dir, err := os.MkdirTemp("", "um-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	return dir
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/runs"
+	"github.com/ultramcp/durable/stack/stacktest"
 )
 
 // Each test here is one finding of the security review
@@ -247,7 +248,7 @@ func TestMCPRequestsInFlightCapped(t *testing.T) {
 	MaxMCPInFlight = 2
 	t.Cleanup(func() { MaxMCPInFlight = old })
 	cfg := config.Default()
-	cfg.Home = shortHome(t)
+	cfg.Home = stacktest.Home(t)
 	cfg.APIAddr = "127.0.0.1:18999"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

@@ -199,18 +199,7 @@ func TestMCPInspector(t *testing.T) {
 	t.Run("kill -9 of the API during wait_for_result", func(t *testing.T) {
 		id := "mcp-kill"
 		fake.Set(id+"/", llmtest.Behavior{Latency: time.Second})
-		body := fmt.Sprintf(`{"topic":"Survive the crash?","participants":%s,"rounds":3,"delayBetweenRounds":"200ms"}`, names)
-		req, _ := http.NewRequest("POST", config.URL(env.Cfg.APIAddr)+"/chain-of-debate", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Idempotency-Key", id)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 202 {
-			t.Fatalf("start: %d", resp.StatusCode)
-		}
+		postDebate(t, env, id, fmt.Sprintf(`{"topic":"Survive the crash?","participants":%s,"rounds":3,"delayBetweenRounds":"200ms"}`, names))
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		waiting := inspector(ctx, t, nil, []string{config.URL(env.Cfg.APIAddr) + "/mcp", "--transport", "http"},
@@ -248,7 +237,7 @@ func TestMCPInspector(t *testing.T) {
 				t.Errorf("%s answered %d times: a finished call ran again", label, n)
 			}
 		}
-		resp, err = http.Get(config.URL(env.Cfg.APIAddr) + "/workflows/" + id + "/result")
+		resp, err := http.Get(config.URL(env.Cfg.APIAddr) + "/workflows/" + id + "/result")
 		if err != nil {
 			t.Fatal(err)
 		}

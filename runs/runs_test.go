@@ -2,13 +2,13 @@ package runs
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/stack/stacktest"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
 )
@@ -18,7 +18,7 @@ import (
 func downStack(t *testing.T) (*Service, config.Config) {
 	t.Helper()
 	cfg := config.Default()
-	cfg.Home = shortHome(t)
+	cfg.Home = stacktest.Home(t)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -102,15 +102,4 @@ func TestRenderFormats(t *testing.T) {
 	if rep, err := svc.Render(context.Background(), res, ""); err != nil || !strings.HasPrefix(rep.ContentType, "text/plain") || !strings.Contains(string(rep.Body), "t") {
 		t.Errorf("default: %+v %v", rep, err)
 	}
-}
-
-// shortHome is a state dir whose path leaves room for Restate's sockets
-// (t.TempDir's carries the test's name).
-func shortHome(t *testing.T) string {
-	dir, err := os.MkdirTemp("", "um-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	return dir
 }

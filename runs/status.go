@@ -233,25 +233,20 @@ func (s *Service) savedReport(ctx context.Context, def workflow.Definition, id, 
 // Attach waits for workflow id of the workflow called name to finish and
 // returns its output: the seed's `attach` request, served by the API.
 func (s *Service) Attach(ctx context.Context, name, id string) (json.RawMessage, error) {
-	if err := s.checkRun(ctx, name, id); err != nil {
-		return nil, err
-	}
-	out, err := s.restate.Attach(ctx, name, id)
-	if err != nil {
-		if errors.Is(err, client.ErrNotFound) {
-			return nil, fault.Wrap(fault.NotFound, err, "workflow %s", id)
-		}
-		return nil, s.outputError(id, err)
-	}
-	return out, nil
+	return s.output(ctx, name, id, s.restate.Attach)
 }
 
 // Output is Attach without the wait: ErrNotFinished while it runs.
 func (s *Service) Output(ctx context.Context, name, id string) (json.RawMessage, error) {
+	return s.output(ctx, name, id, s.restate.Output)
+}
+
+// output reads a run's output with read (Restate's attach or output).
+func (s *Service) output(ctx context.Context, name, id string, read func(ctx context.Context, svc, id string) (json.RawMessage, error)) (json.RawMessage, error) {
 	if err := s.checkRun(ctx, name, id); err != nil {
 		return nil, err
 	}
-	out, err := s.restate.Output(ctx, name, id)
+	out, err := read(ctx, name, id)
 	if err != nil {
 		if errors.Is(err, client.ErrNotFound) {
 			return nil, fault.Wrap(fault.NotFound, err, "workflow %s", id)
