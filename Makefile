@@ -5,7 +5,7 @@ BIN := bin/ultramcp
 RESTATE_SERVER := node_modules/@restatedev/restate-server-linux-x64/bin/restate-server
 GOFILES := $(shell find . -name '*.go' -not -path './node_modules/*' 2>/dev/null)
 
-.PHONY: all setup build demo test test-short vet fmt bench stop clean
+.PHONY: all setup build demo test test-short test-upgrade vet fmt bench stop clean
 
 all: build
 
@@ -20,7 +20,7 @@ setup: $(RESTATE_SERVER)
 
 $(BIN): $(GOFILES) go.mod go.sum
 	@echo "building $(BIN): the first build compiles every dependency and takes a few minutes; later ones take seconds" >&2
-	$(GO) build -o $(BIN) ./cmd/ultramcp
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/ultramcp
 	@ln -sf ultramcp bin/ultramcp-restate
 
 build: $(RESTATE_SERVER) $(BIN)
@@ -43,6 +43,12 @@ vet:
 # restate-server processes on free ports. -race covers the concurrent packages.
 test: build vet
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Upgrades with workflows in flight: builds two more versions of the product
+# (this code with a changed journal shape, and the release before versioned
+# deployments) and upgrades stacks between them with up and with restart.
+test-upgrade: build
+	ULTRAMCP_TEST_UPGRADE=1 $(GO) test -count=1 -timeout 30m -run TestUpgradeKeepsWorkflowsInFlight -v ./e2e
 
 test-short: build
 	$(GO) test -short -count=1 ./...

@@ -82,6 +82,7 @@ Addresses and paths come from ULTRAMCP_* environment variables (see README).`,
 	root.AddCommand(a.workflowCommands()...)
 	root.AddCommand(a.benchCommand())
 	root.AddCommand(a.vulndbCommand())
+	root.AddCommand(a.versionCommands()...)
 	return root
 }
 

@@ -70,7 +70,7 @@ func TestCLIEndToEnd(t *testing.T) {
 		rs, _ := s.Restate()
 		restatePID, _ := rs.PID()
 		out := c.must("up")
-		if !strings.Contains(out, "restate-server already running") || !strings.Contains(out, "workflow service already running") {
+		if !strings.Contains(out, "restate-server already running") || !strings.Contains(out, "already running") || strings.Contains(out, "started workflow service") {
 			t.Errorf("second up:\n%s", out)
 		}
 		svcPID, _ := s.Service().PID()

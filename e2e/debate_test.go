@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -257,7 +258,8 @@ func assertNoSecret(t *testing.T, env *stacktest.Env, extra string) {
 func assertNotLeaked(t *testing.T, env *stacktest.Env, secrets ...string) {
 	t.Helper()
 	places := map[string][]byte{"journal": []byte(journalText(t, env))}
-	for _, f := range []string{env.Cfg.Path("logs", "service.log"), env.Cfg.Path("logs", "restate-server.log"), env.Cfg.SQLitePath(), env.Cfg.SQLitePath() + "-wal"} {
+	logs, _ := filepath.Glob(env.Cfg.Path("logs", "*.log"))
+	for _, f := range append(logs, env.Cfg.SQLitePath(), env.Cfg.SQLitePath()+"-wal") {
 		b, err := os.ReadFile(f)
 		if err != nil && !os.IsNotExist(err) {
 			t.Fatal(err)

@@ -430,7 +430,7 @@ func TestSupervisionFromAnywhere(t *testing.T) {
 		t.Errorf("right after up: %s", out)
 	}
 	// A flag given to up reaches the service it starts.
-	if b, _ := os.ReadFile(env.Cfg.Path("logs", "service.log")); !strings.Contains(string(b), "default=offline:some-model") {
+	if b, _ := os.ReadFile(env.Stack.Service().LogFile()); !strings.Contains(string(b), "default=offline:some-model") {
 		t.Errorf("the service did not get --model:\n%s", b)
 	}
 	elsewhere := exec.Command(c.bin, "stop")

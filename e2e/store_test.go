@@ -177,7 +177,7 @@ func TestPostgresOutageMidDebate(t *testing.T) {
 	if n := len(fake.Calls(id + "/moderator")); n != 0 {
 		t.Fatalf("the debate went on to the moderator with the store down")
 	}
-	if b, _ := os.ReadFile(env.Cfg.Path("logs", "service.log")); !strings.Contains(string(b), "metadata store unreachable") {
+	if b, _ := os.ReadFile(env.Stack.Service().LogFile()); !strings.Contains(string(b), "metadata store unreachable") {
 		t.Error("the service log does not say the store is unreachable")
 	}
 	pg.StartAgain(t)

@@ -17,6 +17,7 @@ import (
 	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/identity"
+	"github.com/ultramcp/durable/version"
 )
 
 // Stack is one local UltraMCP stack described by a Config.
@@ -32,6 +33,8 @@ type Stack struct {
 	// ServiceEnv is added to the service's environment (tests point the
 	// provider at a fake endpoint with it).
 	ServiceEnv []string
+
+	current string // the version of Self, once known
 }
 
 // New returns a stack for cfg.
@@ -111,18 +114,18 @@ func (s *Stack) Restate() (Process, error) {
 	}, nil
 }
 
-// Service describes the workflow-service process of the stack.
+// Service describes the workflow-service process of the newest version:
+// the one that serves the API.
 func (s *Stack) Service() Process {
-	c := s.Cfg
-	return Process{
-		Name: "service",
-		Bin:  s.Self,
-		Dir:  c.Home,
-		Args: []string{"serve"},
-		// The whole configuration, flags included, in one place
-		// (config.Environ); the test environment comes last and wins.
-		Env: append(c.Environ(), s.ServiceEnv...),
+	cur, err := s.Current()
+	if err != nil {
+		return s.legacy()
 	}
+	v, ok := s.version(cur)
+	if !ok {
+		v = Version{Name: cur, Addr: s.Cfg.ServiceAddr, API: s.Cfg.APIAddr}
+	}
+	return s.serviceOf(v)
 }
 
 // Component health.
@@ -156,17 +159,32 @@ const (
 // Check reports the health of every component.
 func (s *Stack) Check() []Health {
 	c := s.Cfg
+	svc := s.Service()
+	svcAddr := c.ServiceAddr
+	cur, _ := s.Current()
+	if v, ok := s.version(cur); ok {
+		svcAddr = v.Addr
+	}
 	checks := []Health{
 		{Name: "restate-admin", URL: adminURL + "/health"},
 		{Name: "restate-ingress", URL: ingressURL + "/restate/health"},
-		{Name: "workflow-service", URL: config.URL(c.ServiceAddr) + "/health"},
+		{Name: "workflow-service", URL: config.URL(svcAddr) + "/health", Detail: "version " + cur},
 		{Name: "api", URL: config.URL(c.APIAddr) + "/health"},
 	}
 	rs := s.recorded()
-	pids := map[string]Process{"restate-admin": rs, "restate-ingress": rs, "workflow-service": s.Service(), "api": s.Service()}
+	pids := map[string]Process{"restate-admin": rs, "restate-ingress": rs, "workflow-service": svc, "api": svc}
+	// Every older version still kept: each drains on its own address.
+	for _, v := range s.Versions() {
+		if v.Name == cur {
+			continue
+		}
+		name := "workflow-service " + v.Name
+		checks = append(checks, Health{Name: name, URL: config.URL(v.Addr) + "/health", Detail: "draining"})
+		pids[name] = s.serviceOf(v)
+	}
 	for i := range checks {
 		if err := s.probe(checks[i].URL); err != nil {
-			checks[i].Detail = err.Error()
+			checks[i].Detail = strings.TrimSpace(checks[i].Detail + " " + err.Error())
 		} else {
 			checks[i].Healthy = true
 		}
@@ -213,6 +231,13 @@ func (s *Stack) waitHealthy(ctx context.Context, p Process, urls ...string) erro
 // Up starts whatever part of the stack is not running, waits until each part
 // is healthy, and registers the service. Run again, it starts only what is
 // missing; a partial start is unwound.
+//
+// Run with a new build, it upgrades without breaking a workflow in flight:
+// the new version starts on an address of its own and is registered as a
+// new deployment (without force), so new workflows go to it; each older
+// version with unfinished workflows pinned to it keeps running (started
+// again from its kept copy if it is down), off the API's port; one with
+// nothing pinned is retired. Each step is said as it happens.
 func (s *Stack) Up(ctx context.Context) error {
 	// One up at a time per state dir: two at once would both start a
 	// restate-server, and one would be left without a pid file.
@@ -235,37 +260,166 @@ func (s *Stack) Up(ctx context.Context) error {
 	if err != nil {
 		return unwind(err)
 	}
+	if err := s.adoptLegacy(); err != nil {
+		return unwind(err)
+	}
 	c := s.Cfg
-	svc := s.Service()
-	serviceHealth := config.URL(c.ServiceAddr) + "/health"
-	if s.probe(serviceHealth) != nil {
-		if _, running := svc.PID(); !running {
+	cur, err := s.Current()
+	if err != nil {
+		return unwind(err)
+	}
+	if err := s.keep(cur, s.Self); err != nil {
+		return unwind(err)
+	}
+	deps, err := s.Deployments(ctx)
+	if err != nil {
+		return unwind(err)
+	}
+	v, known := s.version(cur)
+	if !known {
+		if v, err = s.plan(cur, deps); err != nil {
+			return unwind(err)
+		}
+	}
+	if v.API != c.APIAddr {
+		v.API = c.APIAddr
+	}
+	if err := s.record(v); err != nil {
+		return unwind(err)
+	}
+	// The API's port is the newest version's: an older one that holds it
+	// gives it up (it stops gracefully, its running steps finishing, and
+	// drains on a port of its own).
+	for _, old := range s.Versions() {
+		p := s.serviceOf(old)
+		if _, running := p.PID(); old.Name == cur || !running || old.API != c.APIAddr {
+			continue
+		}
+		fmt.Fprintf(s.Out, "version %s hands the API to version %s: stopping it\n", old.Name, cur)
+		if _, err := p.Stop(s.grace()); err != nil {
+			return unwind(err)
+		}
+	}
+	svc := s.serviceOf(v)
+	serviceHealth := config.URL(v.Addr) + "/health"
+	if _, running := svc.PID(); !running || s.probe(serviceHealth) != nil {
+		if !running {
 			pid, err := svc.Start()
 			if err != nil {
 				return unwind(err)
 			}
 			started = append(started, svc)
-			fmt.Fprintf(s.Out, "started workflow service (pid %d), log %s\n", pid, svc.LogFile())
+			fmt.Fprintf(s.Out, "started workflow service version %s (pid %d) on %s, log %s\n", cur, pid, v.Addr, svc.LogFile())
 		}
 	} else {
-		fmt.Fprintf(s.Out, "workflow service already running\n")
+		fmt.Fprintf(s.Out, "workflow service version %s already running\n", cur)
 	}
-	// The API and MCP endpoint run in the service's process.
+	// The API and MCP endpoint run in the newest version's process.
 	if err := s.waitHealthy(ctx, svc, serviceHealth, config.URL(c.APIAddr)+"/health"); err != nil {
 		if _, running := svc.PID(); !running {
 			// It died starting: a taken port is the usual reason, and
 			// naming it beats twenty lines of its log.
-			if perr := checkFree([][2]string{{"ULTRAMCP_SERVICE_ADDR", c.ServiceAddr}, {"ULTRAMCP_API_ADDR", c.APIAddr}}); perr != nil {
+			if perr := checkFree([][2]string{{"ULTRAMCP_SERVICE_ADDR", v.Addr}, {"ULTRAMCP_API_ADDR", c.APIAddr}}); perr != nil {
 				err = fmt.Errorf("the workflow service could not start: %w", perr)
 			}
 		}
 		return unwind(err)
 	}
-	if err := s.Register(ctx, c.ServiceURL()); err != nil {
+	url := config.URL(v.Addr)
+	if _, had := deploymentAt(deps, v.Addr); !had {
+		if err := s.register(ctx, url, false); err != nil {
+			return unwind(err)
+		}
+		fmt.Fprintf(s.Out, "registered version %s at %s with Restate: new workflows go to it\n", cur, url)
+	} else if err := s.register(ctx, url, false); err != nil {
 		return unwind(err)
 	}
-	fmt.Fprintf(s.Out, "registered %s with Restate\n", c.ServiceURL())
-	return nil
+	return s.drain(ctx, cur)
+}
+
+// plan chooses the address of a version not seen before: the configured
+// one while nothing else has it, else a free port.
+func (s *Stack) plan(name string, deps []Deployment) (Version, error) {
+	v := Version{Name: name, Addr: s.Cfg.ServiceAddr, API: s.Cfg.APIAddr}
+	taken := false
+	for _, other := range s.Versions() {
+		taken = taken || other.Addr == v.Addr
+	}
+	if _, registered := deploymentAt(deps, v.Addr); taken || registered || checkFree([][2]string{{"ULTRAMCP_SERVICE_ADDR", v.Addr}}) != nil {
+		addr, err := FreeAddr()
+		if err != nil {
+			return v, err
+		}
+		v.Addr = addr
+	}
+	return v, nil
+}
+
+// drain keeps every version but cur that has unfinished workflows pinned to
+// it running, and retires the others. A version whose copy is gone cannot
+// run its workflows: it is named, with them, and with the way out.
+func (s *Stack) drain(ctx context.Context, cur string) error {
+	deps, err := s.Deployments(ctx)
+	if err != nil {
+		return err
+	}
+	pinned, err := s.Pinned(ctx)
+	if err != nil {
+		return err
+	}
+	var problems []error
+	for _, v := range s.Versions() {
+		if v.Name == cur {
+			continue
+		}
+		d, has := deploymentAt(deps, v.Addr)
+		n := 0
+		if has {
+			for _, k := range pinned[d.ID] {
+				n += k
+			}
+		}
+		if n == 0 {
+			var dp *Deployment
+			if has {
+				dp = &d
+			}
+			if err := s.retire(ctx, v, dp); err != nil {
+				problems = append(problems, err)
+			}
+			continue
+		}
+		p := s.serviceOf(v)
+		if _, running := p.PID(); running {
+			fmt.Fprintf(s.Out, "version %s drains: %d invocations in flight on %s\n", v.Name, n, v.Addr)
+			continue
+		}
+		if got, err := version.OfFile(s.binOf(v.Name)); err != nil || got != v.Name {
+			ids, _ := s.PinnedWorkflows(ctx, d.ID)
+			problems = append(problems, fmt.Errorf("version %s has %d invocations in flight (%s) but its %w (%s): move each to the newest version with `ultramcp upgrade-workflow <id>`", v.Name, n, strings.Join(ids, ", "), errMissingCopy, s.binOf(v.Name)))
+			continue
+		}
+		api, err := FreeAddr()
+		if err != nil {
+			return err
+		}
+		v.API = api
+		if err := s.record(v); err != nil {
+			return err
+		}
+		p = s.serviceOf(v)
+		pid, err := p.Start()
+		if err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		if err := s.waitHealthy(ctx, p, config.URL(v.Addr)+"/health"); err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		fmt.Fprintf(s.Out, "started version %s (pid %d) from its kept copy to finish its %d invocations in flight, on %s\n", v.Name, pid, n, v.Addr)
+	}
+	return errors.Join(problems...)
 }
 
 // StartRestate creates the identity keys if missing, starts restate-server
@@ -348,22 +502,35 @@ func (s *Stack) recorded() Process {
 	return Process{Name: "restate-server", Dir: s.Cfg.Home}
 }
 
-// Stop ends the service, then the Restate server, by their pid files.
+// Stop ends every version of the service, then the Restate server, by
+// their pid files. A running service of an older release is adopted first,
+// so that its binary is kept for the workflows pinned to it.
 func (s *Stack) Stop() error {
-	procs := []Process{s.Service(), s.recorded()}
-	for _, p := range procs {
+	if err := s.adoptLegacy(); err != nil {
+		fmt.Fprintf(s.Out, "warning: %v\n", err)
+	}
+	procs := []Process{s.Service()}
+	cur, _ := s.Current()
+	for _, v := range s.Versions() {
+		if v.Name != cur {
+			procs = append(procs, s.serviceOf(v))
+		}
+	}
+	procs = append(procs, s.legacy(), s.recorded())
+	for i, p := range procs {
 		// The service finishes its running steps first (ULTRAMCP_STOP_GRACE).
 		grace := 15 * time.Second
-		if p.Name == "service" {
-			grace = max(grace, s.Cfg.StopGrace+5*time.Second)
+		if strings.HasPrefix(p.Name, "service") {
+			grace = s.grace()
 		}
 		was, err := p.Stop(grace)
 		if err != nil {
 			return err
 		}
-		if was {
+		switch {
+		case was:
 			fmt.Fprintf(s.Out, "stopped %s\n", p.Name)
-		} else {
+		case p.Name == "restate-server" || i == 0:
 			fmt.Fprintf(s.Out, "%s was not running\n", p.Name)
 		}
 	}
@@ -371,9 +538,14 @@ func (s *Stack) Stop() error {
 }
 
 // Register tells Restate about the deployment at url (POST /deployments),
-// replacing an earlier registration of the same URL.
+// replacing an earlier registration of the same URL (force): for a service
+// run by hand. up registers each version at its own URL, without force.
 func (s *Stack) Register(ctx context.Context, url string) error {
-	body, _ := json.Marshal(map[string]any{"uri": url, "force": true})
+	return s.register(ctx, url, true)
+}
+
+func (s *Stack) register(ctx context.Context, url string, force bool) error {
+	body, _ := json.Marshal(map[string]any{"uri": url, "force": force})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, adminURL+"/deployments", bytes.NewReader(body))
 	if err != nil {
 		return err

@@ -196,6 +196,27 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
+// SchemaVersion is the newest migration applied to the database, and the
+// newest this build knows.
+func (s *Store) SchemaVersion(ctx context.Context) (applied, known int64, err error) {
+	sub, err := fs.Sub(migrations, s.d.dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	p, err := goose.NewProvider(s.d.goose, s.db, sub)
+	if err != nil {
+		return 0, 0, fmt.Errorf("migrations: %w", err)
+	}
+	if applied, err = p.GetDBVersion(ctx); err != nil {
+		return 0, 0, transient(err)
+	}
+	sources := p.ListSources()
+	if len(sources) > 0 {
+		known = sources[len(sources)-1].Version
+	}
+	return applied, known, nil
+}
+
 // Dialect names the backend: "sqlite" or "postgres".
 func (s *Store) Dialect() string { return s.d.name }
 

@@ -239,3 +239,16 @@ func (r *replayer) Await(name string, _ time.Duration) (json.RawMessage, bool, e
 	}
 	return c.Value, c.OK, nil
 }
+
+// Journal runs body once on the direct engine and returns the commands it
+// made, each as "kind name" (run, set, sleep, await, call): the shape of
+// its journal, which an upgrade must not change under a workflow in flight.
+func Journal[O any](ctx context.Context, id string, workflows map[string]engine.Body, body func(engine.Context) (O, error)) ([]string, error) {
+	rec := &recorder{inner: direct.New(ctx, id, nil).WithWorkflows(workflows)}
+	_, err := body(rec)
+	out := make([]string, len(rec.cmds))
+	for i, c := range rec.cmds {
+		out[i] = c.String()
+	}
+	return out, err
+}
