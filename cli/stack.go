@@ -163,6 +163,16 @@ up is idempotent: run again, it starts only what is not running.`,
 
 func (a *app) printURLs() {
 	c := a.cfg
+	serviceURL := c.ServiceURL()
+	if s, err := a.stack(); err == nil {
+		if cur, err := s.Current(); err == nil {
+			for _, v := range s.Versions() {
+				if v.Name == cur {
+					serviceURL = config.URL(v.Addr)
+				}
+			}
+		}
+	}
 	fmt.Fprintf(a.stdout, `
 URLs:
   UltraMCP API:                        %[1]s  (OpenAPI at /openapi.json)
@@ -171,5 +181,5 @@ URLs:
   MCP (streamable HTTP):               %[1]s/mcp  (stdio: ultramcp mcp)
   Workflow service (for Restate only): %[2]s
   Restate's own sockets (no TCP port): %[3]s, %[4]s
-`, config.URL(c.APIAddr), c.ServiceURL(), c.IngressSocket(), c.AdminSocket())
+`, config.URL(c.APIAddr), serviceURL, c.IngressSocket(), c.AdminSocket())
 }

@@ -2,8 +2,8 @@ package cli
 
 import (
 	"bufio"
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -201,4 +201,3 @@ func inFlight(m map[string]int) string {
 	sort.Strings(parts)
 	return strings.Join(parts, ", ")
 }
-
