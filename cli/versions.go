@@ -142,15 +142,27 @@ again). Completed steps are not run again.`,
 				}
 			}
 			c := a.client()
-			for _, step := range []struct{ what, path string }{
-				{"paused", "/invocations/" + url.PathEscape(inv.ID) + "/pause"},
-				{"resumed on the latest deployment", "/invocations/" + url.PathEscape(inv.ID) + "/resume?deployment=latest"},
-			} {
-				if err := adminPatch(cmd.Context(), c, step.path); err != nil {
-					return fmt.Errorf("%s: %w", step.what, err)
-				}
-				fmt.Fprintf(a.stderr, "%s %s\n", id, step.what)
+			if err := adminPatch(cmd.Context(), c, "/invocations/"+url.PathEscape(inv.ID)+"/pause"); err != nil {
+				return fmt.Errorf("pause %s: %w", id, err)
 			}
+			// The pause lands when the invocation's current attempt ends;
+			// only a paused invocation can change deployment.
+			deadline := time.Now().Add(2 * time.Minute)
+			for {
+				now, err := c.Find(cmd.Context(), inv.Service, id)
+				if err == nil && now.Status == "paused" {
+					break
+				}
+				if time.Now().After(deadline) {
+					return fmt.Errorf("%s did not pause within 2 minutes (status %s): try again", id, now.Status)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			fmt.Fprintf(a.stderr, "%s paused\n", id)
+			if err := adminPatch(cmd.Context(), c, "/invocations/"+url.PathEscape(inv.ID)+"/resume?deployment=latest"); err != nil {
+				return fmt.Errorf("resume %s on the latest deployment: %w", id, err)
+			}
+			fmt.Fprintf(a.stderr, "%s resumed on the latest deployment\n", id)
 			return nil
 		},
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ultramcp/durable/analysis/repotest"
 	"github.com/ultramcp/durable/client"
+	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/llm/llmtest"
 	"github.com/ultramcp/durable/stack"
 	"github.com/ultramcp/durable/stack/stacktest"
@@ -122,7 +123,92 @@ func TestUpgradeKeepsWorkflowsInFlight(t *testing.T) {
 			t.Run(firstName+", "+how, func(t *testing.T) { upgradeScenario(t, first, v2, how) })
 		}
 	}
+	t.Run("a kept copy deleted", func(t *testing.T) { lostCopyScenario(t, stacktest.Binary(t), v2) })
 }
+
+// upgradeEnv is a stack's configuration and the environment of its CLI.
+func upgradeEnv(t *testing.T, fake *llmtest.Server) (config.Config, []string) {
+	t.Helper()
+	cfg, err := stack.EphemeralConfig(stacktest.Home(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vulndb := filepath.Join(cfg.Home, "empty-vulndb")
+	_ = os.MkdirAll(vulndb, 0o700)
+	return cfg, []string{
+		"ULTRAMCP_HOME=" + cfg.Home, "ULTRAMCP_SERVICE_ADDR=" + cfg.ServiceAddr, "ULTRAMCP_API_ADDR=" + cfg.APIAddr,
+		"ULTRAMCP_RESTATE_SERVER=" + stacktest.RestateServer(t), "ULTRAMCP_LLM=openai",
+		"OPENAI_BASE_URL=" + fake.OpenAIBaseURL(), "OPENAI_API_KEY=" + fakeKey,
+		"ULTRAMCP_REPO_HOSTS=127.0.0.1", "ULTRAMCP_VULNDB=file://" + vulndb, "ULTRAMCP_API_RATE=1000",
+	}
+}
+
+// A version whose kept copy was deleted while a workflow is pinned to it:
+// up names the workflow and upgrade-workflow; upgrade-workflow moves it to
+// the newest deployment (its journal is the same there), and it finishes.
+func lostCopyScenario(t *testing.T, first, v2 string) {
+	base := t.TempDir()
+	repotest.Build(t, base)
+	repoURL := "git://" + repotest.Daemon(t, base) + "/app"
+	fake := llmtest.New(llmtest.Behavior{})
+	defer fake.Close()
+	cfg, env := upgradeEnv(t, fake)
+	old, next := cli{t: t, bin: first, env: env}, cli{t: t, bin: v2, env: env}
+	t.Cleanup(func() { _, _ = next.run("stop"); _, _ = old.run("stop") })
+	old.must("up")
+	api := "http://" + cfg.APIAddr
+	if code, body := sendKeyed(api+"/full-analysis", "lost-fa", `{"repository":"`+repoURL+`","includeDebate":false,"requireApproval":true}`); code != 202 {
+		t.Fatalf("start: %d %s", code, body)
+	}
+	c := client.ForStack(cfg)
+	waitFor(t, 2*time.Minute, func() bool {
+		p, _ := c.Progress(context.Background(), fullanalysis.Name, "lost-fa")
+		return strings.Contains(string(p), `"phase":"awaiting-approval"`)
+	})
+	next.must("up")
+	var oldVersion string
+	for _, r := range deploymentsOf(t, next) {
+		if r.State == stack.Draining {
+			oldVersion = r.Version
+		}
+	}
+	if oldVersion == "" {
+		t.Fatalf("no draining version: %s", next.must("deployments"))
+	}
+	b, _ := os.ReadFile(filepath.Join(cfg.Home, "pids", "service-"+oldVersion+".pid"))
+	var pid int
+	fmt.Sscan(string(b), &pid)
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	if err := os.Remove(filepath.Join(cfg.Home, "versions", oldVersion, "ultramcp")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := next.run("up")
+	if err == nil || !strings.Contains(out, "missing or corrupt") || !strings.Contains(out, "lost-fa") || !strings.Contains(out, "upgrade-workflow") {
+		t.Fatalf("up with the copy gone: %v\n%s", err, out)
+	}
+	if out, err := next.run("upgrade-workflow", "lost-fa"); err == nil || !strings.Contains(out, "replayed on the new code") {
+		t.Errorf("upgrade-workflow without --yes and no terminal: %v\n%s", err, out)
+	}
+	moved := next.must("upgrade-workflow", "lost-fa", "--yes")
+	if !strings.Contains(moved, "resumed on the latest deployment") {
+		t.Errorf("upgrade-workflow: %s", moved)
+	}
+	waitFor(t, time.Minute, func() bool {
+		p, _ := c.Progress(context.Background(), fullanalysis.Name, "lost-fa")
+		return strings.Contains(string(p), `"phase":"awaiting-approval"`)
+	})
+	if code, body := send(http.MethodPost, api+"/workflows/lost-fa/approve", `{"by":"ci"}`); code != 200 {
+		t.Fatalf("approve: %d %s", code, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if raw, err := c.Attach(ctx, fullanalysis.Name, "lost-fa"); err != nil || !strings.Contains(string(raw), `"approved":true`) {
+		t.Errorf("after the move: %v %.300s", err, raw)
+	}
+}
+
+// sendKeyed posts body under an Idempotency-Key.
+func sendKeyed(url, key, body string) (int, string) { return sendWith(http.MethodPost, url, key, body) }
 
 func upgradeScenario(t *testing.T, first, v2, how string) {
 	base := t.TempDir()
@@ -130,18 +216,7 @@ func upgradeScenario(t *testing.T, first, v2, how string) {
 	repoURL := "git://" + repotest.Daemon(t, base) + "/app"
 	fake := llmtest.New(llmtest.Behavior{Latency: 700 * time.Millisecond})
 	defer fake.Close()
-	cfg, err := stack.EphemeralConfig(stacktest.Home(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	vulndb := filepath.Join(cfg.Home, "empty-vulndb")
-	_ = os.MkdirAll(vulndb, 0o700)
-	env := []string{
-		"ULTRAMCP_HOME=" + cfg.Home, "ULTRAMCP_SERVICE_ADDR=" + cfg.ServiceAddr, "ULTRAMCP_API_ADDR=" + cfg.APIAddr,
-		"ULTRAMCP_RESTATE_SERVER=" + stacktest.RestateServer(t), "ULTRAMCP_LLM=openai",
-		"OPENAI_BASE_URL=" + fake.OpenAIBaseURL(), "OPENAI_API_KEY=" + fakeKey,
-		"ULTRAMCP_REPO_HOSTS=127.0.0.1", "ULTRAMCP_VULNDB=file://" + vulndb, "ULTRAMCP_API_RATE=1000",
-	}
+	cfg, env := upgradeEnv(t, fake)
 	old, next := cli{t: t, bin: first, env: env}, cli{t: t, bin: v2, env: env}
 	t.Cleanup(func() { _, _ = next.run("stop"); _, _ = old.run("stop") })
 	old.must("up")
@@ -150,17 +225,8 @@ func upgradeScenario(t *testing.T, first, v2, how string) {
 	ctx := context.Background()
 	post := func(path, key, body string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, api+path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Idempotency-Key", key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 202 {
-			t.Fatalf("POST %s %s: %d %s", path, key, resp.StatusCode, b)
+		if code, b := sendKeyed(api+path, key, body); code != 202 {
+			t.Fatalf("POST %s %s: %d %s", path, key, code, b)
 		}
 	}
 	names, _ := json.Marshal(disagreeing(3))
@@ -292,9 +358,14 @@ func deploymentsOf(t *testing.T, c cli) []stack.DeploymentRow {
 }
 
 // send makes one request with a JSON body and reads the answer.
-func send(method, url, body string) (int, string) {
+func send(method, url, body string) (int, string) { return sendWith(method, url, "", body) }
+
+func sendWith(method, url, key, body string) (int, string) {
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err.Error()
