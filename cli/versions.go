@@ -70,6 +70,7 @@ it drains.`,
 			if err != nil {
 				return err
 			}
+			s.Out = a.stderr // what --wait's retirements do is progress
 			for {
 				rows, err := s.Report(cmd.Context())
 				if err != nil {
