@@ -276,7 +276,7 @@ var ErrBusy = errors.New("too many workflows at once")
 // concurrent submissions cannot overshoot it.
 func (s *Store) Submitted(ctx context.Context, id, wf string, input []byte, at time.Time, maxOpen int) (fresh bool, err error) {
 	err = s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if s.d.name == "PostgreSQL" {
+		if s.d.name == postgresDialect.name {
 			// PostgreSQL's writers run side by side: one submission at a
 			// time across them, and across processes.
 			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7261853)`); err != nil {
