@@ -1,12 +1,14 @@
 package stack
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // checkFree reports the first of addrs (variable → address) already taken,
@@ -27,6 +29,19 @@ func checkFree(addrs [][2]string) error {
 		return fmt.Errorf("%s is already in use%s: stop that process or set %s to a free address", addr, who, variable)
 	}
 	return nil
+}
+
+// waitFree waits, at most timeout, until every one of addrs can be
+// listened on.
+func waitFree(ctx context.Context, addrs [][2]string, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for checkFree(addrs) != nil && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // portOwner names the process listening on addr's port, from /proc: its

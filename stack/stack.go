@@ -304,6 +304,10 @@ func (s *Stack) Up(ctx context.Context) error {
 	serviceHealth := config.URL(v.Addr) + "/health"
 	if _, running := svc.PID(); !running || s.probe(serviceHealth) != nil {
 		if !running {
+			// A service just killed may hold its ports a moment longer,
+			// while the kernel closes its sockets: a start now would fail
+			// with "address already in use".
+			waitFree(ctx, [][2]string{{"ULTRAMCP_SERVICE_ADDR", v.Addr}, {"ULTRAMCP_API_ADDR", c.APIAddr}}, 15*time.Second)
 			pid, err := svc.Start()
 			if err != nil {
 				return unwind(err)
