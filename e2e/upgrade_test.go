@@ -126,6 +126,33 @@ func TestUpgradeKeepsWorkflowsInFlight(t *testing.T) {
 	t.Run("a kept copy deleted", func(t *testing.T) { lostCopyScenario(t, stacktest.Binary(t), v2) })
 }
 
+// upgraded is a stack brought up by a first version, with what its
+// scenario needs: a repository served over git, the fake model, the CLI of
+// each version.
+type upgraded struct {
+	cfg          config.Config
+	env          []string
+	old, next    cli
+	fake         *llmtest.Server
+	repoURL, api string
+}
+
+// upFirst brings a stack up with the binary first; the stack is stopped
+// when the test ends, by either version.
+func upFirst(t *testing.T, first, v2 string, model llmtest.Behavior) upgraded {
+	t.Helper()
+	base := t.TempDir()
+	repotest.Build(t, base)
+	u := upgraded{repoURL: "git://" + repotest.Daemon(t, base) + "/app", fake: llmtest.New(model)}
+	t.Cleanup(u.fake.Close)
+	u.cfg, u.env = upgradeEnv(t, u.fake)
+	u.old, u.next = cli{t: t, bin: first, env: u.env}, cli{t: t, bin: v2, env: u.env}
+	t.Cleanup(func() { _, _ = u.next.run("stop"); _, _ = u.old.run("stop") })
+	u.old.must("up")
+	u.api = "http://" + u.cfg.APIAddr
+	return u
+}
+
 // upgradeEnv is a stack's configuration and the environment of its CLI.
 func upgradeEnv(t *testing.T, fake *llmtest.Server) (config.Config, []string) {
 	t.Helper()
@@ -147,16 +174,8 @@ func upgradeEnv(t *testing.T, fake *llmtest.Server) (config.Config, []string) {
 // up names the workflow and upgrade-workflow; upgrade-workflow moves it to
 // the newest deployment (its journal is the same there), and it finishes.
 func lostCopyScenario(t *testing.T, first, v2 string) {
-	base := t.TempDir()
-	repotest.Build(t, base)
-	repoURL := "git://" + repotest.Daemon(t, base) + "/app"
-	fake := llmtest.New(llmtest.Behavior{})
-	defer fake.Close()
-	cfg, env := upgradeEnv(t, fake)
-	old, next := cli{t: t, bin: first, env: env}, cli{t: t, bin: v2, env: env}
-	t.Cleanup(func() { _, _ = next.run("stop"); _, _ = old.run("stop") })
-	old.must("up")
-	api := "http://" + cfg.APIAddr
+	u := upFirst(t, first, v2, llmtest.Behavior{})
+	cfg, next, repoURL, api := u.cfg, u.next, u.repoURL, u.api
 	if code, body := sendKeyed(api+"/full-analysis", "lost-fa", `{"repository":"`+repoURL+`","includeDebate":false,"requireApproval":true}`); code != 202 {
 		t.Fatalf("start: %d %s", code, body)
 	}
@@ -211,16 +230,8 @@ func lostCopyScenario(t *testing.T, first, v2 string) {
 func sendKeyed(url, key, body string) (int, string) { return sendWith(http.MethodPost, url, key, body) }
 
 func upgradeScenario(t *testing.T, first, v2, how string) {
-	base := t.TempDir()
-	repotest.Build(t, base)
-	repoURL := "git://" + repotest.Daemon(t, base) + "/app"
-	fake := llmtest.New(llmtest.Behavior{Latency: 700 * time.Millisecond})
-	defer fake.Close()
-	cfg, env := upgradeEnv(t, fake)
-	old, next := cli{t: t, bin: first, env: env}, cli{t: t, bin: v2, env: env}
-	t.Cleanup(func() { _, _ = next.run("stop"); _, _ = old.run("stop") })
-	old.must("up")
-	api := "http://" + cfg.APIAddr
+	u := upFirst(t, first, v2, llmtest.Behavior{Latency: 700 * time.Millisecond})
+	cfg, env, next, fake, repoURL, api := u.cfg, u.env, u.next, u.fake, u.repoURL, u.api
 	c := client.ForStack(cfg)
 	ctx := context.Background()
 	post := func(path, key, body string) {
