@@ -177,7 +177,7 @@ func (s *Service) Submit(ctx context.Context, name string, body []byte, id strin
 		// Recorded as the workflow records it (Tracked): no credential
 		// in a URL.
 		recorded := []byte(sanitize.URLCredentials(string(norm)))
-		if _, err := st.Submitted(ctx, id, def.Name, recorded, time.Now(), s.MaxOpen); err != nil {
+		if err := submitted(ctx, st, id, def.Name, recorded, s.MaxOpen); err != nil {
 			switch {
 			case errors.Is(err, store.ErrBusy), fault.KindOf(err) == fault.Conflict:
 				return sub, err
@@ -374,3 +374,26 @@ func (s *Service) Purge(ctx context.Context, age time.Duration) (Purged, error) 
 
 // ErrBusy is a submission refused because too much is open at once.
 var ErrBusy = store.ErrBusy
+
+// submitted records a submission, trying again for a few seconds while the
+// store is busy (another connection's write, a checkpoint), with the
+// store's own retry policy: a client's request should not fail on a
+// moment's contention. What the store refuses (a conflict, too much open)
+// is final at once.
+func submitted(ctx context.Context, st *store.Store, id, name string, input []byte, maxOpen int) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var refused error
+	err := workflow.RetryStore(ctx, func(ctx context.Context) error {
+		_, err := st.Submitted(ctx, id, name, input, time.Now(), maxOpen)
+		if errors.Is(err, store.ErrBusy) {
+			refused = err // an answer, not a fault to retry
+			return nil
+		}
+		return err
+	})
+	if refused != nil {
+		return refused
+	}
+	return err
+}
