@@ -199,7 +199,8 @@ func (c *Client) Progress(ctx context.Context, svc, id string) (json.RawMessage,
 	return json.RawMessage(out), nil
 }
 
-// progressHandler is engine.ProgressHandler (the client imports no engine).
+// progressHandler is engine.ProgressHandler: the client names the handler
+// rather than import the engine package for one constant.
 const progressHandler = "progress"
 
 // Progresses reads the progress of several workflows (id → service) in one

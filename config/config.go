@@ -108,7 +108,8 @@ type Config struct {
 // and node port, which now listen on unix sockets in the state dir.
 var RemovedAddrVars = []string{"ULTRAMCP_INGRESS_ADDR", "ULTRAMCP_ADMIN_ADDR", "ULTRAMCP_NODE_ADDR"}
 
-// Default returns the defaults of SPEC §2.
+// Default returns the defaults: every listener on loopback, the offline
+// provider, SQLite in the state dir (README section 8 lists them).
 func Default() Config {
 	return Config{
 		Home:              ".ultramcp",

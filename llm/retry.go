@@ -16,7 +16,7 @@ import (
 //
 // Retrying inside the step, not by failing the step, matters on Restate: a
 // retryable error leaving a parallel step ends the whole invocation attempt
-// and re-runs its siblings (notes/baseline.md). Only terminal errors, or a
+// and re-runs its siblings (seen on Restate 1.7 with RunAsync steps). Only terminal errors, or a
 // budget spent, leave the step.
 type RetryPolicy struct {
 	MaxAttempts  int           // total attempts, including the first

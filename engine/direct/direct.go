@@ -1,6 +1,6 @@
 // Package direct runs workflow logic in-process with no journal: the legacy
-// orchestration that the seed compares against, the fallback when Restate is
-// down, and the engine of unit tests. A crash loses the run.
+// orchestration that the seed compares against (the benchmarks' floor), and
+// the engine of unit tests and of the replay checker. A crash loses the run.
 package direct
 
 import (

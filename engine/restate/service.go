@@ -123,9 +123,9 @@ func Workflow[O any](name string, body func(engine.Context, json.RawMessage) (O,
 		sdk.WithWorkflowRetention(o.Retention),
 		sdk.WithInactivityTimeout(o.InactivityTimeout),
 		sdk.WithAbortTimeout(o.AbortTimeout),
-		// A short first retry makes recovery after a crash quick
-		// (notes/baseline.md); the cap keeps a broken deployment from
-		// spinning.
+		// A short first retry makes recovery after a crash quick (the
+		// kill -9 figures of docs/benchmarks.md); the cap keeps a broken
+		// deployment from spinning.
 		sdk.WithInvocationRetryPolicy(
 			sdk.WithInitialRetryInterval(50*time.Millisecond),
 			sdk.WithRetryIntervalFactor(2),
