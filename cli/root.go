@@ -64,6 +64,11 @@ Addresses and paths come from ULTRAMCP_* environment variables (see README).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			// The addresses of the stack this state dir holds, unless the
+			// environment or a flag says otherwise.
+			a.cfg.UseRecorded(func(variable string) bool {
+				return variable == "ULTRAMCP_SERVICE_ADDR" && cmd.Flags().Changed("service-addr")
+			})
 			if err := a.cfg.Validate(); err != nil {
 				return err
 			}

@@ -7,6 +7,7 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -469,4 +470,47 @@ func (c Config) PrepareHome() error {
 		}
 	}
 	return nil
+}
+
+// recordedFile holds the addresses the stack in a state dir was brought up
+// with, so that a command given only ULTRAMCP_HOME (an MCP client starts
+// `ultramcp mcp` with little else) reaches that stack.
+const recordedFile = "stack.json"
+
+// Recorded is what up records of a stack's addresses.
+type Recorded struct {
+	ServiceAddr string `json:"serviceAddr"`
+	APIAddr     string `json:"apiAddr"`
+}
+
+// Record writes c's addresses into its state dir.
+func (c Config) Record() error {
+	b, _ := json.Marshal(Recorded{ServiceAddr: c.ServiceAddr, APIAddr: c.APIAddr})
+	tmp := c.Path(recordedFile + ".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, c.Path(recordedFile))
+}
+
+// UseRecorded takes the addresses up recorded in the state dir for each
+// one neither the environment nor a flag (set reports which) gave.
+func (c *Config) UseRecorded(set func(variable string) bool) {
+	b, err := os.ReadFile(c.Path(recordedFile))
+	if err != nil {
+		return
+	}
+	var r Recorded
+	if json.Unmarshal(b, &r) != nil {
+		return
+	}
+	for _, f := range []struct {
+		variable string
+		dst      *string
+		value    string
+	}{{"ULTRAMCP_SERVICE_ADDR", &c.ServiceAddr, r.ServiceAddr}, {"ULTRAMCP_API_ADDR", &c.APIAddr, r.APIAddr}} {
+		if f.value != "" && os.Getenv(f.variable) == "" && !set(f.variable) {
+			*f.dst = f.value
+		}
+	}
 }

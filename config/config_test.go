@@ -168,3 +168,27 @@ func TestEngineAddressesAreRefused(t *testing.T) {
 		t.Errorf("sockets %s %s", c.IngressSocket(), c.AdminSocket())
 	}
 }
+
+// The addresses up recorded in a state dir are used unless the environment
+// or a flag gives others.
+func TestRecordedAddresses(t *testing.T) {
+	c := Default()
+	c.Home = t.TempDir()
+	c.ServiceAddr, c.APIAddr = "127.0.0.1:23001", "127.0.0.1:23002"
+	if err := c.Record(); err != nil {
+		t.Fatal(err)
+	}
+	fresh := Default()
+	fresh.Home = c.Home
+	fresh.UseRecorded(func(string) bool { return false })
+	if fresh.ServiceAddr != c.ServiceAddr || fresh.APIAddr != c.APIAddr {
+		t.Errorf("recorded not used: %s %s", fresh.ServiceAddr, fresh.APIAddr)
+	}
+	t.Setenv("ULTRAMCP_API_ADDR", "127.0.0.1:23009")
+	fresh = FromEnv()
+	fresh.Home = c.Home
+	fresh.UseRecorded(func(v string) bool { return v == "ULTRAMCP_SERVICE_ADDR" })
+	if fresh.APIAddr != "127.0.0.1:23009" || fresh.ServiceAddr != Default().ServiceAddr {
+		t.Errorf("the environment and the flag must win: %s %s", fresh.ServiceAddr, fresh.APIAddr)
+	}
+}

@@ -338,6 +338,10 @@ func (s *Stack) Up(ctx context.Context) error {
 	} else if err := s.register(ctx, url, false); err != nil {
 		return unwind(err)
 	}
+	// Commands given only the state dir reach this stack.
+	if err := c.Record(); err != nil {
+		return unwind(err)
+	}
 	return s.drain(ctx, cur)
 }
 
