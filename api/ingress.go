@@ -27,21 +27,14 @@ type IngressStarted struct {
 	Status       string `json:"status" jsonschema:"Accepted, or PreviouslyAccepted for an id started before"`
 }
 
-func (s *Server) ingressRoutes(def workflow.Definition, errs func(...int) map[int]response) []route {
+func (s *Server) ingressRoutes(def workflow.Definition) []route {
 	in, _ := def.InputSchema()
 	idParam := parameter{Name: "id", In: "path", Description: "workflow id", Schema: &jsonschema.Schema{Type: "string"}}
-	raw := map[int]response{200: {Description: "the JSON the workflow answers"}}
-	for c, r := range errs(400, 401, 403, 404, 409, 503) {
-		raw[c] = r
-	}
+	raw := with(errs(400, 401, 403, 404, 409, 503), 200, response{Description: "the JSON the workflow answers"})
 	name := def.Name
 	return []route{
 		{Method: http.MethodPost, Pattern: "/" + name + "/{id}/" + workflow.RunHandler + "/send", Summary: "Start " + name + " under id (the Restate ingress's path)", Request: in, Parameters: []parameter{idParam},
-			Responses: func() map[int]response {
-				m := errs(400, 401, 403, 409, 413, 415, 429, 503)
-				m[http.StatusAccepted] = response{Description: "accepted", Schema: workflow.SchemaOf[IngressStarted]()}
-				return m
-			}(),
+			Responses: with(errs(400, 401, 403, 409, 413, 415, 429, 503), http.StatusAccepted, response{Description: "accepted", Schema: workflow.SchemaOf[IngressStarted]()}),
 			handle: func(w http.ResponseWriter, r *http.Request) {
 				body, err := readBody(r)
 				if err != nil {
@@ -75,11 +68,7 @@ func (s *Server) ingressRoutes(def workflow.Definition, errs func(...int) map[in
 				writeRaw(w, out, err)
 			}},
 		{Method: http.MethodPost, Pattern: "/" + name + "/{id}/" + workflow.DecideHandler, Summary: "Send the decision or approval " + name + " id waits for (the Restate ingress's path)", Request: workflow.SchemaOf[runs.Decision](), Parameters: []parameter{idParam},
-			Responses: func() map[int]response {
-				m := errs(400, 401, 403, 404, 409, 415, 503)
-				m[200] = response{Description: "decision sent", Schema: workflow.SchemaOf[Decided]()}
-				return m
-			}(),
+			Responses: with(errs(400, 401, 403, 404, 409, 415, 503), 200, response{Description: "decision sent", Schema: workflow.SchemaOf[Decided]()}),
 			handle: func(w http.ResponseWriter, r *http.Request) {
 				var d runs.Decision
 				if !decodeBody(w, r, &d) {
@@ -112,7 +101,7 @@ var consolePaths = []string{"/ui/", "/query", "/query/", "/deployments", "/deplo
 func (s *Server) newConsole() http.Handler {
 	target, _ := url.Parse("http://" + client.AdminHost)
 	p := httputil.NewSingleHostReverseProxy(target)
-	p.Transport = client.Transport(s.cfg)
+	p.Transport = s.runs.Restate().HTTP.Transport // its connections to the sockets
 	director := p.Director
 	p.Director = func(r *http.Request) {
 		director(r)

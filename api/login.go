@@ -34,10 +34,7 @@ var loginForm = template.Must(template.New("login").Parse(`<!doctype html>
 </form></body></html>`))
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
-	next := r.URL.Query().Get("next")
-	if next == "" || next[0] != '/' || len(next) > 1 && (next[1] == '/' || next[1] == '\\') {
-		next = "/ui/" // only a path of this API: no open redirect
-	}
+	next := safeNext(r.URL.Query().Get("next"))
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = loginForm.Execute(w, struct {
@@ -51,10 +48,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad form", http.StatusBadRequest)
 		return
 	}
-	next := r.PostForm.Get("next")
-	if next == "" || next[0] != '/' || len(next) > 1 && (next[1] == '/' || next[1] == '\\') {
-		next = "/ui/"
-	}
+	next := safeNext(r.PostForm.Get("next"))
 	if s.cfg.APIToken == "" {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
@@ -67,4 +61,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: consoleCookie, Value: s.cookieValue(), Path: "/", HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Expires: time.Now().Add(12 * time.Hour)})
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// safeNext is where to go after the login: a path of this API, else the
+// UI, never another site (no open redirect).
+func safeNext(next string) string {
+	if next == "" || next[0] != '/' || len(next) > 1 && (next[1] == '/' || next[1] == '\\') {
+		return "/ui/"
+	}
+	return next
 }

@@ -86,18 +86,22 @@ type DecisionRequest struct {
 	By       string `json:"by,omitempty"`
 }
 
+// errs documents error answers with these statuses.
+func errs(codes ...int) map[int]response {
+	m := map[int]response{}
+	for _, c := range codes {
+		m[c] = response{Description: http.StatusText(c), Schema: workflow.SchemaOf[ErrorBody]()}
+	}
+	return m
+}
+
+// with adds the answer r with code to m.
+func with(m map[int]response, code int, r response) map[int]response {
+	m[code] = r
+	return m
+}
+
 func (s *Server) routes() []route {
-	errs := func(codes ...int) map[int]response {
-		m := map[int]response{}
-		for _, c := range codes {
-			m[c] = response{Description: http.StatusText(c), Schema: workflow.SchemaOf[ErrorBody]()}
-		}
-		return m
-	}
-	with := func(m map[int]response, code int, r response) map[int]response {
-		m[code] = r
-		return m
-	}
 	idParam := parameter{Name: "id", In: "path", Description: "workflow id", Schema: &jsonschema.Schema{Type: "string"}}
 	var rs []route
 	for _, def := range s.runs.Definitions() {
@@ -111,7 +115,7 @@ func (s *Server) routes() []route {
 			Responses:  with(errs(400, 401, 403, 409, 413, 415, 429, 503), http.StatusAccepted, response{Description: "started (or, with a key seen before, already started); 409 when the key is another workflow's or came with another body", Schema: workflow.SchemaOf[Started]()}),
 			handle:     s.submit(def),
 		})
-		rs = append(rs, s.ingressRoutes(def, errs)...)
+		rs = append(rs, s.ingressRoutes(def)...)
 	}
 	rs = append(rs,
 		route{Method: http.MethodGet, Pattern: "/workflows", Summary: "List workflows, newest first",

@@ -60,6 +60,14 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
+	// The providers this service has, written before the application
+	// service below reads them: it and every other process check a
+	// request's models against these.
+	if models, err := service.Models(cfg); err != nil {
+		return err
+	} else if err := service.WriteProviders(cfg, models); err != nil {
+		logger.Warn("could not write the configured providers; submissions check models against their own configuration", "err", err)
+	}
 	svc := runs.New(cfg, runs.Shared{Store: st})
 	svc.MaxOpen = cfg.APIMaxOpen
 	mcpSrv := mcpserver.New(svc)
@@ -86,7 +94,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		cancel() // the service does not run on without its API
 		apiDone <- err
 	}()
-	err = service.Serve(ctx, cfg, logger)
+	// One store for the process: the API's submissions and the
+	// workflows' writes go through the same writer.
+	err = service.Serve(ctx, cfg, st, logger)
 	cancel()
 	if apiErr := <-apiDone; apiErr != nil {
 		return apiErr

@@ -2,11 +2,8 @@ package cli
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"sort"
@@ -16,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/runs"
 	"github.com/ultramcp/durable/stack"
 	"github.com/ultramcp/durable/version"
@@ -143,7 +139,7 @@ again). Completed steps are not run again.`,
 				}
 			}
 			c := a.client()
-			if err := adminPatch(cmd.Context(), c, "/invocations/"+url.PathEscape(inv.ID)+"/pause"); err != nil {
+			if err := c.Pause(cmd.Context(), inv.ID); err != nil {
 				return fmt.Errorf("pause %s: %w", id, err)
 			}
 			// The pause lands when the invocation's current attempt ends;
@@ -160,7 +156,7 @@ again). Completed steps are not run again.`,
 				time.Sleep(200 * time.Millisecond)
 			}
 			fmt.Fprintf(a.stderr, "%s paused\n", id)
-			if err := adminPatch(cmd.Context(), c, "/invocations/"+url.PathEscape(inv.ID)+"/resume?deployment=latest"); err != nil {
+			if err := c.ResumeOn(cmd.Context(), inv.ID, "latest"); err != nil {
 				return fmt.Errorf("resume %s on the latest deployment: %w", id, err)
 			}
 			fmt.Fprintf(a.stderr, "%s resumed on the latest deployment\n", id)
@@ -169,26 +165,6 @@ again). Completed steps are not run again.`,
 	}
 	upgrade.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask")
 	return []*cobra.Command{ver, deployments, upgrade}
-}
-
-// adminPatch sends a PATCH to Restate's admin API; a pause of an
-// invocation already paused is fine.
-func adminPatch(ctx context.Context, c *client.Client, path string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, c.Admin+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	var buf strings.Builder
-	_, _ = bufio.NewReader(resp.Body).WriteTo(&buf)
-	if resp.StatusCode >= 300 && !(strings.HasSuffix(path, "/pause") && resp.StatusCode == http.StatusConflict) {
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(buf.String()))
-	}
-	return nil
 }
 
 func isTerminal(f *os.File) bool {

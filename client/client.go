@@ -94,8 +94,16 @@ var ErrNotReady = errors.New("workflow has not finished yet")
 // ErrNotFound means Restate knows no such workflow.
 var ErrNotFound = errors.New("workflow not found")
 
+// do makes a request bounded by c.Timeout (unless ctx has a deadline).
 func (c *Client) do(ctx context.Context, method, u string, body []byte, contentType string) ([]byte, http.Header, error) {
-	if _, has := ctx.Deadline(); !has && c.Timeout > 0 && !strings.HasSuffix(u, "/attach") && !strings.HasSuffix(u, "/"+workflow.RunHandler) {
+	return c.request(ctx, method, u, body, contentType, true)
+}
+
+// request makes a request; a bounded one gets c.Timeout when ctx has no
+// deadline of its own, an unbounded one (a wait for a workflow's end) waits
+// as long as ctx lets it.
+func (c *Client) request(ctx context.Context, method, u string, body []byte, contentType string, bounded bool) ([]byte, http.Header, error) {
+	if _, has := ctx.Deadline(); bounded && !has && c.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
 		defer cancel()
@@ -162,13 +170,13 @@ func (c *Client) Start(ctx context.Context, svc, id string, input []byte) (Start
 // Call runs the workflow and waits for its result in one request; it fails
 // with 409 if the id has run before (use Attach for that).
 func (c *Client) Call(ctx context.Context, svc, id string, input []byte) (json.RawMessage, error) {
-	out, _, err := c.do(ctx, http.MethodPost, c.Ingress+"/"+svc+"/"+url.PathEscape(id)+"/"+workflow.RunHandler, input, "application/json")
+	out, _, err := c.request(ctx, http.MethodPost, c.Ingress+"/"+svc+"/"+url.PathEscape(id)+"/"+workflow.RunHandler, input, "application/json", false)
 	return out, err
 }
 
 // Attach waits for the workflow's result.
 func (c *Client) Attach(ctx context.Context, svc, id string) (json.RawMessage, error) {
-	out, _, err := c.do(ctx, http.MethodGet, c.Ingress+"/restate/workflow/"+svc+"/"+url.PathEscape(id)+"/attach", nil, "")
+	out, _, err := c.request(ctx, http.MethodGet, c.Ingress+"/restate/workflow/"+svc+"/"+url.PathEscape(id)+"/attach", nil, "", false)
 	return out, err
 }
 
@@ -355,4 +363,70 @@ func (c *Client) Services(ctx context.Context) ([]map[string]any, error) {
 	}
 	err = json.Unmarshal(out, &res)
 	return res.Services, err
+}
+
+// Deployment is a deployment registered with Restate.
+type Deployment struct {
+	ID        string    `json:"id"`
+	URI       string    `json:"uri"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Deployments lists what Restate has registered.
+func (c *Client) Deployments(ctx context.Context) ([]Deployment, error) {
+	out, _, err := c.do(ctx, http.MethodGet, c.Admin+"/deployments", nil, "")
+	if err != nil {
+		return nil, fmt.Errorf("list deployments: %w", err)
+	}
+	var res struct {
+		Deployments []Deployment `json:"deployments"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		return nil, fmt.Errorf("list deployments: %w", err)
+	}
+	return res.Deployments, nil
+}
+
+// Register registers the deployment at uri (POST /deployments); force
+// replaces an earlier registration of the same URI.
+func (c *Client) Register(ctx context.Context, uri string, force bool) error {
+	body, _ := json.Marshal(map[string]any{"uri": uri, "force": force})
+	if _, _, err := c.do(ctx, http.MethodPost, c.Admin+"/deployments", body, "application/json"); err != nil {
+		return fmt.Errorf("register %s: %w", uri, err)
+	}
+	return nil
+}
+
+// RemoveDeployment removes deployment id; one already gone is no error.
+// Without force Restate refuses a deployment that still has work; the
+// caller that knows nothing is pinned to it may force.
+func (c *Client) RemoveDeployment(ctx context.Context, id string, force bool) error {
+	u := c.Admin + "/deployments/" + url.PathEscape(id)
+	if force {
+		u += "?force=true"
+	}
+	_, _, err := c.do(ctx, http.MethodDelete, u, nil, "")
+	var rerr *Error
+	if errors.Is(err, ErrNotFound) || errors.As(err, &rerr) && rerr.Status == http.StatusNotFound {
+		return nil
+	}
+	return err
+}
+
+// Pause asks Restate to pause an invocation; it is paused once its current
+// attempt ends. One paused already is no error.
+func (c *Client) Pause(ctx context.Context, invocationID string) error {
+	_, _, err := c.do(ctx, http.MethodPatch, c.Admin+"/invocations/"+url.PathEscape(invocationID)+"/pause", nil, "")
+	var rerr *Error
+	if errors.As(err, &rerr) && rerr.Status == http.StatusConflict {
+		return nil
+	}
+	return err
+}
+
+// ResumeOn resumes a paused invocation on deployment ("latest", "keep" or
+// a deployment id).
+func (c *Client) ResumeOn(ctx context.Context, invocationID, deployment string) error {
+	_, _, err := c.do(ctx, http.MethodPatch, c.Admin+"/invocations/"+url.PathEscape(invocationID)+"/resume?deployment="+url.QueryEscape(deployment), nil, "")
+	return err
 }

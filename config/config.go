@@ -266,7 +266,8 @@ func (c *Config) Validate() error {
 		return fault.Invalidf("ULTRAMCP_HOME", "%v", err)
 	}
 	c.Home = abs
-	for _, name := range c.removed {
+	if len(c.removed) > 0 {
+		name := c.removed[0]
 		return fault.Invalidf(name, "Restate's ingress, admin API and node port listen on unix sockets in the state dir now, not on TCP; unset %s (the API on ULTRAMCP_API_ADDR serves the ingress paths and the Restate UI)", name)
 	}
 	if sock := c.IngressSocket(); len(sock) > maxSocketPath { // the longest of its sockets

@@ -252,35 +252,7 @@ func TestMCPInspector(t *testing.T) {
 // postDebate starts a debate through the API under id.
 func postDebate(t *testing.T, env *stacktest.Env, id, body string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", config.URL(env.Cfg.APIAddr)+"/chain-of-debate", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", id)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 202 {
-		t.Fatalf("start %s: %d %s", id, resp.StatusCode, b)
-	}
-}
-
-// An MCP client starts `ultramcp mcp` with little more than ULTRAMCP_HOME
-// (the README's Claude Desktop snippet): it reaches the stack that home
-// belongs to, whatever ports that stack was brought up on, and so does
-// every command given only the home.
-func TestOnlyTheHomeReachesItsStack(t *testing.T) {
-	env := stacktest.Start(t, stacktest.Options{})
-	onlyHome := []string{"ULTRAMCP_HOME=" + env.Cfg.Home}
-	postDebate(t, env, "home-only", `{"topic":"Found by its home","participants":["a","b"],"rounds":1}`)
-	var listed toolResult
-	callInspector(t, onlyHome, []string{stacktest.Binary(t), "mcp"}, &listed, "--method", "tools/call", "--tool-name", "list_workflows")
-	if listed.IsError || !strings.Contains(string(listed.StructuredContent), "home-only") {
-		t.Errorf("list_workflows with only ULTRAMCP_HOME: %+v", listed)
-	}
-	c := cli{t: t, bin: stacktest.Binary(t), env: onlyHome}
-	if out := c.must("health"); strings.Count(out, "healthy") != 4 || !strings.Contains(out, env.Cfg.APIAddr) {
-		t.Errorf("health with only ULTRAMCP_HOME:\n%s", out)
+	if code, b := sendKeyed(config.URL(env.Cfg.APIAddr)+"/chain-of-debate", id, body); code != 202 {
+		t.Fatalf("start %s: %d %s", id, code, b)
 	}
 }

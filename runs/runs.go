@@ -177,7 +177,7 @@ func (s *Service) Submit(ctx context.Context, name string, body []byte, id strin
 		// Recorded as the workflow records it (Tracked): no credential
 		// in a URL.
 		recorded := []byte(sanitize.URLCredentials(string(norm)))
-		if err := submitted(ctx, st, id, def.Name, recorded, s.MaxOpen); err != nil {
+		if _, err := st.Submitted(ctx, id, def.Name, recorded, time.Now(), s.MaxOpen); err != nil {
 			switch {
 			case errors.Is(err, store.ErrBusy), fault.KindOf(err) == fault.Conflict:
 				return sub, err
@@ -210,7 +210,12 @@ func (s *Service) Submit(ctx context.Context, name string, body []byte, id strin
 // Find returns the Restate invocation of workflow id, naming it when
 // Restate knows none.
 func (s *Service) Find(ctx context.Context, id string) (client.Invocation, error) {
-	inv, err := s.restate.Find(ctx, "", id)
+	return s.findAs(ctx, "", id)
+}
+
+// findAs is Find of a workflow of the workflow called name ("" for any).
+func (s *Service) findAs(ctx context.Context, name, id string) (client.Invocation, error) {
+	inv, err := s.restate.Find(ctx, name, id)
 	if errors.Is(err, client.ErrNotFound) {
 		return inv, fault.Wrap(fault.NotFound, err, "workflow %s", id)
 	}
@@ -266,12 +271,9 @@ func (s *Service) DecideAs(ctx context.Context, name, id string, d Decision) err
 			return err
 		}
 	}
-	inv, err := s.restate.Find(ctx, name, id)
-	if errors.Is(err, client.ErrNotFound) {
-		return fault.Wrap(fault.NotFound, err, "workflow %s", id)
-	}
+	inv, err := s.findAs(ctx, name, id)
 	if err != nil {
-		return fault.Wrap(fault.Unavailable, err, "restate")
+		return err
 	}
 	body, err := json.Marshal(d)
 	if err != nil {
@@ -374,26 +376,3 @@ func (s *Service) Purge(ctx context.Context, age time.Duration) (Purged, error) 
 
 // ErrBusy is a submission refused because too much is open at once.
 var ErrBusy = store.ErrBusy
-
-// submitted records a submission, trying again for a few seconds while the
-// store is busy (another connection's write, a checkpoint), with the
-// store's own retry policy: a client's request should not fail on a
-// moment's contention. What the store refuses (a conflict, too much open)
-// is final at once.
-func submitted(ctx context.Context, st *store.Store, id, name string, input []byte, maxOpen int) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	var refused error
-	err := workflow.RetryStore(ctx, func(ctx context.Context) error {
-		_, err := st.Submitted(ctx, id, name, input, time.Now(), maxOpen)
-		if errors.Is(err, store.ErrBusy) {
-			refused = err // an answer, not a fault to retry
-			return nil
-		}
-		return err
-	})
-	if refused != nil {
-		return refused
-	}
-	return err
-}

@@ -274,14 +274,8 @@ func (s *Service) checkRun(ctx context.Context, name, id string) error {
 	if err := s.checkTarget(name, id); err != nil {
 		return err
 	}
-	_, err := s.restate.Find(ctx, name, id)
-	switch {
-	case errors.Is(err, client.ErrNotFound):
-		return fault.Wrap(fault.NotFound, err, "%s %s", name, id)
-	case err != nil:
-		return fault.Wrap(fault.Unavailable, err, "restate")
-	}
-	return nil
+	_, err := s.findAs(ctx, name, id)
+	return err
 }
 
 // checkTarget refuses an unknown workflow or an id no workflow may have.

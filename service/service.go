@@ -141,9 +141,10 @@ func warmSDK(log *slog.Logger) {
 	log.Info("SDK core compiled", "took", time.Since(start).Round(time.Millisecond).String())
 }
 
-// Serve runs the workflow service of cfg until ctx ends. It refuses to start
-// without the identity keys that `ultramcp up` creates.
-func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+// Serve runs the workflow service of cfg, its records in st (the store the
+// process's API shares), until ctx ends. It refuses to start without the
+// identity keys that `ultramcp up` creates.
+func Serve(ctx context.Context, cfg config.Config, st *store.Store, logger *slog.Logger) error {
 	pub, err := identity.Load(cfg.Path("keys"))
 	if err != nil {
 		return fmt.Errorf("read request-identity key (run `ultramcp up` first, it creates them): %w", err)
@@ -152,11 +153,6 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	st, err := OpenStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
 	// The git that gitleaks runs in a checkout inherits this process's
 	// environment: it must not read the operator's git configuration.
 	for k, v := range map[string]string{"GIT_CONFIG_GLOBAL": os.DevNull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"} {
@@ -183,9 +179,6 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return fmt.Errorf("listen on %s: %w", cfg.ServiceAddr, err)
 	}
 	logger.Info("workflow service listening", "addr", ln.Addr().String(), "providers", models.Available(), "default", models.Default().String(), "store", st.Dialect())
-	if err := WriteProviders(cfg, models); err != nil {
-		logger.Warn("could not write the configured providers; submissions check models against their own configuration", "err", err)
-	}
 	go reconcileLoop(ctx, st, client.ForStack(cfg), cfg.ReconcileInterval, logger)
 	return ServeListener(ctx, ln, h, func() {
 		// Let the running steps finish and their results reach Restate,

@@ -1,9 +1,7 @@
 package stack
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,7 +32,8 @@ type Stack struct {
 	// provider at a fake endpoint with it).
 	ServiceEnv []string
 
-	current string // the version of Self, once known
+	current string         // the version of Self, once known
+	restate *client.Client // its admin API, on the socket
 }
 
 // New returns a stack for cfg.
@@ -42,7 +41,10 @@ func New(cfg config.Config, self string, out io.Writer) *Stack {
 	if out == nil {
 		out = io.Discard
 	}
-	return &Stack{Cfg: cfg, Self: self, Out: out, HTTP: &http.Client{Timeout: 5 * time.Second, Transport: client.Transport(cfg)}}
+	tr := client.Transport(cfg)
+	restate := client.ForStack(cfg)
+	restate.HTTP.Transport = tr
+	return &Stack{Cfg: cfg, Self: self, Out: out, HTTP: &http.Client{Timeout: 5 * time.Second, Transport: tr}, restate: restate}
 }
 
 // RestateServerBin returns the pinned restate-server binary.
@@ -271,7 +273,7 @@ func (s *Stack) Up(ctx context.Context) error {
 	if err := s.keep(cur, s.Self); err != nil {
 		return unwind(err)
 	}
-	deps, err := s.Deployments(ctx)
+	deps, err := s.restate.Deployments(ctx)
 	if err != nil {
 		return unwind(err)
 	}
@@ -281,9 +283,7 @@ func (s *Stack) Up(ctx context.Context) error {
 			return unwind(err)
 		}
 	}
-	if v.API != c.APIAddr {
-		v.API = c.APIAddr
-	}
+	v.API = c.APIAddr
 	if err := s.record(v); err != nil {
 		return unwind(err)
 	}
@@ -329,14 +329,15 @@ func (s *Stack) Up(ctx context.Context) error {
 		}
 		return unwind(err)
 	}
+	// Registered again every up, without force: the same version at the
+	// same URI changes nothing.
 	url := config.URL(v.Addr)
-	if _, had := deploymentAt(deps, v.Addr); !had {
-		if err := s.register(ctx, url, false); err != nil {
-			return unwind(err)
-		}
-		fmt.Fprintf(s.Out, "registered version %s at %s with Restate: new workflows go to it\n", cur, url)
-	} else if err := s.register(ctx, url, false); err != nil {
+	_, had := deploymentAt(deps, v.Addr)
+	if err := s.restate.Register(ctx, url, false); err != nil {
 		return unwind(err)
+	}
+	if !had {
+		fmt.Fprintf(s.Out, "registered version %s at %s with Restate: new workflows go to it\n", cur, url)
 	}
 	// Commands given only the state dir reach this stack.
 	if err := c.Record(); err != nil {
@@ -367,7 +368,7 @@ func (s *Stack) plan(name string, deps []Deployment) (Version, error) {
 // it running, and retires the others. A version whose copy is gone cannot
 // run its workflows: it is named, with them, and with the way out.
 func (s *Stack) drain(ctx context.Context, cur string) error {
-	deps, err := s.Deployments(ctx)
+	deps, err := s.restate.Deployments(ctx)
 	if err != nil {
 		return err
 	}
@@ -471,27 +472,13 @@ func (s *Stack) StartRestate(ctx context.Context) (*Process, error) {
 // waitSQL waits until Restate answers an admin query.
 func (s *Stack) waitSQL(ctx context.Context) error {
 	deadline := time.Now().Add(60 * time.Second)
-	var last error
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, adminURL+"/query", strings.NewReader(`{"query":"SELECT id FROM sys_invocation LIMIT 1"}`))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("content-type", "application/json")
-		req.Header.Set("accept", "application/json")
-		resp, err := s.HTTP.Do(req)
+		_, err := s.restate.Query(ctx, "SELECT id FROM sys_invocation LIMIT 1")
 		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Errorf("status %d: %s", resp.StatusCode, bytes.TrimSpace(body))
-		} else {
-			last = err
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("restate-server's SQL not ready after 60s: %v", last)
+			return fmt.Errorf("restate-server's SQL not ready after 60s: %v", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -545,31 +532,11 @@ func (s *Stack) Stop() error {
 	return nil
 }
 
-// Register tells Restate about the deployment at url (POST /deployments),
-// replacing an earlier registration of the same URL (force): for a service
-// run by hand. up registers each version at its own URL, without force.
+// Register tells Restate about the deployment at url, replacing an earlier
+// registration of the same URL (force): for a service run by hand. up
+// registers each version at its own URL, without force.
 func (s *Stack) Register(ctx context.Context, url string) error {
-	return s.register(ctx, url, true)
-}
-
-func (s *Stack) register(ctx context.Context, url string, force bool) error {
-	body, _ := json.Marshal(map[string]any{"uri": url, "force": force})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, adminURL+"/deployments", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("content-type", "application/json")
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: s.HTTP.Transport}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("register %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("register %s: %s: %s", url, resp.Status, bytes.TrimSpace(msg))
-	}
-	return nil
+	return s.restate.Register(ctx, url, true)
 }
 
 // lock takes the state dir's up lock, waiting for another up to finish.

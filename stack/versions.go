@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/version"
 )
@@ -217,41 +217,12 @@ func (s *Stack) adoptLegacy() error {
 }
 
 // Deployment is a deployment registered with Restate.
-type Deployment struct {
-	ID        string    `json:"id"`
-	URI       string    `json:"uri"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
-// Deployments lists what Restate has registered.
-func (s *Stack) Deployments(ctx context.Context) ([]Deployment, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, adminURL+"/deployments", nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("accept", "application/json")
-	resp, err := s.HTTP.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("list deployments: %w", err)
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Deployments []Deployment `json:"deployments"`
-	}
-	if resp.StatusCode != 200 {
-		b, _ := io.ReadAll(resp.Body)
-		return nil, fmt.Errorf("list deployments: %s: %s", resp.Status, bytes.TrimSpace(b))
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("list deployments: %w", err)
-	}
-	return out.Deployments, nil
-}
+type Deployment = client.Deployment
 
 // Pinned counts the unfinished invocations pinned to each deployment, by
 // workflow type: what a version still has to finish.
 func (s *Stack) Pinned(ctx context.Context) (map[string]map[string]int, error) {
-	rows, err := s.query(ctx, `SELECT pinned_deployment_id, target_service_name, COUNT(*) AS n FROM sys_invocation WHERE status <> 'completed' AND pinned_deployment_id IS NOT NULL GROUP BY pinned_deployment_id, target_service_name`)
+	rows, err := s.restate.Query(ctx, `SELECT pinned_deployment_id, target_service_name, COUNT(*) AS n FROM sys_invocation WHERE status <> 'completed' AND pinned_deployment_id IS NOT NULL GROUP BY pinned_deployment_id, target_service_name`)
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +241,7 @@ func (s *Stack) Pinned(ctx context.Context) (map[string]map[string]int, error) {
 
 // PinnedWorkflows names the unfinished workflows pinned to deployment id.
 func (s *Stack) PinnedWorkflows(ctx context.Context, id string) ([]string, error) {
-	rows, err := s.query(ctx, fmt.Sprintf(`SELECT target_service_name, target_service_key FROM sys_invocation WHERE status <> 'completed' AND target_handler_name = 'run' AND pinned_deployment_id = '%s'`, strings.ReplaceAll(id, "'", "''")))
+	rows, err := s.restate.Query(ctx, fmt.Sprintf(`SELECT target_service_name, target_service_key FROM sys_invocation WHERE status <> 'completed' AND target_handler_name = 'run' AND pinned_deployment_id = '%s'`, strings.ReplaceAll(id, "'", "''")))
 	if err != nil {
 		return nil, err
 	}
@@ -280,29 +251,6 @@ func (s *Stack) PinnedWorkflows(ctx context.Context, id string) ([]string, error
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-func (s *Stack) query(ctx context.Context, sql string) ([]map[string]any, error) {
-	body, _ := json.Marshal(map[string]string{"query": sql})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, adminURL+"/query", bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("content-type", "application/json")
-	req.Header.Set("accept", "application/json")
-	resp, err := s.HTTP.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("admin query: %w", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("admin query: %s: %s", resp.Status, bytes.TrimSpace(b))
-	}
-	var out struct {
-		Rows []map[string]any `json:"rows"`
-	}
-	return out.Rows, json.Unmarshal(b, &out)
 }
 
 // uri is the deployment URI Restate records for a service address.
@@ -321,7 +269,9 @@ func deploymentAt(ds []Deployment, addr string) (Deployment, bool) {
 // copy, saying each step.
 func (s *Stack) retire(ctx context.Context, v Version, d *Deployment) error {
 	if d != nil {
-		if err := s.removeDeployment(ctx, d.ID); err != nil {
+		// Nothing is pinned to it, so force takes what Restate might
+		// still refuse without it (a deployment it has not seen drained).
+		if err := s.restate.RemoveDeployment(ctx, d.ID, true); err != nil {
 			return err
 		}
 		fmt.Fprintf(s.Out, "retired version %s: removed deployment %s (%s), nothing is pinned to it\n", v.Name, d.ID, d.URI)
@@ -336,30 +286,6 @@ func (s *Stack) retire(ctx context.Context, v Version, d *Deployment) error {
 		return err
 	}
 	fmt.Fprintf(s.Out, "retired version %s: deleted its copy\n", v.Name)
-	return nil
-}
-
-func (s *Stack) removeDeployment(ctx context.Context, id string) error {
-	// Without force Restate refuses a deployment that still has work; with
-	// nothing pinned it takes either.
-	for _, q := range []string{"", "?force=true"} {
-		req, err := http.NewRequestWithContext(ctx, http.MethodDelete, adminURL+"/deployments/"+id+q, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := s.HTTP.Do(req)
-		if err != nil {
-			return fmt.Errorf("remove deployment %s: %w", id, err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode < 300 || resp.StatusCode == 404 {
-			return nil
-		}
-		if q != "" {
-			return fmt.Errorf("remove deployment %s: %s: %s", id, resp.Status, bytes.TrimSpace(b))
-		}
-	}
 	return nil
 }
 
@@ -389,7 +315,7 @@ type DeploymentRow struct {
 // older draining, and registrations no version is kept for (a service of
 // an older release, or one registered by hand) by their address.
 func (s *Stack) Report(ctx context.Context) ([]DeploymentRow, error) {
-	deps, err := s.Deployments(ctx)
+	deps, err := s.restate.Deployments(ctx)
 	if err != nil {
 		return nil, err
 	}

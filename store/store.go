@@ -177,8 +177,14 @@ func (s *Store) startCheckpoints() {
 	})
 }
 
+// sqliteDSN opens the file in WAL mode. Transactions begin IMMEDIATE: a
+// write transaction that reads first (a submission checks the id and the
+// open count, then inserts) would otherwise take its snapshot at the read,
+// and fail with SQLITE_BUSY_SNAPSHOT, without waiting, when another
+// connection (another process's store) commits before its write; taking the
+// write lock at BEGIN waits for it instead (busy_timeout).
 func sqliteDSN(path string) string {
-	return "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(0)&_time_format=sqlite"
+	return "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(0)&_time_format=sqlite&_txlock=immediate"
 }
 
 func (s *Store) migrate(ctx context.Context) error {

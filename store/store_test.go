@@ -391,3 +391,44 @@ func TestSubmissionsOwnTheirIDs(t *testing.T) {
 		}
 	})
 }
+
+// Two stores on one SQLite file (the CLI's and the service's): a
+// submission, which reads before it writes, waits for the other's writes
+// instead of failing with a busy snapshot.
+func TestSubmissionsBesideAnotherWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shared.db")
+	ctx := context.Background()
+	a, err := store.Open(ctx, "", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := store.Open(ctx, "", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := a.Started(ctx, fmt.Sprintf("other-%d", i), workflow.ChainOfDebate, []byte(`{}`), t0); err != nil {
+				t.Errorf("the other writer: %v", err)
+				return
+			}
+		}
+	})
+	for i := range 200 {
+		if _, err := b.Submitted(ctx, fmt.Sprintf("sub-%d", i), workflow.ChainOfDebate, []byte(`{}`), t0, 0); err != nil {
+			t.Errorf("submission %d beside another writer: %v", i, err)
+			break
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
