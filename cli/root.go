@@ -67,7 +67,8 @@ Addresses and paths come from ULTRAMCP_* environment variables (see README).`,
 			// The addresses of the stack this state dir holds, unless the
 			// environment or a flag says otherwise.
 			a.cfg.UseRecorded(func(variable string) bool {
-				return variable == "ULTRAMCP_SERVICE_ADDR" && cmd.Flags().Changed("service-addr")
+				flag := config.FlagOf(variable)
+				return flag != "" && cmd.Flags().Changed(flag)
 			})
 			if err := a.cfg.Validate(); err != nil {
 				return err
@@ -78,10 +79,9 @@ Addresses and paths come from ULTRAMCP_* environment variables (see README).`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	f := root.PersistentFlags()
-	f.StringVar(&a.cfg.Home, "home", a.cfg.Home, "state dir (ULTRAMCP_HOME)")
-	f.StringVar(&a.cfg.ServiceAddr, "service-addr", a.cfg.ServiceAddr, "workflow service address (ULTRAMCP_SERVICE_ADDR)")
-	f.StringVar(&a.cfg.LLM, "llm", a.cfg.LLM, "default LLM provider: offline, openai, anthropic (ULTRAMCP_LLM)")
-	f.StringVar(&a.cfg.Model, "model", a.cfg.Model, "default model of that provider (ULTRAMCP_MODEL)")
+	for _, flag := range a.cfg.Flags() {
+		f.Var(flag.Value, flag.Name, flag.Usage)
+	}
 
 	root.AddCommand(a.stackCommands()...)
 	root.AddCommand(a.workflowCommands()...)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/ultramcp/durable/fault"
 )
+
+var update = flag.Bool("update", false, "rewrite README.md's table of settings")
 
 func TestParseAge(t *testing.T) {
 	cases := map[string]time.Duration{
@@ -190,5 +193,93 @@ func TestRecordedAddresses(t *testing.T) {
 	fresh.UseRecorded(func(v string) bool { return v == "ULTRAMCP_SERVICE_ADDR" })
 	if fresh.APIAddr != "127.0.0.1:23009" || fresh.ServiceAddr != Default().ServiceAddr {
 		t.Errorf("the environment and the flag must win: %s %s", fresh.ServiceAddr, fresh.APIAddr)
+	}
+}
+
+// Every setting of the table, given a bad value in the environment, stops
+// Validate with an error naming it and saying what it accepts. A setting
+// added to the table without a bad value here fails the test.
+func TestEveryBadSettingIsNamed(t *testing.T) {
+	bad := map[string]string{
+		"ULTRAMCP_HOME":               "/tmp/" + strings.Repeat("h", 100),
+		"ULTRAMCP_SERVICE_ADDR":       "localhost",
+		"ULTRAMCP_API_ADDR":           "127.0.0.1:http-ish",
+		"ULTRAMCP_API_TOKEN":          "two words",
+		"ULTRAMCP_API_HOSTS":          "user@host",
+		"ULTRAMCP_API_ORIGINS":        "app.example.com",
+		"ULTRAMCP_API_RATE":           "fast",
+		"ULTRAMCP_API_MAX_OPEN":       "0",
+		"ULTRAMCP_DATABASE_URL":       "mysql://db",
+		"ULTRAMCP_RETENTION":          "forever",
+		"ULTRAMCP_ALLOW_LOCAL_REPOS":  "maybe",
+		"ULTRAMCP_REPO_HOSTS":         "-oProxyCommand",
+		"ULTRAMCP_MAX_REPO_MB":        "5GB",
+		"ULTRAMCP_CLONE_TIMEOUT":      "300",
+		"ULTRAMCP_MAX_CACHE_MB":       "10",
+		"ULTRAMCP_ANALYSIS_SLOTS":     "many",
+		"ULTRAMCP_VULNDB":             "vuln.go.dev",
+		"ULTRAMCP_ALLOW_REMOTE":       "yes please",
+		"ULTRAMCP_STORE_RETRY_CAP":    "1h",
+		"ULTRAMCP_STOP_GRACE":         "-1s",
+		"ULTRAMCP_RECONCILE_INTERVAL": "1ms",
+		"ULTRAMCP_LLM":                "gpt",
+		"ULTRAMCP_MODEL":              "gpt 4\n",
+		"OPENAI_BASE_URL":             "api.openai.com",
+		"OPENAI_API_KEY":              "sk-1\r\nX-Injected: 1",
+		"ANTHROPIC_BASE_URL":          "ftp://anthropic",
+		"ANTHROPIC_API_KEY":           "sk ant",
+		"ULTRAMCP_LLM_TIMEOUT":        "30",
+		"ULTRAMCP_RESTATE_SERVER":     "/nonexistent/restate-server",
+		"ULTRAMCP_RESTATE_CLI":        t.TempDir(),
+	}
+	for _, s := range Settings {
+		v, ok := bad[s.Name]
+		if !ok {
+			t.Errorf("%s has no bad value in this test", s.Name)
+			continue
+		}
+		t.Run(s.Name, func(t *testing.T) {
+			t.Setenv(s.Name, v)
+			c := FromEnv()
+			if s.Name != "ULTRAMCP_HOME" {
+				c.Home = t.TempDir()
+			}
+			err := c.Validate()
+			if fault.FieldOf(err) != s.Name {
+				t.Fatalf("%s=%q: %v, want an error naming %s", s.Name, v, err, s.Name)
+			}
+			if msg := err.Error(); !strings.Contains(msg, "must") && !strings.Contains(msg, "want") && !strings.Contains(msg, "not") && !strings.Contains(msg, "required") {
+				t.Errorf("%s=%q: %q does not say what it accepts", s.Name, v, msg)
+			}
+		})
+	}
+	if len(bad) != len(Settings) {
+		t.Errorf("%d bad values for %d settings: one names a setting that is gone", len(bad), len(Settings))
+	}
+}
+
+// The README's table of variables is the settings table; go test
+// ./config -update rewrites it.
+func TestReadmeTableIsTheSettings(t *testing.T) {
+	const begin, end = "<!-- settings: begin -->\n", "<!-- settings: end -->"
+	path := filepath.Join("..", "README.md")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatalf("README.md has no %q … %q section", begin, end)
+	}
+	want := s[:i+len(begin)] + Markdown() + s[j:]
+	if *update {
+		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if s != want {
+		t.Errorf("README.md's table of settings differs from config.Settings; run go test ./config -update")
 	}
 }
