@@ -188,6 +188,17 @@ type Report struct {
 	Incomplete []string `json:"incomplete,omitempty"`
 }
 
+// Baseline is what a later report is compared with (CompareWith): the commit
+// and each finding's tool and fingerprint. It keeps a previous report
+// small where it travels as a workflow's input.
+func (r Report) Baseline() Report {
+	slim := Report{Commit: r.Commit, Findings: make([]Finding, len(r.Findings))}
+	for i, f := range r.Findings {
+		slim.Findings[i] = Finding{Tool: f.Tool, Fingerprint: f.Fingerprint}
+	}
+	return slim
+}
+
 // Scanner is a security scanner of a checkout (gitleaks, gosec,
 // govulncheck). Scanners are independent and only read the tree, so a
 // workflow runs them side by side, each as a step of its own.

@@ -280,19 +280,7 @@ func status(err error) int {
 	case errors.Is(err, runs.ErrNotFinished):
 		return http.StatusConflict
 	}
-	switch fault.KindOf(err) {
-	case fault.Invalid:
-		return http.StatusBadRequest
-	case fault.NotFound:
-		return http.StatusNotFound
-	case fault.Unavailable:
-		return http.StatusServiceUnavailable
-	case fault.Permanent:
-		return http.StatusUnprocessableEntity
-	case fault.Cancelled, fault.Conflict:
-		return http.StatusConflict
-	}
-	return http.StatusInternalServerError
+	return fault.HTTPStatus(err)
 }
 
 // writeError answers err as JSON, with statusCode if given, else the

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ultramcp/durable/runs"
+	"github.com/ultramcp/durable/sanitize"
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/registry"
 )
@@ -254,7 +255,7 @@ func (a *app) status(ctx context.Context, id string, asJSON bool) error {
 		return json.NewEncoder(a.stdout).Encode(st)
 	}
 	if st.StoreError != "" {
-		fmt.Fprintf(a.stdout, "store:      unreachable (%s); workflows wait for it and go on\n", firstLine(st.StoreError))
+		fmt.Fprintf(a.stdout, "store:      unreachable (%s); workflows wait for it and go on\n", sanitize.FirstLine(st.StoreError, 100))
 	}
 	fmt.Fprintf(a.stdout, "workflow:   %s/%s\n", st.Workflow, st.ID)
 	if w := st.Record; w != nil {
@@ -269,7 +270,7 @@ func (a *app) status(ctx context.Context, id string, asJSON bool) error {
 		fmt.Fprintf(a.stdout, "status:     %s (from Restate)\n", st.Status)
 	}
 	if inv := st.Invocation; inv != nil && inv.LastFailure != "" && inv.Status != "completed" {
-		fmt.Fprintf(a.stdout, "retrying:   %s (retry %d)\n", firstLine(inv.LastFailure), inv.RetryCount)
+		fmt.Fprintf(a.stdout, "retrying:   %s (retry %d)\n", sanitize.FirstLine(inv.LastFailure, 100), inv.RetryCount)
 	}
 	if st.Record != nil {
 		fmt.Fprintf(a.stdout, "agent calls: %d, %d tokens in, %d out, est. $%.4f\n", st.Cost.Calls, st.Cost.TokensIn, st.Cost.TokensOut, st.Cost.USD)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ultramcp/durable/retry"
 	"github.com/ultramcp/durable/runs"
 	"github.com/ultramcp/durable/stack"
 	"github.com/ultramcp/durable/version"
@@ -144,16 +146,18 @@ again). Completed steps are not run again.`,
 			}
 			// The pause lands when the invocation's current attempt ends;
 			// only a paused invocation can change deployment.
-			deadline := time.Now().Add(2 * time.Minute)
-			for {
-				now, err := c.Find(cmd.Context(), inv.Service, id)
-				if err == nil && now.Status == "paused" {
-					break
+			// Two minutes: an attempt in a model call ends within the
+			// call's timeout.
+			status := ""
+			_, err = retry.Poll(200*time.Millisecond, 2*time.Minute).Do(cmd.Context(), func(ctx context.Context) error {
+				now, err := c.Find(ctx, inv.Service, id)
+				if status = now.Status; err != nil || status != "paused" {
+					return retry.Again("not paused yet")
 				}
-				if time.Now().After(deadline) {
-					return fmt.Errorf("%s did not pause within 2 minutes (status %s): try again", id, now.Status)
-				}
-				time.Sleep(200 * time.Millisecond)
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("%s did not pause within 2 minutes (status %s): try again", id, status)
 			}
 			fmt.Fprintf(a.stderr, "%s paused\n", id)
 			if err := c.ResumeOn(cmd.Context(), inv.ID, "latest"); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/ultramcp/durable/analysis"
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/runs"
+	"github.com/ultramcp/durable/sanitize"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/codeanalysis"
@@ -89,7 +90,7 @@ an analysis's security findings as SARIF 2.1.0.`,
 				if w.DurationMS != nil {
 					dur = (time.Duration(*w.DurationMS) * time.Millisecond).String()
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", w.ID, w.Workflow, w.Status, w.CreatedAt.Local().Format(time.DateTime), dur, firstLine(w.Error))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", w.ID, w.Workflow, w.Status, w.CreatedAt.Local().Format(time.DateTime), dur, sanitize.FirstLine(w.Error, 100))
 			}
 			return tw.Flush()
 		},
@@ -251,14 +252,6 @@ Participants are names, optionally with a model: "alice,bob=openai:gpt-4o-mini".
 	return cmd
 }
 
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	if len(s) > 100 {
-		s = s[:100] + "…"
-	}
-	return s
-}
-
 // approvalCommand is approve (or reject): the decision a full-analysis
 // started with --require-approval waits for.
 func (a *app) approvalCommand(approve bool) *cobra.Command {
@@ -339,9 +332,5 @@ func comparable(raw json.RawMessage) (json.RawMessage, error) {
 	if err := json.Unmarshal(raw, &prev); err != nil {
 		return nil, fmt.Errorf("context: must be a previous analysis report: %w", err)
 	}
-	slim := analysis.Report{Commit: prev.Commit, Findings: make([]analysis.Finding, len(prev.Findings))}
-	for i, f := range prev.Findings {
-		slim.Findings[i] = analysis.Finding{Tool: f.Tool, Fingerprint: f.Fingerprint}
-	}
-	return json.Marshal(slim)
+	return json.Marshal(prev.Baseline())
 }

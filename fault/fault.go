@@ -120,23 +120,35 @@ func IsRetryable(err error) bool {
 	return false
 }
 
-// HTTPStatus maps a kind to the HTTP status used by the API and by Restate
-// terminal errors.
+// statusOf is the one map of a kind to its HTTP status, used by the API's
+// answers and by Restate terminal errors (whose code says the kind).
+var statusOf = map[Kind]int{
+	Invalid:     400,
+	NotFound:    404,
+	Cancelled:   409,
+	Conflict:    409,
+	Permanent:   422, // the request was fine; what it asked for failed for good
+	Unavailable: 503,
+}
+
+// HTTPStatus is the HTTP status of err's kind; 500 for Internal.
 func HTTPStatus(err error) int {
-	switch KindOf(err) {
-	case Invalid:
-		return 400
-	case NotFound:
-		return 404
-	case Permanent:
-		return 424 // failed dependency: the remote refused for good
-	case Unavailable:
-		return 503
-	case Cancelled, Conflict:
-		return 409
-	default:
-		return 500
+	if code, ok := statusOf[KindOf(err)]; ok {
+		return code
 	}
+	return 500
+}
+
+// KindOfStatus is the kind an HTTP status stands for, HTTPStatus read
+// back: 409 is Cancelled (Restate's own code for it), and any code not in
+// the map is Permanent, since a status only comes back final.
+func KindOfStatus(code int) Kind {
+	for _, k := range []Kind{Invalid, NotFound, Cancelled, Permanent} {
+		if statusOf[k] == code {
+			return k
+		}
+	}
+	return Permanent
 }
 
 // Message is err's message without the field it names.

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/retry"
 )
 
 // RetryPolicy bounds how a transient fault is retried inside one step.
@@ -56,31 +56,22 @@ func (r *retrying) Complete(ctx context.Context, req Request) (Response, error) 
 		ctx, cancel = context.WithTimeout(ctx, r.p.TotalTimeout)
 		defer cancel()
 	}
-	backoff := r.p.Initial
-	var last error
-	attempts := max(r.p.MaxAttempts, 1)
-	for attempt := 1; attempt <= attempts; attempt++ {
-		resp, err := r.once(ctx, req)
-		if err == nil {
-			resp.Attempts = attempt
-			return resp, nil
-		}
-		last = err
-		if !fault.IsRetryable(err) || attempt == attempts {
-			break
-		}
-		wait := backoff/2 + rand.N(backoff/2+1)
-		select {
-		case <-ctx.Done():
-			return Response{}, fault.Wrap(fault.Unavailable, last, "%s: gave up after %d attempts", r.m.Name(), attempt)
-		case <-time.After(wait):
-		}
-		backoff = min(backoff*2, r.p.Max)
+	// Jittered, so that parallel participants hitting one rate limit do not
+	// come back in step.
+	policy := retry.Policy{Initial: r.p.Initial, Max: r.p.Max, Attempts: max(r.p.MaxAttempts, 1), Jitter: true}
+	var resp Response
+	attempts, err := policy.Do(ctx, func(ctx context.Context) (err error) {
+		resp, err = r.once(ctx, req)
+		return err
+	})
+	switch {
+	case err == nil:
+		resp.Attempts = attempts
+		return resp, nil
+	case fault.IsRetryable(err):
+		return Response{}, fault.Wrap(fault.Unavailable, err, "%s: gave up after %d attempts", r.m.Name(), attempts)
 	}
-	if fault.IsRetryable(last) {
-		return Response{}, fault.Wrap(fault.Unavailable, last, "%s: gave up after %d attempts", r.m.Name(), attempts)
-	}
-	return Response{}, last
+	return Response{}, err
 }
 
 func (r *retrying) once(ctx context.Context, req Request) (Response, error) {

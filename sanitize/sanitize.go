@@ -113,3 +113,16 @@ var urlCredentials = regexp.MustCompile(`://[^/@\s"]+@`)
 // URLCredentials replaces the user information of every URL in s by "***",
 // so a credential in a URL reaches no log or record.
 func URLCredentials(s string) string { return urlCredentials.ReplaceAllString(s, "://***@") }
+
+// FirstLine is s's first line, cut to at most n bytes on a rune boundary,
+// "…" marking a cut: a failure's gist for a status line or a table cell.
+func FirstLine(s string, n int) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ultramcp/durable/client"
+	"github.com/ultramcp/durable/sanitize"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
 )
@@ -61,7 +62,7 @@ func verdict(ctx context.Context, c *client.Client, w store.Workflow) (status st
 	}
 	switch inv.Status {
 	case "paused":
-		return workflow.StatusPaused, nil, "paused by Restate after its attempts ran out: " + firstLine(inv.LastFailure) + " (restate invocations resume|kill " + inv.ID + ")", true
+		return workflow.StatusPaused, nil, "paused by Restate after its attempts ran out: " + sanitize.FirstLine(inv.LastFailure, 300) + " (restate invocations resume|kill " + inv.ID + ")", true
 	case "completed":
 	default:
 		if w.Status == workflow.StatusPaused { // resumed
@@ -84,11 +85,6 @@ func verdict(ctx context.Context, c *client.Client, w store.Workflow) (status st
 		reason = "killed in Restate: " + reason
 	}
 	return workflow.StatusFailed, nil, reason, true
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	return s[:min(len(s), 300)]
 }
 
 // reconcileLoop runs Reconcile every interval until ctx ends.

@@ -30,6 +30,7 @@ import (
 	"github.com/ultramcp/durable/llm/anthropic"
 	"github.com/ultramcp/durable/llm/offline"
 	"github.com/ultramcp/durable/llm/openai"
+	"github.com/ultramcp/durable/retry"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
 	_ "github.com/ultramcp/durable/workflow/catalog" // every workflow, registered
@@ -208,20 +209,21 @@ func OpenStore(ctx context.Context, cfg config.Config) (*store.Store, error) {
 	if err := cfg.PrepareHome(); err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		st, err := store.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath())
-		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
-			if err != nil {
-				return nil, fmt.Errorf("metadata store: %w", err)
-			}
-			if err := st.Warm(ctx); err != nil {
-				slog.Warn("metadata store warm-up", "err", err) // the first workflow pays it
-			}
-			return st, nil
-		}
-		time.Sleep(time.Second)
+	// Every error, for 30 s: a database started beside the service answers
+	// "connection refused" or "starting up" for a few seconds.
+	policy := retry.Policy{Initial: time.Second, Max: time.Second, Attempts: 30, Retryable: func(error) bool { return true }}
+	var st *store.Store
+	_, err := policy.Do(ctx, func(ctx context.Context) (err error) {
+		st, err = store.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath())
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("metadata store: %w", err)
 	}
+	if err := st.Warm(ctx); err != nil {
+		slog.Warn("metadata store warm-up", "err", err) // the first workflow pays it
+	}
+	return st, nil
 }
 
 // ServeListener serves h over h2c on ln until ctx ends; then it runs drain

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ultramcp/durable/retry"
 )
 
 // checkFree reports the first of addrs (variable → address) already taken,
@@ -35,24 +37,16 @@ func checkFree(addrs [][2]string) error {
 // listened on, unless a process listens on one: that is no moment's
 // leftover, and the start that follows says whose it is.
 func waitFree(ctx context.Context, addrs [][2]string, timeout time.Duration) {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		busy := ""
+	// Polled every 50 ms: a killed process's port is free again within
+	// moments, once the kernel has closed its sockets.
+	_, _ = retry.Poll(50*time.Millisecond, timeout).Do(ctx, func(context.Context) error {
 		for _, a := range addrs {
-			if checkFree([][2]string{a}) != nil {
-				busy = a[1]
-				break
+			if checkFree([][2]string{a}) != nil && portOwner(a[1]) == "" {
+				return retry.Again("%s is not free yet", a[1])
 			}
 		}
-		if busy == "" || portOwner(busy) != "" {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return nil
+	})
 }
 
 // portOwner names the process listening on addr's port, from /proc: its

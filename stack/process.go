@@ -8,6 +8,7 @@
 package stack
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -17,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ultramcp/durable/retry"
 )
 
 // Process is one supervised child.
@@ -170,18 +173,24 @@ func (p Process) Stop(grace time.Duration) (bool, error) {
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return true, fmt.Errorf("stop %s (pid %d): %w", p.Name, pid, err)
 	}
-	deadline := time.Now().Add(grace)
-	for time.Now().Before(deadline) && p.running(pid) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	_, _ = retry.Poll(50*time.Millisecond, grace).Do(context.Background(), func(context.Context) error {
+		if p.running(pid) {
+			return retry.Again("%s still running", p.Name)
+		}
+		return nil
+	})
 	if p.running(pid) {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 	}
 	// Wait until it is gone from the process table, not only dead: a
-	// zombie waiting for its parent to reap it still shows in ps.
-	for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
-		time.Sleep(20 * time.Millisecond)
-	}
+	// zombie waiting for its parent to reap it still shows in ps; 2 s is
+	// long for a reap.
+	_, _ = retry.Poll(20*time.Millisecond, 2*time.Second).Do(context.Background(), func(context.Context) error {
+		if syscall.Kill(pid, 0) == nil {
+			return retry.Again("%s not reaped", p.Name)
+		}
+		return nil
+	})
 	return true, nil
 }
 

@@ -14,7 +14,9 @@ import (
 
 	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/identity"
+	"github.com/ultramcp/durable/retry"
 	"github.com/ultramcp/durable/version"
 )
 
@@ -204,30 +206,27 @@ func (s *Stack) Check() []Health {
 	return checks
 }
 
+// waitHealthy polls every 100 ms for 60 s: a cold restate-server is
+// healthy in seconds, a loaded 2-core CI machine may take many more.
 func (s *Stack) waitHealthy(ctx context.Context, p Process, urls ...string) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var err error
+	_, err := retry.Poll(100*time.Millisecond, 60*time.Second).Do(ctx, func(context.Context) error {
 		for _, u := range urls {
-			if err = s.probe(u); err != nil {
-				break
+			if err := s.probe(u); err != nil {
+				if _, ok := p.PID(); !ok {
+					return fault.New(fault.Permanent, "%s exited during start; last log lines:\n%s", p.Name, p.Tail(15))
+				}
+				return err
 			}
 		}
-		if err == nil {
-			return nil
-		}
-		if _, ok := p.PID(); !ok {
-			return fmt.Errorf("%s exited during start; last log lines:\n%s", p.Name, p.Tail(15))
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not healthy after 60s (%v); last log lines:\n%s", p.Name, err, p.Tail(15))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+		return nil
+	})
+	switch {
+	case err == nil || !fault.IsRetryable(err):
+		return err
+	case ctx.Err() != nil:
+		return ctx.Err()
 	}
+	return fmt.Errorf("%s not healthy after 60s (%v); last log lines:\n%s", p.Name, err, p.Tail(15))
 }
 
 // Up starts whatever part of the stack is not running, waits until each part
@@ -469,23 +468,19 @@ func (s *Stack) StartRestate(ctx context.Context) (*Process, error) {
 	return started, s.waitSQL(ctx)
 }
 
-// waitSQL waits until Restate answers an admin query.
+// waitSQL waits until Restate answers an admin query, polling as
+// waitHealthy does.
 func (s *Stack) waitSQL(ctx context.Context) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		_, err := s.restate.Query(ctx, "SELECT id FROM sys_invocation LIMIT 1")
-		if err == nil {
-			return nil
+	_, err := retry.Poll(100*time.Millisecond, 60*time.Second).Do(ctx, func(ctx context.Context) error {
+		if _, err := s.restate.Query(ctx, "SELECT id FROM sys_invocation LIMIT 1"); err != nil {
+			return retry.Again("%v", err)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("restate-server's SQL not ready after 60s: %v", err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("restate-server's SQL not ready after 60s: %v", err)
 	}
+	return ctx.Err()
 }
 
 // recorded is the restate-server process as its pid file knows it: stop
@@ -548,20 +543,23 @@ func (s *Stack) lock(ctx context.Context) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	for {
+	// Polled every 50 ms for as long as the caller waits: another up
+	// holds it for the seconds a start takes.
+	_, err = retry.Poll(50*time.Millisecond, 0).Do(ctx, func(context.Context) error {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
+		if errors.Is(err, syscall.EWOULDBLOCK) || errors.Is(err, syscall.EINTR) {
+			return retry.Again("%s is held by another up", f.Name())
 		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
+		return err
+	})
+	switch {
+	case err == nil:
+		return func() { f.Close() }, nil
+	case ctx.Err() != nil:
+		err = ctx.Err()
+	default:
+		err = fmt.Errorf("lock %s: %w", f.Name(), err)
 	}
+	f.Close()
+	return nil, err
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ultramcp/durable/engine"
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/retry"
 	"github.com/ultramcp/durable/sanitize"
 )
 
@@ -235,29 +236,26 @@ var StoreRetryCap = 5 * time.Second
 // throw away the paid work of the workflow it records. Each outage is
 // logged when it starts, every tenth attempt, and when it ends.
 func RetryStore(ctx context.Context, write func(context.Context) error) error {
-	backoff := 200 * time.Millisecond
 	var since time.Time
-	for attempt := 1; ; attempt++ {
-		err := write(ctx)
-		if err == nil || !fault.IsRetryable(err) {
-			if !since.IsZero() && err == nil {
-				slog.Info("metadata store reachable again", "after", time.Since(since).Round(time.Millisecond).String(), "attempts", attempt)
+	// No attempt budget: giving up would throw away paid work; the cap
+	// keeps a store that is back from waiting long to be noticed.
+	policy := retry.Policy{Initial: 200 * time.Millisecond, Max: max(StoreRetryCap, time.Millisecond),
+		OnRetry: func(attempt int, err error) {
+			if since.IsZero() {
+				since = time.Now()
 			}
-			return err
-		}
-		if since.IsZero() {
-			since = time.Now()
-		}
-		if attempt == 1 || attempt%10 == 0 {
-			slog.Warn("metadata store unreachable; the write waits for it", "attempt", attempt, "for", time.Since(since).Round(time.Second).String(), "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return fault.Wrap(fault.Unavailable, ctx.Err(), "store write abandoned")
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, max(StoreRetryCap, time.Millisecond))
+			if attempt == 1 || attempt%10 == 0 {
+				slog.Warn("metadata store unreachable; the write waits for it", "attempt", attempt, "for", time.Since(since).Round(time.Second).String(), "err", err)
+			}
+		}}
+	attempts, err := policy.Do(ctx, write)
+	switch {
+	case err == nil && !since.IsZero():
+		slog.Info("metadata store reachable again", "after", time.Since(since).Round(time.Millisecond).String(), "attempts", attempts)
+	case fault.IsRetryable(err) && ctx.Err() != nil:
+		return fault.Wrap(fault.Unavailable, ctx.Err(), "store write abandoned")
 	}
+	return err
 }
 
 // RefOf is the reference of an artifact: its content's sha256, so that it

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ultramcp/durable/engine"
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/retry"
 )
 
 // Context is an engine.Context that runs steps at once.
@@ -102,20 +103,19 @@ func newRunID() string {
 func (c *Context) Run(step engine.Step) ([]byte, error) {
 	ctx := context.WithoutCancel(c.ctx)
 	attempts := step.Opts.Attempts()
-	backoff := step.Opts.Backoff()
-	var err error
-	for attempt := 1; attempt <= attempts; attempt++ {
-		var out []byte
+	// Restate's own retry policy, as near as one process has it: the
+	// step's budget, its first backoff, doubling to 10 s.
+	policy := retry.Policy{Initial: step.Opts.Backoff(), Max: 10 * time.Second, Attempts: attempts,
+		OnRetry: func(attempt int, err error) {
+			c.logger.Warn("step failed, retrying", "step", step.Name, "attempt", attempt, "err", err)
+		}}
+	var out []byte
+	_, err := policy.Do(ctx, func(ctx context.Context) (err error) {
 		out, err = step.Fn(ctx)
-		if err == nil {
-			return out, nil
-		}
-		if !fault.IsRetryable(err) || attempt == attempts {
-			break
-		}
-		c.logger.Warn("step failed, retrying", "step", step.Name, "attempt", attempt, "err", err)
-		time.Sleep(backoff)
-		backoff = min(backoff*2, 10*time.Second)
+		return err
+	})
+	if err == nil {
+		return out, nil
 	}
 	return nil, engine.Final(step.Name, attempts, err)
 }

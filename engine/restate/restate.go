@@ -213,17 +213,7 @@ func FromTerminal(err error) error {
 	if te == nil {
 		return err
 	}
-	msg := te.Error()
-	switch te.Code() {
-	case 400, 422:
-		return fault.New(fault.Invalid, "%s", msg)
-	case 404:
-		return fault.New(fault.NotFound, "%s", msg)
-	case 409:
-		return fault.New(fault.Cancelled, "%s", msg)
-	default:
-		// Anything else is final, including 503: a step that spent its
-		// attempts on a transient fault.
-		return fault.New(fault.Permanent, "%s", msg)
-	}
+	// Anything not named, 503 included (a step that spent its attempts on
+	// a transient fault), is final: Permanent.
+	return fault.New(fault.KindOfStatus(int(te.Code())), "%s", te.Error())
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/ultramcp/durable/engine"
 	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/llm"
+	"github.com/ultramcp/durable/retry"
 	"github.com/ultramcp/durable/workflow"
 )
 
@@ -482,19 +483,16 @@ func (a *Analyzer) SecurityScanners(log *slog.Logger) []analysis.Scanner {
 // siblings); it retries inside itself instead (retried).
 var concurrentStep = engine.StepOptions{MaxAttempts: 1}
 
-// retried runs scan again once after a transient fault.
+// retried runs scan again once after a transient fault: a scanner's
+// faults are local (a busy disk, a tool's hiccup), so one more try a
+// second later is all that is worth its time.
 func retried(scan func(context.Context, string) ([]analysis.Finding, error)) func(context.Context, string) ([]analysis.Finding, error) {
-	return func(ctx context.Context, dir string) ([]analysis.Finding, error) {
-		fs, err := scan(ctx, dir)
-		if err == nil || !fault.IsRetryable(err) || ctx.Err() != nil {
-			return fs, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(time.Second):
-		}
-		return scan(ctx, dir)
+	return func(ctx context.Context, dir string) (fs []analysis.Finding, err error) {
+		_, err = retry.Policy{Initial: time.Second, Attempts: 2}.Do(ctx, func(ctx context.Context) (err error) {
+			fs, err = scan(ctx, dir)
+			return err
+		})
+		return fs, err
 	}
 }
 

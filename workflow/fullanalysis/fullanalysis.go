@@ -229,11 +229,7 @@ func (f *FullAnalysis) Run(c engine.Context, in Input) (res Result, err error) {
 
 	// The scan compares with the analysis: it needs only its commit and
 	// fingerprints, which keeps the child's input small.
-	slim := analysis.Report{Commit: rep.Commit, Findings: make([]analysis.Finding, len(rep.Findings))}
-	for i, fd := range rep.Findings {
-		slim.Findings[i] = analysis.Finding{Tool: fd.Tool, Fingerprint: fd.Fingerprint}
-	}
-	prev, _ := json.Marshal(slim)
+	prev, _ := json.Marshal(rep.Baseline())
 	raw, err = call("scan", workflow.SecurityScan, codeanalysis.ScanInput{Target: rep.Repository, Branch: rep.Branch, Context: prev})
 	if err != nil {
 		return res, err
