@@ -109,14 +109,23 @@ func scanModule(ctx context.Context, root, mod, db string, env []string, log *sl
 		if ctx.Err() != nil {
 			return nil, fault.Wrap(fault.Unavailable, ctx.Err(), "govulncheck")
 		}
-		text := stderr.String()
-		if strings.Contains(text, "vulnerability database") || strings.Contains(text, "vuln.go.dev") || strings.Contains(text, db) {
+		// govulncheck says why in its error ("fetching vulnerabilities: …
+		// no such host"), not always on stderr.
+		text := err.Error() + "\n" + stderr.String()
+		if unreachable(text, db) {
 			log.Warn("govulncheck could not read its database", "db", db, "detail", sanitize.Line(text[:min(len(text), 2048)]))
-			return nil, fault.New(fault.Permanent, "govulncheck could not read the vulnerability database %s (offline? set ULTRAMCP_VULNDB to a local copy: ultramcp vulndb update)", db)
+			return nil, fault.New(fault.Permanent, "govulncheck could not read the vulnerability database %s: unreachable (offline?). Make a local copy with `ultramcp vulndb update`, or point ULTRAMCP_VULNDB at one", db)
 		}
 		return nil, gomod.Failure(log, "govulncheck", where, []string{err.Error() + ": " + text})
 	}
 	return convert(root, mod, &stdout)
+}
+
+// unreachable reports whether govulncheck's failure is its database's:
+// the fetch failed, or the message names the database.
+func unreachable(text, db string) bool {
+	return strings.Contains(text, "fetching vulnerabilities") || strings.Contains(text, "creating client") ||
+		strings.Contains(text, "vulnerability database") || strings.Contains(text, db)
 }
 
 // level orders how close the code is to a vulnerability.
