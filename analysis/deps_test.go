@@ -10,10 +10,10 @@ import (
 
 	"github.com/ultramcp/durable/analysis"
 	"github.com/ultramcp/durable/analysis/patterns"
-	"github.com/ultramcp/durable/analysis/repotest"
 	"github.com/ultramcp/durable/analysis/sast"
 	"github.com/ultramcp/durable/analysis/secrets"
 	"github.com/ultramcp/durable/analysis/vulns"
+	"github.com/ultramcp/durable/internal/repotest"
 )
 
 // appWithDependency is a module that needs example.com/webkit, served only

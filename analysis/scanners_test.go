@@ -16,11 +16,11 @@ import (
 	"github.com/ultramcp/durable/analysis/metrics"
 	"github.com/ultramcp/durable/analysis/patterns"
 	"github.com/ultramcp/durable/analysis/repo"
-	"github.com/ultramcp/durable/analysis/repotest"
-	"github.com/ultramcp/durable/analysis/sariftest"
 	"github.com/ultramcp/durable/analysis/sast"
 	"github.com/ultramcp/durable/analysis/secrets"
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/internal/repotest"
+	"github.com/ultramcp/durable/internal/sariftest"
 )
 
 // checkout builds the test repository and checks it out through the cache.

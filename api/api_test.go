@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/internal/stacktest"
 	"github.com/ultramcp/durable/runs"
-	"github.com/ultramcp/durable/stack/stacktest"
 	"github.com/ultramcp/durable/store"
 )
 

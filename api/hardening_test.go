@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/internal/stacktest"
 	"github.com/ultramcp/durable/runs"
-	"github.com/ultramcp/durable/stack/stacktest"
 )
 
 // Each test here is one finding of the security review

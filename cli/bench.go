@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ultramcp/durable/bench"
+	"github.com/ultramcp/durable/internal/bench"
 	"github.com/ultramcp/durable/stack"
 )
 

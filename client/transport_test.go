@@ -13,8 +13,8 @@ import (
 
 	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/internal/stacktest"
 	"github.com/ultramcp/durable/stack"
-	"github.com/ultramcp/durable/stack/stacktest"
 )
 
 // BenchmarkIngressTransport measures a request to restate-server's ingress

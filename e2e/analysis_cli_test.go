@@ -3,7 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/ultramcp/durable/analysis/sariftest"
+	"github.com/ultramcp/durable/internal/sariftest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ultramcp/durable/analysis/repotest"
-	"github.com/ultramcp/durable/stack/stacktest"
+	"github.com/ultramcp/durable/internal/repotest"
+	"github.com/ultramcp/durable/internal/stacktest"
 )
 
 func TestCLIAnalysis(t *testing.T) {

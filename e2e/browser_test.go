@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ultramcp/durable/stack/stacktest"
+	"github.com/ultramcp/durable/internal/stacktest"
 	"github.com/ultramcp/durable/store"
 )
 

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ultramcp/durable/internal/stacktest"
 	"github.com/ultramcp/durable/stack"
-	"github.com/ultramcp/durable/stack/stacktest"
 )
 
 // cli runs the ultramcp binary with the stack's environment.

@@ -16,8 +16,8 @@ import (
 
 	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/config"
-	"github.com/ultramcp/durable/llm/llmtest"
-	"github.com/ultramcp/durable/stack/stacktest"
+	"github.com/ultramcp/durable/internal/llmtest"
+	"github.com/ultramcp/durable/internal/stacktest"
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/debate"
 )

@@ -2,5 +2,5 @@
 // on free loopback ports and the workflow service built from this checkout as
 // its own process, drives them over HTTP or through the ultramcp binary, and
 // stops them when the test ends. The only fake is the LLM endpoint
-// (llm/llmtest), which speaks the OpenAI wire protocol.
+// (internal/llmtest), which speaks the OpenAI wire protocol.
 package e2e

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ultramcp/durable/analysis/repotest"
 	"github.com/ultramcp/durable/client"
-	"github.com/ultramcp/durable/llm/llmtest"
-	"github.com/ultramcp/durable/stack/stacktest"
+	"github.com/ultramcp/durable/internal/llmtest"
+	"github.com/ultramcp/durable/internal/repotest"
+	"github.com/ultramcp/durable/internal/stacktest"
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/fullanalysis"
 )

@@ -15,10 +15,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/ultramcp/durable/analysis"
-	"github.com/ultramcp/durable/analysis/repotest"
 	"github.com/ultramcp/durable/client"
-	"github.com/ultramcp/durable/llm/llmtest"
-	"github.com/ultramcp/durable/stack/stacktest"
+	"github.com/ultramcp/durable/internal/llmtest"
+	"github.com/ultramcp/durable/internal/repotest"
+	"github.com/ultramcp/durable/internal/stacktest"
 	"github.com/ultramcp/durable/workflow"
 )
 

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/ultramcp/durable/config"
-	"github.com/ultramcp/durable/llm/llmtest"
-	"github.com/ultramcp/durable/stack/stacktest"
+	"github.com/ultramcp/durable/internal/llmtest"
+	"github.com/ultramcp/durable/internal/stacktest"
 	"github.com/ultramcp/durable/workflow"
 )
 

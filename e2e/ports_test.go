@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ultramcp/durable/llm/llmtest"
-	"github.com/ultramcp/durable/stack/stacktest"
+	"github.com/ultramcp/durable/internal/llmtest"
+	"github.com/ultramcp/durable/internal/stacktest"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
 )

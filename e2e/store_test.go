@@ -14,9 +14,9 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
-	"github.com/ultramcp/durable/llm/llmtest"
-	"github.com/ultramcp/durable/stack/stacktest"
-	"github.com/ultramcp/durable/store/pgtest"
+	"github.com/ultramcp/durable/internal/llmtest"
+	"github.com/ultramcp/durable/internal/pgtest"
+	"github.com/ultramcp/durable/internal/stacktest"
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/debate"
 )

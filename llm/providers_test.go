@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/internal/llmtest"
 	"github.com/ultramcp/durable/llm"
 	"github.com/ultramcp/durable/llm/anthropic"
-	"github.com/ultramcp/durable/llm/llmtest"
 	"github.com/ultramcp/durable/llm/offline"
 	"github.com/ultramcp/durable/llm/openai"
 )

@@ -8,7 +8,7 @@ import (
 
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/fault"
-	"github.com/ultramcp/durable/stack/stacktest"
+	"github.com/ultramcp/durable/internal/stacktest"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
 )

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/ultramcp/durable/analysis/repo"
-	"github.com/ultramcp/durable/analysis/repotest"
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/internal/repotest"
 )
 
 // served builds the standard repository under a fresh base dir and serves

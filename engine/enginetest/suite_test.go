@@ -22,8 +22,8 @@ import (
 	"github.com/ultramcp/durable/engine/direct"
 	restateengine "github.com/ultramcp/durable/engine/restate"
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/internal/stacktest"
 	"github.com/ultramcp/durable/service"
-	"github.com/ultramcp/durable/stack/stacktest"
 	"github.com/ultramcp/durable/workflow"
 )
 

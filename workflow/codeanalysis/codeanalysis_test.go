@@ -8,9 +8,9 @@ import (
 
 	"github.com/ultramcp/durable/analysis"
 	"github.com/ultramcp/durable/analysis/repo"
-	"github.com/ultramcp/durable/analysis/repotest"
 	"github.com/ultramcp/durable/engine"
 	"github.com/ultramcp/durable/engine/replay"
+	"github.com/ultramcp/durable/internal/repotest"
 	"github.com/ultramcp/durable/llm"
 	"github.com/ultramcp/durable/llm/offline"
 )

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/ultramcp/durable/analysis/repo"
-	"github.com/ultramcp/durable/analysis/repotest"
 	"github.com/ultramcp/durable/engine"
 	"github.com/ultramcp/durable/engine/replay"
+	"github.com/ultramcp/durable/internal/repotest"
 	"github.com/ultramcp/durable/llm"
 	"github.com/ultramcp/durable/llm/offline"
 	"github.com/ultramcp/durable/workflow/fullanalysis"

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/ultramcp/durable/client"
-	"github.com/ultramcp/durable/llm/llmtest"
+	"github.com/ultramcp/durable/internal/llmtest"
 	"github.com/ultramcp/durable/stack"
 	"github.com/ultramcp/durable/workflow"
 )
