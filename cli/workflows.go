@@ -32,7 +32,7 @@ override the fields of --input.`,
 	// Sugar the generic flags cannot give: "name=model" participants, a
 	// previous report cut down to what a comparison needs.
 	custom := map[string]func() *cobra.Command{workflow.ChainOfDebate: a.runDebateCommand, workflow.SecurityScan: a.runScanCommand}
-	for _, def := range registry.All(registry.Deps{}) {
+	for _, def := range registry.All(workflow.Deps{}) {
 		if build, ok := custom[def.Name]; ok {
 			run.AddCommand(build())
 		} else {

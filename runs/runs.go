@@ -23,7 +23,6 @@ import (
 	"github.com/ultramcp/durable/service"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
-	_ "github.com/ultramcp/durable/workflow/catalog" // every workflow, registered
 	"github.com/ultramcp/durable/workflow/registry"
 )
 
@@ -82,7 +81,7 @@ func (s Shared) Open(context.Context) (*store.Store, func(), error) {
 // New returns the service of the stack cfg describes; the workflows check
 // requests under the repository policy the workflow service applies.
 func New(cfg config.Config, stores Stores) *Service {
-	deps := registry.Deps{Checkouts: service.Checkouts(cfg)}
+	deps := workflow.Deps{Checkouts: service.Checkouts(cfg)}
 	if models, err := service.ConfiguredModels(cfg); err == nil {
 		// A request naming a model of a provider not configured is
 		// refused at submit, not after its workflow started.

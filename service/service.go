@@ -33,7 +33,6 @@ import (
 	"github.com/ultramcp/durable/retry"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
-	_ "github.com/ultramcp/durable/workflow/catalog" // every workflow, registered
 	"github.com/ultramcp/durable/workflow/registry"
 )
 
@@ -112,7 +111,7 @@ func NewServer(models *llm.Router, o Options) *server.Restate {
 		o.Services.Published = published
 	}
 	srv := server.NewRestate().WithLogger(o.Logger.Handler(), true)
-	for _, def := range registry.All(registry.Deps{Models: models, Records: o.Records, Checkouts: o.Checkouts, VulnDB: o.VulnDB, AnalysisSlots: o.AnalysisSlots}) {
+	for _, def := range registry.All(workflow.Deps{Models: models, Records: o.Records, Checkouts: o.Checkouts, VulnDB: o.VulnDB, AnalysisSlots: o.AnalysisSlots}) {
 		srv = srv.Bind(restateengine.Workflow(def.Name, workflow.Tracked(o.Records, def.Name, def.Body), o.Services))
 	}
 	if o.PublicKey != "" {

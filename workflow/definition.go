@@ -12,15 +12,36 @@ import (
 
 	"github.com/google/jsonschema-go/jsonschema"
 
+	"github.com/ultramcp/durable/analysis/repo"
 	"github.com/ultramcp/durable/engine"
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/llm"
 )
+
+// Deps are what the workflows are built from (registry.All).
+type Deps struct {
+	Models    llm.Models
+	Records   Records     // nil keeps no records
+	Checkouts *repo.Cache // its Policy is what Validate applies; nil is repo.DefaultPolicy
+	VulnDB    string
+	// AnalysisSlots bounds the checkouts and scans at once; zero is the
+	// default.
+	AnalysisSlots int
+}
+
+// Policy is the repository policy of d.
+func (d Deps) Policy() repo.Policy {
+	if d.Checkouts == nil {
+		return repo.DefaultPolicy
+	}
+	return d.Checkouts.Policy
+}
 
 // Definition declares one workflow, once: everything the service, the
 // engines, the CLI, the API and the MCP server need of it. A workflow
-// package builds its own from its dependencies and registers it (package
-// registry); package catalog links them all in, so adding a workflow is one
-// new package and one line there.
+// package builds its own from its dependencies (Definitions); package
+// registry lists them all, so adding a workflow is one new package and one
+// line there.
 type Definition struct {
 	Name    string // the Restate service name, as the seed's URLs spell it
 	Prefix  string // of generated ids: "debate-1a2b…"

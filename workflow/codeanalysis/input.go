@@ -36,31 +36,25 @@ type ScanInput struct {
 // with the input); the CLI sends only the previous findings' fingerprints.
 const MaxContextBytes = 256 << 10
 
-// DecodeAnalysis parses and validates a code-analysis request under p: the
-// CLI's check before it starts anything.
-func DecodeAnalysis(p repo.Policy) func([]byte) (Input, error) {
+// decodeAnalysis parses a code-analysis request and checks it: under p
+// when given (Validate: every interface's check before anything starts),
+// else only what needs no configuration (the body's: the workflow applies
+// the repository policy in its journaled "resolve" step, so that a replay
+// under other settings follows the decision the first run made).
+func decodeAnalysis(p *repo.Policy) func([]byte) (Input, error) {
 	return func(body []byte) (Input, error) {
 		var in Input
 		if err := workflow.DecodeStrict(body, &in); err != nil {
 			return in, err
 		}
-		return in, in.Validate(p)
+		if p != nil {
+			return in, in.Validate(*p)
+		}
+		if err := repo.CheckSyntax("repository", in.Repository); err != nil {
+			return in, err
+		}
+		return in, in.checkRest()
 	}
-}
-
-// DecodeAnalysisRequest parses a code-analysis request and checks what
-// needs no configuration; the workflow applies the repository policy in its
-// journaled "resolve" step, so that a replay under other settings follows
-// the decision the first run made.
-func DecodeAnalysisRequest(body []byte) (Input, error) {
-	var in Input
-	if err := workflow.DecodeStrict(body, &in); err != nil {
-		return in, err
-	}
-	if err := repo.CheckSyntax("repository", in.Repository); err != nil {
-		return in, err
-	}
-	return in, in.checkRest()
 }
 
 // Validate checks the input and normalizes the repository.
@@ -87,13 +81,18 @@ func (in *Input) checkRest() error {
 	return nil
 }
 
-// DecodeScan parses and validates a security-scan request under p: the
-// CLI's check before it starts anything.
-func DecodeScan(p repo.Policy) func([]byte) (ScanInput, error) {
+// decodeScan is decodeAnalysis for security-scan.
+func decodeScan(p *repo.Policy) func([]byte) (ScanInput, error) {
 	return func(body []byte) (ScanInput, error) {
 		var in ScanInput
 		if err := workflow.DecodeStrict(body, &in); err != nil {
 			return in, err
+		}
+		if p == nil {
+			if err := repo.CheckSyntax("target", in.Target); err != nil {
+				return in, err
+			}
+			return in, in.checkRest()
 		}
 		t, err := p.Validate(in.Target)
 		if err != nil {
@@ -102,18 +101,6 @@ func DecodeScan(p repo.Policy) func([]byte) (ScanInput, error) {
 		in.Target = t
 		return in, in.checkRest()
 	}
-}
-
-// DecodeScanRequest is DecodeAnalysisRequest for security-scan.
-func DecodeScanRequest(body []byte) (ScanInput, error) {
-	var in ScanInput
-	if err := workflow.DecodeStrict(body, &in); err != nil {
-		return in, err
-	}
-	if err := repo.CheckSyntax("target", in.Target); err != nil {
-		return in, err
-	}
-	return in, in.checkRest()
 }
 
 // asTarget names security-scan's field in a repository error.

@@ -9,7 +9,6 @@ import (
 	"github.com/ultramcp/durable/analysis"
 	"github.com/ultramcp/durable/analysis/repo"
 	"github.com/ultramcp/durable/workflow"
-	"github.com/ultramcp/durable/workflow/registry"
 )
 
 // Definitions declare code-analysis and security-scan for the registry.
@@ -17,21 +16,21 @@ func (a *Analyzer) Definitions() []workflow.Definition {
 	reports := map[string]string{"": "report.md", "text": "report.md", "markdown": "report.md", "sarif": "report.sarif", "json": "report.json"}
 	base := workflow.Definition{Progress: workflow.PrintMessage, ProgressIsNotice: true, Render: render, Reports: reports, Incomplete: incomplete}
 	ca, ss := base, base
-	ca.Name, ca.Prefix, ca.Body = workflow.CodeAnalysis, "analysis", workflow.Typed(DecodeAnalysisRequest, a.RunAnalysis)
-	ca.Summary, ca.Input, ca.Validate = "Analyse a git repository: secrets, vulnerable code, quality, structure", Input{}, workflow.Validator(DecodeAnalysis(a.policy()))
-	ss.Name, ss.Prefix, ss.Body = workflow.SecurityScan, "scan", workflow.Typed(DecodeScanRequest, a.RunScan)
-	ss.Summary, ss.Input, ss.Validate = "Scan a git repository for secrets and vulnerable code", ScanInput{}, workflow.Validator(DecodeScan(a.policy()))
+	policy := a.policy()
+	ca.Name, ca.Prefix, ca.Body = workflow.CodeAnalysis, "analysis", workflow.Typed(decodeAnalysis(nil), a.RunAnalysis)
+	ca.Summary, ca.Input, ca.Validate = "Analyse a git repository: secrets, vulnerable code, quality, structure", Input{}, workflow.Validator(decodeAnalysis(&policy))
+	ss.Name, ss.Prefix, ss.Body = workflow.SecurityScan, "scan", workflow.Typed(decodeScan(nil), a.RunScan)
+	ss.Summary, ss.Input, ss.Validate = "Scan a git repository for secrets and vulnerable code", ScanInput{}, workflow.Validator(decodeScan(&policy))
 	return []workflow.Definition{ca, ss}
 }
 
-func init() {
-	registry.Register(func(d registry.Deps) []workflow.Definition {
-		a := &Analyzer{Cache: d.Checkouts, Models: d.Models, Records: d.Records, VulnDB: d.VulnDB}
-		if d.AnalysisSlots > 0 {
-			a.Slots = make(chan struct{}, d.AnalysisSlots)
-		}
-		return a.Definitions()
-	})
+// Definitions are code-analysis and security-scan built from d.
+func Definitions(d workflow.Deps) []workflow.Definition {
+	a := &Analyzer{Cache: d.Checkouts, Models: d.Models, Records: d.Records, VulnDB: d.VulnDB}
+	if d.AnalysisSlots > 0 {
+		a.Slots = make(chan struct{}, d.AnalysisSlots)
+	}
+	return a.Definitions()
 }
 
 // render prints a report as Markdown (the default) or SARIF.

@@ -13,13 +13,11 @@ import (
 
 	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/workflow"
-	"github.com/ultramcp/durable/workflow/registry"
 )
 
-func init() {
-	registry.Register(func(d registry.Deps) []workflow.Definition {
-		return []workflow.Definition{Definition(&Debate{Models: d.Models, Records: d.Records})}
-	})
+// Definitions are chain-of-debate built from d.
+func Definitions(d workflow.Deps) []workflow.Definition {
+	return []workflow.Definition{Definition(&Debate{Models: d.Models, Records: d.Records})}
 }
 
 // SchemaTypes are the JSON schemas of the request's types whose JSON is

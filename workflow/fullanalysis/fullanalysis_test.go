@@ -14,6 +14,7 @@ import (
 	"github.com/ultramcp/durable/internal/repotest"
 	"github.com/ultramcp/durable/llm"
 	"github.com/ultramcp/durable/llm/offline"
+	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/fullanalysis"
 	"github.com/ultramcp/durable/workflow/registry"
 )
@@ -27,7 +28,7 @@ func TestFullAnalysisReplaysAndCitesFindings(t *testing.T) {
 	models := llm.NewRouter(llm.Ref{Provider: "offline"}, &offline.Provider{})
 	cache := &repo.Cache{Dir: filepath.Join(parent, "cache"), Policy: repo.Policy{AllowLocal: true, MaxBytes: 50 << 20, CloneTimeout: time.Minute, HistoryDepth: 50}}
 	children := map[string]engine.Body{}
-	for _, def := range registry.All(registry.Deps{Models: models, Checkouts: cache, VulnDB: "file://" + t.TempDir()}) {
+	for _, def := range registry.All(workflow.Deps{Models: models, Checkouts: cache, VulnDB: "file://" + t.TempDir()}) {
 		children[def.Name] = def.Body
 	}
 	f := &fullanalysis.FullAnalysis{Models: models}

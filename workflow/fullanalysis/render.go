@@ -10,13 +10,11 @@ import (
 	"github.com/ultramcp/durable/sanitize"
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/debate"
-	"github.com/ultramcp/durable/workflow/registry"
 )
 
-func init() {
-	registry.Register(func(d registry.Deps) []workflow.Definition {
-		return []workflow.Definition{Definition(&FullAnalysis{Models: d.Models, Records: d.Records}, d.Policy())}
-	})
+// Definitions are full-analysis built from d.
+func Definitions(d workflow.Deps) []workflow.Definition {
+	return []workflow.Definition{Definition(&FullAnalysis{Models: d.Models, Records: d.Records}, d.Policy())}
 }
 
 // Definition declares full-analysis for the registry.

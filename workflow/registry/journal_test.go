@@ -46,7 +46,7 @@ func TestJournalShapes(t *testing.T) {
 	}
 	defer st.Close()
 	bodies := map[string]engine.Body{}
-	defs := registry.All(registry.Deps{Models: models, Records: st, Checkouts: cache, VulnDB: "file://" + t.TempDir()})
+	defs := registry.All(workflow.Deps{Models: models, Records: st, Checkouts: cache, VulnDB: "file://" + t.TempDir()})
 	for _, def := range defs {
 		bodies[def.Name] = workflow.Tracked(st, def.Name, def.Body)
 	}

@@ -6,14 +6,14 @@ import (
 	"testing"
 
 	"github.com/ultramcp/durable/fault"
-	_ "github.com/ultramcp/durable/workflow/catalog"
+	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/registry"
 )
 
 // Every shipped workflow is declared whole: what the CLI, the API and the
 // MCP server build from it is there, and its schema says what it accepts.
 func TestEveryDefinitionIsComplete(t *testing.T) {
-	defs := registry.All(registry.Deps{})
+	defs := registry.All(workflow.Deps{})
 	var names []string
 	for _, def := range defs {
 		names = append(names, def.Name)
