@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/internal/stacktest"
 	"github.com/ultramcp/durable/runs"
+	"github.com/ultramcp/durable/service"
 	"github.com/ultramcp/durable/store"
 )
 
@@ -30,7 +32,14 @@ func testServer(t *testing.T, edit func(*config.Config)) http.Handler {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	return New(ctx, runs.New(cfg, runs.PerCall{Config: cfg}), cfg, nil, nil).Handler()
+	return New(ctx, forStack(cfg), cfg, nil, nil).Handler()
+}
+
+// forStack is the application service of the stack cfg describes, plugged
+// as the CLI plugs it.
+func forStack(cfg config.Config) *runs.Service {
+	deps := service.SubmitDeps(cfg)
+	return runs.New(runs.Options{Engine: client.ForStack(cfg), Stores: runs.PerCall{Config: cfg}, Checkouts: deps.Checkouts, Deps: deps})
 }
 
 type call struct {
@@ -152,7 +161,7 @@ func TestRateLimitPerClient(t *testing.T) {
 func TestDocumentMatchesRoutes(t *testing.T) {
 	cfg := config.Default()
 	cfg.Home = stacktest.Home(t)
-	s := New(context.Background(), runs.New(cfg, runs.PerCall{Config: cfg}), cfg, nil, nil)
+	s := New(context.Background(), forStack(cfg), cfg, nil, nil)
 	doc := s.Document()
 	b, err := json.Marshal(doc)
 	if err != nil {
@@ -212,7 +221,7 @@ func TestOpenWorkflowLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := runs.New(cfg, runs.PerCall{Config: cfg})
+	svc := forStack(cfg)
 	svc.MaxOpen = cfg.APIMaxOpen
 	body := `{"topic":"t","participants":["a","b"]}`
 	def, _ := svc.Definition("chain-of-debate")

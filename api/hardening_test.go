@@ -17,7 +17,6 @@ import (
 
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/internal/stacktest"
-	"github.com/ultramcp/durable/runs"
 )
 
 // Each test here is one finding of the security review
@@ -256,7 +255,7 @@ func TestMCPRequestsInFlightCapped(t *testing.T) {
 	release := make(chan struct{})
 	entered := make(chan struct{}, 10)
 	blocking := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { entered <- struct{}{}; <-release })
-	h := New(context.Background(), runs.New(cfg, runs.PerCall{Config: cfg}), cfg, blocking, nil).Handler()
+	h := New(context.Background(), forStack(cfg), cfg, blocking, nil).Handler()
 	send := func(addr string) chan int {
 		code := make(chan int, 1)
 		go func() {

@@ -4,12 +4,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httputil"
-	"net/url"
 	"strings"
 
 	"github.com/google/jsonschema-go/jsonschema"
 
-	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/runs"
 	"github.com/ultramcp/durable/workflow"
 )
@@ -99,16 +97,16 @@ var consolePaths = []string{"/ui/", "/query", "/query/", "/deployments", "/deplo
 
 // console is the reverse proxy to the admin socket.
 func (s *Server) newConsole() http.Handler {
-	target, _ := url.Parse("http://" + client.AdminHost)
+	target, transport := s.runs.Console()
 	p := httputil.NewSingleHostReverseProxy(target)
-	p.Transport = s.runs.Restate().HTTP.Transport // its connections to the sockets
+	p.Transport = transport // its connections to the sockets
 	director := p.Director
 	p.Director = func(r *http.Request) {
 		director(r)
 		// The admin API needs none of what the browser sent to the API.
 		r.Header.Del("Authorization")
 		r.Header.Del("Cookie")
-		r.Host = client.AdminHost
+		r.Host = target.Host
 	}
 	p.ModifyResponse = func(resp *http.Response) error {
 		// The API's guards decide who may read; nothing Restate says of

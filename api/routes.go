@@ -12,7 +12,6 @@ import (
 
 	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/runs"
-	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
 )
 
@@ -64,7 +63,7 @@ type Decided struct {
 
 // List answers GET /workflows.
 type List struct {
-	Workflows []store.Workflow `json:"workflows"`
+	Workflows []runs.Summary `json:"workflows"`
 }
 
 // Health answers GET /health.
@@ -215,7 +214,7 @@ func (s *Server) submit(def workflow.Definition) http.HandlerFunc {
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := store.Filter{Workflow: q.Get("workflow"), Status: q.Get("status")}
+	f := runs.Filter{Workflow: q.Get("workflow"), Status: q.Get("status")}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -229,7 +228,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, List{Workflows: append([]store.Workflow{}, ws...)})
+	writeJSON(w, http.StatusOK, List{Workflows: append([]runs.Summary{}, ws...)})
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
@@ -321,8 +320,8 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		}()
 		return done
 	}
-	restate := probe(func(ctx context.Context) error { _, err := s.runs.Restate().Services(ctx); return err })
-	st := probe(func(ctx context.Context) error { _, err := s.runs.List(ctx, store.Filter{Limit: 1}); return err })
+	restate := probe(func(ctx context.Context) error { return s.runs.EngineHealth(ctx) })
+	st := probe(func(ctx context.Context) error { _, err := s.runs.List(ctx, runs.Filter{Limit: 1}); return err })
 	if <-restate != nil {
 		h.Status, h.Restate = "degraded", "unreachable"
 	}

@@ -14,8 +14,11 @@ import (
 	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/spf13/cobra"
 
+	"github.com/ultramcp/durable/client"
+	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/runs"
 	"github.com/ultramcp/durable/sanitize"
+	"github.com/ultramcp/durable/service"
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/registry"
 )
@@ -24,9 +27,16 @@ import (
 // built on first use: after the flags have set the configuration.
 func (a *app) runs() *runs.Service {
 	if a.svc == nil {
-		a.svc = runs.New(a.cfg, runs.PerCall{Config: a.cfg})
+		a.svc = newRuns(a.cfg, runs.PerCall{Config: a.cfg})
 	}
 	return a.svc
+}
+
+// newRuns is the application service of the stack cfg describes, over
+// stores: the one place its ports are plugged in.
+func newRuns(cfg config.Config, stores runs.Stores) *runs.Service {
+	deps := service.SubmitDeps(cfg)
+	return runs.New(runs.Options{Engine: client.ForStack(cfg), Stores: stores, Checkouts: deps.Checkouts, Deps: deps})
 }
 
 // runCommand is `run <workflow>` built from the workflow's definition: a

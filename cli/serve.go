@@ -68,7 +68,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	} else if err := service.WriteProviders(cfg, models); err != nil {
 		logger.Warn("could not write the configured providers; submissions check models against their own configuration", "err", err)
 	}
-	svc := runs.New(cfg, runs.Shared{Store: st})
+	svc := newRuns(cfg, runs.Shared{Store: st})
 	svc.MaxOpen = cfg.APIMaxOpen
 	mcpSrv := mcpserver.New(svc)
 	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return mcpSrv }, &mcp.StreamableHTTPOptions{

@@ -15,8 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ultramcp/durable/retry"
-	"github.com/ultramcp/durable/runs"
 	"github.com/ultramcp/durable/stack"
+	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/version"
 )
 
@@ -35,12 +35,14 @@ func (a *app) versionCommands() []*cobra.Command {
 			} else {
 				fmt.Fprintf(a.stdout, "restate-server  %s\n", strings.TrimPrefix(strings.TrimSpace(string(out)), "restate-server "))
 			}
-			st, release, err := runs.PerCall{Config: a.cfg}.Open(cmd.Context())
+			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+			defer cancel()
+			st, err := store.Open(ctx, a.cfg.DatabaseURL, a.cfg.SQLitePath())
 			if err != nil {
 				fmt.Fprintf(a.stdout, "store schema    unknown (%v)\n", err)
 				return nil
 			}
-			defer release()
+			defer st.Close()
 			applied, known, err := st.SchemaVersion(cmd.Context())
 			if err != nil {
 				fmt.Fprintf(a.stdout, "store schema    unknown (%v)\n", err)

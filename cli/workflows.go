@@ -14,7 +14,6 @@ import (
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/runs"
 	"github.com/ultramcp/durable/sanitize"
-	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/codeanalysis"
 	"github.com/ultramcp/durable/workflow/debate"
@@ -74,7 +73,7 @@ an analysis's security findings as SARIF 2.1.0.`,
 	result.Flags().BoolVar(&resultJSON, "json", false, "same as --format json")
 	result.Flags().StringVar(&resultFormat, "format", "", "text, json, markdown or sarif")
 
-	var filter store.Filter
+	var filter runs.Filter
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List workflows from the metadata store, newest first",

@@ -46,6 +46,17 @@ func New(ingress, admin string) *Client {
 	return &Client{Ingress: strings.TrimRight(ingress, "/"), Admin: strings.TrimRight(admin, "/"), HTTP: &http.Client{}, Timeout: DefaultTimeout}
 }
 
+// Console is the admin API's base URL (which serves the Restate UI too)
+// and the transport that reaches it.
+func (c *Client) Console() (*url.URL, http.RoundTripper) {
+	u, _ := url.Parse(c.Admin)
+	t := c.HTTP.Transport
+	if t == nil {
+		t = http.DefaultTransport
+	}
+	return u, t
+}
+
 // ForStack returns a client of the stack cfg describes, on its sockets.
 func ForStack(cfg config.Config) *Client {
 	c := New("http://"+IngressHost, "http://"+AdminHost)

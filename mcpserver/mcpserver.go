@@ -18,7 +18,6 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ultramcp/durable/runs"
-	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
 )
 
@@ -77,8 +76,8 @@ func New(svc *runs.Service) *mcp.Server {
 		})
 	mcp.AddTool(s, &mcp.Tool{Name: "list_workflows", Description: "List workflows, newest first", OutputSchema: workflow.SchemaOf[ListOutput]()},
 		func(ctx context.Context, _ *mcp.CallToolRequest, in ListInput) (*mcp.CallToolResult, ListOutput, error) {
-			ws, err := svc.List(ctx, store.Filter{Workflow: in.Workflow, Status: in.Status, Limit: in.Limit})
-			return nil, ListOutput{Workflows: append([]store.Workflow{}, ws...)}, err
+			ws, err := svc.List(ctx, runs.Filter{Workflow: in.Workflow, Status: in.Status, Limit: in.Limit})
+			return nil, ListOutput{Workflows: append([]runs.Summary{}, ws...)}, err
 		})
 	mcp.AddTool(s, &mcp.Tool{Name: "cancel_workflow", Description: "Cancel a running workflow: its children are cancelled and its compensations run"},
 		func(ctx context.Context, _ *mcp.CallToolRequest, in IDInput) (*mcp.CallToolResult, Done, error) {
@@ -161,7 +160,7 @@ type ListInput struct {
 
 // ListOutput is a list of workflows.
 type ListOutput struct {
-	Workflows []store.Workflow `json:"workflows"`
+	Workflows []runs.Summary `json:"workflows"`
 }
 
 // ApprovalInput approves or rejects.

@@ -12,6 +12,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -20,7 +22,6 @@ import (
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/sanitize"
-	"github.com/ultramcp/durable/service"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/registry"
@@ -32,10 +33,10 @@ type Service struct {
 	// workflows are open (the API's limit on work at once).
 	MaxOpen int
 
-	cfg     config.Config
-	defs    []workflow.Definition
-	restate *client.Client
-	stores  Stores
+	defs      []workflow.Definition
+	restate   Engine
+	stores    Stores
+	checkouts Checkouts
 
 	feedsOnce sync.Once
 	feeds     *Feeds
@@ -48,19 +49,12 @@ func (s *Service) Feeds() *Feeds {
 	return s.feeds
 }
 
-// Stores gives the metadata store to each operation: a command-line call
-// opens its own, the API shares one.
-type Stores interface {
-	// Open returns the store and what to call when done with it.
-	Open(ctx context.Context) (*store.Store, func(), error)
-}
-
 // PerCall opens the store of cfg for each operation without the service's
 // patience: a command should answer at once.
 type PerCall struct{ Config config.Config }
 
 // Open implements Stores.
-func (p PerCall) Open(ctx context.Context) (*store.Store, func(), error) {
+func (p PerCall) Open(ctx context.Context) (Store, func(), error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	st, err := store.Open(ctx, p.Config.DatabaseURL, p.Config.SQLitePath())
@@ -71,33 +65,39 @@ func (p PerCall) Open(ctx context.Context) (*store.Store, func(), error) {
 }
 
 // Shared is one open store, kept by its owner.
-type Shared struct{ Store *store.Store }
+type Shared struct{ Store Store }
 
 // Open implements Stores.
-func (s Shared) Open(context.Context) (*store.Store, func(), error) {
+func (s Shared) Open(context.Context) (Store, func(), error) {
 	return s.Store, func() {}, nil
 }
 
-// New returns the service of the stack cfg describes; the workflows check
-// requests under the repository policy the workflow service applies.
-func New(cfg config.Config, stores Stores) *Service {
-	deps := workflow.Deps{Checkouts: service.Checkouts(cfg)}
-	if models, err := service.ConfiguredModels(cfg); err == nil {
-		// A request naming a model of a provider not configured is
-		// refused at submit, not after its workflow started.
-		deps.Models = models
-	}
-	return &Service{
-		cfg:     cfg,
-		defs:    registry.All(deps),
-		restate: client.ForStack(cfg),
-		stores:  stores,
-	}
+// Options are what a Service is made of.
+type Options struct {
+	Engine    Engine
+	Stores    Stores
+	Checkouts Checkouts
+	// Deps build the workflows' definitions, whose Validate checks a
+	// request as the workflow service will: under its repository policy,
+	// with its models (a request naming a model of a provider not
+	// configured is refused at submit, not after its workflow started).
+	Deps workflow.Deps
 }
 
-// Restate is the client of the stack, for what is not the service's
-// business (health, the bench).
-func (s *Service) Restate() *client.Client { return s.restate }
+// New returns the application service over o.
+func New(o Options) *Service {
+	return &Service{defs: registry.All(o.Deps), restate: o.Engine, stores: o.Stores, checkouts: o.Checkouts}
+}
+
+// Console is the engine's own UI and admin API, and the transport that
+// reaches it: the API serves it behind its guards.
+func (s *Service) Console() (*url.URL, http.RoundTripper) { return s.restate.Console() }
+
+// EngineHealth says whether the engine answers.
+func (s *Service) EngineHealth(ctx context.Context) error {
+	_, err := s.restate.Services(ctx)
+	return err
+}
 
 // Definitions are the workflows, by name.
 func (s *Service) Definitions() []workflow.Definition { return s.defs }
@@ -320,7 +320,7 @@ func (s *Service) Approve(ctx context.Context, id string, approved bool, reason,
 }
 
 // List returns workflows from the store, newest first.
-func (s *Service) List(ctx context.Context, f store.Filter) ([]store.Workflow, error) {
+func (s *Service) List(ctx context.Context, f Filter) ([]Summary, error) {
 	if f.Workflow != "" {
 		if _, err := s.Definition(f.Workflow); err != nil {
 			return nil, err
@@ -337,11 +337,12 @@ func (s *Service) List(ctx context.Context, f store.Filter) ([]store.Workflow, e
 		return nil, err
 	}
 	defer release()
-	ws, err := st.List(ctx, f)
-	for i := range ws {
-		ws[i].Output = "" // a list is not the place for results
+	ws, err := st.List(ctx, store.Filter(f))
+	out := make([]Summary, len(ws))
+	for i, w := range ws {
+		out[i] = summaryOf(w)
 	}
-	return ws, err
+	return out, err
 }
 
 // Purged is what Purge deleted.
@@ -366,7 +367,7 @@ func (s *Service) Purge(ctx context.Context, age time.Duration) (Purged, error) 
 	if err != nil {
 		return Purged{}, err
 	}
-	n, err := service.Checkouts(s.cfg).Prune(cutoff)
+	n, err := s.checkouts.Prune(cutoff)
 	if err != nil {
 		return Purged{Purged: p}, fmt.Errorf("prune checkouts: %w", err)
 	}

@@ -6,9 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/internal/stacktest"
+	"github.com/ultramcp/durable/service"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
 )
@@ -25,7 +27,14 @@ func downStack(t *testing.T) (*Service, config.Config) {
 	if err := cfg.PrepareHome(); err != nil {
 		t.Fatal(err)
 	}
-	return New(cfg, PerCall{Config: cfg}), cfg
+	return forStack(cfg, PerCall{Config: cfg}), cfg
+}
+
+// forStack is the service over the stack cfg describes, plugged as the CLI
+// plugs it.
+func forStack(cfg config.Config, stores Stores) *Service {
+	deps := service.SubmitDeps(cfg)
+	return New(Options{Engine: client.ForStack(cfg), Stores: stores, Checkouts: deps.Checkouts, Deps: deps})
 }
 
 func TestSubmitRefusesBeforeAnything(t *testing.T) {
@@ -79,7 +88,7 @@ func TestSubmitWithTheStackDown(t *testing.T) {
 
 func TestListChecksItsFilter(t *testing.T) {
 	svc, _ := downStack(t)
-	for _, f := range []store.Filter{{Workflow: "nope"}, {Status: "done"}, {Limit: -1}} {
+	for _, f := range []Filter{{Workflow: "nope"}, {Status: "done"}, {Limit: -1}} {
 		if _, err := svc.List(context.Background(), f); fault.KindOf(err) != fault.Invalid {
 			t.Errorf("%+v: %v, want invalid", f, err)
 		}

@@ -87,6 +87,18 @@ func Checkouts(cfg config.Config) *repo.Cache {
 	return &repo.Cache{Dir: cfg.Path("checkouts"), Policy: p, MaxBytes: cfg.MaxCacheMB << 20}
 }
 
+// SubmitDeps are what the workflows' definitions check a request with
+// outside the service (the CLI, the API): the service's repository policy
+// and its configured models, so that a request the service would refuse
+// is refused at submit.
+func SubmitDeps(cfg config.Config) workflow.Deps {
+	deps := workflow.Deps{Checkouts: Checkouts(cfg)}
+	if models, err := ConfiguredModels(cfg); err == nil {
+		deps.Models = models
+	}
+	return deps
+}
+
 // Handler builds the Restate endpoint serving every workflow.
 func Handler(models *llm.Router, o Options) (http.Handler, error) {
 	return NewServer(models, o).Handler()
