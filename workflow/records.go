@@ -206,7 +206,7 @@ func Tracked[I, O any](rec Records, name string, body func(engine.Context, I) (O
 		default:
 			status, msg = StatusFailed, runErr.Error()
 		}
-		if runErr != nil || !bytes.Equal(output, writes.endedWith()) {
+		if runErr != nil || !writes.endedAhead() {
 			writes.end(status, msg, output)
 		}
 		if err := writes.Wait(nil); err != nil && runErr == nil {
@@ -289,23 +289,23 @@ type Writes struct {
 	// waiting is set once the workflow waits for all its writes: the
 	// writes made under it are then urgent (IsUrgent).
 	waiting atomic.Bool
-	// ended is the output a Tracked workflow's end was written with ahead
+	// ended is set once a Tracked workflow's end was written ahead
 	// (Ending).
-	ended []byte
+	ended bool
 }
 
-// Ending writes the workflow's end now, with the output its body is about
-// to return, when its last step already knows it: the end then lands while
-// that step is journaled rather than after. Tracked writes the end again
-// only if the body returns something else (or fails); a crash before the
-// body returns replays the step and comes to the same output. Outside
-// Tracked it does nothing.
+// Ending writes the workflow's end now, with the output its body will
+// return, when its last step already knows it: the end then lands while
+// that step is journaled rather than after. It is a promise: a body that
+// calls it returns that output, or fails (Tracked then writes the failure
+// over it); a crash before the body returns replays the step and comes to
+// the same output. Outside Tracked it does nothing.
 func (w *Writes) Ending(output []byte) {
 	if !w.tracked {
 		return
 	}
 	w.mu.Lock()
-	w.ended = output
+	w.ended = true
 	w.mu.Unlock()
 	status, msg := finishedAs(output)
 	w.end(status, msg, output)
@@ -320,7 +320,7 @@ func (w *Writes) end(status, msg string, output []byte) {
 	})
 }
 
-func (w *Writes) endedWith() []byte {
+func (w *Writes) endedAhead() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.ended

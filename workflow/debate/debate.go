@@ -4,20 +4,17 @@
 // agree, and end with a confidence-weighted vote (ReConcile, Chen et al. 2024)
 // and a moderator's synthesis.
 //
-// Journaled steps, in order, with a store that keeps answers (the product
-// as shipped; memo.go): one "round-R" step per round, its participants'
-// calls run side by side inside it and each answer written to the store as
-// it comes, so that a retried round asks only those that had not answered;
-// "pause-after-round-R" (durable sleep) between rounds; the round that ends
-// the debate also asks the moderator. Progress, the transcript and the
-// rows go to the store, outside the journal (workflow.Writes). Without a
-// store: one "round-R/NAME" step per call, a progress entry per round, then
-// "moderator". Which models answer for whom is decided at the start and
-// rides in the first participant's round-1 answer. A participant's call
-// retries transient provider faults inside itself, so a flaky participant
-// never re-runs the others. Terminal: invalid input (before any step), a
-// provider refusing for good (401/403/400), or a provider still failing
-// after its retry budget.
+// Journaled steps, in order (round.go): one "round-R" step per round, its
+// participants' calls run side by side inside it, each answer written to the
+// store as it comes, so that a retried round asks only those that had not
+// answered; "pause-after-round-R" (durable sleep) between rounds; the round
+// that ends the debate also asks the moderator. Progress, the transcript and
+// the rows go to the store, outside the journal (workflow.Writes). Which
+// models answer for whom is decided at the start and rides in the first
+// participant's round-1 answer. A participant's call retries transient
+// provider faults inside itself, so a flaky participant never re-runs the
+// others. Terminal: invalid input (before any step), a provider refusing for
+// good (401/403/400), or a provider still failing after its retry budget.
 package debate
 
 import (
@@ -157,178 +154,178 @@ type modelPlan struct {
 	Moderator    llm.Ref   `json:"moderator"`
 }
 
-// stepOptions for participant calls: the engine tries once, because the
-// provider client already retried transient faults with backoff.
+// participantStep: a round's step is tried once by the engine, because
+// each provider call in it already retried transient faults with backoff.
 var participantStep = engine.StepOptions{MaxAttempts: 1}
 
-// Run is the workflow body.
+// Run is the workflow body: the rounds, then the end (the vote, the
+// synthesis, the transcript and, when escalated, the human decision).
 func (d *Debate) Run(c engine.Context, in Input) (Result, error) {
-	if err := in.Validate(); err != nil {
-		return Result{}, err
-	}
-	// Which model answers for whom is decided once and kept in the journal,
-	// in the first participant's first answer: a replay after a restart
-	// with another default model or provider reads it back and keeps the
-	// models the debate started with. Resolving here first refuses an
-	// unknown model before any call, and a provider the service no longer
-	// has fails the debate at once, naming the setting.
-	refs, modRef, err := d.resolveModels(in)
+	r, err := d.begin(c, in)
 	if err != nil {
 		return Result{}, err
 	}
-	plan := &modelPlan{Participants: refs, Moderator: modRef}
-	res := Result{ID: c.WorkflowID(), Topic: in.Topic, Mode: in.ModeOrDefault()}
-	rounds := in.RoundsOrDefault()
-	if res.Mode == ModeVote {
-		rounds = 1 // self-consistency: independent answers, then the vote
+	if err := r.rounds(); err != nil {
+		return Result{}, r.writes.Done(err)
 	}
-	// Progress is published once per round, when the round is done: each
-	// publish is a journal entry, so it says at once what finished and what
-	// runs next.
-	progress := Progress{Phase: "round", Rounds: rounds}
-
-	var previous []Response
-	// The store's rows and the transcript are written in the background,
-	// outside the journal, as each round's answers are journaled.
-	// They lag behind the calls by one round at most: a round (or the
-	// moderator) starts once the rows of the round before the previous one
-	// are in, so a store that is down stops the debate within a round
-	// instead of letting it spend on; it goes on when the store is back.
-	writes := workflow.NewWrites(c, d.Records)
-	// A store that keeps answers lets a round be one step (memo.go).
-	memo := writes.Memo() != nil
-	publish := func(seq int, p Progress) error {
-		if memo {
-			return writes.Progress(seq, p)
-		}
-		return c.Publish(progressKey, p)
+	res, err := r.end()
+	if err != nil {
+		return Result{}, r.writes.Done(err)
 	}
-	var synthesis *ModeratorResult // the moderator's, from the last round's step
-	var earlier recall             // what earlier attempts answered (memo.go)
-	var concluded Result           // the result, if the last round's step came to it here
-	lag := 0                       // the writes started before the previous round's rows
-	for r := 1; r <= rounds; r++ {
-		if err := writes.WaitFor(lag); err != nil {
-			return Result{}, writes.Done(err)
-		}
-		var responses []Response
-		ran := false // the round's step ran here, and wrote its calls' rows
-		// The writes before this round's rows: the next round waits for them.
-		mark := writes.Mark()
-		if memo {
-			var out roundResult
-			out, ran, err = d.memoRound(c, writes, &earlier, &concluded, mark, res, in, plan, r, rounds, previous, progress)
-			responses, synthesis = out.Responses, out.Moderator
-		} else {
-			responses, err = d.round(c, in, refs, r, previous, plan)
-		}
-		if r == 1 && len(responses) > 0 && responses[0].Plan != nil {
-			// The journaled plan, which a replay reads back.
-			plan = responses[0].Plan
-			refs, modRef = plan.Participants, plan.Moderator
-			responses[0].Plan = nil
-		}
-		// The calls that answered were paid for: they get their rows
-		// whatever becomes of the debate.
-		lag = mark
-		if !ran {
-			writes.Rows(rowsOf(c.WorkflowID(), r, in.Participants, responses))
-		}
-		if err != nil {
-			return Result{}, writes.Done(err)
-		}
-		round := Round{Number: r, Responses: responses, Agreement: Agree(responses)}
-		res.Rounds = append(res.Rounds, round)
-		// Progress keeps positions, not reasoning: it is rewritten every
-		// round, and watchers print positions.
-		progress.CompletedRounds = append(progress.CompletedRounds, round.forProgress())
-		previous = responses
-		if synthesis != nil && !ran {
-			writes.Rows([]workflow.Execution{moderatorRow(c.WorkflowID(), *synthesis)})
-		}
-		if round.Agreement && r < rounds && res.Mode == ModeDebate {
-			res.StoppedEarly = true
-			break
-		}
-		if r == rounds {
-			break
-		}
-		progress.Round = r + 1
-		progress.Phase, progress.Message = "round", fmt.Sprintf("round %d of %d done; round %d running", r, rounds, r+1)
-		if in.Delay() > 0 {
-			progress.Phase, progress.Message = "pause", fmt.Sprintf("round %d of %d done; next round in %s", r, rounds, in.Delay())
-		}
-		if err := publish(r, progress); err != nil {
-			return Result{}, writes.Done(err)
-		}
-		if in.Delay() > 0 {
-			if err := c.Sleep(fmt.Sprintf("pause-after-round-%d", r), in.Delay()); err != nil {
-				return Result{}, writes.Done(err) // cancelled in the pause
-			}
-		}
-	}
-
-	res.Vote = WeightedVote(previous)
-	lastRound := len(res.Rounds)
-	progress.Round, progress.Phase, progress.Message = lastRound, "synthesis", "moderator is writing the synthesis"
-	if res.Mode == ModeVote {
-		progress.Message = "vote counted"
-	}
-	if synthesis == nil { // else the last round's step published it
-		if err := publish(lastRound, progress); err != nil {
-			return Result{}, writes.Done(err)
-		}
-	}
-	switch {
-	case res.Mode == ModeVote:
-		res.Synthesis = ModeratorResult{Synthesis: Synthesis{Consensus: res.Vote.Winner, Agreement: res.Vote.Share, Recommendation: res.Vote.Winner}}
-	case synthesis != nil:
-		res.Synthesis = *synthesis
-	default:
-		if err := writes.WaitFor(lag); err != nil {
-			return Result{}, writes.Done(err)
-		}
-		res.Synthesis, err = d.moderate(c, in, modRef, previous, res.Vote)
-		if err != nil {
-			return Result{}, writes.Done(err)
-		}
-		writes.Rows([]workflow.Execution{moderatorRow(c.WorkflowID(), res.Synthesis)})
-	}
-	switch {
-	case concluded.Transcript != nil: // the last round's step came to it, its transcript written
-		res = concluded
-	case d.Records != nil:
-		encoded, err := json.Marshal(res.Rounds)
-		if err != nil {
-			return Result{}, writes.Done(fault.Wrap(fault.Internal, err, "encode transcript"))
-		}
-		ref := writes.Artifact(transcriptName, encoded)
-		res = conclude(res, in, res.Synthesis, &ref)
-	default:
-		res = conclude(res, in, res.Synthesis, nil)
-	}
-	if in.Escalate && res.Synthesis.Contested {
-		progress.Phase = "awaiting-decision"
-		progress.Message = fmt.Sprintf("agreement %.2f is below %.2f: waiting up to %s for a decision (ultramcp decide %s --decision …)",
-			res.Synthesis.Agreement, in.Threshold(), in.DecisionTimeout(), c.WorkflowID())
-		if err := publish(lastRound+1, progress); err != nil {
-			return Result{}, writes.Done(err)
-		}
-		// The decision may take days: what was paid for is in the store
-		// before the wait.
-		if err := writes.Wait(nil); err != nil {
-			return Result{}, err
-		}
-		raw, ok, err := c.Await(workflow.DecisionPromise, in.DecisionTimeout())
-		if err != nil {
-			return Result{}, err
-		}
-		res.Decision = parseDecision(raw, ok, res.Vote.Winner)
-	}
-	if err := writes.Done(nil); err != nil {
+	if err := r.writes.Done(nil); err != nil {
 		return Result{}, err
 	}
 	return res, nil
+}
+
+// begin checks the input and resolves the models. Which model answers for
+// whom is decided once and kept in the journal, in the first participant's
+// first answer: a replay after a restart with another default model or
+// provider reads it back and keeps the models the debate started with.
+// Resolving here first refuses an unknown model before any call, and a
+// provider the service no longer has fails the debate at once, naming the
+// setting.
+func (d *Debate) begin(c engine.Context, in Input) (*debateRun, error) {
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	refs, modRef, err := d.resolveModels(in)
+	if err != nil {
+		return nil, err
+	}
+	r := &debateRun{d: d, c: c, in: in, plan: &modelPlan{Participants: refs, Moderator: modRef},
+		res: Result{ID: c.WorkflowID(), Topic: in.Topic, Mode: in.ModeOrDefault()}, last: in.RoundsOrDefault()}
+	if r.res.Mode == ModeVote {
+		r.last = 1 // self-consistency: independent answers, then the vote
+	}
+	r.progress = Progress{Phase: "round", Rounds: r.last}
+	// The store's rows and the transcript are written in the background,
+	// outside the journal, as each round's answers come. They lag behind
+	// the calls by one round at most: a round (or the moderator) starts
+	// once the rows of the round before the previous one are in, so a
+	// store that is down stops the debate within a round instead of
+	// letting it spend on; it goes on when the store is back.
+	r.writes = workflow.NewWrites(c, d.Records)
+	return r, nil
+}
+
+// rounds runs the rounds, with the durable pause between two, until the
+// last or until the participants agree.
+func (r *debateRun) rounds() error {
+	for n := 1; n <= r.last; n++ {
+		if err := r.writes.WaitFor(r.lag); err != nil {
+			return err
+		}
+		round, err := r.round(n)
+		if err != nil {
+			return err
+		}
+		r.res.Rounds = append(r.res.Rounds, round)
+		// Progress keeps positions, not reasoning: it is rewritten every
+		// round, and watchers print positions.
+		r.progress.CompletedRounds = append(r.progress.CompletedRounds, round.forProgress())
+		r.previous = round.Responses
+		if round.Agreement && n < r.last && r.res.Mode == ModeDebate {
+			r.res.StoppedEarly = true
+			return nil
+		}
+		if n == r.last {
+			return nil
+		}
+		if err := r.pause(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pause publishes that round n is done and sleeps, durably, until the next.
+func (r *debateRun) pause(n int) error {
+	delay := r.in.Delay()
+	r.progress.Round = n + 1
+	r.progress.Phase, r.progress.Message = "round", fmt.Sprintf("round %d of %d done; round %d running", n, r.last, n+1)
+	if delay > 0 {
+		r.progress.Phase, r.progress.Message = "pause", fmt.Sprintf("round %d of %d done; next round in %s", n, r.last, delay)
+	}
+	if err := r.publish(n, r.progress); err != nil {
+		return err
+	}
+	if delay > 0 {
+		return r.c.Sleep(fmt.Sprintf("pause-after-round-%d", n), delay) // an error: cancelled in the pause
+	}
+	return nil
+}
+
+// end comes to the result once the rounds are over: the vote, the
+// synthesis the last round's step brought, the transcript, and the human
+// decision of an escalated debate.
+func (r *debateRun) end() (Result, error) {
+	res := r.res
+	res.Vote = WeightedVote(r.previous)
+	lastRound := len(res.Rounds)
+	if r.synthesis == nil || r.writes.Memo() == nil {
+		// Else the last round's step published it, in the store.
+		r.progress.Round, r.progress.Phase, r.progress.Message = lastRound, "synthesis", "moderator is writing the synthesis"
+		if res.Mode == ModeVote {
+			r.progress.Message = "vote counted"
+		}
+		if err := r.publish(lastRound, r.progress); err != nil {
+			return Result{}, err
+		}
+	}
+	synthesis := ModeratorResult{Synthesis: Synthesis{Consensus: res.Vote.Winner, Agreement: res.Vote.Share, Recommendation: res.Vote.Winner}}
+	if r.synthesis != nil {
+		synthesis = *r.synthesis
+	}
+	switch {
+	case r.concluded != nil: // the last round's step came to it, its transcript written
+		res = *r.concluded
+	case r.d.Records != nil:
+		encoded, err := json.Marshal(res.Rounds)
+		if err != nil {
+			return Result{}, fault.Wrap(fault.Internal, err, "encode transcript")
+		}
+		ref := r.writes.Artifact(transcriptName, encoded)
+		res = conclude(res, r.in, synthesis, &ref)
+	default:
+		res = conclude(res, r.in, synthesis, nil)
+	}
+	if r.in.Escalate && res.Synthesis.Contested {
+		return r.escalate(res, lastRound)
+	}
+	return res, nil
+}
+
+// escalate waits for a human decision on a contested debate; without one
+// in time, the vote's winner stands.
+func (r *debateRun) escalate(res Result, lastRound int) (Result, error) {
+	r.progress.Phase = "awaiting-decision"
+	r.progress.Message = fmt.Sprintf("agreement %.2f is below %.2f: waiting up to %s for a decision (ultramcp decide %s --decision …)",
+		res.Synthesis.Agreement, r.in.Threshold(), r.in.DecisionTimeout(), r.c.WorkflowID())
+	if err := r.publish(lastRound+1, r.progress); err != nil {
+		return Result{}, err
+	}
+	// The decision may take days: what was paid for is in the store
+	// before the wait.
+	if err := r.writes.Wait(nil); err != nil {
+		return Result{}, err
+	}
+	raw, ok, err := r.c.Await(workflow.DecisionPromise, r.in.DecisionTimeout())
+	if err != nil {
+		return Result{}, err
+	}
+	res.Decision = parseDecision(raw, ok, res.Vote.Winner)
+	return res, nil
+}
+
+// publish makes p the debate's progress: in the store when it keeps
+// progress (no journal entry), else in the engine's state. seq orders the
+// store's publications.
+func (r *debateRun) publish(seq int, p Progress) error {
+	if r.writes.Memo() != nil {
+		return r.writes.Progress(seq, p)
+	}
+	return r.c.Publish(progressKey, p)
 }
 
 // conclude is the result of a debate whose rounds (with their full
@@ -390,42 +387,6 @@ func (d *Debate) resolveModels(in Input) ([]llm.Ref, llm.Ref, error) {
 	return refs, mod, nil
 }
 
-// round asks every participant concurrently, one journaled step each; the
-// first participant's first answer carries the plan.
-func (d *Debate) round(c engine.Context, in Input, refs []llm.Ref, r int, previous []Response, plan *modelPlan) ([]Response, error) {
-	steps := make([]engine.Step, 0, len(in.Participants))
-	for i, p := range in.Participants {
-		name := stepName(r, p.Name)
-		req := participantRequest(c.WorkflowID(), in, p, r, previous)
-		ref := refs[i]
-		carry := r == 1 && i == 0
-		steps = append(steps, engine.TypedStep[Response]{Name: name, Opts: participantStep, Fn: func(ctx context.Context) (Response, error) {
-			resp, err := d.ask(ctx, p.Name, ref, req)
-			if carry {
-				resp.Plan = plan
-			}
-			return resp, err
-		}}.Raw())
-	}
-	results, errs := c.RunAll(steps)
-	responses := make([]Response, len(in.Participants))
-	var first error
-	for i := range in.Participants {
-		err := errs[i]
-		if err == nil {
-			responses[i], err = engine.Decode[Response](steps[i].Name, results[i])
-		}
-		if err != nil {
-			responses[i] = Response{Participant: in.Participants[i].Name, Failed: true}
-			if first == nil {
-				first = fmt.Errorf("round %d, participant %s: %w", r, in.Participants[i].Name, err)
-			}
-		}
-	}
-	// On failure the responses that came are returned too: they were paid.
-	return responses, first
-}
-
 func stepName(round int, participant string) string {
 	return fmt.Sprintf("round-%d/%s", round, participant)
 }
@@ -478,18 +439,6 @@ const moderatorStep = "moderator"
 // moderatorRow is the store row of the moderator's call.
 func moderatorRow(workflowID string, s ModeratorResult) workflow.Execution {
 	return execution(workflowID, moderatorStep, "moderator", s.LatencyMS, s.TokensIn, s.TokensOut, s.CostUSD, s.FinishedAt.Add(-time.Duration(s.LatencyMS)*time.Millisecond))
-}
-
-// moderate asks the moderator.
-func (d *Debate) moderate(c engine.Context, in Input, ref llm.Ref, final []Response, vote Vote) (ModeratorResult, error) {
-	steps := []engine.Step{engine.TypedStep[ModeratorResult]{Name: moderatorStep, Opts: participantStep, Fn: func(ctx context.Context) (ModeratorResult, error) {
-		return d.askModerator(ctx, c.WorkflowID(), in, ref, final, vote)
-	}}.Raw()}
-	results, errs := c.RunAll(steps)
-	if errs[0] != nil {
-		return ModeratorResult{}, errs[0]
-	}
-	return engine.Decode[ModeratorResult](moderatorStep, results[0])
 }
 
 // askModerator makes the moderator's call.
