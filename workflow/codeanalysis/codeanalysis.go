@@ -108,7 +108,8 @@ func (a *Analyzer) RunAnalysis(c engine.Context, in Input) (analysis.Report, err
 	if t == "" {
 		t = TypeAll
 	}
-	return a.run(c, "repository", in.Repository, in.Branch, t, t == TypeAll || t == TypeSecurity, t == TypeAll || t == TypeQuality, t == TypeAll || t == TypePatterns, nil)
+	return a.run(c, job{field: "repository", requested: in.Repository, branch: in.Branch, kind: t,
+		security: t == TypeAll || t == TypeSecurity, quality: t == TypeAll || t == TypeQuality, structure: t == TypeAll || t == TypePatterns})
 }
 
 // RunScan is the security-scan workflow body. With a previous analysis as
@@ -123,211 +124,277 @@ func (a *Analyzer) RunScan(c engine.Context, in ScanInput) (analysis.Report, err
 		}
 		previous = &p
 	}
-	return a.run(c, "target", in.Target, in.Branch, TypeSecurity, true, false, false, previous)
+	return a.run(c, job{field: "target", requested: in.Target, branch: in.Branch, kind: TypeSecurity, security: true, previous: previous})
 }
 
-// run is both workflows. The repository policy is applied in the "resolve"
-// step: a replay under other settings follows the first run's decision.
-func (a *Analyzer) run(c engine.Context, field, requested, branch, kind string, security, quality, structure bool, previous *analysis.Report) (analysis.Report, error) {
-	rep := analysis.Report{ID: c.WorkflowID(), Repository: requested, AnalysisType: kind}
-	progress := Progress{Phase: "resolve", Message: "resolving " + requested}
-	publish := func(phase, msg string) error {
-		progress.Phase, progress.Message, progress.Scanners = phase, msg, rep.Scanners
-		return c.Publish(workflow.ProgressKey, progress)
+// job is what one run of either workflow is asked to do.
+type job struct {
+	field, requested, branch, kind string // the field the repository came in
+	security, quality, structure   bool
+	previous                       *analysis.Report // to compare with, or nil
+}
+
+// analysisRun is one run of either workflow as it goes: what its steps
+// share.
+type analysisRun struct {
+	a        *Analyzer
+	c        engine.Context
+	job      job
+	rep      analysis.Report
+	progress Progress
+	at       resolved // the commit the run analyses
+}
+
+// run is both workflows: resolve, checkout, the scanners (metrics,
+// patterns, the security scanners side by side), then the report.
+func (a *Analyzer) run(c engine.Context, j job) (analysis.Report, error) {
+	r := &analysisRun{a: a, c: c, job: j, rep: analysis.Report{ID: c.WorkflowID(), Repository: j.requested, AnalysisType: j.kind}}
+	r.progress = Progress{Phase: "resolve", Message: "resolving " + j.requested}
+	if err := r.resolve(); err != nil {
+		return r.rep, err
 	}
-	res, err := engine.Run(c, "resolve", gitStep, func(ctx context.Context) (resolved, error) {
-		repository, err := a.Cache.Policy.Validate(requested)
+	if err := r.checkout(); err != nil {
+		return r.rep, err
+	}
+	var langs []string
+	if j.quality || j.structure {
+		var err error
+		if langs, err = r.measure(); err != nil {
+			return r.rep, err
+		}
+	}
+	if j.structure {
+		if err := r.structure(langs); err != nil {
+			return r.rep, err
+		}
+	}
+	if j.security {
+		if err := r.securityScans(); err != nil {
+			return r.rep, err
+		}
+	}
+	return r.report()
+}
+
+func (r *analysisRun) publish(phase, msg string) error {
+	r.progress.Phase, r.progress.Message, r.progress.Scanners = phase, msg, r.rep.Scanners
+	return r.c.Publish(workflow.ProgressKey, r.progress)
+}
+
+// resolve applies the repository policy and finds the commit, in the
+// "resolve" step: a replay under other settings follows the first run's
+// decision.
+func (r *analysisRun) resolve() error {
+	res, err := engine.Run(r.c, "resolve", gitStep, func(ctx context.Context) (resolved, error) {
+		repository, err := r.a.Cache.Policy.Validate(r.job.requested)
 		if err != nil {
-			if field == "target" {
+			if r.job.field == "target" {
 				err = asTarget(err)
 			}
 			return resolved{}, err
 		}
-		sha, b, err := a.Cache.Policy.Resolve(ctx, repository, branch)
+		sha, b, err := r.a.Cache.Policy.Resolve(ctx, repository, r.job.branch)
 		return resolved{Repository: repository, Commit: sha, Branch: b, At: time.Now().UTC()}, err
 	})
 	if err != nil {
-		return rep, err
+		return err
 	}
-	repository := res.Repository
-	rep.Repository, rep.Commit, rep.Branch, progress.Commit = repository, res.Commit, res.Branch, res.Commit
-	rep.GeneratedAt = res.At
-	if err := publish("checkout", "fetching "+res.Commit); err != nil {
-		return rep, err
+	r.at = res
+	r.rep.Repository, r.rep.Commit, r.rep.Branch, r.progress.Commit = res.Repository, res.Commit, res.Branch, res.Commit
+	r.rep.GeneratedAt = res.At
+	return nil
+}
+
+// checkout fetches the commit into the cache, holding a slot.
+func (r *analysisRun) checkout() error {
+	if err := r.publish("checkout", "fetching "+r.at.Commit); err != nil {
+		return err
 	}
-	if _, err := engine.Run(c, "checkout", gitStep, func(ctx context.Context) (bool, error) {
-		release, err := a.slot(ctx)
+	_, err := engine.Run(r.c, "checkout", gitStep, func(ctx context.Context) (bool, error) {
+		release, err := r.a.slot(ctx)
 		if err != nil {
 			return false, err
 		}
 		defer release()
-		_, err = a.Cache.Ensure(ctx, repository, res.Commit)
+		_, err = r.a.Cache.Ensure(ctx, r.at.Repository, r.at.Commit)
 		return true, err
-	}); err != nil {
-		return rep, err
-	}
-
-	type out struct {
-		Data       json.RawMessage `json:"data"`
-		Count      int             `json:"count"`
-		DurationMS int64           `json:"durationMs"`
-	}
-	// step is one scanner as a step of its own, holding a slot and the
-	// checkout while it runs.
-	step := func(name string, opts engine.StepOptions, fn func(ctx context.Context, dir string) (json.RawMessage, int, error)) engine.Step {
-		return engine.TypedStep[out]{Name: name, Opts: opts, Fn: func(ctx context.Context) (out, error) {
-			release, err := a.slot(ctx)
-			if err != nil {
-				return out{}, err
-			}
-			defer release()
-			start := time.Now()
-			ctx, cancel := context.WithTimeout(ctx, a.timeout())
-			defer cancel()
-			// Held while the scanner reads it: neither the cache's cap nor
-			// purge removes it meanwhile.
-			co, err := a.Cache.Acquire(ctx, repository, res.Commit)
-			if err != nil {
-				return out{}, err
-			}
-			defer co.Release()
-			data, n, err := fn(ctx, co.Dir)
-			if err != nil && ctx.Err() == context.DeadlineExceeded {
-				err = fault.New(fault.Permanent, "%s timed out after %s", name, a.timeout())
-			}
-			return out{Data: data, Count: n, DurationMS: time.Since(start).Milliseconds()}, err
-		}}.Raw()
-	}
-	// outcome records how a scanner step fared; its failure is recorded,
-	// not fatal.
-	outcome := func(name string, raw []byte, err error) (json.RawMessage, error) {
-		var o out
-		if err == nil {
-			o, err = engine.Decode[out](name, raw)
-		}
-		run := analysis.ScannerRun{Name: name, Status: analysis.ScannerCompleted, Findings: o.Count, DurationMS: o.DurationMS}
-		if err != nil {
-			if fault.KindOf(err) == fault.Cancelled {
-				return nil, err
-			}
-			run.Status, run.Error = analysis.ScannerFailed, scannerError(err)
-			c.Logger().Warn("scanner failed", "scanner", name, "err", err)
-		}
-		rep.Scanners = append(rep.Scanners, run)
-		if err != nil {
-			return nil, nil
-		}
-		return o.Data, nil
-	}
-	// scan runs one scanner as its own step.
-	scan := func(name string, opts engine.StepOptions, fn func(ctx context.Context, dir string) (json.RawMessage, int, error)) (json.RawMessage, error) {
-		if err := publish("scan", "running "+name); err != nil {
-			return nil, err
-		}
-		raw, err := c.Run(step(name, opts, fn))
-		return outcome(name, raw, err)
-	}
-	findings := func(name string, fn func(context.Context, string) ([]analysis.Finding, error)) func(context.Context, string) (json.RawMessage, int, error) {
-		return func(ctx context.Context, dir string) (json.RawMessage, int, error) {
-			fs, err := fn(ctx, dir)
-			if err != nil {
-				return nil, 0, err
-			}
-			// The step's result is a journal entry: keep it bounded, and
-			// keep every finding in the store for the saved report.
-			if len(fs) > MaxFindingsPerScanner && a.Records != nil {
-				all, err := json.Marshal(fs)
-				if err != nil {
-					return nil, 0, fault.Wrap(fault.Internal, err, "encode findings")
-				}
-				if err := workflow.RetryStore(ctx, func(ctx context.Context) error {
-					_, err := a.Records.PutArtifact(ctx, c.WorkflowID(), findingsArtifact(name), all)
-					return err
-				}); err != nil {
-					return nil, 0, err
-				}
-			}
-			b, err := json.Marshal(fs[:min(len(fs), MaxFindingsPerScanner)])
-			return b, len(fs), err
-		}
-	}
-	var langs []string
-	if quality || structure {
-		raw, err := scan("metrics", scannerStep, func(ctx context.Context, dir string) (json.RawMessage, int, error) {
-			m, err := metrics.Measure(ctx, dir)
-			if err != nil {
-				return nil, 0, err
-			}
-			b, err := json.Marshal(m)
-			return b, 0, err // measures, not findings
-		})
-		if err != nil {
-			return rep, err
-		}
-		if raw != nil {
-			var m analysis.Metrics
-			if err := json.Unmarshal(raw, &m); err != nil {
-				return rep, fault.Wrap(fault.Internal, err, "decode metrics")
-			}
-			for _, l := range m.Languages {
-				langs = append(langs, l.Name)
-			}
-			if quality {
-				rep.Metrics = &m
-			}
-		}
-	}
-	if structure {
-		if err := a.structure(c, &rep, scan, langs); err != nil {
-			return rep, err
-		}
-	}
-	if security {
-		// The security scanners run side by side, each a step that retries
-		// inside itself, so one failing never re-runs the others.
-		scanners := a.SecurityScanners(c.Logger())
-		steps := make([]engine.Step, len(scanners))
-		names := make([]string, len(scanners))
-		for i, s := range scanners {
-			steps[i] = step(s.Name(), concurrentStep, findings(s.Name(), retried(s.Scan)))
-			names[i] = s.Name()
-		}
-		if err := publish("scan", "running "+strings.Join(names, ", ")); err != nil {
-			return rep, err
-		}
-		results, errs := c.RunAll(steps)
-		for i, s := range scanners {
-			raw, err := outcome(s.Name(), results[i], errs[i])
-			if err != nil {
-				return rep, err
-			}
-			var fs []analysis.Finding
-			if raw != nil {
-				if err := json.Unmarshal(raw, &fs); err != nil {
-					return rep, fault.Wrap(fault.Internal, err, "decode %s findings", s.Name())
-				}
-			}
-			rep.Findings = append(rep.Findings, fs...)
-		}
-	}
-	if err := publish("report", "writing the report"); err != nil {
-		return rep, err
-	}
-	rep.Finish()
-	if previous != nil {
-		rep.CompareWith(*previous)
-	}
-	if err := a.save(c, &rep, previous); err != nil {
-		return rep, err
-	}
-	if len(rep.Findings) > MaxFindingsInResult {
-		rep.Findings = rep.Findings[:MaxFindingsInResult]
-	}
-	return rep, nil
+	})
+	return err
 }
 
-func (a *Analyzer) structure(c engine.Context, rep *analysis.Report, scan func(string, engine.StepOptions, func(context.Context, string) (json.RawMessage, int, error)) (json.RawMessage, error), langs []string) error {
-	raw, err := scan("patterns", scannerStep, func(ctx context.Context, dir string) (json.RawMessage, int, error) {
+// scanned is what a scanner's step journals.
+type scanned struct {
+	Data       json.RawMessage `json:"data"`
+	Count      int             `json:"count"`
+	DurationMS int64           `json:"durationMs"`
+}
+
+// scanFunc is a scanner over a checkout: its data, how many findings.
+type scanFunc func(ctx context.Context, dir string) (json.RawMessage, int, error)
+
+// step is one scanner as a step of its own, holding a slot and the
+// checkout while it runs.
+func (r *analysisRun) step(name string, opts engine.StepOptions, fn scanFunc) engine.Step {
+	return engine.TypedStep[scanned]{Name: name, Opts: opts, Fn: func(ctx context.Context) (scanned, error) {
+		release, err := r.a.slot(ctx)
+		if err != nil {
+			return scanned{}, err
+		}
+		defer release()
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(ctx, r.a.timeout())
+		defer cancel()
+		// Held while the scanner reads it: neither the cache's cap nor
+		// purge removes it meanwhile.
+		co, err := r.a.Cache.Acquire(ctx, r.at.Repository, r.at.Commit)
+		if err != nil {
+			return scanned{}, err
+		}
+		defer co.Release()
+		data, n, err := fn(ctx, co.Dir)
+		if err != nil && ctx.Err() == context.DeadlineExceeded {
+			err = fault.New(fault.Permanent, "%s timed out after %s", name, r.a.timeout())
+		}
+		return scanned{Data: data, Count: n, DurationMS: time.Since(start).Milliseconds()}, err
+	}}.Raw()
+}
+
+// outcome records how a scanner step fared; its failure is recorded, not
+// fatal (nil data).
+func (r *analysisRun) outcome(name string, raw []byte, err error) (json.RawMessage, error) {
+	var o scanned
+	if err == nil {
+		o, err = engine.Decode[scanned](name, raw)
+	}
+	run := analysis.ScannerRun{Name: name, Status: analysis.ScannerCompleted, Findings: o.Count, DurationMS: o.DurationMS}
+	if err != nil {
+		if fault.KindOf(err) == fault.Cancelled {
+			return nil, err
+		}
+		run.Status, run.Error = analysis.ScannerFailed, scannerError(err)
+		r.c.Logger().Warn("scanner failed", "scanner", name, "err", err)
+	}
+	r.rep.Scanners = append(r.rep.Scanners, run)
+	if err != nil {
+		return nil, nil
+	}
+	return o.Data, nil
+}
+
+// scan runs one scanner as its own step.
+func (r *analysisRun) scan(name string, opts engine.StepOptions, fn scanFunc) (json.RawMessage, error) {
+	if err := r.publish("scan", "running "+name); err != nil {
+		return nil, err
+	}
+	raw, err := r.c.Run(r.step(name, opts, fn))
+	return r.outcome(name, raw, err)
+}
+
+// findings is a security scanner as a scanFunc. The step's result is a
+// journal entry: it keeps at most MaxFindingsPerScanner, and the store
+// keeps every finding for the saved report.
+func (r *analysisRun) findings(name string, fn func(context.Context, string) ([]analysis.Finding, error)) scanFunc {
+	return func(ctx context.Context, dir string) (json.RawMessage, int, error) {
+		fs, err := fn(ctx, dir)
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(fs) > MaxFindingsPerScanner && r.a.Records != nil {
+			all, err := json.Marshal(fs)
+			if err != nil {
+				return nil, 0, fault.Wrap(fault.Internal, err, "encode findings")
+			}
+			if err := workflow.RetryStore(ctx, func(ctx context.Context) error {
+				_, err := r.a.Records.PutArtifact(ctx, r.c.WorkflowID(), findingsArtifact(name), all)
+				return err
+			}); err != nil {
+				return nil, 0, err
+			}
+		}
+		b, err := json.Marshal(fs[:min(len(fs), MaxFindingsPerScanner)])
+		return b, len(fs), err
+	}
+}
+
+// measure runs the metrics scanner and returns the languages it found.
+func (r *analysisRun) measure() ([]string, error) {
+	raw, err := r.scan("metrics", scannerStep, func(ctx context.Context, dir string) (json.RawMessage, int, error) {
+		m, err := metrics.Measure(ctx, dir)
+		if err != nil {
+			return nil, 0, err
+		}
+		b, err := json.Marshal(m)
+		return b, 0, err // measures, not findings
+	})
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	var m analysis.Metrics
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fault.Wrap(fault.Internal, err, "decode metrics")
+	}
+	var langs []string
+	for _, l := range m.Languages {
+		langs = append(langs, l.Name)
+	}
+	if r.job.quality {
+		r.rep.Metrics = &m
+	}
+	return langs, nil
+}
+
+// securityScans runs the security scanners side by side, each a step that
+// retries inside itself, so one failing never re-runs the others.
+func (r *analysisRun) securityScans() error {
+	scanners := r.a.SecurityScanners(r.c.Logger())
+	steps := make([]engine.Step, len(scanners))
+	names := make([]string, len(scanners))
+	for i, s := range scanners {
+		steps[i] = r.step(s.Name(), concurrentStep, r.findings(s.Name(), retried(s.Scan)))
+		names[i] = s.Name()
+	}
+	if err := r.publish("scan", "running "+strings.Join(names, ", ")); err != nil {
+		return err
+	}
+	results, errs := r.c.RunAll(steps)
+	for i, s := range scanners {
+		raw, err := r.outcome(s.Name(), results[i], errs[i])
+		if err != nil {
+			return err
+		}
+		var fs []analysis.Finding
+		if raw != nil {
+			if err := json.Unmarshal(raw, &fs); err != nil {
+				return fault.Wrap(fault.Internal, err, "decode %s findings", s.Name())
+			}
+		}
+		r.rep.Findings = append(r.rep.Findings, fs...)
+	}
+	return nil
+}
+
+// report finishes the report, compares it, saves it whole and returns it
+// cut to what a result carries.
+func (r *analysisRun) report() (analysis.Report, error) {
+	if err := r.publish("report", "writing the report"); err != nil {
+		return r.rep, err
+	}
+	r.rep.Finish()
+	if r.job.previous != nil {
+		r.rep.CompareWith(*r.job.previous)
+	}
+	if err := r.a.save(r.c, &r.rep, r.job.previous); err != nil {
+		return r.rep, err
+	}
+	if len(r.rep.Findings) > MaxFindingsInResult {
+		r.rep.Findings = r.rep.Findings[:MaxFindingsInResult]
+	}
+	return r.rep, nil
+}
+
+// structure detects the patterns and asks a model to summarize them.
+func (r *analysisRun) structure(langs []string) error {
+	raw, err := r.scan("patterns", scannerStep, func(ctx context.Context, dir string) (json.RawMessage, int, error) {
 		p, err := patterns.Detect(ctx, dir, langs)
 		if err != nil {
 			return nil, 0, err
@@ -342,10 +409,21 @@ func (a *Analyzer) structure(c engine.Context, rep *analysis.Report, scan func(s
 	if err := json.Unmarshal(raw, &p); err != nil {
 		return fault.Wrap(fault.Internal, err, "decode patterns")
 	}
-	rep.Patterns = &p
-	ref, err := a.Models.Resolve("")
+	r.rep.Patterns = &p
+	run, err := r.summarize(&p)
 	if err != nil {
 		return err
+	}
+	r.rep.Scanners = append(r.rep.Scanners, run)
+	return nil
+}
+
+// summarize asks a model for a summary of the patterns, in the
+// "patterns-summary" step; a failure is the step's row, not the run's.
+func (r *analysisRun) summarize(p *analysis.Patterns) (analysis.ScannerRun, error) {
+	ref, err := r.a.Models.Resolve("")
+	if err != nil {
+		return analysis.ScannerRun{}, err
 	}
 	type summary struct {
 		Text       string `json:"text"`
@@ -353,13 +431,13 @@ func (a *Analyzer) structure(c engine.Context, rep *analysis.Report, scan func(s
 		Simulated  bool   `json:"simulated"`
 		DurationMS int64  `json:"durationMs"`
 	}
-	prompt := summaryPrompt(rep.Repository, &p)
-	label := c.WorkflowID() + "/patterns-summary"
+	prompt := summaryPrompt(r.rep.Repository, p)
+	label := r.c.WorkflowID() + "/patterns-summary"
 	// The duration is measured inside the step, so a replay reads the
 	// journaled one instead of a clock that has moved on.
-	s, err := engine.Run(c, "patterns-summary", llmStep, func(ctx context.Context) (summary, error) {
+	s, err := engine.Run(r.c, "patterns-summary", llmStep, func(ctx context.Context) (summary, error) {
 		start := time.Now()
-		out, err := a.Models.Complete(ctx, ref, llm.Request{
+		out, err := r.a.Models.Complete(ctx, ref, llm.Request{
 			System:   "You are a software architect. Describe a codebase's structure briefly and concretely.",
 			Messages: []llm.Message{{Role: "user", Content: prompt}},
 			Label:    label,
@@ -369,14 +447,13 @@ func (a *Analyzer) structure(c engine.Context, rep *analysis.Report, scan func(s
 	run := analysis.ScannerRun{Name: "patterns-summary", Status: analysis.ScannerCompleted, DurationMS: s.DurationMS}
 	if err != nil {
 		if fault.KindOf(err) == fault.Cancelled {
-			return err
+			return run, err
 		}
 		run.Status, run.Error = analysis.ScannerFailed, scannerError(err)
 	} else {
 		p.Summary, p.SummaryModel, p.Simulated = s.Text, s.Model, s.Simulated
 	}
-	rep.Scanners = append(rep.Scanners, run)
-	return nil
+	return run, nil
 }
 
 func summaryPrompt(repository string, p *analysis.Patterns) string {
