@@ -151,169 +151,214 @@ const MaxTopFindings = 20
 
 var llmStep = engine.StepOptions{MaxAttempts: 1}
 
-// Run is the workflow body.
+// Run is the workflow body: the children (analysis, scan, debate), the
+// approval, the recommendations and the report. A run that fails, is
+// cancelled or is rejected undoes what it did (the saga).
 func (f *FullAnalysis) Run(c engine.Context, in Input) (res Result, err error) {
-	res = Result{ID: c.WorkflowID(), Repository: in.Repository, Children: map[string]string{}, Recommendations: []Recommendation{}}
-	saga := engine.NewSaga(c)
-	// outcome is what the compensations record on the children: the
-	// parent's own end (rejected, cancelled, failed).
-	outcome, why := workflow.StatusRejected, ""
+	r := &fullRun{f: f, c: c, in: in, saga: engine.NewSaga(c), outcome: workflow.StatusRejected,
+		res: Result{ID: c.WorkflowID(), Repository: in.Repository, Children: map[string]string{}, Recommendations: []Recommendation{}}}
 	defer func() {
-		if err == nil {
-			return
-		}
-		// A run that fails or is cancelled undoes what it did, as a
-		// rejected one does; the compensations are steps, which run after
-		// a cancellation too.
-		outcome, why = workflow.StatusFailed, "failed"
-		if fault.KindOf(err) == fault.Cancelled {
-			outcome, why = workflow.StatusCancelled, "cancelled"
-		}
-		ran, uerr := saga.Unwind()
-		res.Compensations = ran
-		if uerr != nil {
-			c.Logger().Error("compensation failed", "err", uerr)
-		}
-	}()
-	publish := func(phase, msg string) error {
-		return c.Publish(workflow.ProgressKey, map[string]any{"phase": phase, "message": msg, "children": res.Children})
-	}
-	call := func(role, wf string, input any) (json.RawMessage, error) {
-		body, err := json.Marshal(input)
 		if err != nil {
-			return nil, fault.Wrap(fault.Internal, err, "encode %s input", role)
+			r.unwind(err)
 		}
-		id := engine.ChildID(c, role)
-		res.Children[role] = id
-		if err := publish(role, "running "+wf+" "+id); err != nil {
-			return nil, err
-		}
-		outs, errs := c.Call([]engine.Child{{Workflow: wf, ID: id, Input: body}})
-		if errs[0] != nil {
-			return nil, fmt.Errorf("child %s %s: %w", wf, id, errs[0])
-		}
-		// A rejected run withdraws what its children published: their
-		// records say rejected, with the parent's reason.
-		if f.Records != nil {
-			saga.Add("withdraw-"+role, func(ctx context.Context) error {
-				return workflow.RetryStore(ctx, func(ctx context.Context) error {
-					return f.Records.Withdraw(ctx, id, outcome, "withdrawn: the full-analysis "+c.WorkflowID()+" was "+why)
-				})
-			})
-		}
-		return outs[0], nil
+		res = r.res
+	}()
+	if err := r.linkChildren(); err != nil {
+		return r.res, err
 	}
-
-	// The store links the children to this run before they start, so
-	// status can show the tree while it runs.
-	if f.Records != nil {
-		children := []workflow.Child{{ID: engine.ChildID(c, "analysis"), Role: "analysis", Workflow: workflow.CodeAnalysis}, {ID: engine.ChildID(c, "scan"), Role: "scan", Workflow: workflow.SecurityScan}}
-		if orTrue(in.IncludeDebate) {
-			children = append(children, workflow.Child{ID: engine.ChildID(c, "debate"), Role: "debate", Workflow: workflow.ChainOfDebate})
-		}
-		if _, err := workflow.Record(c, "record-children", func(ctx context.Context) (bool, error) {
-			return true, f.Records.LinkChildren(ctx, c.WorkflowID(), children, time.Now().UTC())
-		}); err != nil {
-			return res, err
-		}
-	}
-	raw, err := call("analysis", workflow.CodeAnalysis, codeanalysis.Input{Repository: in.Repository, Branch: in.Branch, AnalysisType: codeanalysis.TypeAll})
+	rep, err := r.analyse()
 	if err != nil {
-		return res, err
+		return r.res, err
+	}
+	if orTrue(in.IncludeDebate) {
+		if err := r.debate(rep); err != nil {
+			return r.res, err
+		}
+	}
+	if in.RequireApproval {
+		if approved, err := r.approval(); err != nil || !approved {
+			return r.res, err
+		}
+	}
+	if orTrue(in.GenerateRecommendations) {
+		if err := r.publish("recommendations", "writing the recommendations"); err != nil {
+			return r.res, err
+		}
+		if err := f.recommend(c, &r.res); err != nil {
+			return r.res, err
+		}
+	}
+	if err := r.publish("report", "writing the report"); err != nil {
+		return r.res, err
+	}
+	return r.res, f.save(c, &r.res)
+}
+
+// fullRun is one full-analysis as it goes: what its parts share.
+type fullRun struct {
+	f    *FullAnalysis
+	c    engine.Context
+	in   Input
+	res  Result
+	saga *engine.Saga
+	// outcome and why are what the compensations record on the children:
+	// the parent's own end (rejected, cancelled, failed) and its reason.
+	outcome, why string
+}
+
+// unwind undoes what a run that failed or was cancelled did, as a
+// rejected one does; the compensations are steps, which run after a
+// cancellation too.
+func (r *fullRun) unwind(err error) {
+	r.outcome, r.why = workflow.StatusFailed, "failed"
+	if fault.KindOf(err) == fault.Cancelled {
+		r.outcome, r.why = workflow.StatusCancelled, "cancelled"
+	}
+	ran, uerr := r.saga.Unwind()
+	r.res.Compensations = ran
+	if uerr != nil {
+		r.c.Logger().Error("compensation failed", "err", uerr)
+	}
+}
+
+func (r *fullRun) publish(phase, msg string) error {
+	return r.c.Publish(workflow.ProgressKey, map[string]any{"phase": phase, "message": msg, "children": r.res.Children})
+}
+
+// call runs a child workflow in role and returns its output; its
+// compensation withdraws what it published.
+func (r *fullRun) call(role, wf string, input any) (json.RawMessage, error) {
+	body, err := json.Marshal(input)
+	if err != nil {
+		return nil, fault.Wrap(fault.Internal, err, "encode %s input", role)
+	}
+	id := engine.ChildID(r.c, role)
+	r.res.Children[role] = id
+	if err := r.publish(role, "running "+wf+" "+id); err != nil {
+		return nil, err
+	}
+	outs, errs := r.c.Call([]engine.Child{{Workflow: wf, ID: id, Input: body}})
+	if errs[0] != nil {
+		return nil, fmt.Errorf("child %s %s: %w", wf, id, errs[0])
+	}
+	// A rejected run withdraws what its children published: their
+	// records say rejected, with the parent's reason.
+	if rec := r.f.Records; rec != nil {
+		r.saga.Add("withdraw-"+role, func(ctx context.Context) error {
+			return workflow.RetryStore(ctx, func(ctx context.Context) error {
+				return rec.Withdraw(ctx, id, r.outcome, "withdrawn: the full-analysis "+r.c.WorkflowID()+" was "+r.why)
+			})
+		})
+	}
+	return outs[0], nil
+}
+
+// linkChildren has the store link the children to this run before they
+// start, so status can show the tree while it runs.
+func (r *fullRun) linkChildren() error {
+	if r.f.Records == nil {
+		return nil
+	}
+	children := []workflow.Child{{ID: engine.ChildID(r.c, "analysis"), Role: "analysis", Workflow: workflow.CodeAnalysis}, {ID: engine.ChildID(r.c, "scan"), Role: "scan", Workflow: workflow.SecurityScan}}
+	if orTrue(r.in.IncludeDebate) {
+		children = append(children, workflow.Child{ID: engine.ChildID(r.c, "debate"), Role: "debate", Workflow: workflow.ChainOfDebate})
+	}
+	_, err := workflow.Record(r.c, "record-children", func(ctx context.Context) (bool, error) {
+		return true, r.f.Records.LinkChildren(ctx, r.c.WorkflowID(), children, time.Now().UTC())
+	})
+	return err
+}
+
+// analyse runs the analysis, then the scan compared with it, and returns
+// the analysis.
+func (r *fullRun) analyse() (analysis.Report, error) {
+	raw, err := r.call("analysis", workflow.CodeAnalysis, codeanalysis.Input{Repository: r.in.Repository, Branch: r.in.Branch, AnalysisType: codeanalysis.TypeAll})
+	if err != nil {
+		return analysis.Report{}, err
 	}
 	var rep analysis.Report
 	if err := json.Unmarshal(raw, &rep); err != nil {
-		return res, fault.Wrap(fault.Internal, err, "decode the analysis")
+		return rep, fault.Wrap(fault.Internal, err, "decode the analysis")
 	}
-	res.Analysis = summary(res.Children["analysis"], rep)
-
+	r.res.Analysis = summary(r.res.Children["analysis"], rep)
 	// The scan compares with the analysis: it needs only its commit and
 	// fingerprints, which keeps the child's input small.
 	prev, _ := json.Marshal(rep.Baseline())
-	raw, err = call("scan", workflow.SecurityScan, codeanalysis.ScanInput{Target: rep.Repository, Branch: rep.Branch, Context: prev})
+	raw, err = r.call("scan", workflow.SecurityScan, codeanalysis.ScanInput{Target: rep.Repository, Branch: rep.Branch, Context: prev})
 	if err != nil {
-		return res, err
+		return rep, err
 	}
 	var scan analysis.Report
 	if err := json.Unmarshal(raw, &scan); err != nil {
-		return res, fault.Wrap(fault.Internal, err, "decode the scan")
+		return rep, fault.Wrap(fault.Internal, err, "decode the scan")
 	}
-	res.Scan = summary(res.Children["scan"], scan)
-	res.TopFindings = top(scan.Findings)
-	for _, s := range []ChildSummary{res.Analysis, res.Scan} {
+	r.res.Scan = summary(r.res.Children["scan"], scan)
+	r.res.TopFindings = top(scan.Findings)
+	for _, s := range []ChildSummary{r.res.Analysis, r.res.Scan} {
 		if s.Partial {
-			res.Partial = true
-			res.Incomplete = append(res.Incomplete, s.Incomplete...)
+			r.res.Partial = true
+			r.res.Incomplete = append(r.res.Incomplete, s.Incomplete...)
 		}
 	}
+	return rep, nil
+}
 
-	if orTrue(in.IncludeDebate) {
-		findings, _ := json.Marshal(res.TopFindings) // redacted by the scanners
-		participants := make([]map[string]string, len(Participants))
-		for i, p := range Participants {
-			participants[i] = map[string]string{"name": p}
-		}
-		raw, err := call("debate", workflow.ChainOfDebate, map[string]any{
-			"topic":              fmt.Sprintf("Which of the findings of %s should the team fix first, and how?", rep.Repository),
-			"participants":       participants,
-			"rounds":             3,
-			"delayBetweenRounds": "0s",
-			"context":            map[string]any{"repository": rep.Repository, "commit": rep.Commit, "findings": json.RawMessage(findings)},
-		})
-		if err != nil {
-			return res, err
-		}
-		var d debate.Result
-		if err := json.Unmarshal(raw, &d); err != nil {
-			return res, fault.Wrap(fault.Internal, err, "decode the debate")
-		}
-		s := d.Synthesis
-		res.Debate = &DebateSummary{ID: res.Children["debate"], Consensus: s.Consensus, Disagreements: s.Disagreements, Recommendation: s.Recommendation, Agreement: s.Agreement, Simulated: d.Simulated}
+// debate has the participants debate which findings to fix first.
+func (r *fullRun) debate(rep analysis.Report) error {
+	findings, _ := json.Marshal(r.res.TopFindings) // redacted by the scanners
+	participants := make([]map[string]string, len(Participants))
+	for i, p := range Participants {
+		participants[i] = map[string]string{"name": p}
 	}
+	raw, err := r.call("debate", workflow.ChainOfDebate, map[string]any{
+		"topic":              fmt.Sprintf("Which of the findings of %s should the team fix first, and how?", rep.Repository),
+		"participants":       participants,
+		"rounds":             3,
+		"delayBetweenRounds": "0s",
+		"context":            map[string]any{"repository": rep.Repository, "commit": rep.Commit, "findings": json.RawMessage(findings)},
+	})
+	if err != nil {
+		return err
+	}
+	var d debate.Result
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return fault.Wrap(fault.Internal, err, "decode the debate")
+	}
+	s := d.Synthesis
+	r.res.Debate = &DebateSummary{ID: r.res.Children["debate"], Consensus: s.Consensus, Disagreements: s.Disagreements, Recommendation: s.Recommendation, Agreement: s.Agreement, Simulated: d.Simulated}
+	return nil
+}
 
-	if in.RequireApproval {
-		if err := publish("awaiting-approval", fmt.Sprintf("waiting up to %s for approval: ultramcp approve %s (or reject %s --reason …)", in.approvalTimeout(), c.WorkflowID(), c.WorkflowID())); err != nil {
-			return res, err
-		}
-		raw, ok, err := c.Await(workflow.ApprovalPromise, in.approvalTimeout())
-		if err != nil {
-			return res, err
-		}
-		a := Approval{}
-		switch {
-		case !ok:
-			a.Reason = fmt.Sprintf("no approval within %s", in.approvalTimeout())
-		case json.Unmarshal(raw, &a) != nil:
-			a = Approval{Reason: "the decision was not {\"approved\": true|false}"}
-		}
-		res.Approval = &a
-		if !a.Approved {
-			res.Rejected, res.Rejection = true, cmp.Or(a.Reason, "rejected")
-			why = "rejected: " + res.Rejection
-			ran, err := saga.Unwind()
-			res.Compensations = ran
-			if err != nil {
-				return res, err
-			}
-			return res, publish("rejected", "rejected: "+res.Rejection)
-		}
+// approval waits for a human's approval; a rejection (or none in time)
+// runs the compensations and ends the run rejected.
+func (r *fullRun) approval() (approved bool, err error) {
+	timeout, id := r.in.approvalTimeout(), r.c.WorkflowID()
+	if err := r.publish("awaiting-approval", fmt.Sprintf("waiting up to %s for approval: ultramcp approve %s (or reject %s --reason …)", timeout, id, id)); err != nil {
+		return false, err
 	}
-
-	if orTrue(in.GenerateRecommendations) {
-		if err := publish("recommendations", "writing the recommendations"); err != nil {
-			return res, err
-		}
-		if err := f.recommend(c, &res); err != nil {
-			return res, err
-		}
+	raw, ok, err := r.c.Await(workflow.ApprovalPromise, timeout)
+	if err != nil {
+		return false, err
 	}
-	if err := publish("report", "writing the report"); err != nil {
-		return res, err
+	a := Approval{}
+	switch {
+	case !ok:
+		a.Reason = fmt.Sprintf("no approval within %s", timeout)
+	case json.Unmarshal(raw, &a) != nil:
+		a = Approval{Reason: "the decision was not {\"approved\": true|false}"}
 	}
-	if err := f.save(c, &res); err != nil {
-		return res, err
+	r.res.Approval = &a
+	if a.Approved {
+		return true, nil
 	}
-	return res, nil
+	r.res.Rejected, r.res.Rejection = true, cmp.Or(a.Reason, "rejected")
+	r.why = "rejected: " + r.res.Rejection
+	ran, err := r.saga.Unwind()
+	r.res.Compensations = ran
+	if err != nil {
+		return false, err
+	}
+	return false, r.publish("rejected", "rejected: "+r.res.Rejection)
 }
 
 func summary(id string, r analysis.Report) ChildSummary {
