@@ -80,13 +80,8 @@ func (s *Service) Status(ctx context.Context, id string) (Status, error) {
 		out.Children = children
 	}
 	if workflow.Open(w.Status) {
-		// A workflow publishes in the store when it has one that keeps
-		// progress (workflow.Memo), in Restate's state otherwise.
-		out.Progress = published
-		if out.Progress == nil {
-			if p, err := s.restate.Progress(ctx, w.Workflow, id); err == nil && string(p) != "null" {
-				out.Progress = p
-			}
+		if p, err := s.progressOf(ctx, map[string]json.RawMessage{id: published}, map[string]string{id: w.Workflow}); err == nil && string(p[id]) != "null" {
+			out.Progress = p[id]
 		}
 		if inv, err := s.restate.Find(ctx, w.Workflow, id); err == nil {
 			out.Invocation = &inv
@@ -107,8 +102,8 @@ func (s *Service) statusFromRestate(ctx context.Context, id string, storeErr err
 	if storeErr != nil {
 		out.StoreError = storeErr.Error()
 	}
-	if p, err := s.restate.Progress(ctx, inv.Service, id); err == nil && string(p) != "null" {
-		out.Progress = p
+	if p, err := s.progressOf(ctx, nil, map[string]string{id: inv.Service}); err == nil && string(p[id]) != "null" {
+		out.Progress = p[id]
 	}
 	return out, nil
 }
