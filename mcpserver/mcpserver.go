@@ -29,6 +29,15 @@ func New(svc *runs.Service) *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: "ultramcp", Title: "UltraMCP Durable", Version: Version}, &mcp.ServerOptions{
 		Instructions: "Start a workflow with a start_ tool: it returns the workflow id at once. Then wait_for_result (up to a timeout, with progress) or get_status and get_result.",
 	})
+	addStartTools(s, svc)
+	addRunTools(s, svc)
+	addDecisionTools(s, svc)
+	addReports(s, svc)
+	return s
+}
+
+// addStartTools adds a start_ tool per workflow, from its definition.
+func addStartTools(s *mcp.Server, svc *runs.Service) {
 	for _, def := range svc.Definitions() {
 		in, err := def.InputSchema()
 		if err != nil {
@@ -53,6 +62,10 @@ func New(svc *runs.Service) *mcp.Server {
 			return structured(sub), nil
 		})
 	}
+}
+
+// addRunTools adds the tools that follow, read, list and cancel workflows.
+func addRunTools(s *mcp.Server, svc *runs.Service) {
 	mcp.AddTool(s, &mcp.Tool{Name: "get_status", Description: "A workflow's status, live progress, children and cost so far", OutputSchema: workflow.SchemaOf[runs.Status]()},
 		func(ctx context.Context, _ *mcp.CallToolRequest, in IDInput) (*mcp.CallToolResult, runs.Status, error) {
 			st, err := svc.Status(ctx, in.ID)
@@ -84,6 +97,10 @@ func New(svc *runs.Service) *mcp.Server {
 			inv, err := svc.Cancel(ctx, in.ID)
 			return nil, Done{ID: in.ID, Status: "cancelling (invocation " + inv + ")"}, err
 		})
+}
+
+// addDecisionTools adds the tools a human decides with.
+func addDecisionTools(s *mcp.Server, svc *runs.Service) {
 	for _, approve := range []bool{true, false} {
 		name, desc := "approve", "Approve a full-analysis waiting for approval: it goes on to the recommendations"
 		if !approve {
@@ -98,6 +115,10 @@ func New(svc *runs.Service) *mcp.Server {
 		func(ctx context.Context, _ *mcp.CallToolRequest, in DecideInput) (*mcp.CallToolResult, Done, error) {
 			return nil, Done{ID: in.ID, Status: "sent"}, svc.Decide(ctx, in.ID, runs.Decision{Decision: in.Decision, By: in.By})
 		})
+}
+
+// addReports adds a finished workflow's reports as resources.
+func addReports(s *mcp.Server, svc *runs.Service) {
 	for _, r := range []struct{ file, format, mime string }{
 		{"report.md", runs.FormatMarkdown, "text/markdown"},
 		{"report.sarif", runs.FormatSARIF, "application/sarif+json"},
@@ -123,7 +144,6 @@ func New(svc *runs.Service) *mcp.Server {
 			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, MIMEType: r.mime, Text: string(rep.Body)}}}, nil
 		})
 	}
-	return s
 }
 
 // IDInput names a workflow.

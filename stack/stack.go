@@ -247,102 +247,144 @@ func (s *Stack) Up(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
-	var started []Process
-	unwind := func(err error) error {
-		for i := len(started) - 1; i >= 0; i-- {
-			_, _ = started[i].Stop(10 * time.Second)
+	u := &upping{s: s, ctx: ctx}
+	if err := u.run(); err != nil {
+		// A partial start is unwound, the newest process first.
+		for i := len(u.started) - 1; i >= 0; i-- {
+			_, _ = u.started[i].Stop(10 * time.Second)
 		}
 		return err
 	}
-	rs, err := s.StartRestate(ctx)
+	return s.drain(ctx, u.cur)
+}
+
+// upping is one Up: what it started, to unwind it if a later part fails.
+type upping struct {
+	s       *Stack
+	ctx     context.Context
+	started []Process
+	cur     string  // this build's version
+	v       Version // its address and the API's
+	deps    []Deployment
+}
+
+// run starts Restate, then this version's service (taking the API's port
+// from an older one), and registers it.
+func (u *upping) run() error {
+	s := u.s
+	rs, err := s.StartRestate(u.ctx)
 	if rs != nil {
-		started = append(started, *rs)
+		u.started = append(u.started, *rs)
 	}
 	if err != nil {
-		return unwind(err)
+		return err
 	}
 	if err := s.adoptLegacy(); err != nil {
-		return unwind(err)
+		return err
 	}
-	c := s.Cfg
-	cur, err := s.Current()
-	if err != nil {
-		return unwind(err)
+	if err := u.planVersion(); err != nil {
+		return err
 	}
-	if err := s.keep(cur, s.Self); err != nil {
-		return unwind(err)
+	if err := u.takeAPI(); err != nil {
+		return err
 	}
-	deps, err := s.restate.Deployments(ctx)
-	if err != nil {
-		return unwind(err)
+	if err := u.startService(); err != nil {
+		return err
 	}
-	v, known := s.version(cur)
-	if !known {
-		if v, err = s.plan(cur, deps); err != nil {
-			return unwind(err)
-		}
-	}
-	v.API = c.APIAddr
-	if err := s.record(v); err != nil {
-		return unwind(err)
-	}
-	// The API's port is the newest version's: an older one that holds it
-	// gives it up (it stops gracefully, its running steps finishing, and
-	// drains on a port of its own).
-	for _, old := range s.Versions() {
-		p := s.serviceOf(old)
-		if _, running := p.PID(); old.Name == cur || !running || old.API != c.APIAddr {
-			continue
-		}
-		fmt.Fprintf(s.Out, "version %s hands the API to version %s: stopping it\n", old.Name, cur)
-		if _, err := p.Stop(s.grace()); err != nil {
-			return unwind(err)
-		}
-	}
-	svc := s.serviceOf(v)
-	serviceHealth := config.URL(v.Addr) + "/health"
-	if _, running := svc.PID(); !running || s.probe(serviceHealth) != nil {
-		if !running {
-			// A service just killed may hold its ports a moment longer,
-			// while the kernel closes its sockets: a start now would fail
-			// with "address already in use".
-			waitFree(ctx, [][2]string{{"ULTRAMCP_SERVICE_ADDR", v.Addr}, {"ULTRAMCP_API_ADDR", c.APIAddr}}, 15*time.Second)
-			pid, err := svc.Start()
-			if err != nil {
-				return unwind(err)
-			}
-			started = append(started, svc)
-			fmt.Fprintf(s.Out, "started workflow service version %s (pid %d) on %s, log %s\n", cur, pid, v.Addr, svc.LogFile())
-		}
-	} else {
-		fmt.Fprintf(s.Out, "workflow service version %s already running\n", cur)
-	}
-	// The API and MCP endpoint run in the newest version's process.
-	if err := s.waitHealthy(ctx, svc, serviceHealth, config.URL(c.APIAddr)+"/health"); err != nil {
-		if _, running := svc.PID(); !running {
-			// It died starting: a taken port is the usual reason, and
-			// naming it beats twenty lines of its log.
-			if perr := checkFree([][2]string{{"ULTRAMCP_SERVICE_ADDR", v.Addr}, {"ULTRAMCP_API_ADDR", c.APIAddr}}); perr != nil {
-				err = fmt.Errorf("the workflow service could not start: %w", perr)
-			}
-		}
-		return unwind(err)
-	}
-	// Registered again every up, without force: the same version at the
-	// same URI changes nothing.
-	url := config.URL(v.Addr)
-	_, had := deploymentAt(deps, v.Addr)
-	if err := s.restate.Register(ctx, url, false); err != nil {
-		return unwind(err)
-	}
-	if !had {
-		fmt.Fprintf(s.Out, "registered version %s at %s with Restate: new workflows go to it\n", cur, url)
+	if err := u.register(); err != nil {
+		return err
 	}
 	// Commands given only the state dir reach this stack.
-	if err := c.Record(); err != nil {
-		return unwind(err)
+	return s.Cfg.Record()
+}
+
+// planVersion keeps a copy of this build and gives it its address.
+func (u *upping) planVersion() (err error) {
+	s := u.s
+	if u.cur, err = s.Current(); err != nil {
+		return err
 	}
-	return s.drain(ctx, cur)
+	if err := s.keep(u.cur, s.Self); err != nil {
+		return err
+	}
+	if u.deps, err = s.restate.Deployments(u.ctx); err != nil {
+		return err
+	}
+	v, known := s.version(u.cur)
+	if !known {
+		if v, err = s.plan(u.cur, u.deps); err != nil {
+			return err
+		}
+	}
+	v.API = s.Cfg.APIAddr
+	u.v = v
+	return s.record(v)
+}
+
+// takeAPI: the API's port is the newest version's. An older one that holds
+// it gives it up (it stops gracefully, its running steps finishing, and
+// drains on a port of its own).
+func (u *upping) takeAPI() error {
+	s := u.s
+	for _, old := range s.Versions() {
+		p := s.serviceOf(old)
+		if _, running := p.PID(); old.Name == u.cur || !running || old.API != s.Cfg.APIAddr {
+			continue
+		}
+		fmt.Fprintf(s.Out, "version %s hands the API to version %s: stopping it\n", old.Name, u.cur)
+		if _, err := p.Stop(s.grace()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startService starts this version's service unless it runs healthy, and
+// waits until it and the API it serves are.
+func (u *upping) startService() error {
+	s, v, apiAddr := u.s, u.v, u.s.Cfg.APIAddr
+	addrs := [][2]string{{"ULTRAMCP_SERVICE_ADDR", v.Addr}, {"ULTRAMCP_API_ADDR", apiAddr}}
+	svc := s.serviceOf(v)
+	serviceHealth := config.URL(v.Addr) + "/health"
+	switch _, running := svc.PID(); {
+	case running && s.probe(serviceHealth) == nil:
+		fmt.Fprintf(s.Out, "workflow service version %s already running\n", u.cur)
+	case !running:
+		// A service just killed may hold its ports a moment longer, while
+		// the kernel closes its sockets: a start now would fail with
+		// "address already in use".
+		waitFree(u.ctx, addrs, 15*time.Second)
+		pid, err := svc.Start()
+		if err != nil {
+			return err
+		}
+		u.started = append(u.started, svc)
+		fmt.Fprintf(s.Out, "started workflow service version %s (pid %d) on %s, log %s\n", u.cur, pid, v.Addr, svc.LogFile())
+	}
+	// The API and MCP endpoint run in the newest version's process.
+	err := s.waitHealthy(u.ctx, svc, serviceHealth, config.URL(apiAddr)+"/health")
+	if _, running := svc.PID(); err != nil && !running {
+		// It died starting: a taken port is the usual reason, and naming
+		// it beats twenty lines of its log.
+		if perr := checkFree(addrs); perr != nil {
+			err = fmt.Errorf("the workflow service could not start: %w", perr)
+		}
+	}
+	return err
+}
+
+// register registers this version again every up, without force: the
+// same version at the same URI changes nothing.
+func (u *upping) register() error {
+	url := config.URL(u.v.Addr)
+	_, had := deploymentAt(u.deps, u.v.Addr)
+	if err := u.s.restate.Register(u.ctx, url, false); err != nil {
+		return err
+	}
+	if !had {
+		fmt.Fprintf(u.s.Out, "registered version %s at %s with Restate: new workflows go to it\n", u.cur, url)
+	}
+	return nil
 }
 
 // plan chooses the address of a version not seen before: the configured

@@ -41,12 +41,7 @@ func sccInit() { sccOnce.Do(processor.ProcessConstants) }
 // Measure computes the metrics of the tree at dir.
 func Measure(ctx context.Context, dir string) (*analysis.Metrics, error) {
 	sccInit()
-	langs := map[string]*analysis.LanguageStats{}
-	var files []analysis.FileStats
-	m := &analysis.Metrics{}
-	fset := token.NewFileSet()
-	var cyclo gocyclo.Stats
-	var cogn []gocognit.Stat
+	t := &tally{langs: map[string]*analysis.LanguageStats{}, m: &analysis.Metrics{}, fset: token.NewFileSet()}
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -61,72 +56,99 @@ func Measure(ctx context.Context, dir string) (*analysis.Metrics, error) {
 			}
 			return nil
 		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil || info.Size() > maxFileBytes {
-			return nil
-		}
-		possible, ext := processor.DetectLanguage(d.Name())
-		if len(possible) == 0 {
-			return nil
-		}
-		content, err := analysis.ReadFile(path, maxFileBytes)
-		if err != nil {
-			return nil
-		}
-		rel, _ := filepath.Rel(dir, path)
-		rel = filepath.ToSlash(rel)
-		job := &processor.FileJob{
-			Filename: d.Name(), Location: path, Extension: ext,
-			Language:          processor.DetermineLanguage(d.Name(), possible[0], possible, content),
-			PossibleLanguages: possible, Content: content, Bytes: int64(len(content)),
-		}
-		if job.Language == processor.SheBang {
-			// As scc does: a file without extension counts only if its #!
-			// line names a known language.
-			lang, err := processor.DetectSheBang(string(content[:min(len(content), 200)]))
-			if err != nil {
-				return nil
-			}
-			job.Language = lang
-			processor.LoadLanguageFeature(lang)
-		}
-		processor.CountStats(job)
-		if job.Binary {
-			return nil
-		}
-		l := langs[job.Language]
-		if l == nil {
-			l = &analysis.LanguageStats{Name: job.Language}
-			langs[job.Language] = l
-		}
-		l.Files++
-		l.Lines += job.Lines
-		l.Code += job.Code
-		l.Comment += job.Comment
-		l.Blank += job.Blank
-		l.Complexity += job.Complexity
-		files = append(files, analysis.FileStats{Path: rel, Language: job.Language, Lines: job.Lines, Code: job.Code, Complexity: job.Complexity})
-		if isTest(rel) {
-			m.TestLines += job.Code
-		} else if isSource(job.Language) {
-			m.CodeLines += job.Code
-		}
-		if job.Language == "Go" {
-			// Parsing is not running: the AST is only read.
-			if f, err := parser.ParseFile(fset, rel, content, parser.SkipObjectResolution); err == nil {
-				cyclo = gocyclo.AnalyzeASTFile(f, fset, cyclo)
-				cogn = gocognit.ComplexityStats(f, fset, cogn)
-			}
+		if job := countFile(path, d); job != nil {
+			rel, _ := filepath.Rel(dir, path)
+			t.add(filepath.ToSlash(rel), job)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fault.Wrap(fault.Unavailable, err, "measure")
 	}
-	for _, l := range langs {
+	return t.metrics(), nil
+}
+
+// countFile counts a regular file's lines and complexity as scc does; nil
+// for a file that is not code (unknown language, binary, too large).
+func countFile(path string, d fs.DirEntry) *processor.FileJob {
+	if !d.Type().IsRegular() {
+		return nil
+	}
+	info, err := d.Info()
+	if err != nil || info.Size() > maxFileBytes {
+		return nil
+	}
+	possible, ext := processor.DetectLanguage(d.Name())
+	if len(possible) == 0 {
+		return nil
+	}
+	content, err := analysis.ReadFile(path, maxFileBytes)
+	if err != nil {
+		return nil
+	}
+	job := &processor.FileJob{
+		Filename: d.Name(), Location: path, Extension: ext,
+		Language:          processor.DetermineLanguage(d.Name(), possible[0], possible, content),
+		PossibleLanguages: possible, Content: content, Bytes: int64(len(content)),
+	}
+	if job.Language == processor.SheBang {
+		// As scc does: a file without extension counts only if its #! line
+		// names a known language.
+		lang, err := processor.DetectSheBang(string(content[:min(len(content), 200)]))
+		if err != nil {
+			return nil
+		}
+		job.Language = lang
+		processor.LoadLanguageFeature(lang)
+	}
+	processor.CountStats(job)
+	if job.Binary {
+		return nil
+	}
+	return job
+}
+
+// tally adds up the files' counts.
+type tally struct {
+	langs map[string]*analysis.LanguageStats
+	files []analysis.FileStats
+	m     *analysis.Metrics
+	fset  *token.FileSet
+	cyclo gocyclo.Stats
+	cogn  []gocognit.Stat
+}
+
+func (t *tally) add(rel string, job *processor.FileJob) {
+	l := t.langs[job.Language]
+	if l == nil {
+		l = &analysis.LanguageStats{Name: job.Language}
+		t.langs[job.Language] = l
+	}
+	l.Files++
+	l.Lines += job.Lines
+	l.Code += job.Code
+	l.Comment += job.Comment
+	l.Blank += job.Blank
+	l.Complexity += job.Complexity
+	t.files = append(t.files, analysis.FileStats{Path: rel, Language: job.Language, Lines: job.Lines, Code: job.Code, Complexity: job.Complexity})
+	if isTest(rel) {
+		t.m.TestLines += job.Code
+	} else if isSource(job.Language) {
+		t.m.CodeLines += job.Code
+	}
+	if job.Language == "Go" {
+		// Parsing is not running: the AST is only read.
+		if f, err := parser.ParseFile(t.fset, rel, job.Content, parser.SkipObjectResolution); err == nil {
+			t.cyclo = gocyclo.AnalyzeASTFile(f, t.fset, t.cyclo)
+			t.cogn = gocognit.ComplexityStats(f, t.fset, t.cogn)
+		}
+	}
+}
+
+// metrics are the totals, languages and files by size of code.
+func (t *tally) metrics() *analysis.Metrics {
+	m := t.m
+	for _, l := range t.langs {
 		m.Languages = append(m.Languages, *l)
 	}
 	sort.Slice(m.Languages, func(i, j int) bool {
@@ -135,6 +157,7 @@ func Measure(ctx context.Context, dir string) (*analysis.Metrics, error) {
 		}
 		return m.Languages[i].Name < m.Languages[j].Name
 	})
+	files := t.files
 	sort.Slice(files, func(i, j int) bool {
 		if files[i].Code != files[j].Code {
 			return files[i].Code > files[j].Code
@@ -142,11 +165,11 @@ func Measure(ctx context.Context, dir string) (*analysis.Metrics, error) {
 		return files[i].Path < files[j].Path
 	})
 	m.Files = files[:min(len(files), MaxFiles)]
-	m.Functions = complexFunctions(cyclo, cogn)
+	m.Functions = complexFunctions(t.cyclo, t.cogn)
 	if m.CodeLines > 0 {
 		m.TestRatio = float64(m.TestLines) / float64(m.CodeLines)
 	}
-	return m, nil
+	return m
 }
 
 // complexFunctions joins both measures per function, most complex first.
