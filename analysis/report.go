@@ -153,69 +153,81 @@ func (r *Report) Markdown() string {
 		b.WriteString("\n")
 	}
 	if r.hasSecurity() {
-		fmt.Fprintf(&b, "## Security findings (%d)\n\n", len(r.Findings))
-		if c := r.Comparison; c != nil {
-			fmt.Fprintf(&b, "Compared with %s: %d new, %d unchanged, %d fixed.\n\n", short(c.PreviousCommit), c.New, c.Unchanged, c.Fixed)
-		}
-		for _, sev := range []string{SeverityCritical, SeverityHigh, SeverityMedium, SeverityLow, SeverityInfo} {
-			if n := r.BySeverity[sev]; n > 0 {
-				fmt.Fprintf(&b, "- %s: %d\n", sev, n)
-			}
-		}
-		if len(r.Findings) > 0 {
-			b.WriteString("\n| severity | tool | rule | location | detail |\n|---|---|---|---|---|\n")
-			for _, f := range r.Findings {
-				loc := esc(fmt.Sprintf("%s:%d", f.File, f.Line))
-				if f.Commit != "" {
-					loc += " @" + esc(short(f.Commit))
-				}
-				for _, o := range f.Also {
-					loc += "; also " + esc(fmt.Sprintf("%s:%d", o.File, o.Line))
-					if o.Commit != "" {
-						loc += " @" + esc(short(o.Commit))
-					}
-				}
-				detail := esc(f.Title)
-				if f.New {
-					detail = "**new** " + detail
-				}
-				if f.Excerpt != "" {
-					detail += " — " + code(f.Excerpt)
-				}
-				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", esc(f.Severity), esc(f.Tool), esc(f.RuleID), loc, detail)
-			}
-		}
-		b.WriteString("\n")
+		r.markdownFindings(&b)
 	}
 	if m := r.Metrics; m != nil {
-		b.WriteString("## Quality\n\n| language | files | code | comments | blanks | complexity |\n|---|---|---|---|---|---|\n")
-		for _, l := range m.Languages {
-			fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d |\n", esc(l.Name), l.Files, l.Code, l.Comment, l.Blank, l.Complexity)
-		}
-		fmt.Fprintf(&b, "\nTest-to-code ratio: %.2f (%d test lines, %d code lines)\n", m.TestRatio, m.TestLines, m.CodeLines)
-		if len(m.Functions) > 0 {
-			b.WriteString("\nMost complex Go functions:\n\n| function | location | cyclomatic | cognitive |\n|---|---|---|---|\n")
-			for _, f := range m.Functions {
-				fmt.Fprintf(&b, "| %s | %s | %d | %d |\n", esc(f.Package+"."+f.Function), esc(fmt.Sprintf("%s:%d", f.File, f.Line)), f.Cyclomatic, f.Cognitive)
-			}
-		}
-		b.WriteString("\n")
+		markdownQuality(&b, m)
 	}
 	if p := r.Patterns; p != nil {
-		b.WriteString("## Structure\n\n")
-		fmt.Fprintf(&b, "- languages: %s\n- frameworks: %s\n- build systems: %s\n- layers: %s\n", list(p.Languages), list(p.Frameworks), list(p.BuildSystems), list(p.Layers))
-		if len(p.Dependencies) > 0 {
-			fmt.Fprintf(&b, "- internal imports: %d edges\n", len(p.Dependencies))
-		}
-		if p.Summary != "" {
-			label := ""
-			if p.Simulated {
-				label = " (simulated: offline provider)"
-			}
-			fmt.Fprintf(&b, "\n### Summary by %s%s\n\n%s\n", esc(p.SummaryModel), label, sanitize.MarkdownText(p.Summary))
-		}
+		markdownStructure(&b, p)
 	}
 	return b.String()
+}
+
+func (r *Report) markdownFindings(b *strings.Builder) {
+	fmt.Fprintf(b, "## Security findings (%d)\n\n", len(r.Findings))
+	if c := r.Comparison; c != nil {
+		fmt.Fprintf(b, "Compared with %s: %d new, %d unchanged, %d fixed.\n\n", short(c.PreviousCommit), c.New, c.Unchanged, c.Fixed)
+	}
+	for _, sev := range []string{SeverityCritical, SeverityHigh, SeverityMedium, SeverityLow, SeverityInfo} {
+		if n := r.BySeverity[sev]; n > 0 {
+			fmt.Fprintf(b, "- %s: %d\n", sev, n)
+		}
+	}
+	if len(r.Findings) > 0 {
+		b.WriteString("\n| severity | tool | rule | location | detail |\n|---|---|---|---|---|\n")
+		for _, f := range r.Findings {
+			loc := esc(fmt.Sprintf("%s:%d", f.File, f.Line))
+			if f.Commit != "" {
+				loc += " @" + esc(short(f.Commit))
+			}
+			for _, o := range f.Also {
+				loc += "; also " + esc(fmt.Sprintf("%s:%d", o.File, o.Line))
+				if o.Commit != "" {
+					loc += " @" + esc(short(o.Commit))
+				}
+			}
+			detail := esc(f.Title)
+			if f.New {
+				detail = "**new** " + detail
+			}
+			if f.Excerpt != "" {
+				detail += " — " + code(f.Excerpt)
+			}
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", esc(f.Severity), esc(f.Tool), esc(f.RuleID), loc, detail)
+		}
+	}
+	b.WriteString("\n")
+}
+
+func markdownQuality(b *strings.Builder, m *Metrics) {
+	b.WriteString("## Quality\n\n| language | files | code | comments | blanks | complexity |\n|---|---|---|---|---|---|\n")
+	for _, l := range m.Languages {
+		fmt.Fprintf(b, "| %s | %d | %d | %d | %d | %d |\n", esc(l.Name), l.Files, l.Code, l.Comment, l.Blank, l.Complexity)
+	}
+	fmt.Fprintf(b, "\nTest-to-code ratio: %.2f (%d test lines, %d code lines)\n", m.TestRatio, m.TestLines, m.CodeLines)
+	if len(m.Functions) > 0 {
+		b.WriteString("\nMost complex Go functions:\n\n| function | location | cyclomatic | cognitive |\n|---|---|---|---|\n")
+		for _, f := range m.Functions {
+			fmt.Fprintf(b, "| %s | %s | %d | %d |\n", esc(f.Package+"."+f.Function), esc(fmt.Sprintf("%s:%d", f.File, f.Line)), f.Cyclomatic, f.Cognitive)
+		}
+	}
+	b.WriteString("\n")
+}
+
+func markdownStructure(b *strings.Builder, p *Patterns) {
+	b.WriteString("## Structure\n\n")
+	fmt.Fprintf(b, "- languages: %s\n- frameworks: %s\n- build systems: %s\n- layers: %s\n", list(p.Languages), list(p.Frameworks), list(p.BuildSystems), list(p.Layers))
+	if len(p.Dependencies) > 0 {
+		fmt.Fprintf(b, "- internal imports: %d edges\n", len(p.Dependencies))
+	}
+	if p.Summary != "" {
+		label := ""
+		if p.Simulated {
+			label = " (simulated: offline provider)"
+		}
+		fmt.Fprintf(b, "\n### Summary by %s%s\n\n%s\n", esc(p.SummaryModel), label, sanitize.MarkdownText(p.Summary))
+	}
 }
 
 // FailedScanners names the scanners that failed.

@@ -215,65 +215,80 @@ func (r *Report) SARIF() ([]byte, error) {
 	sort.Strings(tools)
 	log := sarifLog{Schema: "https://json.schemastore.org/sarif-2.1.0.json", Version: "2.1.0", Runs: []sarifRun{}}
 	for _, tool := range tools {
-		run := sarifRun{
-			Tool:    sarifTool{Driver: sarifDriver{Name: tool, Version: toolVersion(tool), InformationURI: toolURIs[tool], Rules: []sarifRule{}}},
-			Results: []sarifResult{},
-			OriginalURIBaseIDs: map[string]sarifAL{
-				"SRCROOT": {URI: srcRoot(r.Repository)},
-			},
-		}
-		if r.Repository != "" {
-			run.VersionControlProvenance = []sarifVCS{{RepositoryURI: r.Repository, RevisionID: r.Commit, Branch: r.Branch}}
-		}
-		inv := sarifInvocation{ExecutionSuccessful: true}
-		for _, s := range r.Scanners {
-			if s.Name == scannerOf[tool] && s.Status == ScannerFailed {
-				inv = sarifInvocation{ExecutionSuccessful: false, ToolExecutionNotes: []sarifNotification{{Message: sarifMessage{Text: s.Error}, Level: "error"}}}
-			}
-		}
-		run.Invocations = []sarifInvocation{inv}
-		ruleIndex := map[string]int{}
-		for _, f := range byTool[tool] {
-			idx, ok := ruleIndex[f.RuleID]
-			if !ok {
-				idx = len(run.Tool.Driver.Rules)
-				ruleIndex[f.RuleID] = idx
-				help, uri := ruleHelp(f)
-				rule := sarifRule{ID: f.RuleID, ShortDescription: sarifMessage{Text: f.Title}, Help: help, HelpURI: uri,
-					DefaultConfiguration: sarifConfig{Level: level(f.Severity)}}
-				tags := []string{"security"}
-				if f.CWE != "" {
-					tags = append(tags, f.CWE, "external/cwe/"+strings.ToLower(f.CWE))
-				}
-				rule.Properties = map[string]any{"tags": tags, "security-severity": securitySeverity(f.Severity)}
-				run.Tool.Driver.Rules = append(run.Tool.Driver.Rules, rule)
-			}
-			res := sarifResult{
-				RuleID: f.RuleID, RuleIndex: idx, Level: level(f.Severity),
-				Message: sarifMessage{Text: f.Title},
-				Locations: []sarifLocation{{PhysicalLocation: sarifPhysical{
-					ArtifactLocation: sarifAL{URI: f.File, URIBaseID: "SRCROOT"},
-					Region:           sarifRegion{StartLine: max(f.Line, 1)},
-				}}},
-				PartialFingerprints: map[string]string{"ultramcp/v1": f.Fingerprint},
-			}
-			if f.Excerpt != "" {
-				res.Locations[0].PhysicalLocation.Region.Snippet = &sarifMessage{Text: f.Excerpt}
-			}
-			if f.Commit != "" {
-				res.Properties = map[string]any{"commit": f.Commit}
-			}
-			for i, o := range f.Also {
-				msg := "also here"
-				if o.Commit != "" {
-					msg = "also in commit " + o.Commit
-				}
-				res.RelatedLocations = append(res.RelatedLocations, sarifRelated{ID: i + 1, Message: sarifMessage{Text: msg},
-					PhysicalLocation: sarifPhysical{ArtifactLocation: sarifAL{URI: o.File, URIBaseID: "SRCROOT"}, Region: sarifRegion{StartLine: max(o.Line, 1)}}})
-			}
-			run.Results = append(run.Results, res)
-		}
-		log.Runs = append(log.Runs, run)
+		log.Runs = append(log.Runs, r.sarifRun(tool, byTool[tool]))
 	}
 	return json.MarshalIndent(log, "", "  ")
+}
+
+// sarifRun is the run of one tool: its invocation, rules and results.
+func (r *Report) sarifRun(tool string, findings []Finding) sarifRun {
+	run := sarifRun{
+		Tool:    sarifTool{Driver: sarifDriver{Name: tool, Version: toolVersion(tool), InformationURI: toolURIs[tool], Rules: []sarifRule{}}},
+		Results: []sarifResult{},
+		OriginalURIBaseIDs: map[string]sarifAL{
+			"SRCROOT": {URI: srcRoot(r.Repository)},
+		},
+	}
+	if r.Repository != "" {
+		run.VersionControlProvenance = []sarifVCS{{RepositoryURI: r.Repository, RevisionID: r.Commit, Branch: r.Branch}}
+	}
+	inv := sarifInvocation{ExecutionSuccessful: true}
+	for _, s := range r.Scanners {
+		if s.Name == scannerOf[tool] && s.Status == ScannerFailed {
+			inv = sarifInvocation{ExecutionSuccessful: false, ToolExecutionNotes: []sarifNotification{{Message: sarifMessage{Text: s.Error}, Level: "error"}}}
+		}
+	}
+	run.Invocations = []sarifInvocation{inv}
+	ruleIndex := map[string]int{}
+	for _, f := range findings {
+		idx, ok := ruleIndex[f.RuleID]
+		if !ok {
+			idx = len(run.Tool.Driver.Rules)
+			ruleIndex[f.RuleID] = idx
+			run.Tool.Driver.Rules = append(run.Tool.Driver.Rules, sarifRuleOf(f))
+		}
+		run.Results = append(run.Results, sarifResultOf(f, idx))
+	}
+	return run
+}
+
+// sarifRuleOf is the rule a finding is the first of.
+func sarifRuleOf(f Finding) sarifRule {
+	help, uri := ruleHelp(f)
+	rule := sarifRule{ID: f.RuleID, ShortDescription: sarifMessage{Text: f.Title}, Help: help, HelpURI: uri,
+		DefaultConfiguration: sarifConfig{Level: level(f.Severity)}}
+	tags := []string{"security"}
+	if f.CWE != "" {
+		tags = append(tags, f.CWE, "external/cwe/"+strings.ToLower(f.CWE))
+	}
+	rule.Properties = map[string]any{"tags": tags, "security-severity": securitySeverity(f.Severity)}
+	return rule
+}
+
+// sarifResultOf is a finding as a result of the rule at idx.
+func sarifResultOf(f Finding, idx int) sarifResult {
+	res := sarifResult{
+		RuleID: f.RuleID, RuleIndex: idx, Level: level(f.Severity),
+		Message: sarifMessage{Text: f.Title},
+		Locations: []sarifLocation{{PhysicalLocation: sarifPhysical{
+			ArtifactLocation: sarifAL{URI: f.File, URIBaseID: "SRCROOT"},
+			Region:           sarifRegion{StartLine: max(f.Line, 1)},
+		}}},
+		PartialFingerprints: map[string]string{"ultramcp/v1": f.Fingerprint},
+	}
+	if f.Excerpt != "" {
+		res.Locations[0].PhysicalLocation.Region.Snippet = &sarifMessage{Text: f.Excerpt}
+	}
+	if f.Commit != "" {
+		res.Properties = map[string]any{"commit": f.Commit}
+	}
+	for i, o := range f.Also {
+		msg := "also here"
+		if o.Commit != "" {
+			msg = "also in commit " + o.Commit
+		}
+		res.RelatedLocations = append(res.RelatedLocations, sarifRelated{ID: i + 1, Message: sarifMessage{Text: msg},
+			PhysicalLocation: sarifPhysical{ArtifactLocation: sarifAL{URI: o.File, URIBaseID: "SRCROOT"}, Region: sarifRegion{StartLine: max(o.Line, 1)}}})
+	}
+	return res
 }

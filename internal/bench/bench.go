@@ -28,6 +28,7 @@ import (
 	"github.com/ultramcp/durable/analysis"
 	"github.com/ultramcp/durable/analysis/repo"
 	"github.com/ultramcp/durable/client"
+	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/engine/direct"
 	restateengine "github.com/ultramcp/durable/engine/restate"
 	"github.com/ultramcp/durable/identity"
@@ -121,7 +122,8 @@ type Bench struct {
 // noStoreDebateService is the product's debate bound without the store.
 const noStoreDebateService = "bench-debate-nostore"
 
-// Start prepares a run.
+// Start prepares a run: a restate-server, the store, the service with
+// every column bound, and the first debates.
 func Start(ctx context.Context, o Options) (*Bench, error) {
 	home, err := os.MkdirTemp("", "ultramcp-bench-")
 	if err != nil {
@@ -131,88 +133,87 @@ func Start(ctx context.Context, o Options) (*Bench, error) {
 	b.fake = llmtest.New(llmtest.Behavior{Latency: o.CallLatency})
 	oa := llm.Retrying(openai.New(openai.Config{BaseURL: b.fake.OpenAIBaseURL()}), llm.DefaultRetryPolicy)
 	b.router = llm.NewRouter(llm.Ref{Provider: "offline"}, b.model, oa)
-
-	cfg, err := stack.EphemeralConfig(filepath.Join(home, "stack"))
-	if err != nil {
+	if err := b.start(ctx); err != nil {
 		b.Close()
 		return nil, err
 	}
-	cfg.RestateServerBin = o.RestateServerBin
+	return b, nil
+}
+
+// start starts the stack and measures the first debates.
+func (b *Bench) start(ctx context.Context) error {
+	cfg, err := stack.EphemeralConfig(filepath.Join(b.home, "stack"))
+	if err != nil {
+		return err
+	}
+	cfg.RestateServerBin = b.o.RestateServerBin
 	b.stack = stack.New(cfg, "", nil)
 	if _, err := b.stack.StartRestate(ctx); err != nil {
-		b.Close()
-		return nil, err
-	}
-	pub, err := identity.Load(cfg.Path("keys"))
-	if err != nil {
-		b.Close()
-		return nil, err
+		return err
 	}
 	// The product's default store (SQLite in the state dir) records every
 	// debate, as it would for a user.
-	st, err := store.Open(ctx, o.DatabaseURL, cfg.SQLitePath())
-	if err != nil {
-		b.Close()
-		return nil, err
+	if b.store, err = store.Open(ctx, b.o.DatabaseURL, cfg.SQLitePath()); err != nil {
+		return err
 	}
-	b.store = st
-	if err := st.Warm(ctx); err != nil { // as the service does
-		b.Close()
-		return nil, err
+	if err := b.store.Warm(ctx); err != nil { // as the service does
+		return err
 	}
-	var records workflow.Records = st
-	b.checkouts = &repo.Cache{Dir: filepath.Join(home, "checkouts"), Policy: repo.DefaultPolicy}
-	b.checkouts.Policy.AllowLocal = true
-	// The product as shipped (every workflow, recording to the store), the
-	// same debate without the store, and the raw-SDK reference, side by
-	// side in one service.
-	// The service options the product runs with, its crash guard's
-	// attempt files included.
-	services := restateengine.DefaultServiceOptions
-	services.AttemptsDir = cfg.Path("attempts")
-	srv := service.NewServer(b.router, service.Options{PublicKey: pub, Logger: slog.New(slog.DiscardHandler), Records: records, Services: services, Checkouts: b.checkouts, VulnDB: o.VulnDB})
-	noStore := debate.Definition(&debate.Debate{Models: b.router})
-	srv = srv.Bind(restateengine.Workflow(noStoreDebateService, noStore.Body, services)).Bind(rawDebate(b.model))
-	h, err := srv.Handler()
-	if err != nil {
-		b.Close()
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", cfg.ServiceAddr)
-	if err != nil {
-		b.Close()
-		return nil, err
-	}
-	svcCtx, cancel := context.WithCancel(context.Background())
-	b.stopSvc = cancel
-	go func() { _ = service.ServeListener(svcCtx, ln, h, nil) }()
-	if err := b.stack.Register(ctx, cfg.ServiceURL()); err != nil {
-		b.Close()
-		return nil, err
+	if err := b.serve(ctx, cfg); err != nil {
+		return err
 	}
 	b.client = client.ForStack(cfg)
 	// The first debate after the service started, against the ones after
 	// it: the service compiles the SDK's core before it serves, so the
-	// first should cost what the next ones do.
-	in := b.input(o.Participants, o.Rounds, "")
-	// restate-server's own first invocations are slow (a fresh server):
-	// the reference warms it, so that the product's first debates measure
-	// what the service's start costs.
+	// first should cost what the next ones do. restate-server's own first
+	// invocations are slow (a fresh server): the reference warms it, so
+	// that the product's first debates measure what the service's start
+	// costs.
+	in := b.input(b.o.Participants, b.o.Rounds, "")
 	for range 3 {
 		if _, err := b.raw(ctx, nil); err != nil {
-			b.Close()
-			return nil, fmt.Errorf("warm-up: %w", err)
+			return fmt.Errorf("warm-up: %w", err)
 		}
 	}
 	for range 3 {
 		d, err := b.durable(ctx, in)
 		if err != nil {
-			b.Close()
-			return nil, fmt.Errorf("first debates: %w", err)
+			return fmt.Errorf("first debates: %w", err)
 		}
 		b.firstDebates = append(b.firstDebates, d)
 	}
-	return b, nil
+	return nil
+}
+
+// serve serves, side by side in one service, the product as shipped
+// (every workflow, recording to the store), the same debate without the
+// store, and the raw-SDK reference, and registers it.
+func (b *Bench) serve(ctx context.Context, cfg config.Config) error {
+	pub, err := identity.Load(cfg.Path("keys"))
+	if err != nil {
+		return err
+	}
+	b.checkouts = &repo.Cache{Dir: filepath.Join(b.home, "checkouts"), Policy: repo.DefaultPolicy}
+	b.checkouts.Policy.AllowLocal = true
+	// The service options the product runs with, its crash guard's attempt
+	// files included.
+	services := restateengine.DefaultServiceOptions
+	services.AttemptsDir = cfg.Path("attempts")
+	srv := service.NewServer(b.router, service.Options{PublicKey: pub, Logger: slog.New(slog.DiscardHandler), Records: b.store, Services: services, Checkouts: b.checkouts, VulnDB: b.o.VulnDB})
+	noStore := debate.Definition(&debate.Debate{Models: b.router})
+	srv = srv.Bind(restateengine.Workflow(noStoreDebateService, noStore.Body, services)).Bind(rawDebate(b.model))
+	h, err := srv.Handler()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.ServiceAddr)
+	if err != nil {
+		return err
+	}
+	svcCtx, cancel := context.WithCancel(context.Background())
+	b.stopSvc = cancel
+	go func() { _ = service.ServeListener(svcCtx, ln, h, nil) }()
+	return b.stack.Register(ctx, cfg.ServiceURL())
 }
 
 // Close stops everything the run started.
@@ -500,15 +501,51 @@ func (b *Bench) runDebates(ctx context.Context, r *Report, step func(string, fun
 		{Name: "product, no store", run: b.durableNoStore, durable: true},
 		{Name: "product, " + b.store.Dialect() + " store on", run: b.durable, durable: true},
 	}
-	var err error
-	// Every figure interleaves the columns (one debate, or one burst, of
-	// each in turn) so that the machine's drift during the run falls on all
-	// of them alike.
+	if err := b.sequential(ctx, r, debateIn, step); err != nil {
+		return err
+	}
+	// restate-server's first burst of work is slower than the next ones
+	// (caches, partition processors warming up): one unmeasured burst
+	// first, so each column is measured warm.
+	if err := step(fmt.Sprintf("%d concurrent debates at L=%s to warm restate-server up (not measured)", o.Concurrent, o.Latency), func() error {
+		_, err := b.concurrent(ctx, b.raw, debateIn, o.Concurrent, true)
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := b.bursts(ctx, r, debateIn, step); err != nil {
+		return err
+	}
+	if o.RecoveryDebates > 0 {
+		if err := step(fmt.Sprintf("kill -9 of the service with %d debates in flight, then up", o.RecoveryDebates), func() (err error) {
+			r.Recovery, err = b.recovery(ctx, o.RecoveryDebates)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	roundIn := b.input(4, 1, "openai:fake")
+	return step(fmt.Sprintf("one round of 4 participants, fake OpenAI endpoint at %s per call", o.CallLatency), func() (err error) {
+		if r.ParallelDirect, err = b.medianOf(ctx, b.inProcess, roundIn, 3); err != nil {
+			return err
+		}
+		r.ParallelRestate, err = b.medianOf(ctx, b.durable, roundIn, 3)
+		r.ParallelSequentialEstimate = 4 * o.CallLatency
+		r.ParallelMaxInFlight = b.fake.MaxInFlight()
+		return err
+	})
+}
+
+// sequential times one debate at a time, at L=0 and at the model's
+// latency. Every figure interleaves the columns (one debate of each in
+// turn) so that the machine's drift during the run falls on all of them
+// alike.
+func (b *Bench) sequential(ctx context.Context, r *Report, in []byte, step func(string, func() error) error) error {
 	interleaved := func(n int) ([]time.Duration, error) {
 		samples := make([][]time.Duration, len(r.Columns))
 		for range n {
 			for i, c := range r.Columns {
-				d, err := c.run(ctx, debateIn)
+				d, err := c.run(ctx, in)
 				if err != nil {
 					return nil, err
 				}
@@ -522,8 +559,8 @@ func (b *Bench) runDebates(ctx context.Context, r *Report, step func(string, fun
 		return medians, nil
 	}
 	b.model.latency.Store(0)
-	if err = step("one debate at L=0, sequential, the columns interleaved", func() error {
-		m, err := interleaved(o.Sequential)
+	if err := step("one debate at L=0, sequential, the columns interleaved", func() error {
+		m, err := interleaved(b.o.Sequential)
 		for i := range m {
 			r.Columns[i].L0 = m[i]
 		}
@@ -531,26 +568,21 @@ func (b *Bench) runDebates(ctx context.Context, r *Report, step func(string, fun
 	}); err != nil {
 		return err
 	}
-	b.model.latency.Store(int64(o.Latency))
-	r.Ideal = time.Duration(o.Rounds+1) * o.Latency
-	if err = step(fmt.Sprintf("one debate at L=%s, sequential, the columns interleaved", o.Latency), func() error {
-		m, err := interleaved(max(o.Sequential/4, 3))
+	b.model.latency.Store(int64(b.o.Latency))
+	r.Ideal = time.Duration(b.o.Rounds+1) * b.o.Latency
+	return step(fmt.Sprintf("one debate at L=%s, sequential, the columns interleaved", b.o.Latency), func() error {
+		m, err := interleaved(max(b.o.Sequential/4, 3))
 		for i := range m {
 			r.Columns[i].L = m[i]
 		}
 		return err
-	}); err != nil {
-		return err
-	}
-	// restate-server's first burst of work is slower than the next ones
-	// (caches, partition processors warming up): one unmeasured burst
-	// first, so each column is measured warm.
-	if err = step(fmt.Sprintf("%d concurrent debates at L=%s to warm restate-server up (not measured)", o.Concurrent, o.Latency), func() error {
-		_, err := b.concurrent(ctx, b.raw, debateIn, o.Concurrent, true)
-		return err
-	}); err != nil {
-		return err
-	}
+	})
+}
+
+// bursts times bursts of concurrent debates per column and keeps each
+// column's median burst by throughput, with its CPU and memory.
+func (b *Bench) bursts(ctx context.Context, r *Report, in []byte, step func(string, func() error) error) error {
+	o := b.o
 	bursts := make([][]Throughput, len(r.Columns))
 	for rep := range max(o.Bursts, 1) {
 		// Each repetition starts one column later, so that no column is
@@ -559,13 +591,13 @@ func (b *Bench) runDebates(ctx context.Context, r *Report, step func(string, fun
 		for k := range r.Columns {
 			i := (k + rep) % len(r.Columns)
 			c := &r.Columns[i]
-			if err = step(fmt.Sprintf("%d concurrent debates at L=%s, %s (burst %d)", o.Concurrent, o.Latency, c.Name, rep+1), func() error {
+			if err := step(fmt.Sprintf("%d concurrent debates at L=%s, %s (burst %d)", o.Concurrent, o.Latency, c.Name, rep+1), func() error {
 				stop, err := b.profile(fmt.Sprintf("%s-%d", c.Name, rep+1))
 				if err != nil {
 					return err
 				}
 				defer stop()
-				t, err := b.concurrent(ctx, c.run, debateIn, o.Concurrent, c.durable)
+				t, err := b.concurrent(ctx, c.run, in, o.Concurrent, c.durable)
 				bursts[i] = append(bursts[i], t)
 				return err
 			}); err != nil {
@@ -574,29 +606,8 @@ func (b *Bench) runDebates(ctx context.Context, r *Report, step func(string, fun
 		}
 	}
 	for i := range r.Columns {
-		// The median burst by throughput, with its CPU and memory.
 		slices.SortFunc(bursts[i], func(a, b Throughput) int { return cmp.Compare(a.PerSecond, b.PerSecond) })
 		r.Columns[i].Throughput = bursts[i][len(bursts[i])/2]
-	}
-	if o.RecoveryDebates > 0 {
-		if err = step(fmt.Sprintf("kill -9 of the service with %d debates in flight, then up", o.RecoveryDebates), func() error {
-			r.Recovery, err = b.recovery(ctx, o.RecoveryDebates)
-			return err
-		}); err != nil {
-			return err
-		}
-	}
-	roundIn := b.input(4, 1, "openai:fake")
-	if err = step(fmt.Sprintf("one round of 4 participants, fake OpenAI endpoint at %s per call", o.CallLatency), func() error {
-		if r.ParallelDirect, err = b.medianOf(ctx, b.inProcess, roundIn, 3); err != nil {
-			return err
-		}
-		r.ParallelRestate, err = b.medianOf(ctx, b.durable, roundIn, 3)
-		r.ParallelSequentialEstimate = 4 * o.CallLatency
-		r.ParallelMaxInFlight = b.fake.MaxInFlight()
-		return err
-	}); err != nil {
-		return err
 	}
 	return nil
 }
