@@ -10,8 +10,19 @@ package llm
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 )
+
+// Endpoint configures a remote provider (openai.Config, anthropic.Config).
+// APIKey never leaves the provider: it is not logged and is scrubbed from
+// error messages.
+type Endpoint struct {
+	BaseURL    string // "" means the provider's own
+	APIKey     string
+	Model      string // "" means the provider's default model
+	HTTPClient *http.Client
+}
 
 // Message is one chat message.
 type Message struct {

@@ -5,7 +5,6 @@ package anthropic
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strings"
 
 	ant "github.com/anthropics/anthropic-sdk-go/v2"
@@ -21,13 +20,8 @@ const DefaultModel = "claude-sonnet-4-5"
 // defaultMaxTokens is required by the Messages API.
 const defaultMaxTokens = 1024
 
-// Config configures the provider; APIKey is scrubbed from every error.
-type Config struct {
-	BaseURL    string
-	APIKey     string
-	Model      string
-	HTTPClient *http.Client
-}
+// Config configures the provider.
+type Config = llm.Endpoint
 
 // Provider talks to the Anthropic Messages API.
 type Provider struct {

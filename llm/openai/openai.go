@@ -6,7 +6,6 @@ package openai
 import (
 	"context"
 	"errors"
-	"net/http"
 
 	oai "github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -19,14 +18,8 @@ import (
 // DefaultModel is used when neither the request nor the config names one.
 const DefaultModel = "gpt-4o-mini"
 
-// Config configures the provider. APIKey never leaves this package: it is not
-// logged and is scrubbed from error messages.
-type Config struct {
-	BaseURL    string // "" means OpenAI's
-	APIKey     string
-	Model      string
-	HTTPClient *http.Client
-}
+// Config configures the provider.
+type Config = llm.Endpoint
 
 // Provider talks to one OpenAI-compatible endpoint.
 type Provider struct {
