@@ -43,6 +43,7 @@ type debateRun struct {
 	previous []Response // the round before
 	earlier  recall     // what earlier attempts of this run answered
 	lag      int        // the writes the next round waits for: those before the previous round's rows
+	before   int        // the writes before this round's rows, which its moderator waits for
 
 	synthesis *ModeratorResult // the moderator's, from the last round's step
 	concluded *Result          // the result, when the last round's step came to it here
@@ -85,8 +86,10 @@ type roundResult struct {
 // that ran here got their rows as they answered; those of a step read
 // back from the journal get them again (idempotent upserts).
 func (r *debateRun) round(n int) (Round, error) {
-	// The writes before this round's rows: the next round waits for them.
+	// The writes before this round's rows: the next round waits for them,
+	// and so does this round's moderator.
 	mark := r.writes.Mark()
+	r.before = mark
 	var fresh *roundResult // what the step made, when it ran here
 	name := fmt.Sprintf("round-%d", n)
 	raw, err := r.c.Run(engine.TypedStep[roundResult]{Name: name, Opts: participantStep, Fn: func(ctx context.Context) (roundResult, error) {
@@ -199,7 +202,7 @@ func (r *debateRun) moderate(ctx context.Context, n int, round Round, answered m
 	}
 	// As before a round: the rows of the rounds before this one are in,
 	// so a store that is down holds the debate here.
-	if err := r.writes.WaitFor(r.lag); err != nil {
+	if err := r.writes.WaitFor(r.before); err != nil {
 		return ModeratorResult{}, err
 	}
 	mod, err := r.d.askModerator(ctx, r.c.WorkflowID(), r.in, r.plan.Moderator, round.Responses, WeightedVote(round.Responses))
