@@ -16,6 +16,7 @@ import (
 )
 
 func TestCLIAnalysis(t *testing.T) {
+	t.Parallel()
 	env := stacktest.Start(t, stacktest.Options{AllowLocalRepos: true})
 	c := cli{t: t, bin: stacktest.Binary(t), env: []string{
 		"ULTRAMCP_HOME=" + env.Cfg.Home,
@@ -94,6 +95,7 @@ func (c cli) stdout(args ...string) (string, string, error) {
 // whose gosec cannot resolve the module's dependencies says so in its
 // first line and in status, and exits non-zero.
 func TestReportOnStdoutAndIncompleteScans(t *testing.T) {
+	t.Parallel()
 	env := stacktest.Start(t, stacktest.Options{AllowLocalRepos: true,
 		ServiceEnv: []string{"GOPROXY=off", "GOMODCACHE=" + t.TempDir()}})
 	c := cliFor(t, env)

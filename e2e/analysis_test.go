@@ -63,6 +63,7 @@ func scanner(r analysis.Report, name string) analysis.ScannerRun {
 }
 
 func TestCodeAnalysisWorkflow(t *testing.T) {
+	t.Parallel()
 	fake := llmtest.New(llmtest.Behavior{})
 	defer fake.Close()
 	env := analysisStack(t, fake)
@@ -197,6 +198,7 @@ func TestCodeAnalysisWorkflow(t *testing.T) {
 }
 
 func TestLocalRepositoriesRefusedByDefault(t *testing.T) {
+	t.Parallel()
 	env := stacktest.Start(t, stacktest.Options{MaxRepoMB: 1})
 	_, err := runAnalysis(t, env, workflow.SecurityScan, "no-local", map[string]string{"target": "file:///etc"}, 30*time.Second)
 	var rerr *client.Error
@@ -206,6 +208,7 @@ func TestLocalRepositoriesRefusedByDefault(t *testing.T) {
 }
 
 func TestAnalysisSurvivesKill9AndLostCheckout(t *testing.T) {
+	t.Parallel()
 	fake := llmtest.New(llmtest.Behavior{})
 	defer fake.Close()
 	env := analysisStack(t, fake)
@@ -256,6 +259,7 @@ func TestAnalysisSurvivesKill9AndLostCheckout(t *testing.T) {
 }
 
 func TestManyFindingsAreKeptInTheStore(t *testing.T) {
+	t.Parallel()
 	fake := llmtest.New(llmtest.Behavior{})
 	defer fake.Close()
 	env := analysisStack(t, fake)

@@ -247,6 +247,7 @@ func rounds(progress json.RawMessage) int {
 // they happen, resumed after a reconnect; idempotency keys; bad bodies that
 // start nothing.
 func TestAPI(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	repotest.Build(t, base)
 	addr := repotest.Daemon(t, base)
@@ -671,6 +672,7 @@ func pattern(path string) string {
 // With a token: every route but /health, and /mcp, needs it; a foreign
 // Host or Origin is refused whatever the token.
 func TestAPIGuards(t *testing.T) {
+	t.Parallel()
 	const token = "api-token-SECRET-7777"
 	env := stacktest.Start(t, stacktest.Options{ServiceEnv: []string{"ULTRAMCP_API_TOKEN=" + token}})
 	anon := &apiClient{t: t, base: config.URL(env.Cfg.APIAddr), seen: map[string]bool{}}

@@ -34,6 +34,7 @@ func chromium(t *testing.T) string {
 // workflow, read an answer, or reach the admin API. The page reports what
 // each fetch got into its DOM, which the browser prints.
 func TestAWebPageCannotDriveTheStack(t *testing.T) {
+	t.Parallel()
 	browser := chromium(t)
 	env := stacktest.Start(t, stacktest.Options{ServiceEnv: []string{"ULTRAMCP_API_TOKEN=tok-page-test"}})
 	svcPID, _ := env.Stack.Service().PID()

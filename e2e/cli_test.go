@@ -41,6 +41,7 @@ func (c cli) must(args ...string) string {
 }
 
 func TestCLIEndToEnd(t *testing.T) {
+	t.Parallel()
 	cfg, err := stack.EphemeralConfig(stacktest.Home(t))
 	if err != nil {
 		t.Fatal(err)

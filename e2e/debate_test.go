@@ -60,6 +60,7 @@ func attach(t *testing.T, env *stacktest.Env, id string, timeout time.Duration) 
 // The seed's three requests (start, progress, attach), with curl as the
 // README shows them: on the API's port, and on the ingress socket.
 func TestSeedRequestsWithCurl(t *testing.T) {
+	t.Parallel()
 	env := stacktest.Start(t, stacktest.Options{})
 	api := config.URL(env.Cfg.APIAddr)
 	curl := func(args ...string) []byte {
@@ -127,6 +128,7 @@ func checkSeedResult(t *testing.T, id string, raw []byte) {
 const threeParticipants = `["alice","dave","ivan"]`
 
 func TestDurabilityKill9(t *testing.T) {
+	t.Parallel()
 	for _, component := range []string{"service", "restate-server"} {
 		t.Run(component, func(t *testing.T) {
 			fake := llmtest.New(llmtest.Behavior{Latency: 300 * time.Millisecond})
@@ -182,6 +184,7 @@ func TestDurabilityKill9(t *testing.T) {
 }
 
 func TestProviderFaults(t *testing.T) {
+	t.Parallel()
 	fake := llmtest.New(llmtest.Behavior{})
 	defer fake.Close()
 	env := fakeStack(t, fake)
@@ -333,6 +336,7 @@ func entryText(v any) string {
 }
 
 func TestBadInputRefused(t *testing.T) {
+	t.Parallel()
 	fake := llmtest.New(llmtest.Behavior{})
 	defer fake.Close()
 	env := fakeStack(t, fake)
@@ -376,6 +380,7 @@ func TestBadInputRefused(t *testing.T) {
 }
 
 func TestUnsignedRequestRefused(t *testing.T) {
+	t.Parallel()
 	env := stacktest.Start(t, stacktest.Options{})
 	for _, path := range []string{"/discover", "/invoke/chain-of-debate/run"} {
 		req, _ := http.NewRequest(http.MethodPost, config.URL(env.Cfg.ServiceAddr)+path, strings.NewReader(`{}`))
@@ -406,6 +411,7 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
 // An escalated debate waits durably for a human decision: through a kill -9
 // of the service, and until `ultramcp decide` sends one.
 func TestEscalationSurvivesKill9(t *testing.T) {
+	t.Parallel()
 	fake := llmtest.New(llmtest.Behavior{Latency: 500 * time.Millisecond})
 	defer fake.Close()
 	env := fakeStack(t, fake)

@@ -26,6 +26,7 @@ import (
 // Killed -9 in the debate's second round, it completes without starting a
 // finished child over or repeating an answered call.
 func TestFullAnalysis(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	repotest.Build(t, base)
 	addr := repotest.Daemon(t, base)

@@ -52,6 +52,7 @@ func controlChars(s string) []rune {
 // credential helper. None of it may read the host, crash the service,
 // leak, or reach a terminal.
 func TestHostileRepositories(t *testing.T) {
+	t.Parallel()
 	const marker = "HOST-MARKER-c0ffee5e1f"
 	hostDir := t.TempDir()
 	hostFile := filepath.Join(hostDir, "secret.txt")
@@ -256,6 +257,7 @@ func TestHostileRepositories(t *testing.T) {
 // reason, the workflow ends failed in Restate and in the store, and the
 // service stays up for the next one.
 func TestCrashLoopingStepEndsFailed(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	addr := repotest.Daemon(t, base)
 	repotest.Init(t, filepath.Join(base, "app"))
@@ -321,6 +323,7 @@ func TestCrashLoopingStepEndsFailed(t *testing.T) {
 // completed leaves its stored result alone, and a new id is recorded as
 // not started.
 func TestStartWithRestateDownKeepsResults(t *testing.T) {
+	t.Parallel()
 	env := stacktest.Start(t, stacktest.Options{})
 	c := cliFor(t, env)
 	c.must("run", "chain-of-debate", "--id", "kept", "--topic", "t", "--rounds", "1", "--delay", "0s", "--follow")
@@ -347,6 +350,7 @@ func TestStartWithRestateDownKeepsResults(t *testing.T) {
 // stop lets the running steps finish: calls in flight when it is asked are
 // answered, journaled, and not made again after up.
 func TestStopLetsRunningCallsFinish(t *testing.T) {
+	t.Parallel()
 	fake := llmtest.New(llmtest.Behavior{Latency: 800 * time.Millisecond})
 	defer fake.Close()
 	env := fakeStack(t, fake)
@@ -399,6 +403,7 @@ func processesOf(t *testing.T, home string) (restate, service []int) {
 // stack, and stop from another directory, where no restate-server binary
 // can be found, stops all of it.
 func TestSupervisionFromAnywhere(t *testing.T) {
+	t.Parallel()
 	env := stacktest.Start(t, stacktest.Options{RestateOnly: true})
 	if err := env.Stack.Stop(); err != nil { // a clean state dir with keys, nothing running
 		t.Fatal(err)

@@ -67,6 +67,7 @@ type toolResult struct {
 // report resource, and gets a refused request back as a tool error naming
 // the field.
 func TestMCPInspector(t *testing.T) {
+	t.Parallel()
 	fake := llmtest.New(llmtest.Behavior{Latency: 50 * time.Millisecond})
 	defer fake.Close()
 	env := fakeStack(t, fake)

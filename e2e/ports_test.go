@@ -60,6 +60,7 @@ func listeningPorts(t *testing.T, pid int) []int {
 // finds the ports from the processes' own sockets, so a port added later
 // is covered without changing it.
 func TestNoPortAnswersABrowser(t *testing.T) {
+	t.Parallel()
 	const token = "tok-browser-test-77"
 	env := stacktest.Start(t, stacktest.Options{ServiceEnv: []string{"ULTRAMCP_API_TOKEN=" + token}})
 	rs, err := env.Stack.Restate()
@@ -172,6 +173,7 @@ func TestNoPortAnswersABrowser(t *testing.T) {
 // 200 submissions at once with ULTRAMCP_API_MAX_OPEN=5 leave at most 5
 // open: the limit is counted and recorded in one transaction.
 func TestMaxOpenHoldsUnderConcurrency(t *testing.T) {
+	t.Parallel()
 	fake := llmtest.New(llmtest.Behavior{Latency: 30 * time.Second})
 	defer fake.Close()
 	env := stacktest.Start(t, stacktest.Options{
@@ -215,6 +217,7 @@ func TestMaxOpenHoldsUnderConcurrency(t *testing.T) {
 // A workflow started on the ingress socket, past the application service,
 // meets the same id rules: it fails at once, and the store never sees it.
 func TestIngressSocketHeldToTheIDRules(t *testing.T) {
+	t.Parallel()
 	env := stacktest.Start(t, stacktest.Options{})
 	started := 0
 	for _, key := range []string{"a\x00b", "../../x", ".hidden"} {

@@ -50,6 +50,7 @@ func attachReport(t *testing.T, env *stacktest.Env, svc, id string) analysis.Rep
 // did: after kill -9 of the service, and when a later step keeps being
 // retried (its attempts kill the service), the analysis completes.
 func TestAnalysisReplaysAfterTheSummary(t *testing.T) {
+	t.Parallel()
 	r := repotest.Build(t, t.TempDir())
 	body, _ := json.Marshal(map[string]string{"repository": "file://" + r.Dir})
 
@@ -137,6 +138,7 @@ func TestAnalysisReplaysAfterTheSummary(t *testing.T) {
 // without the provider it started with, it fails at once naming the
 // setting. Neither is a journal-mismatch loop.
 func TestDebateKeepsItsModelsAcrossRestarts(t *testing.T) {
+	t.Parallel()
 	fake := llmtest.New(llmtest.Behavior{})
 	defer fake.Close()
 	env := fakeStack(t, fake)
@@ -146,7 +148,7 @@ func TestDebateKeepsItsModelsAcrossRestarts(t *testing.T) {
 	restartDuringPause := func(id string, llmName string, serviceEnv []string) {
 		startDebate(t, env, id, body)
 		waitFor(t, time.Minute, func() bool { return len(fake.Calls(id+"/round-1/")) == 2 })
-		time.Sleep(300 * time.Millisecond) // into the pause: round 1 is journaled
+		waitPhase(t, env, id, "pause") // round 1 is journaled
 		env.Kill(t, "service")
 		env.Stack.Cfg.LLM, env.Stack.ServiceEnv = llmName, serviceEnv
 		env.Up(t)
@@ -187,6 +189,7 @@ func TestDebateKeepsItsModelsAcrossRestarts(t *testing.T) {
 // Every call the model endpoint answered has its agent_executions row, for
 // a debate that fails on 401 in round 2 and for one cancelled in a pause.
 func TestEveryPaidCallRecorded(t *testing.T) {
+	t.Parallel()
 	fake := llmtest.New(llmtest.Behavior{})
 	defer fake.Close()
 	env := fakeStack(t, fake)
@@ -198,7 +201,7 @@ func TestEveryPaidCallRecorded(t *testing.T) {
 	}
 	startDebate(t, env, "cancelled", fmt.Sprintf(body, "30s"))
 	waitFor(t, time.Minute, func() bool { return len(fake.Calls("cancelled/round-1/")) == 3 })
-	time.Sleep(500 * time.Millisecond) // in the pause
+	waitPhase(t, env, "cancelled", "pause")
 	inv, err := env.Client.Find(context.Background(), workflow.ChainOfDebate, "cancelled")
 	if err != nil {
 		t.Fatal(err)
@@ -244,6 +247,7 @@ func TestEveryPaidCallRecorded(t *testing.T) {
 // A killed invocation runs no more steps, so only the reconciler can tell
 // the store.
 func TestStoreReconciledWithRestate(t *testing.T) {
+	t.Parallel()
 	fake := llmtest.New(llmtest.Behavior{})
 	defer fake.Close()
 	env := stacktest.Start(t, stacktest.Options{LLM: "openai", ServiceEnv: []string{
@@ -269,5 +273,15 @@ func TestStoreReconciledWithRestate(t *testing.T) {
 	waitFor(t, 30*time.Second, func() bool {
 		status, reason := row("to-kill")
 		return status == workflow.StatusFailed && strings.Contains(reason, "killed")
+	})
+}
+
+// waitPhase waits until the debate id publishes phase: an event, not a
+// guess at how long it takes.
+func waitPhase(t *testing.T, env *stacktest.Env, id, phase string) {
+	t.Helper()
+	waitFor(t, time.Minute, func() bool {
+		p, err := env.Client.Progress(context.Background(), workflow.ChainOfDebate, id)
+		return err == nil && strings.Contains(string(p), `"phase":"`+phase+`"`)
 	})
 }

@@ -48,6 +48,7 @@ func shell(t *testing.T, name string, args ...string) []string {
 }
 
 func TestSeedQueriesOnBothBackends(t *testing.T) {
+	t.Parallel()
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
 			fake := llmtest.New(llmtest.Behavior{})
@@ -151,6 +152,7 @@ func assertRows(t *testing.T, db *sql.DB, id string, rounds int, participants []
 }
 
 func TestPostgresOutageMidDebate(t *testing.T) {
+	t.Parallel()
 	pg := pgtest.Start(t)
 	fake := llmtest.New(llmtest.Behavior{Latency: 300 * time.Millisecond})
 	defer fake.Close()
@@ -209,6 +211,7 @@ func waitForRound(t *testing.T, env *stacktest.Env, id string, rounds int) {
 }
 
 func TestLargeDebateKeepsJournalEntriesSmall(t *testing.T) {
+	t.Parallel()
 	fake := llmtest.New(llmtest.Behavior{Reasoning: 3000})
 	defer fake.Close()
 	env := fakeStack(t, fake)

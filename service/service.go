@@ -34,6 +34,7 @@ import (
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/registry"
+	"github.com/ultramcp/durable/workflow/writebehind"
 )
 
 // Models builds the router over every provider the configuration enables.
@@ -124,7 +125,7 @@ func NewServer(models *llm.Router, o Options) *server.Restate {
 	}
 	srv := server.NewRestate().WithLogger(o.Logger.Handler(), true)
 	for _, def := range registry.All(workflow.Deps{Models: models, Records: o.Records, Checkouts: o.Checkouts, VulnDB: o.VulnDB, AnalysisSlots: o.AnalysisSlots}) {
-		srv = srv.Bind(restateengine.Workflow(def.Name, workflow.Tracked(o.Records, def.Name, def.Body), o.Services))
+		srv = srv.Bind(restateengine.Workflow(def.Name, writebehind.Tracked(o.Records, def.Name, def.Body), o.Services))
 	}
 	if o.PublicKey != "" {
 		srv = srv.WithIdentityV1(o.PublicKey)
@@ -174,7 +175,7 @@ func Serve(ctx context.Context, cfg config.Config, st *store.Store, logger *slog
 	}
 	// Store writes log their outages through the default logger.
 	slog.SetDefault(logger)
-	workflow.StoreRetryCap = cfg.StoreRetryCap
+	writebehind.StoreRetryCap = cfg.StoreRetryCap
 	services := restateengine.DefaultServiceOptions
 	services.Retention = cfg.Retention
 	services.AttemptsDir = cfg.Path("attempts")

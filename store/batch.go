@@ -24,7 +24,7 @@ const maxBatch = 256
 // within a fraction of a millisecond, then nothing for the length of a
 // call): on SQLite a transaction per burst rather than per write spares
 // most of its commits, each a write of pages to the WAL, when the service
-// is not busy. A write that a workflow waits for (workflow.IsUrgent), or a
+// is not busy. A write that a workflow waits for (Store.Deferred), or a
 // Flush, closes the batch at once. On PostgreSQL, where a commit is a
 // round trip, two writers also run side by side.
 
@@ -83,7 +83,7 @@ func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx *sql.T
 	if tx, ok := ctx.Value(warmTx{}).(*sql.Tx); ok {
 		return fn(ctx, tx) // Warm's transaction, rolled back
 	}
-	w := write{ctx: ctx, fn: fn, done: make(chan error, 1), urgent: workflow.IsUrgent(ctx)}
+	w := write{ctx: ctx, fn: fn, done: make(chan error, 1), urgent: s.isUrgent()}
 	select {
 	case s.w.queue <- w:
 	case <-s.w.quit:

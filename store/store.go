@@ -78,6 +78,14 @@ func (d dialect) rebind(q string) string {
 
 // Store is the metadata store.
 type Store struct {
+	*core
+	// urgent says whether the workflow whose writes these are waits for
+	// them (Deferred); nil is always: the write commits without lingering.
+	urgent func() bool
+}
+
+// core is the store itself; every Deferred view of it shares it.
+type core struct {
 	db *sql.DB
 	d  dialect
 	w  *writer // the workflows' writes, batched (batch.go)
@@ -93,6 +101,16 @@ type Store struct {
 	stmtsMu sync.Mutex
 	stmts   map[string]*sql.Stmt
 }
+
+// Deferred is the store whose writes may linger in a batch while urgent
+// reports false: the background writes of a workflow that does not wait
+// for them yet (workflow.Deferring). It shares everything with s.
+func (s *Store) Deferred(urgent func() bool) workflow.Records {
+	return &Store{core: s.core, urgent: urgent}
+}
+
+// isUrgent reports whether a write must commit at once.
+func (s *Store) isUrgent() bool { return s.urgent == nil || s.urgent() }
 
 // prepared returns q prepared on the database, preparing it the first time.
 func (s *Store) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
@@ -140,7 +158,7 @@ func Open(ctx context.Context, databaseURL, sqlitePath string) (*Store, error) {
 	// idle ones are back in the pool: each new one would be opened again,
 	// and the writers' statements prepared on it again, on the next write.
 	db.SetMaxIdleConns(16)
-	s := &Store{db: db, d: d}
+	s := &Store{core: &core{db: db, d: d}}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err

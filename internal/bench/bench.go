@@ -41,6 +41,7 @@ import (
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/codeanalysis"
 	"github.com/ultramcp/durable/workflow/debate"
+	"github.com/ultramcp/durable/workflow/writebehind"
 )
 
 // Options size the run.
@@ -630,7 +631,7 @@ func (b *Bench) runAnalyses(ctx context.Context, r *Report) error {
 	inProcess := func(ctx context.Context, _ []byte) (time.Duration, error) {
 		os.RemoveAll(b.checkouts.Dir)
 		start := time.Now()
-		rep, err := workflow.Tracked(records, workflow.CodeAnalysis, a.RunAnalysis)(direct.New(ctx, b.nextID("direct"), nil), in)
+		rep, err := writebehind.Tracked(records, workflow.CodeAnalysis, a.RunAnalysis)(direct.New(ctx, b.nextID("direct"), nil), in)
 		r.AnalysisCommit, r.AnalysisFindings, r.AnalysisScanners = rep.Commit, len(rep.Findings), rep.Scanners
 		return time.Since(start), err
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/ultramcp/durable/llm"
 	"github.com/ultramcp/durable/retry"
 	"github.com/ultramcp/durable/workflow"
+	"github.com/ultramcp/durable/workflow/writebehind"
 )
 
 // Analyzer runs both workflows; its fields are its dependencies.
@@ -304,7 +305,7 @@ func (r *analysisRun) findings(name string, fn func(context.Context, string) ([]
 			if err != nil {
 				return nil, 0, fault.Wrap(fault.Internal, err, "encode findings")
 			}
-			if err := workflow.RetryStore(ctx, func(ctx context.Context) error {
+			if err := writebehind.RetryStore(ctx, func(ctx context.Context) error {
 				_, err := r.a.Records.PutArtifact(ctx, r.c.WorkflowID(), findingsArtifact(name), all)
 				return err
 			}); err != nil {
@@ -481,7 +482,7 @@ func (a *Analyzer) save(c engine.Context, rep *analysis.Report, previous *analys
 	}
 	// The whole write is retried until the store answers: every part of it
 	// is idempotent (content-addressed artifacts).
-	_, err := workflow.Record(c, "save-report", func(ctx context.Context) (bool, error) {
+	_, err := writebehind.Record(c, "save-report", func(ctx context.Context) (bool, error) {
 		full, err := a.fullReport(ctx, c.WorkflowID(), *rep, previous)
 		if err != nil {
 			return false, err

@@ -9,7 +9,7 @@
 // store as it comes, so that a retried round asks only those that had not
 // answered; "pause-after-round-R" (durable sleep) between rounds; the round
 // that ends the debate also asks the moderator. Progress, the transcript and
-// the rows go to the store, outside the journal (workflow.Writes). Which
+// the rows go to the store, outside the journal (writebehind.Writes). Which
 // models answer for whom is decided at the start and rides in the first
 // participant's round-1 answer. A participant's call retries transient
 // provider faults inside itself, so a flaky participant never re-runs the
@@ -27,6 +27,7 @@ import (
 	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/llm"
 	"github.com/ultramcp/durable/workflow"
+	"github.com/ultramcp/durable/workflow/writebehind"
 )
 
 // Response is one participant's answer in one round.
@@ -205,7 +206,7 @@ func (d *Debate) begin(c engine.Context, in Input) (*debateRun, error) {
 	// once the rows of the round before the previous one are in, so a
 	// store that is down stops the debate within a round instead of
 	// letting it spend on; it goes on when the store is back.
-	r.writes = workflow.NewWrites(c, d.Records)
+	r.writes = writebehind.NewWrites(c, d.Records)
 	return r, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/ultramcp/durable/engine/replay"
 	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/workflow"
+	"github.com/ultramcp/durable/workflow/writebehind"
 )
 
 // memoRecords is memRecords that also keeps answers and progress
@@ -193,7 +194,7 @@ func TestRetriedRoundAsksOnlyWhoDidNotAnswer(t *testing.T) {
 func TestEndWrittenByTheLastStep(t *testing.T) {
 	rec := newMemoRecords()
 	early := false // the end was written before the body returned
-	body := workflow.Tracked(rec, workflow.ChainOfDebate, func(c engine.Context, in Input) (Result, error) {
+	body := writebehind.Tracked(rec, workflow.ChainOfDebate, func(c engine.Context, in Input) (Result, error) {
 		res, err := (&Debate{Models: &scripted{script: disagreeing()}, Records: rec}).Run(c, in)
 		for range 100 {
 			rec.pmu.Lock()

@@ -10,6 +10,7 @@ import (
 	"github.com/ultramcp/durable/engine"
 	"github.com/ultramcp/durable/llm"
 	"github.com/ultramcp/durable/workflow"
+	"github.com/ultramcp/durable/workflow/writebehind"
 )
 
 // A round is one journaled step, "round-R": its calls run side by side
@@ -34,7 +35,7 @@ type debateRun struct {
 	d      *Debate
 	c      engine.Context
 	in     Input
-	writes *workflow.Writes
+	writes *writebehind.Writes
 	plan   *modelPlan
 	last   int // the last round, unless they agree first
 
@@ -64,7 +65,7 @@ func (m *recall) take(ctx context.Context, memo workflow.Memo, workflowID, run s
 	if m.read || memo == nil {
 		return m.answered, nil
 	}
-	err := workflow.RetryStore(ctx, func(ctx context.Context) (err error) {
+	err := writebehind.RetryStore(ctx, func(ctx context.Context) (err error) {
 		m.answered, err = memo.Answers(ctx, workflowID, run)
 		return err
 	})

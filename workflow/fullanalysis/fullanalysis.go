@@ -29,6 +29,7 @@ import (
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/codeanalysis"
 	"github.com/ultramcp/durable/workflow/debate"
+	"github.com/ultramcp/durable/workflow/writebehind"
 )
 
 // Name is the workflow's service name, as the seed's URL spells it.
@@ -245,7 +246,7 @@ func (r *fullRun) call(role, wf string, input any) (json.RawMessage, error) {
 	// records say rejected, with the parent's reason.
 	if rec := r.f.Records; rec != nil {
 		r.saga.Add("withdraw-"+role, func(ctx context.Context) error {
-			return workflow.RetryStore(ctx, func(ctx context.Context) error {
+			return writebehind.RetryStore(ctx, func(ctx context.Context) error {
 				return rec.Withdraw(ctx, id, r.outcome, "withdrawn: the full-analysis "+r.c.WorkflowID()+" was "+r.why)
 			})
 		})
@@ -263,7 +264,7 @@ func (r *fullRun) linkChildren() error {
 	if orTrue(r.in.IncludeDebate) {
 		children = append(children, workflow.Child{ID: engine.ChildID(r.c, "debate"), Role: "debate", Workflow: workflow.ChainOfDebate})
 	}
-	_, err := workflow.Record(r.c, "record-children", func(ctx context.Context) (bool, error) {
+	_, err := writebehind.Record(r.c, "record-children", func(ctx context.Context) (bool, error) {
 		return true, r.f.Records.LinkChildren(ctx, r.c.WorkflowID(), children, time.Now().UTC())
 	})
 	return err
@@ -513,7 +514,7 @@ func (f *FullAnalysis) save(c engine.Context, res *Result) error {
 		return fault.Wrap(fault.Internal, err, "encode the report")
 	}
 	md := Markdown(*res)
-	ref, err := workflow.Record(c, "save-report", func(ctx context.Context) (workflow.ArtifactRef, error) {
+	ref, err := writebehind.Record(c, "save-report", func(ctx context.Context) (workflow.ArtifactRef, error) {
 		if _, err := f.Records.PutArtifact(ctx, c.WorkflowID(), "report.md", []byte(md)); err != nil {
 			return workflow.ArtifactRef{}, err
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/registry"
+	"github.com/ultramcp/durable/workflow/writebehind"
 )
 
 var update = flag.Bool("update", false, "write the journals' golden files anew")
@@ -48,7 +49,7 @@ func TestJournalShapes(t *testing.T) {
 	bodies := map[string]engine.Body{}
 	defs := registry.All(workflow.Deps{Models: models, Records: st, Checkouts: cache, VulnDB: "file://" + t.TempDir()})
 	for _, def := range defs {
-		bodies[def.Name] = workflow.Tracked(st, def.Name, def.Body)
+		bodies[def.Name] = writebehind.Tracked(st, def.Name, def.Body)
 	}
 	repoURL := "file://" + r.Dir
 	inputs := map[string]string{
