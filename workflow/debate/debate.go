@@ -32,19 +32,15 @@ import (
 
 // Response is one participant's answer in one round.
 type Response struct {
-	Participant string   `json:"participant"`
-	Model       string   `json:"model"`
-	Position    string   `json:"position"`
-	Reasoning   string   `json:"reasoning,omitempty"`
-	Confidence  *float64 `json:"confidence,omitempty"`
-	Structured  bool     `json:"structured,omitempty"`
-	TokensIn    int      `json:"tokensIn,omitempty"`
-	TokensOut   int      `json:"tokensOut,omitempty"`
-	CostUSD     float64  `json:"costUSD,omitempty"`
-	LatencyMS   int64    `json:"latencyMs"`
-	Simulated   bool     `json:"simulated,omitempty"`
-	Failed      bool     `json:"failed,omitempty"`
-	Attempts    int      `json:"attempts,omitempty"` // provider calls it took
+	Participant string `json:"participant"`
+	llm.Usage
+	Position   string   `json:"position"`
+	Reasoning  string   `json:"reasoning,omitempty"`
+	Confidence *float64 `json:"confidence,omitempty"`
+	Structured bool     `json:"structured,omitempty"`
+	Simulated  bool     `json:"simulated,omitempty"`
+	Failed     bool     `json:"failed,omitempty"`
+	Attempts   int      `json:"attempts,omitempty"` // provider calls it took
 	// Plan is the models the debate runs on, as resolved when its first
 	// round started: carried by the first participant's round-1 answer, so
 	// that the journal keeps it without a step of its own.
@@ -64,12 +60,8 @@ type Round struct {
 // ModeratorResult is the synthesis plus what it cost.
 type ModeratorResult struct {
 	Synthesis
-	Model     string  `json:"model,omitempty"`
-	TokensIn  int     `json:"tokensIn"`
-	TokensOut int     `json:"tokensOut"`
-	CostUSD   float64 `json:"costUSD"`
-	LatencyMS int64   `json:"latencyMs"`
-	Simulated bool    `json:"simulated,omitempty"`
+	llm.Usage
+	Simulated bool `json:"simulated,omitempty"`
 	// FinishedAt is when the moderator answered (zero in vote mode).
 	FinishedAt time.Time `json:"finishedAt,omitzero"`
 	// Contested is true when agreement stays below the consensus threshold.
@@ -78,19 +70,13 @@ type ModeratorResult struct {
 
 // ParticipantTotal is what one participant cost.
 type ParticipantTotal struct {
-	Participant string  `json:"participant"`
-	Calls       int     `json:"calls"`
-	TokensIn    int     `json:"tokensIn"`
-	TokensOut   int     `json:"tokensOut"`
-	CostUSD     float64 `json:"costUSD"`
+	Participant string `json:"participant"`
+	llm.Tally
 }
 
 // Totals sums the debate's cost.
 type Totals struct {
-	Calls          int                `json:"calls"`
-	TokensIn       int                `json:"tokensIn"`
-	TokensOut      int                `json:"tokensOut"`
-	CostUSD        float64            `json:"costUSD"`
+	llm.Tally
 	Unpriced       bool               `json:"unpriced,omitempty"` // some model had no known price
 	WallMS         int64              `json:"wallMs"`
 	PerParticipant []ParticipantTotal `json:"perParticipant"`
@@ -406,14 +392,14 @@ func rowsOf(workflowID string, round int, ps []Participant, responses []Response
 
 // rowOf is the store row of participant p's call in round r.
 func rowOf(workflowID string, round int, p Participant, resp Response) workflow.Execution {
-	e := execution(workflowID, stepName(round, p.Name), resp.Participant, resp.LatencyMS, resp.TokensIn, resp.TokensOut, resp.CostUSD, resp.StartedAt)
+	e := execution(workflowID, stepName(round, p.Name), resp.Participant, resp.Usage, resp.StartedAt)
 	e.Attempt = resp.Attempts
 	return e
 }
 
-func execution(workflowID, step, agent string, ms int64, in, out int, cost float64, at time.Time) workflow.Execution {
+func execution(workflowID, step, agent string, u llm.Usage, at time.Time) workflow.Execution {
 	return workflow.Execution{WorkflowID: workflowID, AgentName: agent, Step: step, Status: workflow.StatusCompleted,
-		DurationMS: ms, TokensIn: in, TokensOut: out, CostUSD: cost, CreatedAt: at}
+		DurationMS: u.LatencyMS, TokensIn: u.TokensIn, TokensOut: u.TokensOut, CostUSD: u.CostUSD, CreatedAt: at}
 }
 
 func (d *Debate) ask(ctx context.Context, participant string, ref llm.Ref, req llm.Request) (Response, error) {
@@ -423,12 +409,10 @@ func (d *Debate) ask(ctx context.Context, participant string, ref llm.Ref, req l
 		return Response{}, err
 	}
 	a := ParseAnswer(out.Text)
-	cost, _ := llm.EstimateCost(out.Model, out.TokensIn, out.TokensOut)
 	resp := Response{
-		Participant: participant, Model: out.Model,
+		Participant: participant, Usage: llm.UsageOf(out, time.Since(start)),
 		Position: a.Position, Reasoning: a.Reasoning, Confidence: a.Confidence, Structured: a.Structured,
-		TokensIn: out.TokensIn, TokensOut: out.TokensOut, CostUSD: cost,
-		LatencyMS: time.Since(start).Milliseconds(), Simulated: out.Simulated, Attempts: out.Attempts,
+		Simulated: out.Simulated, Attempts: out.Attempts,
 		StartedAt: start.UTC(), FinishedAt: time.Now().UTC(),
 	}
 	return resp, nil
@@ -439,7 +423,7 @@ const moderatorStep = "moderator"
 
 // moderatorRow is the store row of the moderator's call.
 func moderatorRow(workflowID string, s ModeratorResult) workflow.Execution {
-	return execution(workflowID, moderatorStep, "moderator", s.LatencyMS, s.TokensIn, s.TokensOut, s.CostUSD, s.FinishedAt.Add(-time.Duration(s.LatencyMS)*time.Millisecond))
+	return execution(workflowID, moderatorStep, "moderator", s.Usage, s.FinishedAt.Add(-time.Duration(s.LatencyMS)*time.Millisecond))
 }
 
 // askModerator makes the moderator's call.
@@ -455,11 +439,8 @@ func (d *Debate) askModerator(ctx context.Context, workflowID string, in Input, 
 	if err != nil {
 		return ModeratorResult{}, fmt.Errorf("moderator: %w", err)
 	}
-	cost, _ := llm.EstimateCost(out.Model, out.TokensIn, out.TokensOut)
 	return ModeratorResult{
-		Synthesis: ParseSynthesis(out.Text), Model: out.Model,
-		TokensIn: out.TokensIn, TokensOut: out.TokensOut, CostUSD: cost,
-		LatencyMS: time.Since(start).Milliseconds(), Simulated: out.Simulated,
+		Synthesis: ParseSynthesis(out.Text), Usage: llm.UsageOf(out, time.Since(start)), Simulated: out.Simulated,
 		FinishedAt: time.Now().UTC(),
 	}, nil
 }
@@ -489,7 +470,7 @@ func parseDecision(raw json.RawMessage, ok bool, fallback string) *Decision {
 func (r Round) forProgress() Round {
 	out := Round{Number: r.Number, Agreement: r.Agreement, Responses: make([]Response, len(r.Responses))}
 	for i, resp := range r.Responses {
-		out.Responses[i] = Response{Participant: resp.Participant, Model: resp.Model, Position: resp.Position, Confidence: resp.Confidence, LatencyMS: resp.LatencyMS, Simulated: resp.Simulated, Failed: resp.Failed}
+		out.Responses[i] = Response{Participant: resp.Participant, Usage: llm.Usage{Model: resp.Model, LatencyMS: resp.LatencyMS}, Position: resp.Position, Confidence: resp.Confidence, Simulated: resp.Simulated, Failed: resp.Failed}
 	}
 	return out
 }
@@ -528,32 +509,26 @@ func totals(res Result) Totals {
 	var t Totals
 	per := map[string]*ParticipantTotal{}
 	var order []string
-	add := func(name, model string, in, out int, cost float64, simulated bool) {
+	add := func(name string, u llm.Usage, simulated bool) {
 		p, ok := per[name]
 		if !ok {
 			p = &ParticipantTotal{Participant: name}
 			per[name] = p
 			order = append(order, name)
 		}
-		p.Calls++
-		p.TokensIn += in
-		p.TokensOut += out
-		p.CostUSD += cost
-		t.Calls++
-		t.TokensIn += in
-		t.TokensOut += out
-		t.CostUSD += cost
-		if _, priced := llm.EstimateCost(model, 0, 0); !priced && !simulated {
+		p.Add(u)
+		t.Add(u)
+		if _, priced := llm.EstimateCost(u.Model, 0, 0); !priced && !simulated {
 			t.Unpriced = true
 		}
 	}
 	for _, r := range res.Rounds {
 		for _, resp := range r.Responses {
-			add(resp.Participant, resp.Model, resp.TokensIn, resp.TokensOut, resp.CostUSD, resp.Simulated)
+			add(resp.Participant, resp.Usage, resp.Simulated)
 		}
 	}
 	if s := res.Synthesis; s.Model != "" {
-		add("moderator", s.Model, s.TokensIn, s.TokensOut, s.CostUSD, s.Simulated)
+		add("moderator", s.Usage, s.Simulated)
 	}
 	for _, name := range order {
 		t.PerParticipant = append(t.PerParticipant, *per[name])
