@@ -144,13 +144,23 @@ type analysisRun struct {
 	rep      analysis.Report
 	progress Progress
 	at       resolved // the commit the run analyses
+
+	writes    *writebehind.Writes // where its progress goes
+	published int                 // the progress published so far, which orders them
 }
 
 // run is both workflows: resolve, checkout, the scanners (metrics,
 // patterns, the security scanners side by side), then the report.
 func (a *Analyzer) run(c engine.Context, j job) (analysis.Report, error) {
-	r := &analysisRun{a: a, c: c, job: j, rep: analysis.Report{ID: c.WorkflowID(), Repository: j.requested, AnalysisType: j.kind}}
+	r := &analysisRun{a: a, c: c, job: j, rep: analysis.Report{ID: c.WorkflowID(), Repository: j.requested, AnalysisType: j.kind},
+		writes: writebehind.NewWrites(c, a.Records)}
 	r.progress = Progress{Phase: "resolve", Message: "resolving " + j.requested}
+	rep, err := r.analyse()
+	return rep, r.writes.Done(err)
+}
+
+func (r *analysisRun) analyse() (analysis.Report, error) {
+	j := r.job
 	if err := r.resolve(); err != nil {
 		return r.rep, err
 	}
@@ -177,9 +187,12 @@ func (a *Analyzer) run(c engine.Context, j job) (analysis.Report, error) {
 	return r.report()
 }
 
+// publish makes the run's progress phase and msg, in its one home
+// (writebehind.Writes.Publish).
 func (r *analysisRun) publish(phase, msg string) error {
 	r.progress.Phase, r.progress.Message, r.progress.Scanners = phase, msg, r.rep.Scanners
-	return r.c.Publish(workflow.ProgressKey, r.progress)
+	r.published++
+	return r.writes.Publish(r.published, r.progress)
 }
 
 // resolve applies the repository policy and finds the commit, in the

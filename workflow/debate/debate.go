@@ -305,15 +305,9 @@ func (r *debateRun) escalate(res Result, lastRound int) (Result, error) {
 	return res, nil
 }
 
-// publish makes p the debate's progress: in the store when it keeps
-// progress (no journal entry), else in the engine's state. seq orders the
-// store's publications.
-func (r *debateRun) publish(seq int, p Progress) error {
-	if r.writes.Memo() != nil {
-		return r.writes.Progress(seq, p)
-	}
-	return r.c.Publish(progressKey, p)
-}
+// publish makes p the debate's progress (writebehind.Writes.Publish); seq
+// orders the store's publications.
+func (r *debateRun) publish(seq int, p Progress) error { return r.writes.Publish(seq, p) }
 
 // conclude is the result of a debate whose rounds (with their full
 // reasoning) and vote are in res, given its synthesis and, when the store

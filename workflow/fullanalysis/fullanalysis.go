@@ -156,10 +156,10 @@ var llmStep = engine.StepOptions{MaxAttempts: 1}
 // approval, the recommendations and the report. A run that fails, is
 // cancelled or is rejected undoes what it did (the saga).
 func (f *FullAnalysis) Run(c engine.Context, in Input) (res Result, err error) {
-	r := &fullRun{f: f, c: c, in: in, saga: engine.NewSaga(c), outcome: workflow.StatusRejected,
+	r := &fullRun{f: f, c: c, in: in, saga: engine.NewSaga(c), outcome: workflow.StatusRejected, writes: writebehind.NewWrites(c, f.Records),
 		res: Result{ID: c.WorkflowID(), Repository: in.Repository, Children: map[string]string{}, Recommendations: []Recommendation{}}}
 	defer func() {
-		if err != nil {
+		if err = r.writes.Done(err); err != nil {
 			r.unwind(err)
 		}
 		res = r.res
@@ -205,6 +205,9 @@ type fullRun struct {
 	// outcome and why are what the compensations record on the children:
 	// the parent's own end (rejected, cancelled, failed) and its reason.
 	outcome, why string
+
+	writes    *writebehind.Writes // where its progress goes
+	published int                 // the progress published so far, which orders them
 }
 
 // unwind undoes what a run that failed or was cancelled did, as a
@@ -222,8 +225,11 @@ func (r *fullRun) unwind(err error) {
 	}
 }
 
+// publish makes the run's progress phase and msg, in its one home
+// (writebehind.Writes.Publish).
 func (r *fullRun) publish(phase, msg string) error {
-	return r.c.Publish(workflow.ProgressKey, map[string]any{"phase": phase, "message": msg, "children": r.res.Children})
+	r.published++
+	return r.writes.Publish(r.published, map[string]any{"phase": phase, "message": msg, "children": r.res.Children})
 }
 
 // call runs a child workflow in role and returns its output; its

@@ -319,6 +319,18 @@ func (w *Writes) Progress(seq int, v any) error {
 	return nil
 }
 
+// Publish makes v the workflow's progress, in its one home: the store when
+// it keeps progress (no journal entry), else the engine's state (a
+// workflow without a store). seq orders the store's publications; a body
+// publishes in the same order on every replay. It is not for use inside a
+// step, where the engine's state cannot be written (Progress is).
+func (w *Writes) Publish(seq int, v any) error {
+	if w.Memo() != nil {
+		return w.Progress(seq, v)
+	}
+	return w.c.Publish(workflow.ProgressKey, v)
+}
+
 // Artifact keeps content under name and returns its reference at once.
 func (w *Writes) Artifact(name string, content []byte) workflow.ArtifactRef {
 	w.start(func(ctx context.Context) error {
