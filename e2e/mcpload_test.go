@@ -70,6 +70,7 @@ const initializeMsg = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"
 // calls leave the service's memory where it was, and 1,000 clients
 // waiting on one workflow share its one watch, as SSE readers do.
 func TestMCPOverHTTPIsBounded(t *testing.T) {
+	t.Parallel()
 	fake := llmtest.New(llmtest.Behavior{})
 	defer fake.Close()
 	env := stacktest.Start(t, stacktest.Options{
