@@ -46,8 +46,10 @@ lint:
 
 # The whole suite: unit tests, and integration tests that start real
 # restate-server processes on free ports. -race covers the concurrent packages.
+# The end-to-end tests wait on their stacks more than they compute: four run
+# at once, each on a stack of its own.
 test: build vet
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m -parallel 4 ./...
 
 # Upgrades with workflows in flight: builds two more versions of the product
 # (this code with a changed journal shape, and the release before versioned
