@@ -47,16 +47,27 @@ type Server struct {
 	inFlight  int
 	maxFlight int
 	faultSeq  int
+
+	// closing ends the calls still waiting out their latency, so that
+	// Close does not wait for them.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // New starts a server with a default behavior.
 func New(def Behavior) *Server {
-	s := &Server{def: def, behaviors: map[string]Behavior{}, calls: map[string]int{}, attempts: map[string]int{}}
+	s := &Server{def: def, behaviors: map[string]Behavior{}, calls: map[string]int{}, attempts: map[string]int{}, closing: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.handle("openai"))
 	mux.HandleFunc("POST /v1/messages", s.handle("anthropic"))
 	s.Server = httptest.NewServer(mux)
 	return s
+}
+
+// Close ends the calls in flight (they answer 499) and stops the server.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.Server.Close()
 }
 
 // OpenAIBaseURL is the base URL for the OpenAI client.
@@ -127,6 +138,8 @@ func (s *Server) admit(r *http.Request) (label string, status int, b Behavior) {
 		select {
 		case <-time.After(b.Latency):
 		case <-r.Context().Done():
+			return label, 499, b
+		case <-s.closing:
 			return label, 499, b
 		}
 	}
