@@ -27,7 +27,8 @@ build: $(RESTATE_SERVER) $(BIN)
 
 # Start the local stack (idempotent), run a sample 3-participant, 2-round
 # debate on the offline provider, print it, the URLs and the health.
-demo: build
+demo:
+	@$(MAKE) --no-print-directory -j2 build # npm's download beside the Go build
 	$(BIN) up
 	$(BIN) run chain-of-debate --topic "Should our team move its backend services from Python to Go?" \
 		--participants architect,skeptic,pragmatist --rounds 2 --delay 1s --follow

@@ -19,8 +19,9 @@ import (
 	"github.com/ultramcp/durable/internal/stacktest"
 )
 
-// Each test here is one finding of the security review
-// (shared/notes/security-review.md), and fails without its fix.
+// Each test here is one finding of the security review of the API, MCP
+// and engine ports, numbered as the review numbers them, and fails
+// without its fix.
 
 // #7: a client cannot get past the limit by varying its Authorization
 // header, requests refused for a wrong token are limited too, and so is

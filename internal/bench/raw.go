@@ -9,9 +9,10 @@ import (
 )
 
 // rawDebateService is the reference the product is measured against: the
-// debate of shared/notes/baseline.md written on the raw SDK — each model
-// call a RunAsync step, a round awaited with restate.Wait, then one step for
-// the moderator; no store, no progress, no validation.
+// baseline debate (the cost of durability our figures must beat) written
+// on the raw SDK — each model call a RunAsync step, a round awaited with
+// restate.Wait, then one step for the moderator; no store, no progress, no
+// validation.
 const rawDebateService = "bench-raw-debate"
 
 type rawInput struct {
