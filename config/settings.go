@@ -42,65 +42,65 @@ type Value interface {
 // Settings is every setting, in the order Validate checks them.
 var Settings = []Setting{
 	{Name: "ULTRAMCP_HOME", Flag: "home", Default: "`./.ultramcp`", Doc: "state dir: pid files, logs, Restate data, keys",
-		field: func(c *Config) Value { return (*text)(&c.Home) }, check: checkHome},
+		field: func(c *Config) Value { return text(&c.Home) }, check: checkHome},
 	{Name: "ULTRAMCP_SERVICE_ADDR", Flag: "service-addr", Default: "`127.0.0.1:9080`", Doc: "workflow service address",
-		field: func(c *Config) Value { return (*text)(&c.ServiceAddr) }, check: func(c *Config) string { return checkAddr(c, &c.ServiceAddr) }},
+		field: func(c *Config) Value { return text(&c.ServiceAddr) }, check: func(c *Config) string { return checkAddr(c, &c.ServiceAddr) }},
 	{Name: "ULTRAMCP_API_ADDR", Default: "`127.0.0.1:8081`", Doc: "UltraMCP API, `/mcp` and the dashboard",
-		field: func(c *Config) Value { return (*text)(&c.APIAddr) }, check: func(c *Config) string { return checkAddr(c, &c.APIAddr) }},
+		field: func(c *Config) Value { return text(&c.APIAddr) }, check: func(c *Config) string { return checkAddr(c, &c.APIAddr) }},
 	{Name: "ULTRAMCP_API_TOKEN", Default: "none", Secret: true, Doc: "bearer token of the API and `/mcp` (required to listen beyond loopback); never logged",
-		field: func(c *Config) Value { return (*text)(&c.APIToken) }, check: checkToken},
+		field: func(c *Config) Value { return text(&c.APIToken) }, check: checkToken},
 	{Name: "ULTRAMCP_API_HOSTS", Default: "none", Doc: "Host names the API answers besides its address and localhost",
-		field: func(c *Config) Value { return (*list)(&c.APIHosts) }, check: func(c *Config) string { return checkHosts(c.APIHosts) }},
+		field: func(c *Config) Value { return list(&c.APIHosts) }, check: func(c *Config) string { return checkHosts(c.APIHosts) }},
 	{Name: "ULTRAMCP_API_ORIGINS", Default: "none", Doc: "web origins the API trusts (CORS), such as `https://app.example.com`",
-		field: func(c *Config) Value { return (*list)(&c.APIOrigins) }, check: checkOrigins},
+		field: func(c *Config) Value { return list(&c.APIOrigins) }, check: checkOrigins},
 	{Name: "ULTRAMCP_API_RATE", Default: "`20`", Doc: "requests a second one client may make",
-		field: func(c *Config) Value { return (*number)(&c.APIRate) }, check: func(c *Config) string { return positive(c.APIRate > 0, "requests a second") }},
+		field: func(c *Config) Value { return number(&c.APIRate) }, check: func(c *Config) string { return positive(c.APIRate > 0, "requests a second") }},
 	{Name: "ULTRAMCP_API_MAX_OPEN", Default: "`64`", Doc: "open workflows at most when the API starts one",
-		field: func(c *Config) Value { return (*integer)(&c.APIMaxOpen) }, check: func(c *Config) string { return positive(c.APIMaxOpen >= 1, "workflows") }},
+		field: func(c *Config) Value { return integer(&c.APIMaxOpen) }, check: func(c *Config) string { return positive(c.APIMaxOpen >= 1, "workflows") }},
 	{Name: "ULTRAMCP_DATABASE_URL", Default: "SQLite in the state dir", Doc: "`postgres://…` selects PostgreSQL for the store",
-		field: func(c *Config) Value { return (*text)(&c.DatabaseURL) }, check: checkDatabase},
+		field: func(c *Config) Value { return text(&c.DatabaseURL) }, check: checkDatabase},
 	{Name: "ULTRAMCP_RETENTION", Default: "`7d`", Doc: "how long Restate keeps finished workflows; default age of `purge`",
-		field: func(c *Config) Value { return (*age)(&c.Retention) }, check: func(c *Config) string { return within(c.Retention, time.Hour, 0) }},
+		field: func(c *Config) Value { return age(&c.Retention) }, check: func(c *Config) string { return within(c.Retention, time.Hour, 0) }},
 	{Name: "ULTRAMCP_ALLOW_LOCAL_REPOS", Default: "`false`", Doc: "let analyses read local paths and `file://` URLs",
-		field: func(c *Config) Value { return (*boolean)(&c.AllowLocalRepos) }},
+		field: func(c *Config) Value { return boolean(&c.AllowLocalRepos) }},
 	{Name: "ULTRAMCP_REPO_HOSTS", Default: "none", Doc: "repository hosts allowed although internal, e.g. `git.internal.example,127.0.0.2`; when set, only these",
-		field: func(c *Config) Value { return (*list)(&c.RepoHosts) }, check: func(c *Config) string { return checkHosts(c.RepoHosts) }},
+		field: func(c *Config) Value { return list(&c.RepoHosts) }, check: func(c *Config) string { return checkHosts(c.RepoHosts) }},
 	{Name: "ULTRAMCP_MAX_REPO_MB", Default: "`500`", Doc: "size cap of one checkout, in megabytes",
-		field: func(c *Config) Value { return (*megabytes)(&c.MaxRepoMB) }, check: func(c *Config) string { return positive(c.MaxRepoMB > 0, "megabytes") }},
+		field: func(c *Config) Value { return megabytes(&c.MaxRepoMB) }, check: func(c *Config) string { return positive(c.MaxRepoMB > 0, "megabytes") }},
 	{Name: "ULTRAMCP_CLONE_TIMEOUT", Default: "`5m`", Doc: "how long one fetch of a repository may take",
-		field: func(c *Config) Value { return (*duration)(&c.CloneTimeout) }, check: func(c *Config) string { return within(c.CloneTimeout, time.Second, 0) }},
+		field: func(c *Config) Value { return duration(&c.CloneTimeout) }, check: func(c *Config) string { return within(c.CloneTimeout, time.Second, 0) }},
 	{Name: "ULTRAMCP_MAX_CACHE_MB", Default: "`4096`", Doc: "size cap of the checkout cache (least recently used go first)",
-		field: func(c *Config) Value { return (*megabytes)(&c.MaxCacheMB) }, check: checkCache},
+		field: func(c *Config) Value { return megabytes(&c.MaxCacheMB) }, check: checkCache},
 	{Name: "ULTRAMCP_ANALYSIS_SLOTS", Default: "`2`", Doc: "checkouts and scans one service runs at once",
-		field: func(c *Config) Value { return (*integer)(&c.AnalysisSlots) }, check: checkSlots},
+		field: func(c *Config) Value { return integer(&c.AnalysisSlots) }, check: checkSlots},
 	{Name: "ULTRAMCP_VULNDB", Default: "local copy if `ultramcp vulndb update` made one, else `https://vuln.go.dev`", Doc: "govulncheck's vulnerability database (`file://…` for a local one)",
-		field: func(c *Config) Value { return (*text)(&c.VulnDB) }, check: checkVulnDB},
+		field: func(c *Config) Value { return text(&c.VulnDB) }, check: checkVulnDB},
 	{Name: "ULTRAMCP_ALLOW_REMOTE", Default: "`false`", Doc: "allow non-loopback service and API addresses (never for Restate, which has no TCP port)",
-		field: func(c *Config) Value { return (*boolean)(&c.AllowRemote) }},
+		field: func(c *Config) Value { return boolean(&c.AllowRemote) }},
 	{Name: "ULTRAMCP_STORE_RETRY_CAP", Default: "`5s`", Doc: "longest wait between two attempts of a store write (writes retry until the store is back)",
-		field: func(c *Config) Value { return (*duration)(&c.StoreRetryCap) }, check: func(c *Config) string { return within(c.StoreRetryCap, time.Millisecond, 5*time.Minute) }},
+		field: func(c *Config) Value { return duration(&c.StoreRetryCap) }, check: func(c *Config) string { return within(c.StoreRetryCap, time.Millisecond, 5*time.Minute) }},
 	{Name: "ULTRAMCP_STOP_GRACE", Default: "`10s`", Doc: "how long a stopping service lets running steps finish",
-		field: func(c *Config) Value { return (*duration)(&c.StopGrace) }, check: func(c *Config) string { return within(c.StopGrace, time.Millisecond, 5*time.Minute) }},
+		field: func(c *Config) Value { return duration(&c.StopGrace) }, check: func(c *Config) string { return within(c.StopGrace, time.Millisecond, 5*time.Minute) }},
 	{Name: "ULTRAMCP_RECONCILE_INTERVAL", Default: "`1m`", Doc: "how often the service reconciles open store rows with Restate",
-		field: func(c *Config) Value { return (*duration)(&c.ReconcileInterval) }, check: func(c *Config) string { return within(c.ReconcileInterval, 100*time.Millisecond, 0) }},
+		field: func(c *Config) Value { return duration(&c.ReconcileInterval) }, check: func(c *Config) string { return within(c.ReconcileInterval, 100*time.Millisecond, 0) }},
 	{Name: "ULTRAMCP_LLM", Flag: "llm", Default: "`offline`", Doc: "default LLM provider: offline, openai, anthropic",
-		field: func(c *Config) Value { return (*text)(&c.LLM) }, check: checkLLM},
+		field: func(c *Config) Value { return text(&c.LLM) }, check: checkLLM},
 	{Name: "ULTRAMCP_MODEL", Flag: "model", Default: "provider's default", Doc: "default model of that provider",
-		field: func(c *Config) Value { return (*text)(&c.Model) }, check: func(c *Config) string { return checkWord(c.Model, "a model name") }},
+		field: func(c *Config) Value { return text(&c.Model) }, check: func(c *Config) string { return checkWord(c.Model, "a model name") }},
 	{Name: "OPENAI_BASE_URL", Default: "OpenAI's", Doc: "any OpenAI-compatible endpoint",
-		field: func(c *Config) Value { return (*text)(&c.OpenAIBaseURL) }, check: func(c *Config) string { return checkURL(c.OpenAIBaseURL) }},
+		field: func(c *Config) Value { return text(&c.OpenAIBaseURL) }, check: func(c *Config) string { return checkURL(c.OpenAIBaseURL) }},
 	{Name: "OPENAI_API_KEY", Default: "none", Secret: true, Doc: "OpenAI's API key",
-		field: func(c *Config) Value { return (*text)(&c.OpenAIAPIKey) }, check: func(c *Config) string { return checkWord(c.OpenAIAPIKey, "an API key") }},
+		field: func(c *Config) Value { return text(&c.OpenAIAPIKey) }, check: func(c *Config) string { return checkWord(c.OpenAIAPIKey, "an API key") }},
 	{Name: "ANTHROPIC_BASE_URL", Default: "Anthropic's", Doc: "Anthropic Messages API endpoint",
-		field: func(c *Config) Value { return (*text)(&c.AnthropicBaseURL) }, check: func(c *Config) string { return checkURL(c.AnthropicBaseURL) }},
+		field: func(c *Config) Value { return text(&c.AnthropicBaseURL) }, check: func(c *Config) string { return checkURL(c.AnthropicBaseURL) }},
 	{Name: "ANTHROPIC_API_KEY", Default: "none", Secret: true, Doc: "Anthropic's API key (required when ULTRAMCP_LLM=anthropic)",
-		field: func(c *Config) Value { return (*text)(&c.AnthropicAPIKey) }, check: checkAnthropicKey},
+		field: func(c *Config) Value { return text(&c.AnthropicAPIKey) }, check: checkAnthropicKey},
 	{Name: "ULTRAMCP_LLM_TIMEOUT", Default: "`2m`", Doc: "one model call (below Restate's 10m abort timeout)",
-		field: func(c *Config) Value { return (*duration)(&c.LLMCallTimeout) }, check: func(c *Config) string { return within(c.LLMCallTimeout, time.Second, 9*time.Minute) }},
+		field: func(c *Config) Value { return duration(&c.LLMCallTimeout) }, check: func(c *Config) string { return within(c.LLMCallTimeout, time.Second, 9*time.Minute) }},
 	{Name: "ULTRAMCP_RESTATE_SERVER", Default: "`node_modules/…`", Doc: "the pinned restate-server binary",
-		field: func(c *Config) Value { return (*text)(&c.RestateServerBin) }, check: func(c *Config) string { return checkExecutable(c.RestateServerBin) }},
+		field: func(c *Config) Value { return text(&c.RestateServerBin) }, check: func(c *Config) string { return checkExecutable(c.RestateServerBin) }},
 	{Name: "ULTRAMCP_RESTATE_CLI", Default: "`node_modules/…`", Doc: "the pinned restate CLI binary",
-		field: func(c *Config) Value { return (*text)(&c.RestateCLIBin) }, check: func(c *Config) string { return checkExecutable(c.RestateCLIBin) }},
+		field: func(c *Config) Value { return text(&c.RestateCLIBin) }, check: func(c *Config) string { return checkExecutable(c.RestateCLIBin) }},
 }
 
 // FromEnv returns the defaults overridden by the environment. A value
@@ -369,101 +369,98 @@ func short(d time.Duration) string {
 
 // The value types. Their Set errors say what the setting accepts.
 
-type text string
+// value is a field of type T seen as text: parse reads it (its error says
+// what the setting accepts), format writes it back.
+type value[T any] struct {
+	p      *T
+	kind   string
+	parse  func(string) (T, error)
+	format func(T) string
+}
 
-func (v *text) String() string     { return string(*v) }
-func (v *text) Set(s string) error { *v = text(s); return nil }
-func (v *text) Type() string       { return "string" }
+func (v value[T]) String() string { return v.format(*v.p) }
+func (v value[T]) Type() string   { return v.kind }
+func (v value[T]) Set(s string) error {
+	x, err := v.parse(s)
+	if err == nil {
+		*v.p = x
+	}
+	return err
+}
 
-type list []string
+func text(p *string) Value {
+	return value[string]{p, "string", func(s string) (string, error) { return s, nil }, func(s string) string { return s }}
+}
 
-func (v *list) String() string { return strings.Join(*v, ",") }
-func (v *list) Type() string   { return "list" }
-func (v *list) Set(s string) error {
-	*v = nil
-	for _, h := range strings.Split(s, ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			*v = append(*v, h)
+func list(p *[]string) Value {
+	return value[[]string]{p, "list", func(s string) ([]string, error) {
+		var out []string
+		for _, h := range strings.Split(s, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				out = append(out, h)
+			}
 		}
-	}
-	return nil
+		return out, nil
+	}, func(l []string) string { return strings.Join(l, ",") }}
 }
 
-type boolean bool
-
-func (v *boolean) String() string { return strconv.FormatBool(bool(*v)) }
-func (v *boolean) Type() string   { return "bool" }
-func (v *boolean) Set(s string) error {
-	b, err := strconv.ParseBool(s)
-	if err != nil {
-		return fmt.Errorf("want true or false, got %q", s)
-	}
-	*v = boolean(b)
-	return nil
+func boolean(p *bool) Value {
+	return value[bool]{p, "bool", func(s string) (bool, error) {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return false, fmt.Errorf("want true or false, got %q", s)
+		}
+		return b, nil
+	}, strconv.FormatBool}
 }
 
-type integer int
-
-func (v *integer) String() string { return strconv.Itoa(int(*v)) }
-func (v *integer) Type() string   { return "int" }
-func (v *integer) Set(s string) error {
-	n, err := strconv.Atoi(strings.TrimSpace(s))
-	if err != nil {
-		return fmt.Errorf("want a whole number, got %q", s)
-	}
-	*v = integer(n)
-	return nil
+func integer(p *int) Value {
+	return value[int]{p, "int", func(s string) (int, error) {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return 0, fmt.Errorf("want a whole number, got %q", s)
+		}
+		return n, nil
+	}, strconv.Itoa}
 }
 
-type megabytes int64
-
-func (v *megabytes) String() string { return strconv.FormatInt(int64(*v), 10) }
-func (v *megabytes) Type() string   { return "megabytes" }
-func (v *megabytes) Set(s string) error {
-	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-	if err != nil {
-		return fmt.Errorf("want a whole number of megabytes without a unit, such as 500, got %q", s)
-	}
-	*v = megabytes(n)
-	return nil
+func megabytes(p *int64) Value {
+	return value[int64]{p, "megabytes", func(s string) (int64, error) {
+		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("want a whole number of megabytes without a unit, such as 500, got %q", s)
+		}
+		return n, nil
+	}, func(n int64) string { return strconv.FormatInt(n, 10) }}
 }
 
-type number float64
-
-func (v *number) String() string { return strconv.FormatFloat(float64(*v), 'g', -1, 64) }
-func (v *number) Type() string   { return "number" }
-func (v *number) Set(s string) error {
-	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	if err != nil {
-		return fmt.Errorf("want a number, such as 20 or 0.5, got %q", s)
-	}
-	*v = number(f)
-	return nil
+func number(p *float64) Value {
+	return value[float64]{p, "number", func(s string) (float64, error) {
+		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil {
+			return 0, fmt.Errorf("want a number, such as 20 or 0.5, got %q", s)
+		}
+		return f, nil
+	}, func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }}
 }
 
-type duration time.Duration
-
-func (v *duration) String() string { return time.Duration(*v).String() }
-func (v *duration) Type() string   { return "duration" }
-func (v *duration) Set(s string) error {
-	d, err := time.ParseDuration(strings.TrimSpace(s))
-	if err != nil {
-		return fmt.Errorf("want a duration with a unit, such as 30s or 2m, got %q", s)
-	}
-	*v = duration(d)
-	return nil
+func duration(p *time.Duration) Value {
+	return value[time.Duration]{p, "duration", func(s string) (time.Duration, error) {
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil {
+			return 0, fmt.Errorf("want a duration with a unit, such as 30s or 2m, got %q", s)
+		}
+		return d, nil
+	}, time.Duration.String}
 }
 
 // age is a duration that may count days (ParseAge).
-type age time.Duration
-
-func (v *age) String() string { return time.Duration(*v).String() }
-func (v *age) Type() string   { return "age" }
-func (v *age) Set(s string) error {
-	d, err := ParseAge(s)
-	if err != nil {
-		return fmt.Errorf("want a duration such as 7d or 12h, got %q", s)
-	}
-	*v = age(d)
-	return nil
+func age(p *time.Duration) Value {
+	return value[time.Duration]{p, "age", func(s string) (time.Duration, error) {
+		d, err := ParseAge(s)
+		if err != nil {
+			return 0, fmt.Errorf("want a duration such as 7d or 12h, got %q", s)
+		}
+		return d, nil
+	}, time.Duration.String}
 }

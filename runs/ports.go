@@ -66,22 +66,5 @@ type Filter struct {
 	Limit    int    // 0 means 50
 }
 
-// Summary is one workflow of a list: what it is, where it stands and
-// what it was asked (its input as recorded, without credentials), not its
-// result.
-type Summary struct {
-	ID          string     `json:"id"`
-	Workflow    string     `json:"workflow"`
-	Status      string     `json:"status"`
-	Input       string     `json:"input,omitempty"`
-	Error       string     `json:"error,omitempty"`
-	CreatedAt   time.Time  `json:"createdAt"`
-	UpdatedAt   time.Time  `json:"updatedAt"`
-	CompletedAt *time.Time `json:"completedAt,omitempty"`
-	DurationMS  *int64     `json:"durationMs,omitempty"`
-}
-
-func summaryOf(w store.Workflow) Summary {
-	return Summary{ID: w.ID, Workflow: w.Workflow, Status: w.Status, Input: w.Input, Error: w.Error,
-		CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt, CompletedAt: w.CompletedAt, DurationMS: w.DurationMS}
-}
+// Summary is one workflow of a list (workflow.Summary).
+type Summary = workflow.Summary

@@ -340,7 +340,7 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Summary, error) {
 	ws, err := st.List(ctx, store.Filter(f))
 	out := make([]Summary, len(ws))
 	for i, w := range ws {
-		out[i] = summaryOf(w)
+		out[i] = w.Summary
 	}
 	return out, err
 }

@@ -131,7 +131,7 @@ func what(e Event) string {
 }
 
 func row(status, progress string) *store.Workflow {
-	w := &store.Workflow{ID: "full-1", Workflow: "full-analysis", Status: status}
+	w := &store.Workflow{Summary: workflow.Summary{ID: "full-1", Workflow: "full-analysis", Status: status}}
 	if progress != "" {
 		w.Progress = json.RawMessage(progress)
 	}

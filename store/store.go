@@ -589,18 +589,11 @@ WHERE w.workflow_id = ? AND w.name = ?`), workflowID, name).Scan(&content)
 	return content, transient(err)
 }
 
-// Workflow is one row of workflow_metadata.
+// Workflow is one row of workflow_metadata: the summary a list shows, with
+// the result and what the workflow last published.
 type Workflow struct {
-	ID          string     `json:"id"`
-	Workflow    string     `json:"workflow"`
-	Status      string     `json:"status"`
-	Input       string     `json:"input,omitempty"`
-	Output      string     `json:"output,omitempty"`
-	Error       string     `json:"error,omitempty"`
-	CreatedAt   time.Time  `json:"createdAt"`
-	UpdatedAt   time.Time  `json:"updatedAt"`
-	CompletedAt *time.Time `json:"completedAt,omitempty"`
-	DurationMS  *int64     `json:"durationMs,omitempty"`
+	workflow.Summary
+	Output string `json:"output,omitempty"`
 	// Progress is what the workflow last published in the store (see
 	// workflow.Memo), if it publishes there.
 	Progress json.RawMessage `json:"progress,omitempty"`

@@ -72,6 +72,21 @@ func Open(status string) bool {
 	return false
 }
 
+// Summary is one workflow as the store lists it: what it is, where it
+// stands and what it was asked (its input as recorded, without
+// credentials), not its result.
+type Summary struct {
+	ID          string     `json:"id"`
+	Workflow    string     `json:"workflow"`
+	Status      string     `json:"status"`
+	Input       string     `json:"input,omitempty"`
+	Error       string     `json:"error,omitempty"`
+	CreatedAt   time.Time  `json:"createdAt"`
+	UpdatedAt   time.Time  `json:"updatedAt"`
+	CompletedAt *time.Time `json:"completedAt,omitempty"`
+	DurationMS  *int64     `json:"durationMs,omitempty"`
+}
+
 // Execution is one agent call as the metadata store keeps it; (WorkflowID,
 // Step) identifies it, so recording it again updates the same row.
 type Execution struct {
