@@ -12,6 +12,7 @@ import (
 
 	"github.com/ultramcp/durable/api"
 	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/llm/providers"
 	"github.com/ultramcp/durable/mcpserver"
 	"github.com/ultramcp/durable/runs"
 	"github.com/ultramcp/durable/service"
@@ -63,9 +64,11 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// The providers this service has, written before the application
 	// service below reads them: it and every other process check a
 	// request's models against these.
-	if models, err := service.Models(cfg); err != nil {
+	models, err := providers.New(cfg)
+	if err != nil {
 		return err
-	} else if err := service.WriteProviders(cfg, models); err != nil {
+	}
+	if err := service.WriteProviders(cfg, models); err != nil {
 		logger.Warn("could not write the configured providers; submissions check models against their own configuration", "err", err)
 	}
 	svc := newRuns(cfg, runs.Shared{Store: st})
@@ -96,7 +99,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}()
 	// One store for the process: the API's submissions and the
 	// workflows' writes go through the same writer.
-	err = service.Serve(ctx, cfg, st, logger)
+	err = service.Serve(ctx, cfg, st, models, logger)
 	cancel()
 	if apiErr := <-apiDone; apiErr != nil {
 		return apiErr

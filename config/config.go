@@ -163,6 +163,20 @@ func ParseAge(s string) (time.Duration, error) {
 	return days + d, nil
 }
 
+// Providers are the model providers c enables: offline always;
+// OpenAI-compatible when a key or base URL is set, or it is the default;
+// Anthropic when a key is set.
+func (c Config) Providers() []string {
+	out := []string{"offline"}
+	if c.LLM == "openai" || c.OpenAIAPIKey != "" || c.OpenAIBaseURL != "" {
+		out = append(out, "openai")
+	}
+	if c.AnthropicAPIKey != "" {
+		out = append(out, "anthropic")
+	}
+	return out
+}
+
 // VulnDBDir is where `ultramcp vulndb update` keeps the local copy of the
 // Go vulnerability database.
 func (c Config) VulnDBDir() string { return c.Path("vulndb") }

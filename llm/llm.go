@@ -80,6 +80,19 @@ func (r Ref) String() string {
 	return r.Provider + ":" + r.Model
 }
 
+// DefaultRef is the default model of a configuration: provider (offline
+// when empty), with model in place of the provider's default when set.
+func DefaultRef(provider, model string) (Ref, error) {
+	def, err := ParseRef(provider, "offline")
+	if err != nil {
+		return Ref{}, err
+	}
+	if model != "" {
+		def.Model = model
+	}
+	return def, nil
+}
+
 // Providers are the known provider names.
 var Providers = []string{"offline", "openai", "anthropic"}
 

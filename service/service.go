@@ -27,38 +27,12 @@ import (
 	restateengine "github.com/ultramcp/durable/engine/restate"
 	"github.com/ultramcp/durable/identity"
 	"github.com/ultramcp/durable/llm"
-	"github.com/ultramcp/durable/llm/anthropic"
-	"github.com/ultramcp/durable/llm/offline"
-	"github.com/ultramcp/durable/llm/openai"
 	"github.com/ultramcp/durable/retry"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/registry"
 	"github.com/ultramcp/durable/workflow/writebehind"
 )
-
-// Models builds the router over every provider the configuration enables.
-// The offline provider is always there; OpenAI-compatible when a key or base
-// URL is set (or it is the default); Anthropic when a key is set.
-func Models(cfg config.Config) (*llm.Router, error) {
-	policy := llm.DefaultRetryPolicy
-	policy.CallTimeout = cfg.LLMCallTimeout
-	models := []llm.Model{&offline.Provider{}}
-	if cfg.LLM == "openai" || cfg.OpenAIAPIKey != "" || cfg.OpenAIBaseURL != "" {
-		models = append(models, llm.Retrying(openai.New(openai.Config{BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey}), policy))
-	}
-	if cfg.AnthropicAPIKey != "" {
-		models = append(models, llm.Retrying(anthropic.New(anthropic.Config{BaseURL: cfg.AnthropicBaseURL, APIKey: cfg.AnthropicAPIKey}), policy))
-	}
-	def, err := llm.ParseRef(cfg.LLM, "offline")
-	if err != nil {
-		return nil, err
-	}
-	if cfg.Model != "" {
-		def.Model = cfg.Model
-	}
-	return llm.NewRouter(def, models...), nil
-}
 
 // Options of a service.
 type Options struct {
@@ -154,17 +128,13 @@ func warmSDK(log *slog.Logger) {
 	log.Info("SDK core compiled", "took", time.Since(start).Round(time.Millisecond).String())
 }
 
-// Serve runs the workflow service of cfg, its records in st (the store the
-// process's API shares), until ctx ends. It refuses to start without the
+// Serve runs the workflow service of cfg on models (llm/providers), its
+// records in st (the store the process's API shares), until ctx ends. It refuses to start without the
 // identity keys that `ultramcp up` creates.
-func Serve(ctx context.Context, cfg config.Config, st *store.Store, logger *slog.Logger) error {
+func Serve(ctx context.Context, cfg config.Config, st *store.Store, models *llm.Router, logger *slog.Logger) error {
 	pub, err := identity.Load(cfg.Path("keys"))
 	if err != nil {
 		return fmt.Errorf("read request-identity key (run `ultramcp up` first, it creates them): %w", err)
-	}
-	models, err := Models(cfg)
-	if err != nil {
-		return err
 	}
 	// The git that gitleaks runs in a checkout inherits this process's
 	// environment: it must not read the operator's git configuration.
@@ -301,5 +271,9 @@ func ConfiguredModels(cfg config.Config) (*llm.Router, error) {
 			}
 		}
 	}
-	return Models(cfg)
+	def, err := llm.DefaultRef(cfg.LLM, cfg.Model)
+	if err != nil {
+		return nil, err
+	}
+	return llm.Configured(def, cfg.Providers()), nil
 }
