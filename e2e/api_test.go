@@ -548,10 +548,15 @@ func TestAPI(t *testing.T) {
 	})
 
 	t.Run("decide an escalated debate", func(t *testing.T) {
+		// Its calls wait until the early decision has been refused.
+		hold := make(chan struct{})
+		fake.Set("api-escalate/", llmtest.Behavior{Hold: hold})
 		start(t, "/chain-of-debate", "api-escalate", fmt.Sprintf(`{"topic":"Rewrite it?","participants":%s,"rounds":1,"consensusThreshold":0.9,"escalate":true}`, names))
 		// Before it escalates, the gate is closed: a decision (or an
 		// approval, which a debate never takes) is refused, and not kept.
-		if ans := c.do("POST", "/workflows/{id}/decide", "/workflows/api-escalate/decide", []byte(`{"decision":"TOO EARLY","by":"ci"}`), nil); ans.Status != 409 || !strings.Contains(string(ans.Body), "not waiting") {
+		ans := c.do("POST", "/workflows/{id}/decide", "/workflows/api-escalate/decide", []byte(`{"decision":"TOO EARLY","by":"ci"}`), nil)
+		close(hold)
+		if ans.Status != 409 || !strings.Contains(string(ans.Body), "not waiting") {
 			t.Errorf("an early decision: %d %s", ans.Status, ans.Body)
 		}
 		if ans := c.do("POST", "/workflows/{id}/approve", "/workflows/api-escalate/approve", []byte(`{}`), nil); ans.Status != 409 {

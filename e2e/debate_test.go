@@ -419,7 +419,10 @@ func TestEscalationSurvivesKill9(t *testing.T) {
 	c := cli{t: t, bin: stacktest.Binary(t), env: []string{
 		"ULTRAMCP_HOME=" + env.Cfg.Home, "ULTRAMCP_API_ADDR=" + env.Cfg.APIAddr,
 	}}
-	// The fake moderator reports agreement 0.8: contested under 0.9.
+	// The fake moderator reports agreement 0.8: contested under 0.9. Its
+	// calls wait until the early decisions have been refused.
+	hold := make(chan struct{})
+	fake.Set(id+"/", llmtest.Behavior{Latency: 500 * time.Millisecond, Hold: hold})
 	startDebate(t, env, id, `{"topic":"Escalate","participants":`+threeParticipants+`,"rounds":1,"consensusThreshold":0.9,"escalate":true,"escalateTimeout":"10m"}`)
 	// Its round runs: the gate is closed, a decision now is refused.
 	if out, err := c.run("decide", id, "--decision", "TOO EARLY"); err == nil || !strings.Contains(out, "not waiting") {
@@ -427,7 +430,9 @@ func TestEscalationSurvivesKill9(t *testing.T) {
 	}
 	// The same on the ingress socket, which reaches the workflow past
 	// the application service.
-	if err := env.Client.Decide(context.Background(), workflow.ChainOfDebate, id, []byte(`{"decision":"EARLY ON THE SOCKET"}`)); err == nil || !strings.Contains(err.Error(), "not waiting") {
+	err := env.Client.Decide(context.Background(), workflow.ChainOfDebate, id, []byte(`{"decision":"EARLY ON THE SOCKET"}`))
+	close(hold)
+	if err == nil || !strings.Contains(err.Error(), "not waiting") {
 		t.Errorf("an early decision on the socket: %v", err)
 	}
 	waitFor(t, 30*time.Second, func() bool {

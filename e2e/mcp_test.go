@@ -163,11 +163,14 @@ func TestMCPInspector(t *testing.T) {
 	// waits at it: sent before, they are refused and not kept.
 	t.Run("gates open only while waiting", func(t *testing.T) {
 		id := "mcp-gate"
-		fake.Set(id+"/", llmtest.Behavior{Latency: time.Second})
+		// The debate's calls wait until the early decision has been refused.
+		hold := make(chan struct{})
+		fake.Set(id+"/", llmtest.Behavior{Hold: hold})
 		postDebate(t, env, id, fmt.Sprintf(`{"topic":"Gate?","participants":%s,"rounds":1,"consensusThreshold":0.99,"escalate":true}`, names))
 		target := []string{config.URL(env.Cfg.APIAddr) + "/mcp", "--transport", "http"}
 		var early toolResult
 		callInspector(t, nil, target, &early, "--method", "tools/call", "--tool-name", "decide", "--tool-arg", "id="+id, "--tool-arg", "decision=TOO EARLY")
+		close(hold)
 		if !early.IsError || !strings.Contains(early.Content[0].Text, "not waiting") {
 			t.Errorf("an early decision: %+v", early)
 		}

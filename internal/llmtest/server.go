@@ -23,6 +23,10 @@ import (
 // Behavior is how the server answers calls whose label starts with a prefix.
 type Behavior struct {
 	Latency time.Duration
+	// Hold, if set, keeps each call waiting until it is closed: a test
+	// holds a workflow where it is, for as long as it needs, without
+	// guessing how long that is.
+	Hold <-chan struct{}
 	// FaultRate is the share of calls answered with a transient fault,
 	// alternating 500 and 429.
 	FaultRate float64
@@ -134,6 +138,15 @@ func (s *Server) admit(r *http.Request) (label string, status int, b Behavior) {
 		s.inFlight--
 		s.mu.Unlock()
 	}()
+	if b.Hold != nil {
+		select {
+		case <-b.Hold:
+		case <-r.Context().Done():
+			return label, 499, b
+		case <-s.closing:
+			return label, 499, b
+		}
+	}
 	if b.Latency > 0 {
 		select {
 		case <-time.After(b.Latency):
