@@ -199,6 +199,23 @@ func (r Report) Baseline() Report {
 	return slim
 }
 
+// ScannerOf is the Scanner called name whose findings name tool, scanning
+// with scan.
+func ScannerOf(name, tool string, scan func(ctx context.Context, dir string) ([]Finding, error)) Scanner {
+	return scannerFunc{name, tool, scan}
+}
+
+type scannerFunc struct {
+	name, tool string
+	scan       func(ctx context.Context, dir string) ([]Finding, error)
+}
+
+func (s scannerFunc) Name() string { return s.name }
+func (s scannerFunc) Tool() string { return s.tool }
+func (s scannerFunc) Scan(ctx context.Context, dir string) ([]Finding, error) {
+	return s.scan(ctx, dir)
+}
+
 // Scanner is a security scanner of a checkout (gitleaks, gosec,
 // govulncheck). Scanners are independent and only read the tree, so a
 // workflow runs them side by side, each as a step of its own.

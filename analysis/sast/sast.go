@@ -179,18 +179,3 @@ func orDot(s string) string {
 	}
 	return s
 }
-
-// Scanner is this package as an analysis.Scanner.
-type Scanner struct {
-	Log *slog.Logger
-}
-
-var _ analysis.Scanner = Scanner{}
-
-func (Scanner) Name() string { return "gosec" }
-func (Scanner) Tool() string { return "gosec" }
-
-// Scan runs the scanner on the tree at dir.
-func (s Scanner) Scan(ctx context.Context, dir string) ([]analysis.Finding, error) {
-	return Scan(ctx, dir, s.Log)
-}

@@ -192,18 +192,3 @@ func RedactText(text string) string {
 	}
 	return text
 }
-
-// Scanner is this package as an analysis.Scanner.
-type Scanner struct {
-	Log *slog.Logger
-}
-
-var _ analysis.Scanner = Scanner{}
-
-func (Scanner) Name() string { return "secrets" }
-func (Scanner) Tool() string { return "gitleaks" }
-
-// Scan runs the scanner on the tree at dir.
-func (s Scanner) Scan(ctx context.Context, dir string) ([]analysis.Finding, error) {
-	return Scan(ctx, dir, s.Log)
-}

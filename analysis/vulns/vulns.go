@@ -256,20 +256,3 @@ func absolute(mod, file string) string {
 	}
 	return filepath.Join(mod, file)
 }
-
-// Scanner is this package as an analysis.Scanner.
-type Scanner struct {
-	// DB is the vulnerability database; "" is DefaultDB.
-	DB  string
-	Log *slog.Logger
-}
-
-var _ analysis.Scanner = Scanner{}
-
-func (Scanner) Name() string { return "govulncheck" }
-func (Scanner) Tool() string { return "govulncheck" }
-
-// Scan runs the scanner on the tree at dir.
-func (s Scanner) Scan(ctx context.Context, dir string) ([]analysis.Finding, error) {
-	return Scan(ctx, dir, s.DB, s.Log)
-}

@@ -566,7 +566,13 @@ func (a *Analyzer) fullReport(ctx context.Context, workflowID string, rep analys
 // SecurityScanners are the scanners of security-scan and of code-analysis's
 // security part, in report order.
 func (a *Analyzer) SecurityScanners(log *slog.Logger) []analysis.Scanner {
-	return []analysis.Scanner{secrets.Scanner{Log: log}, sast.Scanner{Log: log}, vulns.Scanner{DB: a.VulnDB, Log: log}}
+	return []analysis.Scanner{
+		analysis.ScannerOf("secrets", "gitleaks", func(ctx context.Context, dir string) ([]analysis.Finding, error) { return secrets.Scan(ctx, dir, log) }),
+		analysis.ScannerOf("gosec", "gosec", func(ctx context.Context, dir string) ([]analysis.Finding, error) { return sast.Scan(ctx, dir, log) }),
+		analysis.ScannerOf("govulncheck", "govulncheck", func(ctx context.Context, dir string) ([]analysis.Finding, error) {
+			return vulns.Scan(ctx, dir, a.VulnDB, log)
+		}),
+	}
 }
 
 // concurrentStep: a step run beside others is tried once by the engine

@@ -163,35 +163,29 @@ func Decode(body []byte) (Input, error) {
 }
 
 // RoundsOrDefault returns the number of rounds asked for.
-func (in Input) RoundsOrDefault() int {
-	if in.Rounds == nil {
-		return DefaultRounds
-	}
-	return *in.Rounds
-}
+func (in Input) RoundsOrDefault() int { return orDefault(in.Rounds, DefaultRounds) }
 
 // Delay returns the pause between rounds.
 func (in Input) Delay() time.Duration {
-	if in.DelayBetweenRounds == nil {
-		return DefaultDelay
-	}
-	return time.Duration(*in.DelayBetweenRounds)
+	return time.Duration(orDefault(in.DelayBetweenRounds, Duration(DefaultDelay)))
 }
 
 // Threshold returns the consensus threshold.
 func (in Input) Threshold() float64 {
-	if in.ConsensusThreshold == nil {
-		return DefaultConsensusThreshold
-	}
-	return *in.ConsensusThreshold
+	return orDefault(in.ConsensusThreshold, DefaultConsensusThreshold)
 }
 
 // DecisionTimeout is how long an escalated debate waits for a decision.
 func (in Input) DecisionTimeout() time.Duration {
-	if in.EscalateTimeout == nil {
-		return DefaultEscalateTimeout
+	return time.Duration(orDefault(in.EscalateTimeout, Duration(DefaultEscalateTimeout)))
+}
+
+// orDefault is *p, or def when the request left the field out.
+func orDefault[T any](p *T, def T) T {
+	if p == nil {
+		return def
 	}
-	return time.Duration(*in.EscalateTimeout)
+	return *p
 }
 
 // ModeOrDefault returns the mode.
