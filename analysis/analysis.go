@@ -7,6 +7,8 @@
 package analysis
 
 import (
+	"github.com/ultramcp/durable/telemetry"
+
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -212,8 +214,15 @@ type scannerFunc struct {
 
 func (s scannerFunc) Name() string { return s.name }
 func (s scannerFunc) Tool() string { return s.tool }
+
+// Scan runs the scanner in a span of its own: its name, tool and how many
+// findings it made (never what they say: a found secret stays out).
 func (s scannerFunc) Scan(ctx context.Context, dir string) ([]Finding, error) {
-	return s.scan(ctx, dir)
+	ctx, span := telemetry.Start(ctx, "scan "+s.name, telemetry.Scanner.String(s.name))
+	fs, err := s.scan(ctx, dir)
+	span.SetAttributes(telemetry.Findings.Int(len(fs)))
+	telemetry.End(span, err)
+	return fs, err
 }
 
 // Scanner is a security scanner of a checkout (gitleaks, gosec,

@@ -29,6 +29,7 @@ import (
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/runs"
+	"github.com/ultramcp/durable/telemetry"
 )
 
 // MaxBodyBytes bounds a request body.
@@ -85,11 +86,13 @@ func New(ctx context.Context, svc *runs.Service, cfg config.Config, mcp http.Han
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, r := range s.table {
-		mux.HandleFunc(r.Method+" "+r.Pattern, r.handle)
+		mux.Handle(r.Method+" "+r.Pattern, traced(r.Method+" "+r.Pattern, http.HandlerFunc(r.handle)))
 	}
 	if s.mcp != nil {
-		mux.Handle("/mcp", s.mcp)
+		mux.Handle("/mcp", traced("POST /mcp", s.mcp))
 	}
+	// Behind the token like every route but /health.
+	mux.Handle("GET /metrics", telemetry.MetricsHandler())
 	for _, p := range consolePaths {
 		mux.Handle(p, s.console)
 	}

@@ -5,6 +5,9 @@
 package cli
 
 import (
+	"go.opentelemetry.io/otel/trace"
+	"time"
+
 	"context"
 	"fmt"
 	"io"
@@ -19,6 +22,8 @@ import (
 	"github.com/ultramcp/durable/runs"
 	"github.com/ultramcp/durable/sanitize"
 	"github.com/ultramcp/durable/stack"
+	"github.com/ultramcp/durable/telemetry"
+	"github.com/ultramcp/durable/version"
 )
 
 // app holds what every command shares.
@@ -41,11 +46,55 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	syscall.Umask(0o077)
 	root := NewRoot(stdout, stderr)
 	root.SetArgs(args)
-	if err := root.ExecuteContext(ctx); err != nil {
+	err := root.ExecuteContext(ctx)
+	endCommandSpan(err)
+	if err != nil {
 		fmt.Fprintln(stderr, "error:", err)
 		return 1
 	}
 	return 0
+}
+
+// commandSpan is the span of the command running, when tracing is on, and
+// flushTraces what sends its spans before the process exits.
+var (
+	commandSpan trace.Span
+	flushTraces = func(context.Context) error { return nil }
+)
+
+// startTracing installs the tracer of this process when
+// OTEL_EXPORTER_OTLP_ENDPOINT is set, and makes the command a span whose
+// trace every request it sends carries (through the API or the Restate
+// ingress into the workflow).
+func (a *app) startTracing(cmd *cobra.Command) error {
+	if a.cfg.TracesEndpoint == "" {
+		return nil
+	}
+	service := "ultramcp-cli"
+	if cmd.Name() == "serve" {
+		service = "ultramcp"
+	}
+	shutdown, err := telemetry.Setup(cmd.Context(), telemetry.Options{Service: service, Version: version.Current(), Endpoint: a.cfg.TracesEndpoint, Content: a.cfg.TraceContent})
+	if err != nil {
+		return fmt.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT: %w", err)
+	}
+	flushTraces = shutdown
+	if service == "ultramcp" {
+		return nil // the service's spans are its requests' and workflows'
+	}
+	ctx, span := telemetry.Start(cmd.Context(), "ultramcp "+cmd.Name())
+	commandSpan = span
+	cmd.SetContext(ctx)
+	return nil
+}
+
+func endCommandSpan(err error) {
+	if commandSpan != nil {
+		telemetry.End(commandSpan, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = flushTraces(ctx)
 }
 
 // NewRoot builds the command tree.
@@ -71,6 +120,9 @@ Addresses and paths come from ULTRAMCP_* environment variables (see README).`,
 				return flag != "" && cmd.Flags().Changed(flag)
 			})
 			if err := a.cfg.Validate(); err != nil {
+				return err
+			}
+			if err := a.startTracing(cmd); err != nil {
 				return err
 			}
 			return a.cfg.PrepareHome()

@@ -6,6 +6,9 @@
 package client
 
 import (
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -131,6 +134,9 @@ func (c *Client) request(ctx context.Context, method, u string, body []byte, con
 		req.Header.Set("content-type", contentType)
 	}
 	req.Header.Set("accept", "application/json")
+	// The caller's trace goes on through Restate: its ingress honours a
+	// traceparent, and the workflow's spans join the caller's trace.
+	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return nil, nil, err

@@ -95,6 +95,14 @@ type Config struct {
 	APIRate    float64
 	APIMaxOpen int
 
+	// TracesEndpoint is the OTLP collector the service and restate-server
+	// send spans to (OTEL_EXPORTER_OTLP_ENDPOINT, which the OpenTelemetry
+	// exporter reads itself with the other OTEL_* variables); "" is no
+	// tracing, and costs nothing. TraceContent puts prompts and answers in
+	// the spans (found secrets stay redacted even then).
+	TracesEndpoint string
+	TraceContent   bool
+
 	// RestateServerBin and RestateCLIBin locate the pinned binaries; empty
 	// means the npm packages under the project's node_modules.
 	RestateServerBin string

@@ -229,6 +229,8 @@ func TestEveryBadSettingIsNamed(t *testing.T) {
 		"ANTHROPIC_BASE_URL":          "ftp://anthropic",
 		"ANTHROPIC_API_KEY":           "sk ant",
 		"ULTRAMCP_LLM_TIMEOUT":        "30",
+		"OTEL_EXPORTER_OTLP_ENDPOINT": "127.0.0.1:4318",
+		"ULTRAMCP_TRACE_CONTENT":      "sometimes",
 		"ULTRAMCP_RESTATE_SERVER":     "/nonexistent/restate-server",
 		"ULTRAMCP_RESTATE_CLI":        t.TempDir(),
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -97,6 +98,10 @@ var Settings = []Setting{
 		field: func(c *Config) Value { return text(&c.AnthropicAPIKey) }, check: checkAnthropicKey},
 	{Name: "ULTRAMCP_LLM_TIMEOUT", Default: "`2m`", Doc: "one model call (below Restate's 10m abort timeout)",
 		field: func(c *Config) Value { return duration(&c.LLMCallTimeout) }, check: func(c *Config) string { return within(c.LLMCallTimeout, time.Second, 9*time.Minute) }},
+	{Name: "OTEL_EXPORTER_OTLP_ENDPOINT", Default: "none: no tracing", Doc: "OTLP collector of the service's and restate-server's spans, e.g. `http://127.0.0.1:4318` (`up --with-jaeger` sets it; the other `OTEL_*` variables apply)",
+		field: func(c *Config) Value { return text(&c.TracesEndpoint) }, check: checkTracesEndpoint},
+	{Name: "ULTRAMCP_TRACE_CONTENT", Default: "`false`", Doc: "put prompts and answers in the spans (found secrets stay redacted)",
+		field: func(c *Config) Value { return boolean(&c.TraceContent) }},
 	{Name: "ULTRAMCP_RESTATE_SERVER", Default: "`node_modules/…`", Doc: "the pinned restate-server binary",
 		field: func(c *Config) Value { return text(&c.RestateServerBin) }, check: func(c *Config) string { return checkExecutable(c.RestateServerBin) }},
 	{Name: "ULTRAMCP_RESTATE_CLI", Default: "`node_modules/…`", Doc: "the pinned restate CLI binary",
@@ -271,6 +276,17 @@ func checkOrigins(c *Config) string {
 func checkDatabase(c *Config) string {
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		return "must be a postgres:// URL (or unset, for SQLite in the state dir)"
+	}
+	return ""
+}
+
+func checkTracesEndpoint(c *Config) string {
+	if c.TracesEndpoint == "" {
+		return ""
+	}
+	u, err := url.Parse(c.TracesEndpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "must be an http:// or https:// URL of an OTLP collector, such as http://127.0.0.1:4318"
 	}
 	return ""
 }

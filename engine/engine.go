@@ -98,6 +98,20 @@ type Context interface {
 	Call(children []Child) ([]json.RawMessage, []error)
 }
 
+// WithAttempt tells a step which attempt of it this is, counting those the
+// process died in: an engine that knows sets it on the step's context.
+func WithAttempt(ctx context.Context, n int) context.Context {
+	return context.WithValue(ctx, attemptKey{}, n)
+}
+
+// AttemptOf is the attempt WithAttempt set, or 0.
+func AttemptOf(ctx context.Context) int {
+	n, _ := ctx.Value(attemptKey{}).(int)
+	return n
+}
+
+type attemptKey struct{}
+
 // Body is a workflow as the engines run it: JSON in, JSON out.
 type Body func(c Context, input json.RawMessage) (json.RawMessage, error)
 

@@ -58,7 +58,7 @@ func (r *retrying) Complete(ctx context.Context, req Request) (Response, error) 
 	}
 	// Jittered, so that parallel participants hitting one rate limit do not
 	// come back in step.
-	policy := retry.Policy{Initial: r.p.Initial, Max: r.p.Max, Attempts: max(r.p.MaxAttempts, 1), Jitter: true}
+	policy := retry.Policy{Initial: r.p.Initial, Max: r.p.Max, Attempts: max(r.p.MaxAttempts, 1), Jitter: true, Cause: "model-" + r.m.Name()}
 	var resp Response
 	attempts, err := policy.Do(ctx, func(ctx context.Context) (err error) {
 		resp, err = r.once(ctx, req)

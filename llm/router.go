@@ -1,8 +1,16 @@
 package llm
 
 import (
+	"cmp"
 	"context"
 	"sort"
+	"strings"
+
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/ultramcp/durable/telemetry"
 
 	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/sanitize"
@@ -72,11 +80,86 @@ func (r *Router) Complete(ctx context.Context, ref Ref, req Request) (Response, 
 	if req.Model == "" {
 		req.Model = ref.Model
 	}
+	ctx, span := startChat(ctx, ref, req)
 	resp, err := m.Complete(ctx, req)
 	// A model's text is untrusted: no control character of it goes on to
 	// journals, reports or terminals.
 	resp.Text, resp.Model = sanitize.Text(resp.Text), sanitize.Line(resp.Model)
+	endChat(span, ref, req, resp, err)
 	return resp, err
+}
+
+// startChat starts the span of one model call, named and attributed as the
+// OpenTelemetry GenAI conventions say (telemetry.GenAIConventions). No
+// prompt goes in unless ULTRAMCP_TRACE_CONTENT allows it.
+func startChat(ctx context.Context, ref Ref, req Request) (context.Context, trace.Span) {
+	if !telemetry.On() {
+		return ctx, nil
+	}
+	attrs := []attribute.KeyValue{
+		semconv.GenAIOperationNameChat,
+		semconv.GenAIProviderNameKey.String(ref.Provider),
+		semconv.GenAIRequestModel(req.Model),
+		telemetry.Participant.String(participantOf(req.Label)),
+	}
+	if req.MaxTokens > 0 {
+		attrs = append(attrs, semconv.GenAIRequestMaxTokens(req.MaxTokens))
+	}
+	if a, ok := telemetry.ContentAttr(telemetry.Prompt, promptOf(req)); ok {
+		attrs = append(attrs, a)
+	}
+	return telemetry.Start(ctx, "chat "+cmp.Or(req.Model, ref.Provider), attrs...)
+}
+
+// endChat ends a call's span and counts it.
+func endChat(span trace.Span, ref Ref, req Request, resp Response, err error) {
+	model := cmp.Or(resp.Model, ref.String())
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	telemetry.ModelCalls.WithLabelValues(ref.Provider, model, outcome).Inc()
+	cost, _ := EstimateCost(resp.Model, resp.TokensIn, resp.TokensOut)
+	if err == nil {
+		telemetry.ModelTokens.WithLabelValues(ref.Provider, model, "input").Add(float64(resp.TokensIn))
+		telemetry.ModelTokens.WithLabelValues(ref.Provider, model, "output").Add(float64(resp.TokensOut))
+		telemetry.ModelCost.WithLabelValues(ref.Provider, model).Add(cost)
+	}
+	if span == nil {
+		return
+	}
+	span.SetAttributes(
+		semconv.GenAIResponseModel(resp.Model),
+		semconv.GenAIUsageInputTokens(resp.TokensIn),
+		semconv.GenAIUsageOutputTokens(resp.TokensOut),
+		telemetry.CostUSD.Float64(cost),
+	)
+	if resp.Attempts > 1 {
+		span.SetAttributes(telemetry.StepAttempt.Int(resp.Attempts))
+	}
+	if a, ok := telemetry.ContentAttr(telemetry.Answer, resp.Text); ok {
+		span.SetAttributes(a)
+	}
+	telemetry.End(span, err)
+}
+
+// participantOf is the last part of a call's label ("debate-1/round-2/alice"
+// is alice's).
+func participantOf(label string) string {
+	if i := strings.LastIndexByte(label, '/'); i >= 0 {
+		return label[i+1:]
+	}
+	return label
+}
+
+func promptOf(req Request) string {
+	var b strings.Builder
+	b.WriteString(req.System)
+	for _, m := range req.Messages {
+		b.WriteString("\n")
+		b.WriteString(m.Content)
+	}
+	return b.String()
 }
 
 // settings names what configures each provider.

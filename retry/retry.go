@@ -6,6 +6,8 @@
 package retry
 
 import (
+	"github.com/ultramcp/durable/telemetry"
+
 	"context"
 	"math/rand/v2"
 	"time"
@@ -32,6 +34,9 @@ type Policy struct {
 	// OnRetry, when set, hears of each failed attempt that will be tried
 	// again, before the wait (to log an outage, say).
 	OnRetry func(attempt int, err error)
+	// Cause, when set, counts each retry in the retries metric under this
+	// name ("model-openai", "store", …).
+	Cause string
 }
 
 // Do runs op until it succeeds, fails with an error that is not
@@ -46,6 +51,9 @@ func (p Policy) Do(ctx context.Context, op func(ctx context.Context) error) (att
 	for attempts = 1; ; attempts++ {
 		if err = op(ctx); err == nil || !retryable(err) || attempts == p.Attempts || p.Within > 0 && time.Since(start) >= p.Within {
 			return attempts, err
+		}
+		if p.Cause != "" {
+			telemetry.Retries.WithLabelValues(p.Cause).Inc()
 		}
 		if p.OnRetry != nil {
 			p.OnRetry(attempts, err)

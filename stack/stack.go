@@ -17,6 +17,7 @@ import (
 	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/identity"
 	"github.com/ultramcp/durable/retry"
+	"github.com/ultramcp/durable/telemetry"
 	"github.com/ultramcp/durable/version"
 )
 
@@ -93,7 +94,7 @@ func (s *Stack) Restate() (Process, error) {
 		return Process{}, err
 	}
 	c := s.Cfg
-	return Process{
+	p := Process{
 		Name:     "restate-server",
 		Bin:      bin,
 		Dir:      c.Home,
@@ -115,7 +116,13 @@ func (s *Stack) Restate() (Process, error) {
 			"RESTATE_DISABLE_TELEMETRY=true",
 			"DO_NOT_TRACK=1",
 		},
-	}, nil
+	}
+	if c.TracesEndpoint != "" {
+		// Restate's own spans (ingress, each invocation and attempt) go to
+		// the service's collector: one trace from the caller to each step.
+		p.Env = append(p.Env, "RESTATE_TRACING_ENDPOINT="+telemetry.RestateEndpoint(c.TracesEndpoint))
+	}
+	return p, nil
 }
 
 // Service describes the workflow-service process of the newest version:

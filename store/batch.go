@@ -1,6 +1,9 @@
 package store
 
 import (
+	"github.com/ultramcp/durable/telemetry"
+	"go.opentelemetry.io/otel/attribute"
+
 	"context"
 	"database/sql"
 	"errors"
@@ -83,6 +86,16 @@ func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx *sql.T
 	if tx, ok := ctx.Value(warmTx{}).(*sql.Tx); ok {
 		return fn(ctx, tx) // Warm's transaction, rolled back
 	}
+	// The span of the write as its workflow sees it: queued, batched and
+	// committed.
+	ctx, span := telemetry.Start(ctx, "store write", attribute.String("db.system.name", s.Dialect()))
+	err := s.queued(ctx, fn)
+	telemetry.End(span, err)
+	return err
+}
+
+// queued hands fn to the writer and waits for its transaction.
+func (s *Store) queued(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	w := write{ctx: ctx, fn: fn, done: make(chan error, 1), urgent: s.isUrgent()}
 	select {
 	case s.w.queue <- w:
@@ -222,6 +235,11 @@ func (s *Store) commit(batch []write) {
 func (s *Store) runTx(batch []write) error {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
+	start := time.Now()
+	defer func() {
+		telemetry.StoreWrite.Observe(telemetry.Since(start))
+		telemetry.StoreBatch.Observe(float64(len(batch)))
+	}()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return transient(err)

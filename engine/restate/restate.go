@@ -77,7 +77,7 @@ func (c *Context) closure(step engine.Step) func(sdk.RunContext) ([]byte, error)
 		if c.crashAt != "" && c.crashAt == step.Name {
 			crash()
 		}
-		out, err := step.Fn(rc)
+		out, err := step.Fn(engine.WithAttempt(rc, interrupted+1))
 		done()
 		if err != nil {
 			// A step with one attempt retries inside itself (LLM calls), so

@@ -585,7 +585,7 @@ var concurrentStep = engine.StepOptions{MaxAttempts: 1}
 // second later is all that is worth its time.
 func retried(scan func(context.Context, string) ([]analysis.Finding, error)) func(context.Context, string) ([]analysis.Finding, error) {
 	return func(ctx context.Context, dir string) (fs []analysis.Finding, err error) {
-		_, err = retry.Policy{Initial: time.Second, Attempts: 2}.Do(ctx, func(ctx context.Context) (err error) {
+		_, err = retry.Policy{Initial: time.Second, Attempts: 2, Cause: "scanner"}.Do(ctx, func(ctx context.Context) (err error) {
 			fs, err = scan(ctx, dir)
 			return err
 		})

@@ -118,7 +118,7 @@ func RetryStore(ctx context.Context, write func(context.Context) error) error {
 	var since time.Time
 	// No attempt budget: giving up would throw away paid work; the cap
 	// keeps a store that is back from waiting long to be noticed.
-	policy := retry.Policy{Initial: 200 * time.Millisecond, Max: max(StoreRetryCap, time.Millisecond),
+	policy := retry.Policy{Initial: 200 * time.Millisecond, Max: max(StoreRetryCap, time.Millisecond), Cause: "store",
 		OnRetry: func(attempt int, err error) {
 			if since.IsZero() {
 				since = time.Now()

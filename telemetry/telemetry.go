@@ -1,0 +1,219 @@
+// Package telemetry is the product's OpenTelemetry and Prometheus wiring:
+// the tracer provider (OTLP, configured by the standard OTEL_* variables,
+// off unless OTEL_EXPORTER_OTLP_ENDPOINT is set, and then nothing is
+// installed so that tracing costs nothing), the W3C propagator that carries
+// a caller's trace through the API, the Restate ingress and into the
+// service, the names of the attributes every layer sets, and the metrics
+// the API serves at /metrics.
+//
+// It is a leaf: it imports no package of this module, so the workflow
+// logic, the providers and the store can all report through it.
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// Scope is the instrumentation scope of every span the product makes.
+const Scope = "github.com/ultramcp/durable"
+
+// GenAIConventions is the version of the OpenTelemetry semantic conventions
+// whose gen_ai.* attributes the model-call spans carry (still marked
+// Development there, so pinned and named in docs/operations.md).
+const GenAIConventions = "1.41.0"
+
+// Attributes of our own, beside the GenAI conventions'.
+const (
+	WorkflowName  = attribute.Key("ultramcp.workflow.name")
+	WorkflowID    = attribute.Key("ultramcp.workflow.id")
+	WorkflowRun   = attribute.Key("ultramcp.workflow.run")
+	WorkflowEnded = attribute.Key("ultramcp.workflow.status")
+	StepName      = attribute.Key("ultramcp.step.name")
+	StepKind      = attribute.Key("ultramcp.step.kind") // run, sleep, await, child
+	// StepReplayed marks a step whose recorded result the engine returned
+	// from its journal: it did not run in this attempt.
+	StepReplayed = attribute.Key("ultramcp.step.replayed")
+	// StepSeeded marks a step whose result a replay (ultramcp replay) took
+	// from the run it derives from.
+	StepSeeded = attribute.Key("ultramcp.step.seeded")
+	// StepAttempt counts this step's attempts, those the service died in
+	// included.
+	StepAttempt = attribute.Key("ultramcp.step.attempt")
+	// StepSuspended marks a step during which the engine suspended the
+	// workflow (a long sleep or wait): it goes on in a later attempt.
+	StepSuspended = attribute.Key("ultramcp.step.suspended")
+	Participant   = attribute.Key("ultramcp.participant")
+	CostUSD       = attribute.Key("ultramcp.cost_usd")
+	Scanner       = attribute.Key("ultramcp.scanner")
+	Findings      = attribute.Key("ultramcp.scanner.findings")
+	Prompt        = attribute.Key("ultramcp.prompt")
+	Answer        = attribute.Key("ultramcp.answer")
+)
+
+var (
+	on      atomic.Bool
+	content atomic.Bool
+	tracer  atomic.Pointer[trace.Tracer]
+)
+
+// On says whether spans are exported: the hooks of every layer do nothing
+// when it is false.
+func On() bool { return on.Load() }
+
+// Content says whether prompts and answers go into spans
+// (ULTRAMCP_TRACE_CONTENT).
+func Content() bool { return content.Load() }
+
+// Tracer is the product's tracer: a no-op one while tracing is off.
+func Tracer() trace.Tracer {
+	if t := tracer.Load(); t != nil {
+		return *t
+	}
+	return noop.NewTracerProvider().Tracer(Scope)
+}
+
+// Options of Setup.
+type Options struct {
+	// Service is the service.name of the spans (OTEL_SERVICE_NAME wins).
+	Service string
+	Version string
+	// Endpoint is OTEL_EXPORTER_OTLP_ENDPOINT as configured; "" leaves
+	// tracing off.
+	Endpoint string
+	// Content puts prompts and answers in spans.
+	Content bool
+}
+
+// Setup installs the OTLP tracer provider and the W3C propagator when an
+// endpoint is configured, and returns what flushes and stops it. The
+// exporter reads the endpoint, headers, timeouts and protocol from the
+// OTEL_* variables itself; OTEL_EXPORTER_OTLP_PROTOCOL picks grpc or
+// http/protobuf (the default, as the OpenTelemetry specification says).
+// OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none keeps it off.
+func Setup(ctx context.Context, o Options) (shutdown func(context.Context) error, err error) {
+	// The propagator is installed in any case: a caller's traceparent
+	// still reaches Restate through the API when this process exports
+	// nothing.
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	if o.Endpoint == "" || os.Getenv("OTEL_SDK_DISABLED") == "true" || os.Getenv("OTEL_TRACES_EXPORTER") == "none" {
+		return func(context.Context) error { return nil }, nil
+	}
+	var exp sdktrace.SpanExporter
+	switch Protocol() {
+	case "grpc":
+		exp, err = otlptracegrpc.New(ctx)
+	default:
+		exp, err = otlptracehttp.New(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	attrs := []attribute.KeyValue{attribute.String("service.name", o.Service)}
+	if o.Version != "" {
+		attrs = append(attrs, attribute.String("service.version", o.Version))
+	}
+	// WithFromEnv after ours: OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win.
+	res, rerr := resource.New(ctx, resource.WithTelemetrySDK(), resource.WithAttributes(attrs...), resource.WithFromEnv())
+	if rerr != nil && !errors.Is(rerr, resource.ErrSchemaURLConflict) {
+		return nil, rerr
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	otel.SetTracerProvider(tp)
+	t := tp.Tracer(Scope)
+	tracer.Store(&t)
+	content.Store(o.Content)
+	on.Store(true)
+	return func(ctx context.Context) error {
+		on.Store(false)
+		return tp.Shutdown(ctx)
+	}, nil
+}
+
+// Protocol is the OTLP protocol the traces exporter speaks: "grpc" or
+// "http/protobuf".
+func Protocol() string {
+	p := os.Getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+	if p == "" {
+		p = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+	}
+	if p == "grpc" {
+		return p
+	}
+	return "http/protobuf"
+}
+
+// RestateEndpoint is endpoint as restate-server's tracing-endpoint spells
+// it: a bare URL is OTLP/gRPC there, otlp+http:// with the traces path is
+// OTLP/HTTP.
+func RestateEndpoint(endpoint string) string {
+	if endpoint == "" {
+		return ""
+	}
+	if Protocol() == "grpc" {
+		return endpoint
+	}
+	return "otlp+" + strings.TrimSuffix(endpoint, "/") + "/v1/traces"
+}
+
+// Start starts a span under ctx's; a no-op one while tracing is off.
+func Start(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	if !On() {
+		return ctx, noSpan
+	}
+	return Tracer().Start(ctx, name, trace.WithAttributes(attrs...))
+}
+
+// noSpan is what Start returns while tracing is off: it records nothing,
+// and ending it ends nothing (not the caller's span).
+var noSpan = trace.SpanFromContext(context.Background())
+
+// End ends span with err's first line as its error status: no stack, no
+// payload, nothing a provider or a store put after it.
+func End(span trace.Span, err error) {
+	if err != nil {
+		span.SetStatus(codes.Error, firstLine(err.Error()))
+	}
+	span.End()
+}
+
+// ContentAttr is the prompt or answer text as attribute k, cut to 4 KiB,
+// when ULTRAMCP_TRACE_CONTENT allows it; ok is false otherwise.
+func ContentAttr(k attribute.Key, text string) (attribute.KeyValue, bool) {
+	if !Content() {
+		return attribute.KeyValue{}, false
+	}
+	return k.String(cut(text, 4096)), true
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return cut(s, 300)
+}
+
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
