@@ -279,6 +279,12 @@ func (a *app) status(ctx context.Context, id string, asJSON bool) error {
 	} else {
 		fmt.Fprintf(a.stdout, "status:     %s (from Restate)\n", st.Status)
 	}
+	if d := st.DerivedFrom; d != nil {
+		fmt.Fprintf(a.stdout, "derived:    from %s, run again from its %s\n", d.Workflow, d.Step)
+	}
+	if inv := st.Invocation; inv != nil && inv.Status == "paused" {
+		fmt.Fprintf(a.stdout, "paused:     go on with: ultramcp resume %s\n", st.ID)
+	}
 	if inv := st.Invocation; inv != nil && inv.LastFailure != "" && inv.Status != "completed" {
 		fmt.Fprintf(a.stdout, "retrying:   %s (retry %d)\n", sanitize.FirstLine(inv.LastFailure, 100), inv.RetryCount)
 	}

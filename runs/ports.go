@@ -49,6 +49,12 @@ type Engine interface {
 	// workflow) at once.
 	Progresses(ctx context.Context, workflows map[string]string) (map[string]json.RawMessage, error)
 	Services(ctx context.Context) ([]map[string]any, error)
+	// Pause holds an invocation at the end of its current attempt;
+	// ResumeOn lets it go on, on a deployment ("keep": its own).
+	Pause(ctx context.Context, invocationID string) error
+	ResumeOn(ctx context.Context, invocationID, deployment string) error
+	// Journal is an invocation's journal: its steps with their results.
+	Journal(ctx context.Context, invocationID string) ([]client.Entry, error)
 	// Console is where the engine's own UI and admin API answer, and the
 	// transport that reaches it.
 	Console() (*url.URL, http.RoundTripper)

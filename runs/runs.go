@@ -155,6 +155,12 @@ func (s *Service) Submit(ctx context.Context, name string, body []byte, id strin
 	if err != nil {
 		return Submitted{}, err
 	}
+	return s.submit(ctx, def, norm, norm, id)
+}
+
+// submit records and starts a request already validated: norm is what the
+// workflow gets, recorded what the store keeps of it.
+func (s *Service) submit(ctx context.Context, def workflow.Definition, norm, recorded json.RawMessage, id string) (Submitted, error) {
 	if id == "" {
 		id = NewID(def.Prefix)
 	} else if err := CheckID(id); err != nil {
@@ -175,7 +181,7 @@ func (s *Service) Submit(ctx context.Context, name string, body []byte, id strin
 		defer release()
 		// Recorded as the workflow records it (Tracked): no credential
 		// in a URL.
-		recorded := []byte(sanitize.URLCredentials(string(norm)))
+		recorded := []byte(sanitize.URLCredentials(string(recorded)))
 		if _, err := st.Submitted(ctx, id, def.Name, recorded, time.Now(), s.MaxOpen); err != nil {
 			switch {
 			case errors.Is(err, store.ErrBusy), fault.KindOf(err) == fault.Conflict:

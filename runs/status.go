@@ -13,6 +13,7 @@ import (
 	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
+	"github.com/ultramcp/durable/workflow/derived"
 	"github.com/ultramcp/durable/workflow/registry"
 )
 
@@ -33,6 +34,9 @@ type Status struct {
 	Children   []store.ChildRow     `json:"children,omitempty"`
 	Progress   json.RawMessage      `json:"progress,omitempty"`
 	Invocation *client.Invocation   `json:"invocation,omitempty"`
+	// DerivedFrom names the run a replay derives from, and its first step
+	// run again.
+	DerivedFrom *derived.From `json:"derivedFrom,omitempty"`
 }
 
 // Cost sums a workflow's agent calls so far.
@@ -70,6 +74,9 @@ func (s *Service) Status(ctx context.Context, id string) (Status, error) {
 	published := w.Progress
 	w.Progress = nil // it is the Status's
 	out := Status{ID: id, Workflow: w.Workflow, Status: w.Status, Record: &w, Executions: execs}
+	if from, _, ok, err := derived.Of(json.RawMessage(w.Input)); err == nil && ok {
+		out.DerivedFrom = &from
+	}
 	for _, e := range execs {
 		out.Cost.Calls++
 		out.Cost.TokensIn += e.TokensIn

@@ -30,6 +30,7 @@ import (
 	"github.com/ultramcp/durable/retry"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
+	"github.com/ultramcp/durable/workflow/derived"
 	"github.com/ultramcp/durable/workflow/observed"
 	"github.com/ultramcp/durable/workflow/registry"
 	"github.com/ultramcp/durable/workflow/writebehind"
@@ -100,7 +101,7 @@ func NewServer(models *llm.Router, o Options) *server.Restate {
 	}
 	srv := server.NewRestate().WithLogger(o.Logger.Handler(), true)
 	for _, def := range registry.All(workflow.Deps{Models: models, Records: o.Records, Checkouts: o.Checkouts, VulnDB: o.VulnDB, AnalysisSlots: o.AnalysisSlots}) {
-		srv = srv.Bind(restateengine.Workflow(def.Name, observed.Body(def.Name, writebehind.Tracked(o.Records, def.Name, def.Body)), o.Services))
+		srv = srv.Bind(restateengine.Workflow(def.Name, observed.Body(def.Name, derived.Body(writebehind.Tracked(o.Records, def.Name, def.Body))), o.Services))
 	}
 	if o.PublicKey != "" {
 		srv = srv.WithIdentityV1(o.PublicKey)

@@ -343,12 +343,13 @@ VALUES (?, ?, ?, ?, ?, ?)`, id, wf, workflow.StatusPending, string(input), at.UT
 // one is left alone (every attempt of a workflow writes its start again).
 // A row of another workflow type is never touched: that is a Conflict
 // (a workflow started past the API, on the ingress socket, under an id
-// another type holds).
+// another type holds). The input a submit recorded is kept: a replay's
+// names the run it derives from, which the workflow's own is without.
 func (s *Store) Started(ctx context.Context, id, wf string, input []byte, at time.Time) error {
 	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := s.execIn(ctx, tx, `INSERT INTO workflow_metadata (id, workflow, status, input, created_at, updated_at, started_at)
 VALUES (?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (id) DO UPDATE SET status = excluded.status, input = excluded.input, updated_at = excluded.updated_at,
+ON CONFLICT (id) DO UPDATE SET status = excluded.status, input = COALESCE(NULLIF(workflow_metadata.input, ''), excluded.input), updated_at = excluded.updated_at,
   started_at = COALESCE(workflow_metadata.started_at, excluded.started_at)
 WHERE workflow_metadata.workflow = excluded.workflow AND workflow_metadata.status IN ('pending', 'running', 'not-started', 'paused')`,
 			id, wf, workflow.StatusRunning, string(input), at.UTC(), at.UTC(), at.UTC())

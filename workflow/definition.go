@@ -142,6 +142,15 @@ func (d Definition) InputSchema() (*jsonschema.Schema, error) {
 	return s, nil
 }
 
+// Fields are the top-level fields of the workflow's request.
+func (d Definition) Fields() []string {
+	s, err := d.InputSchema()
+	if err != nil {
+		return nil
+	}
+	return slices.Collect(maps.Keys(s.Properties))
+}
+
 // notNull drops "null" from a request field's types: an optional field is
 // left out, not sent as null, and a client filling a form from the schema
 // (the MCP Inspector) reads a single type best.
