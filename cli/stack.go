@@ -21,7 +21,13 @@ workflow service — which serves the UltraMCP API and the MCP endpoint
 registers the service with Restate. On first start it creates the request-identity keys with which
 Restate signs its requests; the service refuses unsigned ones.
 
-up is idempotent: run again, it starts only what is not running.`,
+up is idempotent: run again, it starts only what is not running.
+
+--with-jaeger also runs Jaeger v2 on loopback (ULTRAMCP_JAEGER_ADDR, OTLP on
+ULTRAMCP_JAEGER_OTLP_ADDR) and sends the service's and restate-server's
+spans to it: one trace per request, from the API through each step and
+model call. The first time it builds the pinned Jaeger from its Go module
+(about 5 minutes); later ups reuse the binary, and keep Jaeger up.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := a.stack()
 			if err != nil {
@@ -34,6 +40,7 @@ up is idempotent: run again, it starts only what is not running.`,
 			return nil
 		},
 	}
+	up.Flags().BoolVar(&a.cfg.WithJaeger, "with-jaeger", false, "also run Jaeger and trace every workflow to it")
 	stop := &cobra.Command{
 		Use:   "stop",
 		Short: "Stop what up started (by pid file)",
@@ -182,4 +189,9 @@ URLs:
   Workflow service (for Restate only): %[2]s
   Restate's own sockets (no TCP port): %[3]s, %[4]s
 `, config.URL(c.APIAddr), serviceURL, c.IngressSocket(), c.AdminSocket())
+	if c.WithJaeger {
+		fmt.Fprintf(a.stdout, "  Jaeger query API (traces):           %s/api/traces/<trace id>  (ultramcp trace <id>)\n  Metrics (Prometheus):                %s/metrics\n", config.URL(c.JaegerAddr), config.URL(c.APIAddr))
+	} else {
+		fmt.Fprintf(a.stdout, "  Metrics (Prometheus):                %s/metrics\n", config.URL(c.APIAddr))
+	}
 }

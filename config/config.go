@@ -102,6 +102,15 @@ type Config struct {
 	// the spans (found secrets stay redacted even then).
 	TracesEndpoint string
 	TraceContent   bool
+	// JaegerAddr and JaegerOTLPAddr are the query API and the OTLP/HTTP
+	// receiver of the Jaeger `up --with-jaeger` runs; JaegerMaxMB bounds
+	// its storage in the state dir, and JaegerBin is its binary ("" is
+	// the pinned build, made on first use).
+	JaegerAddr, JaegerOTLPAddr string
+	JaegerMaxMB                int64
+	JaegerBin                  string
+	// WithJaeger says the stack runs Jaeger (up --with-jaeger, recorded).
+	WithJaeger bool
 
 	// RestateServerBin and RestateCLIBin locate the pinned binaries; empty
 	// means the npm packages under the project's node_modules.
@@ -126,6 +135,9 @@ func Default() Config {
 		Home:              ".ultramcp",
 		ServiceAddr:       "127.0.0.1:9080",
 		APIAddr:           "127.0.0.1:8081",
+		JaegerAddr:        "127.0.0.1:16686",
+		JaegerOTLPAddr:    "127.0.0.1:4318",
+		JaegerMaxMB:       1024,
 		LLM:               "offline",
 		LLMCallTimeout:    2 * time.Minute,
 		Retention:         7 * 24 * time.Hour,
@@ -284,11 +296,19 @@ const recordedFile = "stack.json"
 type Recorded struct {
 	ServiceAddr string `json:"serviceAddr"`
 	APIAddr     string `json:"apiAddr"`
+	// The Jaeger that up --with-jaeger runs, and the collector the
+	// stack's spans go to.
+	JaegerAddr     string `json:"jaegerAddr,omitempty"`
+	TracesEndpoint string `json:"tracesEndpoint,omitempty"`
 }
 
 // Record writes c's addresses into its state dir.
 func (c Config) Record() error {
-	b, _ := json.Marshal(Recorded{ServiceAddr: c.ServiceAddr, APIAddr: c.APIAddr})
+	r := Recorded{ServiceAddr: c.ServiceAddr, APIAddr: c.APIAddr, TracesEndpoint: c.TracesEndpoint}
+	if c.WithJaeger {
+		r.JaegerAddr = c.JaegerAddr
+	}
+	b, _ := json.Marshal(r)
 	tmp := c.Path(recordedFile + ".tmp")
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return err
@@ -307,11 +327,14 @@ func (c *Config) UseRecorded(set func(variable string) bool) {
 	if json.Unmarshal(b, &r) != nil {
 		return
 	}
+	c.WithJaeger = c.WithJaeger || r.JaegerAddr != ""
+
 	for _, f := range []struct {
 		variable string
 		dst      *string
 		value    string
-	}{{"ULTRAMCP_SERVICE_ADDR", &c.ServiceAddr, r.ServiceAddr}, {"ULTRAMCP_API_ADDR", &c.APIAddr, r.APIAddr}} {
+	}{{"ULTRAMCP_SERVICE_ADDR", &c.ServiceAddr, r.ServiceAddr}, {"ULTRAMCP_API_ADDR", &c.APIAddr, r.APIAddr},
+		{"OTEL_EXPORTER_OTLP_ENDPOINT", &c.TracesEndpoint, r.TracesEndpoint}, {"ULTRAMCP_JAEGER_ADDR", &c.JaegerAddr, r.JaegerAddr}} {
 		if f.value != "" && os.Getenv(f.variable) == "" && !set(f.variable) {
 			*f.dst = f.value
 		}

@@ -231,6 +231,10 @@ func TestEveryBadSettingIsNamed(t *testing.T) {
 		"ULTRAMCP_LLM_TIMEOUT":        "30",
 		"OTEL_EXPORTER_OTLP_ENDPOINT": "127.0.0.1:4318",
 		"ULTRAMCP_TRACE_CONTENT":      "sometimes",
+		"ULTRAMCP_JAEGER_ADDR":        "0.0.0.0:16686",
+		"ULTRAMCP_JAEGER_OTLP_ADDR":   "4318",
+		"ULTRAMCP_JAEGER_MAX_MB":      "1",
+		"ULTRAMCP_JAEGER":             "/nonexistent/jaeger",
 		"ULTRAMCP_RESTATE_SERVER":     "/nonexistent/restate-server",
 		"ULTRAMCP_RESTATE_CLI":        t.TempDir(),
 	}

@@ -102,6 +102,14 @@ var Settings = []Setting{
 		field: func(c *Config) Value { return text(&c.TracesEndpoint) }, check: checkTracesEndpoint},
 	{Name: "ULTRAMCP_TRACE_CONTENT", Default: "`false`", Doc: "put prompts and answers in the spans (found secrets stay redacted)",
 		field: func(c *Config) Value { return boolean(&c.TraceContent) }},
+	{Name: "ULTRAMCP_JAEGER_ADDR", Default: "`127.0.0.1:16686`", Doc: "Jaeger's query API, when `up --with-jaeger` runs it (loopback only)",
+		field: func(c *Config) Value { return text(&c.JaegerAddr) }, check: func(c *Config) string { return checkLocalAddr(c, &c.JaegerAddr) }},
+	{Name: "ULTRAMCP_JAEGER_OTLP_ADDR", Default: "`127.0.0.1:4318`", Doc: "Jaeger's OTLP/HTTP receiver, where the service and restate-server send spans (loopback only)",
+		field: func(c *Config) Value { return text(&c.JaegerOTLPAddr) }, check: func(c *Config) string { return checkLocalAddr(c, &c.JaegerOTLPAddr) }},
+	{Name: "ULTRAMCP_JAEGER_MAX_MB", Default: "`1024`", Doc: "size bound of Jaeger's span storage in the state dir: `up` starts it afresh beyond it",
+		field: func(c *Config) Value { return megabytes(&c.JaegerMaxMB) }, check: func(c *Config) string { return between(c.JaegerMaxMB, 16, 1<<20) }},
+	{Name: "ULTRAMCP_JAEGER", Default: "`.cache/jaeger/…`, built on first use", Doc: "the Jaeger v2 binary (`make jaeger` builds the pinned one)",
+		field: func(c *Config) Value { return text(&c.JaegerBin) }, check: func(c *Config) string { return checkExecutable(c.JaegerBin) }},
 	{Name: "ULTRAMCP_RESTATE_SERVER", Default: "`node_modules/…`", Doc: "the pinned restate-server binary",
 		field: func(c *Config) Value { return text(&c.RestateServerBin) }, check: func(c *Config) string { return checkExecutable(c.RestateServerBin) }},
 	{Name: "ULTRAMCP_RESTATE_CLI", Default: "`node_modules/…`", Doc: "the pinned restate CLI binary",
@@ -245,6 +253,14 @@ func checkAddr(c *Config, addr *string) string {
 	return ""
 }
 
+// checkLocalAddr is checkAddr on loopback whatever ULTRAMCP_ALLOW_REMOTE
+// says: Jaeger's ports have no auth.
+func checkLocalAddr(c *Config, addr *string) string {
+	local := *c
+	local.AllowRemote = false
+	return checkAddr(&local, addr)
+}
+
 func checkToken(c *Config) string {
 	if why := checkWord(c.APIToken, "a token"); why != "" {
 		return why
@@ -366,6 +382,13 @@ func positive(ok bool, unit string) string {
 }
 
 // within checks lo <= d and, when hi > 0, d <= hi.
+func between(n, lo, hi int64) string {
+	if n < lo || n > hi {
+		return fmt.Sprintf("must be from %d to %d", lo, hi)
+	}
+	return ""
+}
+
 func within(d, lo, hi time.Duration) string {
 	switch {
 	case hi > 0 && (d < lo || d > hi):

@@ -99,7 +99,7 @@ func startChat(ctx context.Context, ref Ref, req Request) (context.Context, trac
 	attrs := []attribute.KeyValue{
 		semconv.GenAIOperationNameChat,
 		semconv.GenAIProviderNameKey.String(ref.Provider),
-		semconv.GenAIRequestModel(req.Model),
+		semconv.GenAIRequestModel(cmp.Or(req.Model, ref.String())),
 		telemetry.Participant.String(participantOf(req.Label)),
 	}
 	if req.MaxTokens > 0 {

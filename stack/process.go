@@ -221,3 +221,9 @@ func (p Process) Tail(n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// hasPID reports whether the process of the pid file runs.
+func (p Process) hasPID() bool {
+	_, ok := p.PID()
+	return ok
+}

@@ -184,6 +184,10 @@ func (s *Stack) Check() []Health {
 	}
 	rs := s.recorded()
 	pids := map[string]Process{"restate-admin": rs, "restate-ingress": rs, "workflow-service": svc, "api": svc}
+	if jaeger := s.Jaeger(""); c.WithJaeger || jaeger.hasPID() {
+		checks = append(checks, Health{Name: "jaeger", URL: "http://" + c.JaegerAddr + "/api/services", Detail: "traces, query API"})
+		pids["jaeger"] = jaeger
+	}
 	// Every older version still kept: each drains on its own address.
 	for _, v := range s.Versions() {
 		if v.Name == cur {
@@ -279,6 +283,9 @@ type upping struct {
 // from an older one), and registers it.
 func (u *upping) run() error {
 	s := u.s
+	if err := u.startJaeger(); err != nil {
+		return err
+	}
 	rs, err := s.StartRestate(u.ctx)
 	if rs != nil {
 		u.started = append(u.started, *rs)
@@ -303,6 +310,32 @@ func (u *upping) run() error {
 	}
 	// Commands given only the state dir reach this stack.
 	return s.Cfg.Record()
+}
+
+// startJaeger starts Jaeger when the stack has it (up --with-jaeger, or
+// recorded so), and points the service and restate-server at it unless
+// OTEL_EXPORTER_OTLP_ENDPOINT names another collector.
+func (u *upping) startJaeger() error {
+	s := u.s
+	if !s.Cfg.WithJaeger {
+		return nil
+	}
+	p, err := s.StartJaeger(u.ctx)
+	if p != nil {
+		u.started = append(u.started, *p)
+	}
+	if err != nil {
+		return err
+	}
+	if s.Cfg.TracesEndpoint == "" {
+		s.Cfg.TracesEndpoint = "http://" + s.Cfg.JaegerOTLPAddr
+	}
+	if rs, err := s.Restate(); err == nil {
+		if _, running := rs.PID(); running && s.probe(adminURL+"/health") == nil {
+			fmt.Fprintf(s.Out, "note: restate-server was already running; its own spans go where it was started to send them (ultramcp stop, then up --with-jaeger, to send them to Jaeger)\n")
+		}
+	}
+	return nil
 }
 
 // planVersion keeps a copy of this build and gives it its address.
@@ -555,7 +588,7 @@ func (s *Stack) Stop() error {
 			procs = append(procs, s.serviceOf(v))
 		}
 	}
-	procs = append(procs, s.legacy(), s.recorded())
+	procs = append(procs, s.legacy(), s.recorded(), s.Jaeger(""))
 	for i, p := range procs {
 		// The service finishes its running steps first (ULTRAMCP_STOP_GRACE).
 		grace := 15 * time.Second
