@@ -1,10 +1,12 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -35,7 +37,7 @@ func (c *Client) Journal(ctx context.Context, invocationID string) ([]Entry, err
 		return nil, err
 	}
 	var entries []Entry
-	byCompletion := map[float64]int{}
+	byCompletion := map[int64]int{}
 	for _, r := range rows {
 		kind, _ := r["entry_type"].(string)
 		name, _ := r["name"].(string)
@@ -43,23 +45,26 @@ func (c *Client) Journal(ctx context.Context, invocationID string) ([]Entry, err
 		at, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(r["appended_at"]))
 		var raw journalJSON
 		_ = json.Unmarshal([]byte(fmt.Sprint(r["entry_json"])), &raw)
-		switch {
-		case kind == "Notification: Run" && raw.Notification.Completion.Run != nil:
-			run := raw.Notification.Completion.Run
-			if i, ok := byCompletion[run.CompletionID]; ok {
-				entries[i].Done = at
-				entries[i].Result, entries[i].Failure = run.Result.value()
+		if strings.HasPrefix(kind, "Notification:") {
+			for _, n := range raw.Notification.Completion {
+				if i, ok := byCompletion[n.CompletionID]; ok && n.CompletionID != 0 {
+					entries[i].Done = at
+					entries[i].Result, entries[i].Failure = n.Result.value()
+				}
 			}
 			continue
-		case len(kind) < 8 || kind[:8] != "Command:":
+		}
+		if !strings.HasPrefix(kind, "Command:") {
 			continue
 		}
 		e := Entry{Index: int(index), Type: kind, Name: name, At: at}
-		if raw.Command.Run != nil {
-			byCompletion[raw.Command.Run.CompletionID] = len(entries)
-		}
-		if raw.Command.Input != nil {
-			e.Input = bytesOf(raw.Command.Input.Payload)
+		for _, c := range raw.Command {
+			if id := cmp.Or(c.ResultCompletionID, c.CompletionID); id != 0 {
+				byCompletion[id] = len(entries)
+			}
+			if c.Payload != nil {
+				e.Input = bytesOf(c.Payload)
+			}
 		}
 		entries = append(entries, e)
 	}
@@ -70,22 +75,23 @@ func (c *Client) Journal(ctx context.Context, invocationID string) ([]Entry, err
 // journalJSON is the part of sys_journal.entry_json read here: payloads
 // are arrays of bytes.
 type journalJSON struct {
-	Command struct {
-		Input *struct {
-			Payload []int `json:"payload"`
-		} `json:"Input"`
-		Run *struct {
-			CompletionID float64 `json:"completion_id"`
-		} `json:"Run"`
-	} `json:"Command"`
+	Command      map[string]journalCommand `json:"Command"`
 	Notification struct {
-		Completion struct {
-			Run *struct {
-				CompletionID float64       `json:"completion_id"`
-				Result       journalResult `json:"result"`
-			} `json:"Run"`
-		} `json:"Completion"`
+		Completion map[string]journalCompletion `json:"Completion"`
 	} `json:"Notification"`
+}
+
+// journalCommand is what a command may carry: the id its completion
+// comes under (a call's is its result's), an input's payload.
+type journalCommand struct {
+	CompletionID       int64 `json:"completion_id"`
+	ResultCompletionID int64 `json:"result_completion_id"`
+	Payload            []int `json:"payload"`
+}
+
+type journalCompletion struct {
+	CompletionID int64         `json:"completion_id"`
+	Result       journalResult `json:"result"`
 }
 
 type journalResult struct {

@@ -98,6 +98,13 @@ func (s *Service) Replay(ctx context.Context, id string, r Replay) (Submitted, e
 	if err != nil {
 		return Submitted{}, err
 	}
+	if def.Reseed != nil {
+		for i, seed := range seeds {
+			if seeds[i].Result, err = def.Reseed(seed.Name, seed.Result); err != nil {
+				return Submitted{}, fault.Wrap(fault.Internal, err, "reuse step %s of %s", seed.Name, id)
+			}
+		}
+	}
 	link := derived.From{Workflow: id, Step: r.From}
 	recorded, err := derived.Wrap(norm, link)
 	if err != nil {

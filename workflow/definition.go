@@ -78,6 +78,10 @@ type Definition struct {
 	// scanner failed), or "": the CLI's exit code follows it. (Any result
 	// with "partial": true and "incomplete" reasons is stored as partial.)
 	Incomplete func(out json.RawMessage) string
+	// Reseed, if set, adapts a recorded step result that a replay reuses
+	// in a new run (ultramcp replay): what the old run decided from its own
+	// request, and the new one decides again from its own, goes.
+	Reseed func(step string, recorded json.RawMessage) (json.RawMessage, error)
 }
 
 // PrintMessage is the Progress of a workflow that publishes a "message":

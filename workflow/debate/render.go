@@ -56,6 +56,7 @@ func Definition(d *Debate) workflow.Definition {
 			return json.Marshal(in)
 		},
 		Body:     workflow.Typed(Decode, d.Run),
+		Reseed:   reseed,
 		Progress: printRounds,
 		Render:   render,
 	}

@@ -83,6 +83,23 @@ type roundResult struct {
 	Moderator *ModeratorResult `json:"moderator,omitempty"`
 }
 
+// reseed drops the model plan from a replayed round 1: a run derived from
+// another plans its models from its own request (another moderator, say),
+// and keeps only the answers.
+func reseed(step string, recorded json.RawMessage) (json.RawMessage, error) {
+	if step != "round-1" {
+		return recorded, nil
+	}
+	out, err := engine.Decode[roundResult](step, recorded)
+	if err != nil {
+		return nil, err
+	}
+	if len(out.Responses) > 0 {
+		out.Responses[0].Plan = nil
+	}
+	return json.Marshal(out)
+}
+
 // round runs round n as one step and returns it. The calls of a step
 // that ran here got their rows as they answered; those of a step read
 // back from the journal get them again (idempotent upserts).
