@@ -5,7 +5,7 @@ BIN := bin/ultramcp
 RESTATE_SERVER := node_modules/@restatedev/restate-server-linux-x64/bin/restate-server
 GOFILES := $(shell find . -name '*.go' -not -path './node_modules/*' 2>/dev/null)
 
-.PHONY: all setup build demo test test-short test-upgrade vet lint fmt bench stop clean
+.PHONY: all setup build demo test test-short test-upgrade test-tracing jaeger vet lint fmt bench stop clean
 
 all: build
 
@@ -62,6 +62,22 @@ test: build vet
 # deployments) and upgrades stacks between them with up and with restart.
 test-upgrade: build
 	ULTRAMCP_TEST_UPGRADE=1 $(GO) test -count=1 -timeout 30m -run TestUpgradeKeepsWorkflowsInFlight -v ./e2e
+
+# The pinned Jaeger v2 (tools/jaeger/go.mod), built once into the
+# git-ignored .cache: the first build compiles the OpenTelemetry collector
+# (about 5 minutes, 2 GB of memory); `up --with-jaeger` builds it too.
+JAEGER := .cache/jaeger/jaeger-v1.75.0
+$(JAEGER): tools/jaeger/go.mod tools/jaeger/go.sum
+	@echo "building Jaeger v1.75.0 from its Go module into $(JAEGER) (first time only: about 5 minutes)…" >&2
+	@mkdir -p $(dir $(JAEGER))
+	cd tools/jaeger && $(GO) build -o ../../$(JAEGER).tmp github.com/jaegertracing/jaeger/cmd/jaeger
+	@mv $(JAEGER).tmp $(JAEGER)
+jaeger: $(JAEGER)
+
+# Traces end to end with a real Jaeger: one trace per run, every step a
+# span, replays marked after a kill -9, no secret in any span.
+test-tracing: build $(JAEGER)
+	ULTRAMCP_TEST_TRACING=1 $(GO) test -count=1 -timeout 15m -run InJaeger ./e2e
 
 test-short: build
 	$(GO) test -short -count=1 ./...

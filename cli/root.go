@@ -82,7 +82,7 @@ func (a *app) startTracing(cmd *cobra.Command) error {
 	if service == "ultramcp" {
 		return nil // the service's spans are its requests' and workflows'
 	}
-	ctx, span := telemetry.Start(cmd.Context(), "ultramcp "+cmd.Name())
+	ctx, span := telemetry.Start(cmd.Context(), cmd.CommandPath())
 	commandSpan = span
 	cmd.SetContext(ctx)
 	return nil

@@ -19,6 +19,7 @@ import (
 	"github.com/ultramcp/durable/runs"
 	"github.com/ultramcp/durable/sanitize"
 	"github.com/ultramcp/durable/service"
+	"github.com/ultramcp/durable/telemetry"
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/registry"
 )
@@ -36,7 +37,11 @@ func (a *app) runs() *runs.Service {
 // stores: the one place its ports are plugged in.
 func newRuns(cfg config.Config, stores runs.Stores) *runs.Service {
 	deps := service.SubmitDeps(cfg)
-	return runs.New(runs.Options{Engine: client.ForStack(cfg), Stores: stores, Checkouts: deps.Checkouts, Deps: deps})
+	o := runs.Options{Engine: client.ForStack(cfg), Stores: stores, Checkouts: deps.Checkouts, Deps: deps}
+	if cfg.WithJaeger || cfg.TracesEndpoint != "" {
+		o.Traces = telemetry.Jaeger{URL: config.URL(cfg.JaegerAddr)}
+	}
+	return runs.New(o)
 }
 
 // runCommand is `run <workflow>` built from the workflow's definition: a

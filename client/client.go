@@ -290,6 +290,9 @@ type Invocation struct {
 	CreatedAt   string `json:"createdAt"`
 	CompletedAt string `json:"completedAt,omitempty"`
 	JournalSize int    `json:"journalSize"`
+	// TraceID is the trace Restate made the invocation part of (its
+	// caller's), when tracing is on.
+	TraceID string `json:"traceId,omitempty"`
 }
 
 // Outcome is succeeded, failed, cancelled or the live status.
@@ -306,7 +309,7 @@ func (i Invocation) Outcome() string {
 	}
 }
 
-const invocationColumns = `id, target_service_name, target_service_key, status, completion_result, completion_failure, last_failure, retry_count, created_at, completed_at, journal_size`
+const invocationColumns = `id, target_service_name, target_service_key, status, completion_result, completion_failure, last_failure, retry_count, created_at, completed_at, journal_size, trace_id`
 
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
@@ -350,6 +353,7 @@ func (c *Client) invocations(ctx context.Context, sql string) ([]Invocation, err
 			Status: str(r, "status"), Result: str(r, "completion_result"), Failure: str(r, "completion_failure"),
 			LastFailure: str(r, "last_failure"), RetryCount: num(r, "retry_count"),
 			CreatedAt: str(r, "created_at"), CompletedAt: str(r, "completed_at"), JournalSize: num(r, "journal_size"),
+			TraceID: str(r, "trace_id"),
 		})
 	}
 	return out, nil

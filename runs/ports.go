@@ -9,6 +9,7 @@ import (
 
 	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/store"
+	"github.com/ultramcp/durable/telemetry"
 	"github.com/ultramcp/durable/workflow"
 )
 
@@ -58,6 +59,11 @@ type Engine interface {
 	// Console is where the engine's own UI and admin API answer, and the
 	// transport that reaches it.
 	Console() (*url.URL, http.RoundTripper)
+}
+
+// Traces is where spans are stored and read back: Jaeger's query API.
+type Traces interface {
+	Trace(ctx context.Context, traceID string) ([]telemetry.Span, error)
 }
 
 // Checkouts is the cache of repository checkouts, pruned with the store.

@@ -37,6 +37,7 @@ type Service struct {
 	restate   Engine
 	stores    Stores
 	checkouts Checkouts
+	traces    Traces
 
 	feedsOnce sync.Once
 	feeds     *Feeds
@@ -82,11 +83,14 @@ type Options struct {
 	// with its models (a request naming a model of a provider not
 	// configured is refused at submit, not after its workflow started).
 	Deps workflow.Deps
+	// Traces reads the spans of a trace (Jaeger's query API); nil traces
+	// from the engine's journal alone.
+	Traces Traces
 }
 
 // New returns the application service over o.
 func New(o Options) *Service {
-	return &Service{defs: registry.All(o.Deps), restate: o.Engine, stores: o.Stores, checkouts: o.Checkouts}
+	return &Service{defs: registry.All(o.Deps), restate: o.Engine, stores: o.Stores, checkouts: o.Checkouts, traces: o.Traces}
 }
 
 // Console is the engine's own UI and admin API, and the transport that

@@ -331,11 +331,18 @@ func (u *upping) startJaeger() error {
 		s.Cfg.TracesEndpoint = "http://" + s.Cfg.JaegerOTLPAddr
 	}
 	if rs, err := s.Restate(); err == nil {
-		if _, running := rs.PID(); running && s.probe(adminURL+"/health") == nil {
+		if _, running := rs.PID(); running && s.restateTraces() != s.Cfg.TracesEndpoint {
 			fmt.Fprintf(s.Out, "note: restate-server was already running; its own spans go where it was started to send them (ultramcp stop, then up --with-jaeger, to send them to Jaeger)\n")
 		}
 	}
 	return nil
+}
+
+// restateTraces is the collector the running restate-server was started
+// to send its spans to ("" for none).
+func (s *Stack) restateTraces() string {
+	b, _ := os.ReadFile(s.Cfg.Path("restate-traces"))
+	return string(b)
 }
 
 // planVersion keeps a copy of this build and gives it its address.
@@ -536,6 +543,7 @@ func (s *Stack) StartRestate(ctx context.Context) (*Process, error) {
 			if err != nil {
 				return nil, err
 			}
+			_ = os.WriteFile(c.Path("restate-traces"), []byte(c.TracesEndpoint), 0o600)
 			started = &rs
 			fmt.Fprintf(s.Out, "started restate-server (pid %d), log %s\n", pid, rs.LogFile())
 		}

@@ -114,12 +114,24 @@ func Setup(ctx context.Context, o Options) (shutdown func(context.Context) error
 	if o.Endpoint == "" || os.Getenv("OTEL_SDK_DISABLED") == "true" || os.Getenv("OTEL_TRACES_EXPORTER") == "none" {
 		return func(context.Context) error { return nil }, nil
 	}
+	// The exporter reads OTEL_EXPORTER_OTLP_ENDPOINT itself; an endpoint
+	// the stack recorded (up --with-jaeger) is given to it when the
+	// environment has none.
+	fromEnv := os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
 	var exp sdktrace.SpanExporter
 	switch Protocol() {
 	case "grpc":
-		exp, err = otlptracegrpc.New(ctx)
+		var opts []otlptracegrpc.Option
+		if !fromEnv {
+			opts = append(opts, otlptracegrpc.WithEndpointURL(o.Endpoint))
+		}
+		exp, err = otlptracegrpc.New(ctx, opts...)
 	default:
-		exp, err = otlptracehttp.New(ctx)
+		var opts []otlptracehttp.Option
+		if !fromEnv {
+			opts = append(opts, otlptracehttp.WithEndpointURL(strings.TrimSuffix(o.Endpoint, "/")+"/v1/traces"))
+		}
+		exp, err = otlptracehttp.New(ctx, opts...)
 	}
 	if err != nil {
 		return nil, err

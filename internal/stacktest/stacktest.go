@@ -114,6 +114,25 @@ type Options struct {
 	// VulnDB is govulncheck's database; "" is an empty local one, since
 	// tests reach no site but the package registries.
 	VulnDB string
+	// Jaeger, if set, is the Jaeger binary the stack runs (up
+	// --with-jaeger) on free ports, its spans sent at once (see Jaeger).
+	Jaeger string
+}
+
+// Jaeger returns the pinned Jaeger that `make jaeger` builds under the
+// module root. A test run without it skips, saying so, unless
+// ULTRAMCP_TEST_TRACING=1 (make test-tracing, which CI runs) says it must
+// be there.
+func Jaeger(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(ModuleRoot(t), ".cache", "jaeger", "jaeger-"+stack.JaegerVersion)
+	if _, err := os.Stat(bin); err != nil {
+		if os.Getenv("ULTRAMCP_TEST_TRACING") == "1" {
+			t.Fatalf("Jaeger is not built at %s: make test-tracing builds it first", bin)
+		}
+		t.Skip("Jaeger is not built (make jaeger, or make test-tracing runs these tests)")
+	}
+	return bin
 }
 
 // Home returns a new state dir, removed when the test ends, with a path
@@ -155,6 +174,17 @@ func Start(t testing.TB, o Options) *Env {
 			t.Fatal(err)
 		}
 		cfg.VulnDB = "file://" + empty
+	}
+	if o.Jaeger != "" {
+		cfg.WithJaeger, cfg.JaegerBin = true, o.Jaeger
+		for _, addr := range []*string{&cfg.JaegerAddr, &cfg.JaegerOTLPAddr} {
+			if *addr, err = stack.FreeAddr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Spans leave the service at once, not in 5 s batches: the tests
+		// wait for them.
+		o.ServiceEnv = append(o.ServiceEnv, "OTEL_BSP_SCHEDULE_DELAY=50")
 	}
 	var log bytes.Buffer
 	s := stack.New(cfg, Binary(t), &log)
