@@ -65,6 +65,7 @@ func New(ctx context.Context, svc *runs.Service, cfg config.Config, mcp http.Han
 	}
 	s := &Server{runs: svc, cfg: cfg, log: log, mcp: mcp, limiters: map[string]*rate.Limiter{}, mcpOpen: map[string]int{}}
 	s.feeds = svc.Feeds()
+	registerInFlight(svc)
 	_, port, _ := net.SplitHostPort(cfg.APIAddr)
 	s.hosts = []string{cfg.APIAddr, "localhost:" + port, "127.0.0.1:" + port, "[::1]:" + port}
 	for _, h := range cfg.APIHosts {

@@ -118,3 +118,28 @@ func bytesOf(ints []int) json.RawMessage {
 	}
 	return b
 }
+
+// InFlight counts the workflow runs not finished, by workflow and by the
+// deployment they are pinned to ("" before their first attempt).
+type InFlight struct {
+	Workflow   string
+	Deployment string
+	Count      int
+}
+
+// InFlight returns the counts of runs not finished.
+func (c *Client) InFlight(ctx context.Context) ([]InFlight, error) {
+	rows, err := c.Query(ctx, fmt.Sprintf(`SELECT target_service_name, pinned_deployment_id, count(*) AS n FROM sys_invocation
+WHERE target_handler_name = %s AND status != 'completed' GROUP BY target_service_name, pinned_deployment_id`, quote("run")))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]InFlight, 0, len(rows))
+	for _, r := range rows {
+		wf, _ := r["target_service_name"].(string)
+		dep, _ := r["pinned_deployment_id"].(string)
+		n, _ := r["n"].(float64)
+		out = append(out, InFlight{Workflow: wf, Deployment: dep, Count: int(n)})
+	}
+	return out, nil
+}

@@ -47,6 +47,24 @@ func TestReplayFromARoundPaysOnlyFromThere(t *testing.T) {
 		t.Fatalf("the original ran %d rounds, want 3 (the fake's participants disagree)", n)
 	}
 
+	// Without Jaeger, trace draws the run from Restate's journal.
+	waterfall := c.must("trace", "orig-1")
+	for _, want := range []string{"from Restate's journal", "step round-1", "step round-2", "step round-3", "█"} {
+		if !strings.Contains(waterfall, want) {
+			t.Errorf("ultramcp trace without Jaeger does not show %q:\n%s", want, waterfall)
+		}
+	}
+	var tr struct {
+		Source string
+		Spans  []struct {
+			Name   string
+			TookMS float64 `json:"tookMs"`
+		}
+	}
+	if err := json.Unmarshal([]byte(c.must("trace", "orig-1", "--format", "json")), &tr); err != nil || tr.Source != "journal" || len(tr.Spans) < 4 {
+		t.Errorf("trace --format json: %v %+v", err, tr)
+	}
+
 	c.must("replay", "orig-1", "--from", "round-2", "--id", "again-1", "--set", "moderator=openai:other-moderator")
 	second, err := env.Client.Attach(ctx, workflow.ChainOfDebate, "again-1")
 	if err != nil {

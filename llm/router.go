@@ -113,7 +113,7 @@ func startChat(ctx context.Context, ref Ref, req Request) (context.Context, trac
 
 // endChat ends a call's span and counts it.
 func endChat(span trace.Span, ref Ref, req Request, resp Response, err error) {
-	model := cmp.Or(resp.Model, ref.String())
+	model := modelLabel(ref, req, resp)
 	outcome := "ok"
 	if err != nil {
 		outcome = "error"
@@ -141,6 +141,16 @@ func endChat(span trace.Span, ref Ref, req Request, resp Response, err error) {
 		span.SetAttributes(a)
 	}
 	telemetry.End(span, err)
+}
+
+// modelLabel names a call's model in metrics: the one that answered when
+// its name is a plain model name, else the one asked for (an endpoint's
+// answer is untrusted text, and a label must not carry any).
+func modelLabel(ref Ref, req Request, resp Response) string {
+	if m := resp.Model; m != "" && len(m) <= 100 && strings.Trim(m, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:_/-") == "" {
+		return m
+	}
+	return ref.Provider + ":" + cmp.Or(req.Model, "default")
 }
 
 // participantOf is the last part of a call's label ("debate-1/round-2/alice"

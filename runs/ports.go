@@ -56,6 +56,8 @@ type Engine interface {
 	ResumeOn(ctx context.Context, invocationID, deployment string) error
 	// Journal is an invocation's journal: its steps with their results.
 	Journal(ctx context.Context, invocationID string) ([]client.Entry, error)
+	// InFlight counts the runs not finished, by workflow and deployment.
+	InFlight(ctx context.Context) ([]client.InFlight, error)
 	// Console is where the engine's own UI and admin API answer, and the
 	// transport that reaches it.
 	Console() (*url.URL, http.RoundTripper)

@@ -97,6 +97,12 @@ func New(o Options) *Service {
 // reaches it: the API serves it behind its guards.
 func (s *Service) Console() (*url.URL, http.RoundTripper) { return s.restate.Console() }
 
+// InFlight counts the workflow runs the engine has not finished, by
+// workflow and by the deployment each is pinned to.
+func (s *Service) InFlight(ctx context.Context) ([]client.InFlight, error) {
+	return s.restate.InFlight(ctx)
+}
+
 // EngineHealth says whether the engine answers.
 func (s *Service) EngineHealth(ctx context.Context) error {
 	_, err := s.restate.Services(ctx)
