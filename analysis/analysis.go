@@ -7,13 +7,13 @@
 package analysis
 
 import (
-	"github.com/ultramcp/durable/telemetry"
-
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
 	"time"
+
+	"github.com/ultramcp/durable/telemetry"
 )
 
 // Severities, highest first.

@@ -5,17 +5,16 @@
 package cli
 
 import (
-	"go.opentelemetry.io/otel/trace"
-	"time"
-
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/config"

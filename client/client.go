@@ -6,9 +6,6 @@
 package client
 
 import (
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
-
 	"bytes"
 	"context"
 	"encoding/json"
@@ -20,6 +17,9 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/workflow"

@@ -343,4 +343,3 @@ func stepsOf2(spans []telemetry.Span, name string) []telemetry.Span {
 	}
 	return out
 }
-

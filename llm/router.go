@@ -10,10 +10,9 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/ultramcp/durable/telemetry"
-
 	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/sanitize"
+	"github.com/ultramcp/durable/telemetry"
 )
 
 // Models is how workflows reach LLMs: a Router, or a fake in tests. They

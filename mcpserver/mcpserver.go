@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/ultramcp/durable/runs"
+	"github.com/ultramcp/durable/telemetry"
 	"github.com/ultramcp/durable/workflow"
 )
 
@@ -29,11 +31,31 @@ func New(svc *runs.Service) *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: "ultramcp", Title: "UltraMCP Durable", Version: Version}, &mcp.ServerOptions{
 		Instructions: "Start a workflow with a start_ tool: it returns the workflow id at once. Then wait_for_result (up to a timeout, with progress) or get_status and get_result.",
 	})
+	s.AddReceivingMiddleware(traced)
 	addStartTools(s, svc)
 	addRunTools(s, svc)
 	addDecisionTools(s, svc)
 	addReports(s, svc)
 	return s
+}
+
+// traced makes each MCP request a span ("tools/call start_debate"), under
+// the HTTP request's (and its caller's traceparent) on /mcp, or a trace of
+// its own over stdio; the tool's arguments stay out of it.
+func traced(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		if !telemetry.On() {
+			return next(ctx, method, req)
+		}
+		name := "mcp " + method
+		if call, ok := req.GetParams().(*mcp.CallToolParamsRaw); ok {
+			name += " " + call.Name
+		}
+		ctx, span := telemetry.Start(ctx, name, attribute.String("rpc.system", "mcp"), attribute.String("rpc.method", method))
+		res, err := next(ctx, method, req)
+		telemetry.End(span, err)
+		return res, err
+	}
 }
 
 // addStartTools adds a start_ tool per workflow, from its definition.

@@ -6,13 +6,12 @@
 package retry
 
 import (
-	"github.com/ultramcp/durable/telemetry"
-
 	"context"
 	"math/rand/v2"
 	"time"
 
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/telemetry"
 )
 
 // Policy says how an operation is tried again.

@@ -1,15 +1,15 @@
 package store
 
 import (
-	"github.com/ultramcp/durable/telemetry"
-	"go.opentelemetry.io/otel/attribute"
-
 	"context"
 	"database/sql"
 	"errors"
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/ultramcp/durable/telemetry"
 	"github.com/ultramcp/durable/workflow"
 )
 

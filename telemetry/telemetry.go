@@ -67,10 +67,19 @@ const (
 )
 
 var (
-	on      atomic.Bool
-	content atomic.Bool
-	tracer  atomic.Pointer[trace.Tracer]
+	on       atomic.Bool
+	content  atomic.Bool
+	tracer   atomic.Pointer[trace.Tracer]
+	provider atomic.Pointer[sdktrace.TracerProvider]
 )
+
+// Flush sends the spans still batched.
+func Flush(ctx context.Context) error {
+	if tp := provider.Load(); tp != nil {
+		return tp.ForceFlush(ctx)
+	}
+	return nil
+}
 
 // On says whether spans are exported: the hooks of every layer do nothing
 // when it is false.
@@ -145,8 +154,9 @@ func Setup(ctx context.Context, o Options) (shutdown func(context.Context) error
 	if rerr != nil && !errors.Is(rerr, resource.ErrSchemaURLConflict) {
 		return nil, rerr
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp, batching()...), sdktrace.WithResource(res))
 	otel.SetTracerProvider(tp)
+	provider.Store(tp)
 	t := tp.Tracer(Scope)
 	tracer.Store(&t)
 	content.Store(o.Content)
@@ -155,6 +165,46 @@ func Setup(ctx context.Context, o Options) (shutdown func(context.Context) error
 		on.Store(false)
 		return tp.Shutdown(ctx)
 	}, nil
+}
+
+// Install makes tp the tracer provider, as Setup does with its own: for
+// tests, with an in-memory exporter. It returns what undoes it.
+func Install(tp *sdktrace.TracerProvider, withContent bool) (restore func()) {
+	t := tp.Tracer(Scope)
+	tracer.Store(&t)
+	provider.Store(tp)
+	content.Store(withContent)
+	on.Store(true)
+	return func() {
+		on.Store(false)
+		content.Store(false)
+		tracer.Store(nil)
+		provider.Store(nil)
+	}
+}
+
+// batching sizes the span queue for a service with hundreds of debates in
+// flight (some 30 spans each): the SDK's default queue of 2,048 drops
+// spans under such a burst. OTEL_BSP_MAX_QUEUE_SIZE and
+// OTEL_BSP_MAX_EXPORT_BATCH_SIZE, when set, win.
+func batching() []sdktrace.BatchSpanProcessorOption {
+	var opts []sdktrace.BatchSpanProcessorOption
+	if os.Getenv("OTEL_BSP_MAX_QUEUE_SIZE") == "" {
+		opts = append(opts, sdktrace.WithMaxQueueSize(32768))
+	}
+	if os.Getenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") == "" {
+		opts = append(opts, sdktrace.WithMaxExportBatchSize(2048))
+	}
+	return opts
+}
+
+// SetExporting turns the installed tracing off and on again without
+// reinstalling it: the benchmark measures the product with and without
+// spans side by side in one process. It does nothing before Setup.
+func SetExporting(enabled bool) {
+	if tracer.Load() != nil {
+		on.Store(enabled)
+	}
 }
 
 // Protocol is the OTLP protocol the traces exporter speaks: "grpc" or

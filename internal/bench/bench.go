@@ -38,6 +38,7 @@ import (
 	"github.com/ultramcp/durable/service"
 	"github.com/ultramcp/durable/stack"
 	"github.com/ultramcp/durable/store"
+	"github.com/ultramcp/durable/telemetry"
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/codeanalysis"
 	"github.com/ultramcp/durable/workflow/debate"
@@ -118,6 +119,10 @@ type Bench struct {
 	seq       atomic.Int64
 	// firstDebates are the first three debates after start, at L=0.
 	firstDebates []time.Duration
+	// traces is the local OTLP endpoint the traced column exports to, and
+	// stopTraces what flushes and uninstalls the tracer.
+	traces     *collector
+	stopTraces func(context.Context) error
 }
 
 // noStoreDebateService is the product's debate bound without the store.
@@ -131,6 +136,15 @@ func Start(ctx context.Context, o Options) (*Bench, error) {
 		return nil, err
 	}
 	b := &Bench{o: o, model: &latencyModel{}, home: home}
+	// Tracing is installed once, to a local collector, and on only while
+	// the traced column runs (telemetry.SetExporting): every other column
+	// runs with it off, as the product does by default.
+	b.traces = newCollector()
+	if b.stopTraces, err = telemetry.Setup(ctx, telemetry.Options{Service: "ultramcp-bench", Endpoint: b.traces.URL}); err != nil {
+		b.Close()
+		return nil, err
+	}
+	telemetry.SetExporting(false)
 	b.fake = llmtest.New(llmtest.Behavior{Latency: o.CallLatency})
 	oa := llm.Retrying(openai.New(openai.Config{BaseURL: b.fake.OpenAIBaseURL()}), llm.DefaultRetryPolicy)
 	b.router = llm.NewRouter(llm.Ref{Provider: "offline"}, b.model, oa)
@@ -230,6 +244,14 @@ func (b *Bench) Close() {
 	}
 	if b.fake != nil {
 		b.fake.Close()
+	}
+	if b.stopTraces != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = b.stopTraces(ctx)
+		cancel()
+	}
+	if b.traces != nil {
+		b.traces.Close()
 	}
 	os.RemoveAll(b.home)
 }
@@ -445,8 +467,25 @@ type Column struct {
 	L0, L      time.Duration // median wall time at L=0 and at L
 	Throughput Throughput
 	durable    bool // restate-server's CPU counts
-	run        runner
+	// traced runs the column with spans exported to a local collector.
+	traced bool
+	run    runner
 }
+
+// runs is c's runner with tracing on while it runs when c is traced.
+func (c Column) runs() (run runner, done func()) {
+	telemetry.SetExporting(c.traced)
+	if !c.traced {
+		return c.run, func() {}
+	}
+	return func(ctx context.Context, in []byte) (time.Duration, error) {
+		tracedDebates.Add(1)
+		return c.run(ctx, in)
+	}, func() { telemetry.SetExporting(false) }
+}
+
+// tracedDebates counts the debates run traced.
+var tracedDebates atomic.Int64
 
 // Report is the run's figures.
 type Report struct {
@@ -468,6 +507,10 @@ type Report struct {
 	AnalysisCommit                  string
 	AnalysisFindings                int
 	AnalysisScanners                []analysis.ScannerRun
+	// SpansExported, SpanBatches and SpanBytes are what the traced column
+	// sent to the collector over TracedDebates debates.
+	SpansExported, SpanBatches, SpanBytes int64
+	TracedDebates                         int
 }
 
 // Run measures everything, printing progress to w.
@@ -500,6 +543,7 @@ func (b *Bench) runDebates(ctx context.Context, r *Report, step func(string, fun
 		{Name: "direct engine", run: b.inProcess},
 		{Name: "raw SDK (RunAsync + Wait)", run: b.raw, durable: true},
 		{Name: "product, no store", run: b.durableNoStore, durable: true},
+		{Name: "product, " + b.store.Dialect() + " store on, traced", run: b.durable, durable: true, traced: true},
 		{Name: "product, " + b.store.Dialect() + " store on", run: b.durable, durable: true},
 	}
 	if err := b.sequential(ctx, r, debateIn, step); err != nil {
@@ -517,6 +561,10 @@ func (b *Bench) runDebates(ctx context.Context, r *Report, step func(string, fun
 	if err := b.bursts(ctx, r, debateIn, step); err != nil {
 		return err
 	}
+	// The spans still batched reach the collector before it is read.
+	_ = telemetry.Flush(ctx)
+	r.SpansExported, r.SpanBatches, r.SpanBytes = b.traces.spans.Load(), b.traces.batches.Load(), b.traces.bytes.Load()
+	r.TracedDebates = int(tracedDebates.Load())
 	if o.RecoveryDebates > 0 {
 		if err := step(fmt.Sprintf("kill -9 of the service with %d debates in flight, then up", o.RecoveryDebates), func() (err error) {
 			r.Recovery, err = b.recovery(ctx, o.RecoveryDebates)
@@ -546,7 +594,9 @@ func (b *Bench) sequential(ctx context.Context, r *Report, in []byte, step func(
 		samples := make([][]time.Duration, len(r.Columns))
 		for range n {
 			for i, c := range r.Columns {
-				d, err := c.run(ctx, in)
+				run, done := c.runs()
+				d, err := run(ctx, in)
+				done()
 				if err != nil {
 					return nil, err
 				}
@@ -598,7 +648,9 @@ func (b *Bench) bursts(ctx context.Context, r *Report, in []byte, step func(stri
 					return err
 				}
 				defer stop()
-				t, err := b.concurrent(ctx, c.run, in, o.Concurrent, c.durable)
+				run, done := c.runs()
+				t, err := b.concurrent(ctx, run, in, o.Concurrent, c.durable)
+				done()
 				bursts[i] = append(bursts[i], t)
 				return err
 			}); err != nil {
@@ -724,6 +776,10 @@ func (r Report) printDebates(w io.Writer) {
 	if rc := r.Recovery; rc.Debates > 0 {
 		fmt.Fprintf(w, "\nkill -9 of the service (its own process, SQLite store) with %d debates in flight, each past round 1, then `up`: %d/%d completed %s after the kill (up took %s; the remaining rounds and moderator take at least %s: %s over the floor); model calls answered twice: %d.\n",
 			rc.Debates, rc.Completed, rc.Debates, ms(rc.Done), ms(rc.Up), ms(rc.Floor), ms(rc.Done-rc.Floor), rc.Repeated)
+	}
+	if r.SpansExported > 0 {
+		fmt.Fprintf(w, "\nThe traced column exported %d spans in %d batches (%.0f KiB) to a local OTLP/HTTP collector in this process (it decodes and drops them; its CPU is counted in the product's), about %.0f spans per traced debate.\n",
+			r.SpansExported, r.SpanBatches, float64(r.SpanBytes)/1024, float64(r.SpansExported)/float64(max(r.TracedDebates, 1)))
 	}
 	fmt.Fprintf(w, "\nOne round of 4 participants against a fake OpenAI-compatible endpoint (%s per call, real openai-go client):\n", o.CallLatency)
 	fmt.Fprintf(w, "  Restate engine: %s = %.2f× one call (sequential would be %.1f×)\n", ms(r.ParallelRestate), ratio(r.ParallelRestate, o.CallLatency), ratio(r.ParallelSequentialEstimate, o.CallLatency))
