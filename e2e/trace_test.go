@@ -325,6 +325,9 @@ func TestTraceInJaegerShowsTheReplayAfterKill9(t *testing.T) {
 	if attempts < 2 {
 		t.Errorf("restate-server's spans show %d attempts, want the one that died and the next", attempts)
 	}
+	if health := cliFor(t, env).must("health"); !strings.Contains(health, "jaeger") {
+		t.Errorf("health does not include Jaeger:\n%s", health)
+	}
 	out := cliFor(t, env).must("trace", id)
 	for _, want := range []string{"from Jaeger, trace " + inv.TraceID, "step round-1", "replayed from the journal", "attempt 2", "chat "} {
 		if !strings.Contains(out, want) {
