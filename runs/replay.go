@@ -19,17 +19,7 @@ import (
 // answered is kept) and it waits, paused, until Resume. It returns the
 // invocation paused.
 func (s *Service) Pause(ctx context.Context, id string) (string, error) {
-	inv, err := s.Find(ctx, id)
-	if err != nil {
-		return "", err
-	}
-	if inv.Status == "completed" {
-		return "", fault.New(fault.Invalid, "%s already finished (%s): nothing to pause", id, inv.Outcome())
-	}
-	if err := s.restate.Pause(ctx, inv.ID); err != nil {
-		return "", fault.Wrap(fault.Unavailable, err, "pause %s", id)
-	}
-	return inv.ID, nil
+	return s.onRunning(ctx, id, "pause", ": nothing to pause", s.restate.Pause)
 }
 
 // Resume lets paused workflow id go on from its journal, on the deployment

@@ -243,15 +243,22 @@ func (s *Service) findAs(ctx context.Context, name, id string) (client.Invocatio
 // Cancel asks for workflow id to be cancelled: its children are cancelled
 // and its compensations run. It returns the invocation cancelled.
 func (s *Service) Cancel(ctx context.Context, id string) (string, error) {
+	return s.onRunning(ctx, id, "cancel", "", s.restate.Cancel)
+}
+
+// onRunning does act (called verb) to the invocation of workflow id, which
+// must not have finished, and returns that invocation. notRunning, if set,
+// is what a finished one is said to leave nothing to.
+func (s *Service) onRunning(ctx context.Context, id, verb, notRunning string, act func(ctx context.Context, invocationID string) error) (string, error) {
 	inv, err := s.Find(ctx, id)
 	if err != nil {
 		return "", err
 	}
 	if inv.Status == "completed" {
-		return "", fault.New(fault.Invalid, "%s already finished (%s)", id, inv.Outcome())
+		return "", fault.New(fault.Invalid, "%s already finished (%s)%s", id, inv.Outcome(), notRunning)
 	}
-	if err := s.restate.Cancel(ctx, inv.ID); err != nil {
-		return "", fault.Wrap(fault.Unavailable, err, "cancel %s", id)
+	if err := act(ctx, inv.ID); err != nil {
+		return "", fault.Wrap(fault.Unavailable, err, "%s %s", verb, id)
 	}
 	return inv.ID, nil
 }

@@ -49,24 +49,11 @@ func JaegerBin(ctx context.Context, cfg config.Config, progress func(format stri
 // moduleRoot is the nearest directory up from the working directory, or
 // from the executable, that holds tools/jaeger/go.mod.
 func moduleRoot() (string, error) {
-	var starts []string
-	if wd, err := os.Getwd(); err == nil {
-		starts = append(starts, wd)
+	mod, ok := searchUp(filepath.Join("tools", "jaeger", "go.mod"))
+	if !ok {
+		return "", fmt.Errorf("tools/jaeger/go.mod not found above the working directory: run up --with-jaeger from the checkout, or set ULTRAMCP_JAEGER to a Jaeger v2 binary")
 	}
-	if exe, err := os.Executable(); err == nil {
-		starts = append(starts, filepath.Dir(exe))
-	}
-	for _, dir := range starts {
-		for d := dir; ; d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "tools", "jaeger", "go.mod")); err == nil {
-				return d, nil
-			}
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	return "", fmt.Errorf("tools/jaeger/go.mod not found above the working directory: run up --with-jaeger from the checkout, or set ULTRAMCP_JAEGER to a Jaeger v2 binary")
+	return filepath.Dir(filepath.Dir(filepath.Dir(mod))), nil
 }
 
 // buildJaeger builds cmd/jaeger of the tools module into bin, telling of

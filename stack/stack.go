@@ -66,6 +66,15 @@ func findBin(explicit, rel, env string) (string, error) {
 	if explicit != "" {
 		return explicit, nil
 	}
+	if p, ok := searchUp(filepath.Join("node_modules", rel)); ok {
+		return p, nil
+	}
+	return "", fmt.Errorf("%s not found under node_modules: run `make setup` (npm ci) or set %s", filepath.Base(rel), env)
+}
+
+// searchUp finds rel in the working directory or a parent, then in the
+// running executable's directory or a parent.
+func searchUp(rel string) (string, bool) {
 	var starts []string
 	if wd, err := os.Getwd(); err == nil {
 		starts = append(starts, wd)
@@ -75,16 +84,16 @@ func findBin(explicit, rel, env string) (string, error) {
 	}
 	for _, dir := range starts {
 		for d := dir; ; d = filepath.Dir(d) {
-			p := filepath.Join(d, "node_modules", rel)
+			p := filepath.Join(d, rel)
 			if _, err := os.Stat(p); err == nil {
-				return p, nil
+				return p, true
 			}
 			if filepath.Dir(d) == d {
 				break
 			}
 		}
 	}
-	return "", fmt.Errorf("%s not found under node_modules: run `make setup` (npm ci) or set %s", filepath.Base(rel), env)
+	return "", false
 }
 
 // Restate describes the restate-server process of the stack.
