@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/limits"
 )
 
 // Config is the whole configuration. API keys live here, on the service
@@ -109,6 +110,9 @@ type Config struct {
 	JaegerAddr, JaegerOTLPAddr string
 	JaegerMaxMB                int64
 	JaegerBin                  string
+	// Limits are the provider limits configured (ULTRAMCP_LIMITS, package
+	// limits' form), over the defaults.
+	Limits string
 	// WithJaeger says the stack runs Jaeger (up --with-jaeger, recorded).
 	WithJaeger bool
 
@@ -181,6 +185,13 @@ func ParseAge(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q: want a positive duration like 30d or 12h", s)
 	}
 	return days + d, nil
+}
+
+// LimitTable is the provider limits in force: the defaults, overridden by
+// ULTRAMCP_LIMITS (Validate has checked it parses).
+func (c Config) LimitTable() limits.Table {
+	configured, _ := limits.Parse(c.Limits)
+	return limits.NewTable(configured)
 }
 
 // Providers are the model providers c enables: offline always;

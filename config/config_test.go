@@ -235,6 +235,7 @@ func TestEveryBadSettingIsNamed(t *testing.T) {
 		"ULTRAMCP_JAEGER_OTLP_ADDR":   "4318",
 		"ULTRAMCP_JAEGER_MAX_MB":      "1",
 		"ULTRAMCP_JAEGER":             "/nonexistent/jaeger",
+		"ULTRAMCP_LIMITS":             "openai rpm=lots",
 		"ULTRAMCP_RESTATE_SERVER":     "/nonexistent/restate-server",
 		"ULTRAMCP_RESTATE_CLI":        t.TempDir(),
 	}

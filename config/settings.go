@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/limits"
 )
 
 // A Setting is one configuration variable. The table of them, Settings,
@@ -110,6 +111,8 @@ var Settings = []Setting{
 		field: func(c *Config) Value { return megabytes(&c.JaegerMaxMB) }, check: func(c *Config) string { return between(c.JaegerMaxMB, 16, 1<<20) }},
 	{Name: "ULTRAMCP_JAEGER", Default: "`.cache/jaeger/…`, built on first use", Doc: "the Jaeger v2 binary (`make jaeger` builds the pinned one)",
 		field: func(c *Config) Value { return text(&c.JaegerBin) }, check: func(c *Config) string { return checkExecutable(c.JaegerBin) }},
+	{Name: "ULTRAMCP_LIMITS", Default: "`openai concurrency=32 rpm=500 tpm=200000; anthropic concurrency=8 rpm=50 tpm=40000`", Doc: "provider limits shared by every workflow and service on the store: `key concurrency=N rpm=N tpm=N` entries (key `provider` or `provider:model`) apart by `;`, each overriding the default of its key (`ultramcp limits` shows them)",
+		field: func(c *Config) Value { return text(&c.Limits) }, check: checkLimits},
 	{Name: "ULTRAMCP_RESTATE_SERVER", Default: "`node_modules/…`", Doc: "the pinned restate-server binary",
 		field: func(c *Config) Value { return text(&c.RestateServerBin) }, check: func(c *Config) string { return checkExecutable(c.RestateServerBin) }},
 	{Name: "ULTRAMCP_RESTATE_CLI", Default: "`node_modules/…`", Doc: "the pinned restate CLI binary",
@@ -292,6 +295,13 @@ func checkOrigins(c *Config) string {
 func checkDatabase(c *Config) string {
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		return "must be a postgres:// URL (or unset, for SQLite in the state dir)"
+	}
+	return ""
+}
+
+func checkLimits(c *Config) string {
+	if _, err := limits.Parse(c.Limits); err != nil {
+		return err.Error()
 	}
 	return ""
 }

@@ -75,7 +75,7 @@ func (m *Memory) Take(_ context.Context, l Limit, holder string, tokens int, now
 	if len(k.window) > 0 {
 		oldest = k.window[0].at
 	}
-	if why, again := refuse(l, now, k.cooling, len(k.leases), k.allowed, requests, used, tokens, oldest); why != "" {
+	if why, again := Refuse(l, now, k.cooling, len(k.leases), k.allowed, requests, used, tokens, oldest); why != "" {
 		return "", why, again, nil
 	}
 	m.seq++
@@ -85,9 +85,9 @@ func (m *Memory) Take(_ context.Context, l Limit, holder string, tokens int, now
 	return id, "", 0, nil
 }
 
-// refuse says why l allows no call of tokens now, and when to ask again;
+// Refuse says why l allows no call of tokens now, and when to ask again;
 // "" when it allows one. The window's figures are the last minute's.
-func refuse(l Limit, now, cooling time.Time, inFlight, allowed, requests, used, tokens int, oldest time.Time) (string, time.Duration) {
+func Refuse(l Limit, now, cooling time.Time, inFlight, allowed, requests, used, tokens int, oldest time.Time) (string, time.Duration) {
 	untilOldest := time.Minute - now.Sub(oldest)
 	switch {
 	case now.Before(cooling):
@@ -117,17 +117,17 @@ func (m *Memory) Return(_ context.Context, l Limit, lease string, used int, o Ou
 			break
 		}
 	}
-	k.allowed, k.successes, k.cooling = adapt(l, k.allowed, k.successes, k.cooling, len(k.leases), o, now)
+	k.allowed, k.successes, k.cooling = Adapt(l, k.allowed, k.successes, k.cooling, len(k.leases), o, now)
 	if o.Throttled {
 		k.throttled = append(k.throttled, now)
 	}
 	return nil
 }
 
-// adapt is AIMD on a key's calls at once: a 429 halves them (from those in
+// Adapt is AIMD on a key's calls at once: a 429 halves them (from those in
 // flight) and cools the key down for its Retry-After; every allowed
 // answered calls in a row allow one more, up to the limit.
-func adapt(l Limit, allowed, successes int, cooling time.Time, inFlight int, o Outcome, now time.Time) (int, int, time.Time) {
+func Adapt(l Limit, allowed, successes int, cooling time.Time, inFlight int, o Outcome, now time.Time) (int, int, time.Time) {
 	if l.Concurrency == 0 {
 		allowed = 0
 	}

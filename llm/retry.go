@@ -23,7 +23,10 @@ type RetryPolicy struct {
 	Initial      time.Duration // first backoff
 	Max          time.Duration // backoff ceiling
 	CallTimeout  time.Duration // per attempt; keep below Restate's abort timeout
-	TotalTimeout time.Duration // all attempts together
+	TotalTimeout time.Duration // all attempts together, the time spent waiting for permits not counted
+	// Gate, if set, gives each attempt a permit of the provider's limits
+	// first; a 429 it meets anyway waits its Retry-After.
+	Gate Gate
 }
 
 // DefaultRetryPolicy suits remote providers: about 7 attempts over at most
@@ -51,7 +54,7 @@ type retrying struct {
 func (r *retrying) Name() string { return r.m.Name() }
 
 func (r *retrying) Complete(ctx context.Context, req Request) (Response, error) {
-	if r.p.TotalTimeout > 0 {
+	if r.p.TotalTimeout > 0 && r.p.Gate == nil {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, r.p.TotalTimeout)
 		defer cancel()
@@ -60,8 +63,22 @@ func (r *retrying) Complete(ctx context.Context, req Request) (Response, error) 
 	// come back in step.
 	policy := retry.Policy{Initial: r.p.Initial, Max: r.p.Max, Attempts: max(r.p.MaxAttempts, 1), Jitter: true, Cause: "model-" + r.m.Name()}
 	var resp Response
+	var tried time.Duration // trying, not waiting for permits
 	attempts, err := policy.Do(ctx, func(ctx context.Context) (err error) {
-		resp, err = r.once(ctx, req)
+		if r.p.TotalTimeout > 0 && tried >= r.p.TotalTimeout {
+			return fault.New(fault.Permanent, "%s: %s spent trying", r.m.Name(), tried.Round(time.Second))
+		}
+		start := time.Now()
+		var waited time.Duration
+		resp, waited, err = r.gated(ctx, req)
+		tried += time.Since(start) - waited
+		if after, ok := RetryAfterOf(err); ok && after > 0 && r.p.Gate == nil {
+			// No gate to hold the key: this call waits what it was told.
+			select {
+			case <-time.After(after):
+			case <-ctx.Done():
+			}
+		}
 		return err
 	})
 	switch {
@@ -72,6 +89,31 @@ func (r *retrying) Complete(ctx context.Context, req Request) (Response, error) 
 		return Response{}, fault.Wrap(fault.Unavailable, err, "%s: gave up after %d attempts", r.m.Name(), attempts)
 	}
 	return Response{}, err
+}
+
+// gated is one attempt under a permit of the provider's limits, and how
+// long it waited for it.
+func (r *retrying) gated(ctx context.Context, req Request) (Response, time.Duration, error) {
+	if r.p.Gate == nil {
+		resp, err := r.once(ctx, req)
+		return resp, 0, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, waitFor)
+	release, waited, err := r.p.Gate.Acquire(wctx, r.m.Name(), req.Model, estimate(req))
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return Response{}, waited, ClassifyTransport(r.m.Name(), ctx.Err())
+		}
+		return Response{}, waited, waitError(err, r.m.Name())
+	}
+	resp, err := r.once(ctx, req)
+	used := resp.TokensIn + resp.TokensOut
+	if err != nil {
+		used = estimate(req) // a failed call may still have been counted
+	}
+	release(used, outcomeOf(err))
+	return resp, waited, err
 }
 
 func (r *retrying) once(ctx context.Context, req Request) (Response, error) {

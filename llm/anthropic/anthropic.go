@@ -5,6 +5,7 @@ package anthropic
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 
 	ant "github.com/anthropics/anthropic-sdk-go/v2"
@@ -81,7 +82,11 @@ func (p *Provider) Complete(ctx context.Context, req llm.Request) (llm.Response,
 	if err != nil {
 		var apiErr *ant.Error
 		if errors.As(err, &apiErr) {
-			return llm.Response{}, llm.ClassifyStatus("anthropic", apiErr.StatusCode, "")
+			var header http.Header
+			if apiErr.Response != nil {
+				header = apiErr.Response.Header
+			}
+			return llm.Response{}, llm.ClassifyResponse("anthropic", apiErr.StatusCode, "", header)
 		}
 		return llm.Response{}, llm.ClassifyTransport("anthropic", err, p.cfg.APIKey)
 	}

@@ -6,6 +6,7 @@ package openai
 import (
 	"context"
 	"errors"
+	"net/http"
 
 	oai "github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -99,7 +100,11 @@ func (p *Provider) Complete(ctx context.Context, req llm.Request) (llm.Response,
 func (p *Provider) classify(err error) error {
 	var apiErr *oai.Error
 	if errors.As(err, &apiErr) {
-		return llm.ClassifyStatus("openai", apiErr.StatusCode, llm.Redact(apiErr.Message, p.cfg.APIKey))
+		var header http.Header
+		if apiErr.Response != nil {
+			header = apiErr.Response.Header
+		}
+		return llm.ClassifyResponse("openai", apiErr.StatusCode, llm.Redact(apiErr.Message, p.cfg.APIKey), header)
 	}
 	return llm.ClassifyTransport("openai", err, p.cfg.APIKey)
 }
