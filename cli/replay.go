@@ -80,7 +80,7 @@ run must still be retained by Restate (ULTRAMCP_RETENTION).`,
 	replay.Flags().StringVar(&r.ID, "id", "", "id of the new run (default: generated)")
 	replay.Flags().StringArrayVar(&r.Set, "set", nil, "field=value change to the request (repeatable)")
 	replay.Flags().BoolVar(&follow, "follow", false, "follow the new run and print its result")
-	return []*cobra.Command{pause, resume, replay, a.traceCommand()}
+	return []*cobra.Command{pause, resume, replay, a.traceCommand(), a.limitsCommand()}
 }
 
 // traceCommand prints a workflow's run as a waterfall.

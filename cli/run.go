@@ -37,7 +37,7 @@ func (a *app) runs() *runs.Service {
 // stores: the one place its ports are plugged in.
 func newRuns(cfg config.Config, stores runs.Stores) *runs.Service {
 	deps := service.SubmitDeps(cfg)
-	o := runs.Options{Engine: client.ForStack(cfg), Stores: stores, Checkouts: deps.Checkouts, Deps: deps}
+	o := runs.Options{Engine: client.ForStack(cfg), Stores: stores, Checkouts: deps.Checkouts, Deps: deps, Limits: cfg.LimitTable()}
 	if cfg.WithJaeger || cfg.TracesEndpoint != "" {
 		o.Traces = telemetry.Jaeger{URL: config.URL(cfg.JaegerAddr)}
 	}

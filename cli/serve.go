@@ -12,6 +12,7 @@ import (
 
 	"github.com/ultramcp/durable/api"
 	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/limits"
 	"github.com/ultramcp/durable/llm/providers"
 	"github.com/ultramcp/durable/mcpserver"
 	"github.com/ultramcp/durable/runs"
@@ -64,7 +65,11 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// The providers this service has, written before the application
 	// service below reads them: it and every other process check a
 	// request's models against these.
-	models, err := providers.New(cfg)
+	// One limiter for the process, its counts in the store: every service
+	// on the store shares the providers' limits.
+	limiter := limits.New(cfg.LimitTable(), st.Limits())
+	defer limiter.Close()
+	models, err := providers.New(cfg, providers.Gate(limiter))
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/ultramcp/durable/telemetry"
 )
 
 // Outcome is how a call with a permit went.
@@ -169,6 +171,11 @@ func (l *Limiter) wait(ctx context.Context, lim Limit, tokens int, why string, a
 	if l.OnWait != nil {
 		l.OnWait(ctx, lim.Key, why)
 	}
+	waiters := telemetry.LimitWaiters.WithLabelValues(lim.Key)
+	waiters.Inc()
+	defer waiters.Dec()
+	_, span := telemetry.Start(ctx, "wait for "+lim.Key, telemetry.LimitKey.String(lim.Key), telemetry.LimitReason.String(why))
+	defer span.End()
 	turn := make(chan struct{})
 	l.mu.Lock()
 	q := l.queues[lim.Key]
@@ -187,15 +194,19 @@ func (l *Limiter) wait(ctx context.Context, lim Limit, tokens int, why string, a
 	case <-ctx.Done():
 		return "", fmt.Errorf("waiting for %s (%s): %w", lim.Key, why, ctx.Err())
 	}
-	for {
-		timer := time.NewTimer(min(max(again, 5*time.Millisecond), 250*time.Millisecond))
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return "", fmt.Errorf("waiting for %s (%s): %w", lim.Key, why, ctx.Err())
-		case <-q.kick:
-			timer.Stop()
-		case <-timer.C:
+	// A new head asks at once: the one before it may have left because it
+	// got the last permit, or because a permit came back.
+	for first := true; ; first = false {
+		if !first {
+			timer := time.NewTimer(min(max(again, 5*time.Millisecond), 250*time.Millisecond))
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return "", fmt.Errorf("waiting for %s (%s): %w", lim.Key, why, ctx.Err())
+			case <-q.kick:
+				timer.Stop()
+			case <-timer.C:
+			}
 		}
 		lease, w, a, err := l.ledger.Take(ctx, lim, l.holder, tokens, time.Now())
 		if err != nil || lease != "" {

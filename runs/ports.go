@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ultramcp/durable/client"
+	"github.com/ultramcp/durable/limits"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/telemetry"
 	"github.com/ultramcp/durable/workflow"
@@ -27,6 +28,8 @@ type Store interface {
 	NamedArtifact(ctx context.Context, workflowID, name string) ([]byte, error)
 	List(ctx context.Context, f store.Filter) ([]store.Workflow, error)
 	Purge(ctx context.Context, cutoff time.Time) (store.Purged, error)
+	// Limits is the ledger of the providers' limits every service shares.
+	Limits() limits.Ledger
 }
 
 // Stores gives the metadata store to each operation: a command-line call

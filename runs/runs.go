@@ -21,6 +21,7 @@ import (
 	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/limits"
 	"github.com/ultramcp/durable/sanitize"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
@@ -38,6 +39,7 @@ type Service struct {
 	stores    Stores
 	checkouts Checkouts
 	traces    Traces
+	limits    limits.Table
 
 	feedsOnce sync.Once
 	feeds     *Feeds
@@ -86,16 +88,29 @@ type Options struct {
 	// Traces reads the spans of a trace (Jaeger's query API); nil traces
 	// from the engine's journal alone.
 	Traces Traces
+	// Limits are the providers' limits in force (config.LimitTable).
+	Limits limits.Table
 }
 
 // New returns the application service over o.
 func New(o Options) *Service {
-	return &Service{defs: registry.All(o.Deps), restate: o.Engine, stores: o.Stores, checkouts: o.Checkouts, traces: o.Traces}
+	return &Service{defs: registry.All(o.Deps), restate: o.Engine, stores: o.Stores, checkouts: o.Checkouts, traces: o.Traces, limits: o.Limits}
 }
 
 // Console is the engine's own UI and admin API, and the transport that
 // reaches it: the API serves it behind its guards.
 func (s *Service) Console() (*url.URL, http.RoundTripper) { return s.restate.Console() }
+
+// Limits are the providers' limits in force with their use in the last
+// minute, across every service on the store.
+func (s *Service) Limits(ctx context.Context) ([]limits.Usage, error) {
+	st, release, err := s.stores.Open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return st.Limits().Usage(ctx, s.limits, time.Now())
+}
 
 // InFlight counts the workflow runs the engine has not finished, by
 // workflow and by the deployment each is pinned to.

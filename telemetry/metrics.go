@@ -38,14 +38,15 @@ var (
 		Name: "ultramcp_store_write_duration_seconds", Help: "Duration of one store transaction (a batch of writes).",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .5, 2},
 	})
-	StoreBatch = prometheus.NewHistogram(prometheus.HistogramOpts{
+	LimitWaiters = gauge("ultramcp_limit_waiters", "Calls of this service waiting for a permit of a provider key.", "key")
+	StoreBatch   = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "ultramcp_store_batch_size", Help: "Writes committed together in one store transaction.",
 		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
 	})
 )
 
 func init() {
-	Registry.MustRegister(WorkflowsStarted, WorkflowsEnded, WorkflowsRunning, StepSeconds, ModelCalls, ModelTokens, ModelCost, Retries, StoreWrite, StoreBatch)
+	Registry.MustRegister(WorkflowsStarted, WorkflowsEnded, WorkflowsRunning, StepSeconds, ModelCalls, ModelTokens, ModelCost, Retries, StoreWrite, StoreBatch, LimitWaiters)
 }
 
 func counter(name, help string, labels ...string) *prometheus.CounterVec {

@@ -63,7 +63,11 @@ const (
 	Scanner       = attribute.Key("ultramcp.scanner")
 	Findings      = attribute.Key("ultramcp.scanner.findings")
 	Prompt        = attribute.Key("ultramcp.prompt")
-	Answer        = attribute.Key("ultramcp.answer")
+	// LimitKey and LimitReason say which provider limit a call waited for,
+	// and which bound held it (concurrency, rpm, tpm, retry-after).
+	LimitKey    = attribute.Key("ultramcp.limit.key")
+	LimitReason = attribute.Key("ultramcp.limit.reason")
+	Answer      = attribute.Key("ultramcp.answer")
 )
 
 var (

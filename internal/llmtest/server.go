@@ -39,6 +39,47 @@ type Behavior struct {
 	Text string
 }
 
+// Limits are a real provider's hard limits, enforced on every call (the
+// default behavior's and every label's alike): above them a call is
+// answered 429 with Retry-After: 1 at once.
+type Limits struct {
+	Concurrency int // calls at once
+	RPM         int // calls admitted in any minute
+}
+
+// Enforce makes the server enforce l from now on.
+func (s *Server) Enforce(l Limits) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limits = l
+}
+
+// Throttled is how many calls the limits refused with 429.
+func (s *Server) Throttled() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.throttled
+}
+
+// overLimits says whether a call now would pass the limits, counting it
+// in when it does not; s.mu is held.
+func (s *Server) overLimits(now time.Time) bool {
+	l := s.limits
+	cut := 0
+	for cut < len(s.admitted) && now.Sub(s.admitted[cut]) >= time.Minute {
+		cut++
+	}
+	s.admitted = s.admitted[cut:]
+	if (l.Concurrency > 0 && s.inFlight >= l.Concurrency) || (l.RPM > 0 && len(s.admitted) >= l.RPM) {
+		s.throttled++
+		return true
+	}
+	if l.RPM > 0 {
+		s.admitted = append(s.admitted, now)
+	}
+	return false
+}
+
 // Server is the fake endpoint.
 type Server struct {
 	*httptest.Server
@@ -51,6 +92,9 @@ type Server struct {
 	inFlight  int
 	maxFlight int
 	faultSeq  int
+	limits    Limits
+	admitted  []time.Time // the calls the last minute admitted (RPM)
+	throttled int
 
 	// closing ends the calls still waiting out their latency, so that
 	// Close does not wait for them.
@@ -125,6 +169,10 @@ func (s *Server) admit(r *http.Request) (label string, status int, b Behavior) {
 	s.mu.Lock()
 	b = s.behavior(label)
 	s.attempts[label]++
+	if s.overLimits(time.Now()) {
+		s.mu.Unlock()
+		return label, http.StatusTooManyRequests, b
+	}
 	s.inFlight++
 	s.maxFlight = max(s.maxFlight, s.inFlight)
 	// Spread faults evenly: exactly FaultRate of the calls fail, so a test
@@ -197,6 +245,9 @@ func (c chatRequest) text() string {
 
 func writeError(w http.ResponseWriter, status int, shape string) {
 	w.Header().Set("content-type", "application/json")
+	if status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "1")
+	}
 	w.WriteHeader(status)
 	msg := map[int]string{401: "Incorrect API key provided", 429: "Rate limit reached", 500: "The server had an error"}[status]
 	if shape == "anthropic" {

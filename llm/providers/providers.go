@@ -6,7 +6,11 @@
 package providers
 
 import (
+	"context"
+	"time"
+
 	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/limits"
 	"github.com/ultramcp/durable/llm"
 	"github.com/ultramcp/durable/llm/anthropic"
 	"github.com/ultramcp/durable/llm/offline"
@@ -15,14 +19,15 @@ import (
 
 // New builds the router over every provider cfg enables (config.Providers),
 // each retrying transient faults with the default policy and cfg's call
-// timeout.
-func New(cfg config.Config) (*llm.Router, error) {
+// timeout, each attempt under a permit of gate (nil: no limits).
+func New(cfg config.Config, gate llm.Gate) (*llm.Router, error) {
 	def, err := llm.DefaultRef(cfg.LLM, cfg.Model)
 	if err != nil {
 		return nil, err
 	}
 	policy := llm.DefaultRetryPolicy
 	policy.CallTimeout = cfg.LLMCallTimeout
+	policy.Gate = gate
 	var models []llm.Model
 	for _, p := range cfg.Providers() {
 		switch p {
@@ -35,4 +40,19 @@ func New(cfg config.Config) (*llm.Router, error) {
 		}
 	}
 	return llm.NewRouter(def, models...), nil
+}
+
+// Gate is the limiter as the providers' retry policy asks it for permits.
+func Gate(l *limits.Limiter) llm.Gate { return gate{l} }
+
+type gate struct{ l *limits.Limiter }
+
+func (g gate) Acquire(ctx context.Context, provider, model string, tokens int) (func(int, llm.CallOutcome), time.Duration, error) {
+	release, waited, err := g.l.Acquire(ctx, provider, model, tokens)
+	if err != nil {
+		return nil, waited, err
+	}
+	return func(used int, o llm.CallOutcome) {
+		release(used, limits.Outcome{OK: o.OK, Throttled: o.Throttled, RetryAfter: o.RetryAfter})
+	}, waited, nil
 }

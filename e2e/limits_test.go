@@ -1,0 +1,82 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/internal/llmtest"
+	"github.com/ultramcp/durable/internal/stacktest"
+	"github.com/ultramcp/durable/workflow"
+)
+
+// With the product's limits set to the provider's, 300 debates started at
+// once through the API all complete, and the provider (8 calls at once,
+// 429 with Retry-After above that) answers almost no 429.
+func TestLimitsHoldUnderLoad(t *testing.T) {
+	t.Parallel()
+	fake := llmtest.New(llmtest.Behavior{Latency: 20 * time.Millisecond})
+	defer fake.Close()
+	fake.Enforce(llmtest.Limits{Concurrency: 8})
+	env := stacktest.Start(t, stacktest.Options{LLM: "openai", ServiceEnv: []string{
+		"OPENAI_BASE_URL=" + fake.OpenAIBaseURL(), "OPENAI_API_KEY=" + fakeKey,
+		"ULTRAMCP_LIMITS=openai concurrency=8 rpm=100000 tpm=100000000", "ULTRAMCP_API_MAX_OPEN=400", "ULTRAMCP_API_RATE=2000",
+	}})
+	const n = 300
+	names := disagreeing(2)
+	body := fmt.Sprintf(`{"topic":"Limit me","participants":["%s"],"rounds":1,"mode":"vote"}`, strings.Join(names, `","`))
+	api := config.URL(env.Cfg.APIAddr)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodPost, api+"/"+workflow.ChainOfDebate, bytes.NewBufferString(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Idempotency-Key", fmt.Sprintf("limited-%d", i))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode >= 300 {
+				t.Errorf("start %d: %s", i, resp.Status)
+			}
+		})
+	}
+	wg.Wait()
+	failed := 0
+	for i := range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		_, err := env.Client.Attach(ctx, workflow.ChainOfDebate, fmt.Sprintf("limited-%d", i))
+		cancel()
+		if err != nil {
+			failed++
+		}
+	}
+	took := time.Since(start)
+	calls := 0
+	for _, c := range fake.Calls("limited-") {
+		calls += c
+	}
+	throttled := fake.Throttled()
+	// The fastest the provider allows: 8 calls at once of 20 ms each.
+	floor := time.Duration(calls/8) * 20 * time.Millisecond
+	t.Logf("%d debates, %d failed, %d calls, %d 429s (%.2f%%), %s (the provider's floor %s: %.0f%% of its throughput)",
+		n, failed, calls, throttled, 100*float64(throttled)/float64(max(calls, 1)), took.Round(time.Millisecond), floor, 100*float64(floor)/float64(took))
+	if failed != 0 || calls != n*len(names) {
+		t.Errorf("%d of %d debates failed; %d calls answered, want %d", failed, n, calls, n*len(names))
+	}
+	if float64(throttled) > 0.01*float64(calls) {
+		t.Errorf("%d 429s for %d calls: over 1%%", throttled, calls)
+	}
+	if out := cliFor(t, env).must("limits"); !strings.Contains(out, "openai") || !strings.Contains(out, "concurrency=8") {
+		t.Errorf("ultramcp limits:\n%s", out)
+	}
+}
