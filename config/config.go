@@ -7,6 +7,7 @@
 package config
 
 import (
+	"slices"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -191,7 +192,16 @@ func ParseAge(s string) (time.Duration, error) {
 // ULTRAMCP_LIMITS (Validate has checked it parses).
 func (c Config) LimitTable() limits.Table {
 	configured, _ := limits.Parse(c.Limits)
-	return limits.NewTable(configured)
+	t := limits.NewTable(configured)
+	// A provider's default limits are its own service's: an
+	// OpenAI-compatible server of one's own (OPENAI_BASE_URL) has none
+	// unless ULTRAMCP_LIMITS gives it some.
+	for provider, own := range map[string]bool{"openai": c.OpenAIBaseURL == "", "anthropic": c.AnthropicBaseURL == ""} {
+		if !own && !slices.ContainsFunc(configured, func(l limits.Limit) bool { return l.Key == provider }) {
+			t = slices.DeleteFunc(t, func(l limits.Limit) bool { return l.Key == provider })
+		}
+	}
+	return t
 }
 
 // Providers are the model providers c enables: offline always;

@@ -55,6 +55,7 @@ type Ledger interface {
 type Limiter struct {
 	table  Table
 	ledger Ledger
+	local  *Memory // this process's own counts, while the ledger does not answer
 	holder string
 	// OnWait, if set, hears that a call waits for key, and why.
 	OnWait func(ctx context.Context, key, why string)
@@ -76,7 +77,7 @@ func New(t Table, ledger Ledger) *Limiter {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	host, _ := os.Hostname()
-	l := &Limiter{table: t, ledger: ledger, holder: fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b)), queues: map[string]*queue{}, stop: make(chan struct{})}
+	l := &Limiter{table: t, ledger: ledger, local: NewMemory(), holder: fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b)), queues: map[string]*queue{}, stop: make(chan struct{})}
 	go l.renew()
 	return l
 }
@@ -135,23 +136,30 @@ func (l *Limiter) Acquire(ctx context.Context, provider, model string, tokens in
 		return noRelease, 0, nil
 	}
 	start := time.Now()
-	lease, why, again, err := l.ledger.Take(ctx, lim, l.holder, tokens, start)
+	ledger := l.ledger
+	lease, why, again, err := ledger.Take(ctx, lim, l.holder, tokens, start)
 	if err != nil {
-		return nil, 0, err
+		// The shared ledger (the store) does not answer: an outage of the
+		// store delays no model call, so this process keeps the limits by
+		// itself until it is back.
+		ledger = l.local
+		if lease, why, again, err = ledger.Take(ctx, lim, l.holder, tokens, start); err != nil {
+			return nil, 0, err
+		}
 	}
 	if lease == "" {
-		if lease, err = l.wait(ctx, lim, tokens, why, again); err != nil {
+		if lease, err = l.wait(ctx, ledger, lim, tokens, why, again); err != nil {
 			return nil, time.Since(start), err
 		}
 	}
-	return l.release(lim, lease), time.Since(start), nil
+	return l.release(ledger, lim, lease), time.Since(start), nil
 }
 
-func (l *Limiter) release(lim Limit, lease string) Release {
+func (l *Limiter) release(ledger Ledger, lim Limit, lease string) Release {
 	return func(used int, o Outcome) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = l.ledger.Return(ctx, lim, lease, used, o, time.Now())
+		_ = ledger.Return(ctx, lim, lease, used, o, time.Now())
 		l.mu.Lock()
 		q := l.queues[lim.Key]
 		l.mu.Unlock()
@@ -167,7 +175,7 @@ func (l *Limiter) release(lim Limit, lease string) Release {
 // wait queues the call behind the others of its key in this process; at
 // the head, it asks the ledger again when told to (again), or at once when
 // a permit comes back here.
-func (l *Limiter) wait(ctx context.Context, lim Limit, tokens int, why string, again time.Duration) (string, error) {
+func (l *Limiter) wait(ctx context.Context, ledger Ledger, lim Limit, tokens int, why string, again time.Duration) (string, error) {
 	if l.OnWait != nil {
 		l.OnWait(ctx, lim.Key, why)
 	}
@@ -208,7 +216,7 @@ func (l *Limiter) wait(ctx context.Context, lim Limit, tokens int, why string, a
 			case <-timer.C:
 			}
 		}
-		lease, w, a, err := l.ledger.Take(ctx, lim, l.holder, tokens, time.Now())
+		lease, w, a, err := ledger.Take(ctx, lim, l.holder, tokens, time.Now())
 		if err != nil || lease != "" {
 			return lease, err
 		}
