@@ -7,12 +7,12 @@
 package config
 
 import (
-	"slices"
 	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
