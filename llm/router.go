@@ -104,7 +104,9 @@ func startChat(ctx context.Context, ref Ref, req Request) (context.Context, trac
 	if req.MaxTokens > 0 {
 		attrs = append(attrs, semconv.GenAIRequestMaxTokens(req.MaxTokens))
 	}
-	if a, ok := telemetry.ContentAttr(telemetry.Prompt, promptOf(req)); ok {
+	if telemetry.Content() {
+		// Built only when asked for: a prompt is kilobytes.
+		a, _ := telemetry.ContentAttr(telemetry.Prompt, promptOf(req))
 		attrs = append(attrs, a)
 	}
 	return telemetry.Start(ctx, "chat "+cmp.Or(req.Model, ref.Provider), attrs...)

@@ -63,6 +63,8 @@ const (
 	Scanner       = attribute.Key("ultramcp.scanner")
 	Findings      = attribute.Key("ultramcp.scanner.findings")
 	Prompt        = attribute.Key("ultramcp.prompt")
+	// StoreWriteMS is how long a store write took, on its event.
+	StoreWriteMS = attribute.Key("ultramcp.store.write_ms")
 	// LimitKey and LimitReason say which provider limit a call waited for,
 	// and which bound held it (concurrency, rpm, tpm, retry-after).
 	LimitKey    = attribute.Key("ultramcp.limit.key")
