@@ -216,6 +216,25 @@ func TestMCPInspector(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- waiting.Wait() }()
 		waitFor(t, 30*time.Second, func() bool { return len(fake.Calls(id+"/round-1/")) == 3 })
+		// The answers are in the store (the step's memory of them) before
+		// the kill: a kill between an answer and its row would make the
+		// call again, which is the design, not what this test is about.
+		waitFor(t, 30*time.Second, func() bool {
+			var st struct {
+				Executions []struct{ Step string } `json:"executions"`
+			}
+			out, err := cliFor(t, env).run("status", id, "--json")
+			if err != nil || json.Unmarshal([]byte(out), &st) != nil {
+				return false
+			}
+			n := 0
+			for _, e := range st.Executions {
+				if strings.HasPrefix(e.Step, "round-1/") {
+					n++
+				}
+			}
+			return n == 3
+		})
 		select {
 		case err := <-done:
 			t.Fatalf("wait_for_result returned before the workflow finished: %v\n%s", err, out.String())
