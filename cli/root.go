@@ -66,8 +66,8 @@ var (
 // trace every request it sends carries (through the API or the Restate
 // ingress into the workflow).
 func (a *app) startTracing(cmd *cobra.Command) error {
-	if a.cfg.TracesEndpoint == "" {
-		return nil
+	if a.cfg.TracesEndpoint == "" || cmd.Name() == "stop" {
+		return nil // stop would flush its span to the collector it stops
 	}
 	service := "ultramcp-cli"
 	if cmd.Name() == "serve" {

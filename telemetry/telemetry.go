@@ -13,9 +13,11 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"strings"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"go.opentelemetry.io/otel"
@@ -160,6 +162,7 @@ func Setup(ctx context.Context, o Options) (shutdown func(context.Context) error
 	if rerr != nil && !errors.Is(rerr, resource.ErrSchemaURLConflict) {
 		return nil, rerr
 	}
+	otel.SetErrorHandler(exportErrors())
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp, batching()...), sdktrace.WithResource(res))
 	otel.SetTracerProvider(tp)
 	provider.Store(tp)
@@ -187,6 +190,18 @@ func Install(tp *sdktrace.TracerProvider, withContent bool) (restore func()) {
 		tracer.Store(nil)
 		provider.Store(nil)
 	}
+}
+
+// exportErrors reports the exporter's failures (a collector down) as a
+// warning at most once a minute, not a line per batch.
+func exportErrors() otel.ErrorHandler {
+	var last atomic.Int64
+	return otel.ErrorHandlerFunc(func(err error) {
+		now := time.Now().UnixNano()
+		if prev := last.Load(); now-prev > int64(time.Minute) && last.CompareAndSwap(prev, now) {
+			slog.Warn("spans not exported (is the collector up?)", "err", firstLine(err.Error()))
+		}
+	})
 }
 
 // batching sizes the span queue for a service with hundreds of debates in
