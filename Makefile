@@ -5,7 +5,7 @@ BIN := bin/ultramcp
 RESTATE_SERVER := node_modules/@restatedev/restate-server-linux-x64/bin/restate-server
 GOFILES := $(shell find . -name '*.go' -not -path './node_modules/*' 2>/dev/null)
 
-.PHONY: all setup build demo test test-short test-upgrade test-tracing jaeger vet lint fmt bench stop clean
+.PHONY: all setup build demo test test-short test-upgrade test-tracing test-storm jaeger vet lint fmt bench stop clean
 
 all: build
 
@@ -78,6 +78,11 @@ jaeger: $(JAEGER)
 # span, replays marked after a kill -9, no secret in any span.
 test-tracing: build $(JAEGER)
 	ULTRAMCP_TEST_TRACING=1 $(GO) test -count=1 -timeout 15m -run InJaeger ./e2e
+
+# 300 debates at once against a provider allowing 8 calls at once, with
+# the product's limits off: what a 429 storm costs (over a minute).
+test-storm: build
+	ULTRAMCP_TEST_STORM=1 $(GO) test -count=1 -timeout 10m -run TestLimitsOffStorm -v ./e2e
 
 test-short: build
 	$(GO) test -short -count=1 ./...

@@ -18,23 +18,24 @@ type Memory struct {
 // the AIMD state.
 type keyState struct {
 	leases    map[string]memLease
-	window    []spent // the last minute's calls, oldest first
-	allowed   int     // calls at once now allowed; 0 until the first
-	successes int     // answered calls since allowed last grew
+	window    []second // the last minute's calls, a bucket a second, oldest first
+	allowed   int      // calls at once now allowed; 0 until the first
+	successes int      // answered calls since allowed last grew
 	cooling   time.Time
-	throttled []time.Time
 }
 
 type memLease struct {
 	holder  string
 	tokens  int
+	second  int64
 	expires time.Time
 }
 
-type spent struct {
-	at     time.Time
-	tokens int
-	lease  string
+// second is one second's calls of a key: at most sixty are kept, so a
+// permit sums at most sixty, however many calls a minute makes.
+type second struct {
+	at                          int64 // Unix seconds
+	requests, tokens, throttled int
 }
 
 // NewMemory returns an empty ledger.
@@ -52,13 +53,10 @@ func (m *Memory) state(l Limit, now time.Time) *keyState {
 		}
 	}
 	cut := 0
-	for cut < len(k.window) && now.Sub(k.window[cut].at) >= time.Minute {
+	for cut < len(k.window) && k.window[cut].at <= now.Add(-time.Minute).Unix() {
 		cut++
 	}
 	k.window = k.window[cut:]
-	for len(k.throttled) > 0 && now.Sub(k.throttled[0]) >= time.Minute {
-		k.throttled = k.throttled[1:]
-	}
 	return k
 }
 
@@ -67,21 +65,28 @@ func (m *Memory) Take(_ context.Context, l Limit, holder string, tokens int, now
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := m.state(l, now)
-	requests, used := len(k.window), 0
-	for _, s := range k.window {
-		used += s.tokens
+	requests, used := 0, 0
+	for _, b := range k.window {
+		requests += b.requests
+		used += b.tokens
 	}
 	var oldest time.Time
 	if len(k.window) > 0 {
-		oldest = k.window[0].at
+		oldest = time.Unix(k.window[0].at, 0)
 	}
 	if why, again := Refuse(l, now, k.cooling, len(k.leases), k.allowed, requests, used, tokens, oldest); why != "" {
 		return "", why, again, nil
 	}
 	m.seq++
 	id := strconv.Itoa(m.seq)
-	k.leases[id] = memLease{holder: holder, tokens: tokens, expires: now.Add(Lease)}
-	k.window = append(k.window, spent{at: now, tokens: tokens, lease: id})
+	sec := now.Unix()
+	k.leases[id] = memLease{holder: holder, tokens: tokens, second: sec, expires: now.Add(Lease)}
+	if n := len(k.window); n > 0 && k.window[n-1].at == sec {
+		k.window[n-1].requests++
+		k.window[n-1].tokens += tokens
+	} else {
+		k.window = append(k.window, second{at: sec, requests: 1, tokens: tokens})
+	}
 	return id, "", 0, nil
 }
 
@@ -109,18 +114,19 @@ func (m *Memory) Return(_ context.Context, l Limit, lease string, used int, o Ou
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := m.state(l, now)
-	delete(k.leases, lease)
-	// The estimate corrected: the window counts what the call used.
-	for i := len(k.window) - 1; i >= 0; i-- {
-		if k.window[i].lease == lease {
-			k.window[i].tokens = used
-			break
+	if ls, ok := k.leases[lease]; ok {
+		delete(k.leases, lease)
+		// The estimate corrected: the window counts what the call used.
+		for i := range k.window {
+			if k.window[i].at == ls.second {
+				k.window[i].tokens += used - ls.tokens
+				if o.Throttled {
+					k.window[i].throttled++
+				}
+			}
 		}
 	}
 	k.allowed, k.successes, k.cooling = Adapt(l, k.allowed, k.successes, k.cooling, len(k.leases), o, now)
-	if o.Throttled {
-		k.throttled = append(k.throttled, now)
-	}
 	return nil
 }
 
@@ -175,9 +181,11 @@ func (m *Memory) Usage(_ context.Context, t Table, now time.Time) ([]Usage, erro
 	var out []Usage
 	for _, l := range t {
 		k := m.state(l, now)
-		u := Usage{Limit: l, InFlight: len(k.leases), Allowed: k.allowed, Requests: len(k.window), Throttled: len(k.throttled)}
-		for _, s := range k.window {
-			u.Tokens += s.tokens
+		u := Usage{Limit: l, InFlight: len(k.leases), Allowed: k.allowed}
+		for _, b := range k.window {
+			u.Requests += b.requests
+			u.Tokens += b.tokens
+			u.Throttled += b.throttled
 		}
 		if now.Before(k.cooling) {
 			u.CoolingUntil = k.cooling

@@ -43,7 +43,7 @@ func (l limitLedger) Take(ctx context.Context, lim limits.Limit, holder string, 
 		if _, err := l.s.execIn(ctx, tx, `DELETE FROM limit_leases WHERE limit_key = ? AND expires_at < ?`, lim.Key, ms(now)); err != nil {
 			return err
 		}
-		if _, err := l.s.execIn(ctx, tx, `DELETE FROM limit_calls WHERE limit_key = ? AND at <= ?`, lim.Key, ms(now.Add(-time.Minute))); err != nil {
+		if _, err := l.s.execIn(ctx, tx, `DELETE FROM limit_window WHERE limit_key = ? AND second <= ?`, lim.Key, now.Add(-time.Minute).Unix()); err != nil {
 			return err
 		}
 		inFlight, requests, used, oldest, err := l.counts(ctx, tx, lim.Key)
@@ -54,10 +54,11 @@ func (l limitLedger) Take(ctx context.Context, lim limits.Limit, holder string, 
 			return nil
 		}
 		id := newLease()
-		if _, err := l.s.execIn(ctx, tx, `INSERT INTO limit_leases (lease, limit_key, holder, expires_at) VALUES (?, ?, ?, ?)`, id, lim.Key, holder, ms(now.Add(limits.Lease))); err != nil {
+		if _, err := l.s.execIn(ctx, tx, `INSERT INTO limit_leases (lease, limit_key, holder, expires_at, second, tokens) VALUES (?, ?, ?, ?, ?, ?)`, id, lim.Key, holder, ms(now.Add(limits.Lease)), now.Unix(), tokens); err != nil {
 			return err
 		}
-		if _, err := l.s.execIn(ctx, tx, `INSERT INTO limit_calls (lease, limit_key, at, tokens) VALUES (?, ?, ?, ?)`, id, lim.Key, ms(now), tokens); err != nil {
+		if _, err := l.s.execIn(ctx, tx, `INSERT INTO limit_window (limit_key, second, requests, tokens, throttled) VALUES (?, ?, 1, ?, 0)
+ON CONFLICT (limit_key, second) DO UPDATE SET requests = limit_window.requests + 1, tokens = limit_window.tokens + excluded.tokens`, lim.Key, now.Unix(), tokens); err != nil {
 			return err
 		}
 		lease = id
@@ -67,14 +68,15 @@ func (l limitLedger) Take(ctx context.Context, lim limits.Limit, holder string, 
 }
 
 // counts are key's permits held, and the last minute's calls, tokens and
-// oldest call.
+// the start of its oldest second with any: the window has a row a second,
+// so a permit reads at most sixty.
 func (l limitLedger) counts(ctx context.Context, tx *sql.Tx, key string) (inFlight, requests, used int, oldest time.Time, err error) {
 	if err = tx.QueryRowContext(ctx, l.s.d.rebind(`SELECT COUNT(*) FROM limit_leases WHERE limit_key = ?`), key).Scan(&inFlight); err != nil {
 		return 0, 0, 0, time.Time{}, transient(err)
 	}
 	var first int64
-	err = tx.QueryRowContext(ctx, l.s.d.rebind(`SELECT COUNT(*), COALESCE(SUM(tokens), 0), COALESCE(MIN(at), 0) FROM limit_calls WHERE limit_key = ?`), key).Scan(&requests, &used, &first)
-	return inFlight, requests, used, time.UnixMilli(first), transient(err)
+	err = tx.QueryRowContext(ctx, l.s.d.rebind(`SELECT COALESCE(SUM(requests), 0), COALESCE(SUM(tokens), 0), COALESCE(MIN(second), 0) FROM limit_window WHERE limit_key = ?`), key).Scan(&requests, &used, &first)
+	return inFlight, requests, used, time.Unix(first, 0), transient(err)
 }
 
 func newLease() string {
@@ -90,15 +92,21 @@ func (l limitLedger) Return(ctx context.Context, lim limits.Limit, lease string,
 		if err != nil {
 			return err
 		}
-		if _, err := l.s.execIn(ctx, tx, `DELETE FROM limit_leases WHERE lease = ?`, lease); err != nil {
-			return err
-		}
-		throttled := 0
-		if o.Throttled {
-			throttled = 1
-		}
-		if _, err := l.s.execIn(ctx, tx, `UPDATE limit_calls SET tokens = ?, throttled = ? WHERE lease = ?`, used, throttled, lease); err != nil {
-			return err
+		var second int64
+		var estimated int
+		err = tx.QueryRowContext(ctx, l.s.d.rebind(`DELETE FROM limit_leases WHERE lease = ? RETURNING second, tokens`), lease).Scan(&second, &estimated)
+		switch {
+		case err == nil:
+			// The estimate corrected: the window counts what the call used.
+			throttled := 0
+			if o.Throttled {
+				throttled = 1
+			}
+			if _, err := l.s.execIn(ctx, tx, `UPDATE limit_window SET tokens = tokens + ?, throttled = throttled + ? WHERE limit_key = ? AND second = ?`, used-estimated, throttled, lim.Key, second); err != nil {
+				return err
+			}
+		case err != sql.ErrNoRows: // a lease that ran out has nothing to correct
+			return transient(err)
 		}
 		inFlight, _, _, _, err := l.counts(ctx, tx, lim.Key)
 		if err != nil {
@@ -137,7 +145,7 @@ func (l limitLedger) Usage(ctx context.Context, t limits.Table, now time.Time) (
 		if err := l.s.db.QueryRowContext(ctx, l.s.d.rebind(`SELECT COUNT(*) FROM limit_leases WHERE limit_key = ? AND expires_at >= ?`), lim.Key, ms(now)).Scan(&u.InFlight); err != nil {
 			return nil, transient(err)
 		}
-		if err := l.s.db.QueryRowContext(ctx, l.s.d.rebind(`SELECT COUNT(*), COALESCE(SUM(tokens), 0), COALESCE(SUM(throttled), 0) FROM limit_calls WHERE limit_key = ? AND at > ?`), lim.Key, ms(now.Add(-time.Minute))).Scan(&u.Requests, &u.Tokens, &u.Throttled); err != nil {
+		if err := l.s.db.QueryRowContext(ctx, l.s.d.rebind(`SELECT COALESCE(SUM(requests), 0), COALESCE(SUM(tokens), 0), COALESCE(SUM(throttled), 0) FROM limit_window WHERE limit_key = ? AND second > ?`), lim.Key, now.Add(-time.Minute).Unix()).Scan(&u.Requests, &u.Tokens, &u.Throttled); err != nil {
 			return nil, transient(err)
 		}
 		out = append(out, u)

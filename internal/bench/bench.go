@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/restatedev/sdk-go"
+
 	"github.com/ultramcp/durable/analysis"
 	"github.com/ultramcp/durable/analysis/repo"
 	"github.com/ultramcp/durable/client"
@@ -33,8 +35,10 @@ import (
 	restateengine "github.com/ultramcp/durable/engine/restate"
 	"github.com/ultramcp/durable/identity"
 	"github.com/ultramcp/durable/internal/llmtest"
+	"github.com/ultramcp/durable/limits"
 	"github.com/ultramcp/durable/llm"
 	"github.com/ultramcp/durable/llm/openai"
+	"github.com/ultramcp/durable/llm/providers"
 	"github.com/ultramcp/durable/service"
 	"github.com/ultramcp/durable/stack"
 	"github.com/ultramcp/durable/store"
@@ -42,6 +46,8 @@ import (
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/codeanalysis"
 	"github.com/ultramcp/durable/workflow/debate"
+	"github.com/ultramcp/durable/workflow/derived"
+	"github.com/ultramcp/durable/workflow/observed"
 	"github.com/ultramcp/durable/workflow/writebehind"
 )
 
@@ -123,6 +129,7 @@ type Bench struct {
 	// stopTraces what flushes and uninstalls the tracer.
 	traces     *collector
 	stopTraces func(context.Context) error
+	limiter    *limits.Limiter
 }
 
 // noStoreDebateService is the product's debate bound without the store.
@@ -217,6 +224,7 @@ func (b *Bench) serve(ctx context.Context, cfg config.Config) error {
 	srv := service.NewServer(b.router, service.Options{PublicKey: pub, Logger: slog.New(slog.DiscardHandler), Records: b.store, Services: services, Checkouts: b.checkouts, VulnDB: b.o.VulnDB})
 	noStore := debate.Definition(&debate.Debate{Models: b.router})
 	srv = srv.Bind(restateengine.Workflow(noStoreDebateService, noStore.Body, services)).Bind(rawDebate(b.model))
+	srv = srv.Bind(b.limitedDebate(services))
 	h, err := srv.Handler()
 	if err != nil {
 		return err
@@ -244,6 +252,9 @@ func (b *Bench) Close() {
 	}
 	if b.fake != nil {
 		b.fake.Close()
+	}
+	if b.limiter != nil {
+		b.limiter.Close()
 	}
 	if b.stopTraces != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -280,6 +291,25 @@ func (b *Bench) nextID(engine string) string {
 // its wall time.
 func (b *Bench) durable(ctx context.Context, in []byte) (time.Duration, error) {
 	return b.call(ctx, workflow.ChainOfDebate, in)
+}
+
+// limitedDebateService is the product's debate (store on, wrapped as the
+// service wraps it) whose every model call takes a permit of a limit that
+// never binds, from the store's ledger: what the limiter costs when
+// nothing is limited.
+const limitedDebateService = "bench-debate-limited"
+
+func (b *Bench) limitedDebate(services restateengine.ServiceOptions) restate.ServiceDefinition {
+	b.limiter = limits.New(limits.Table{{Key: "offline", Concurrency: 1 << 20, RPM: 1 << 30, TPM: 1 << 30}}, b.store.Limits())
+	models := llm.NewRouter(llm.Ref{Provider: "offline"}, llm.Retrying(b.model, llm.RetryPolicy{MaxAttempts: 1, Gate: providers.Gate(b.limiter)}))
+	def := debate.Definition(&debate.Debate{Models: models, Records: b.store})
+	body := observed.Body(workflow.ChainOfDebate, derived.Body(writebehind.Tracked(b.store, workflow.ChainOfDebate, def.Body)))
+	return restateengine.Workflow(limitedDebateService, body, services)
+}
+
+// durableLimited runs the product's debate with its calls under limits.
+func (b *Bench) durableLimited(ctx context.Context, in []byte) (time.Duration, error) {
+	return b.call(ctx, limitedDebateService, in)
 }
 
 // durableNoStore runs the product's debate without the store.
@@ -544,6 +574,7 @@ func (b *Bench) runDebates(ctx context.Context, r *Report, step func(string, fun
 		{Name: "raw SDK (RunAsync + Wait)", run: b.raw, durable: true},
 		{Name: "product, no store", run: b.durableNoStore, durable: true},
 		{Name: "product, " + b.store.Dialect() + " store on, traced", run: b.durable, durable: true, traced: true},
+		{Name: "product, " + b.store.Dialect() + " store on, limits on", run: b.durableLimited, durable: true},
 		{Name: "product, " + b.store.Dialect() + " store on", run: b.durable, durable: true},
 	}
 	if err := b.sequential(ctx, r, debateIn, step); err != nil {
@@ -777,6 +808,11 @@ func (r Report) printDebates(w io.Writer) {
 		fmt.Fprintf(w, "\nkill -9 of the service (its own process, SQLite store) with %d debates in flight, each past round 1, then `up`: %d/%d completed %s after the kill (up took %s; the remaining rounds and moderator take at least %s: %s over the floor); model calls answered twice: %d.\n",
 			rc.Debates, rc.Completed, rc.Debates, ms(rc.Done), ms(rc.Up), ms(rc.Floor), ms(rc.Done-rc.Floor), rc.Repeated)
 	}
+	if lim, ok := columnEnding(r.Columns, ", limits on"); ok && len(r.Columns) > 0 {
+		product := r.Columns[len(r.Columns)-1]
+		fmt.Fprintf(w, "\nThe limiter when nothing is limited (a permit per call from the store's ledger, a limit that never binds): %s per call at L=0 (%s − %s over %d calls), %.3f× the debates/s and %.3f× the CPU per debate of the product without it.\n",
+			ms((lim.L0-product.L0)/time.Duration(calls)), ms(lim.L0), ms(product.L0), calls, lim.Throughput.PerSecond/max(product.Throughput.PerSecond, 1), ratio(lim.Throughput.CPUPerItem, product.Throughput.CPUPerItem))
+	}
 	if r.SpansExported > 0 {
 		fmt.Fprintf(w, "\nThe traced column exported %d spans in %d batches (%.0f KiB) to a local OTLP/HTTP collector in this process (it decodes and drops them; its CPU is counted in the product's), about %.0f spans per traced debate.\n",
 			r.SpansExported, r.SpanBatches, float64(r.SpanBytes)/1024, float64(r.SpansExported)/float64(max(r.TracedDebates, 1)))
@@ -784,6 +820,15 @@ func (r Report) printDebates(w io.Writer) {
 	fmt.Fprintf(w, "\nOne round of 4 participants against a fake OpenAI-compatible endpoint (%s per call, real openai-go client):\n", o.CallLatency)
 	fmt.Fprintf(w, "  Restate engine: %s = %.2f× one call (sequential would be %.1f×)\n", ms(r.ParallelRestate), ratio(r.ParallelRestate, o.CallLatency), ratio(r.ParallelSequentialEstimate, o.CallLatency))
 	fmt.Fprintf(w, "  direct engine:  %s = %.2f× one call; peak calls in flight at the endpoint: %d\n", ms(r.ParallelDirect), ratio(r.ParallelDirect, o.CallLatency), r.ParallelMaxInFlight)
+}
+
+func columnEnding(cs []Column, suffix string) (Column, bool) {
+	for _, c := range cs {
+		if strings.HasSuffix(c.Name, suffix) {
+			return c, true
+		}
+	}
+	return Column{}, false
 }
 
 func ratio(a, b time.Duration) float64 {
