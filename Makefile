@@ -66,9 +66,10 @@ test-upgrade: build
 # The pinned Jaeger v2 (tools/jaeger/go.mod), built once into the
 # git-ignored .cache: the first build compiles the OpenTelemetry collector
 # (about 5 minutes, 2 GB of memory); `up --with-jaeger` builds it too.
-JAEGER := .cache/jaeger/jaeger-v1.75.0
+JAEGER_VERSION := $(shell awk '$$1 == "github.com/jaegertracing/jaeger" {print $$2; exit}' tools/jaeger/go.mod)
+JAEGER := .cache/jaeger/jaeger-$(JAEGER_VERSION)
 $(JAEGER): tools/jaeger/go.mod tools/jaeger/go.sum
-	@echo "building Jaeger v1.75.0 from its Go module into $(JAEGER) (first time only: about 5 minutes)…" >&2
+	@echo "building Jaeger $(JAEGER_VERSION) from its Go module into $(JAEGER) (first time only: about 5 minutes)…" >&2
 	@mkdir -p $(dir $(JAEGER))
 	cd tools/jaeger && $(GO) build -o ../../$(JAEGER).tmp github.com/jaegertracing/jaeger/cmd/jaeger
 	@mv $(JAEGER).tmp $(JAEGER)

@@ -33,7 +33,7 @@ way.`,
 				if !u.CoolingUntil.IsZero() {
 					cooling = "for " + time.Until(u.CoolingUntil).Round(100*time.Millisecond).String()
 				}
-				fmt.Fprintf(a.stdout, "%-28s %-34s %9d %8d %9d %11d %5d  %s\n", u.Key, u.Limit.String()[len(u.Key):], u.InFlight, u.Allowed, u.Requests, u.Tokens, u.Throttled, cooling)
+				fmt.Fprintf(a.stdout, "%-28s %-34s %9d %8d %9d %11d %5d  %s\n", u.Key, u.Bounds(), u.InFlight, u.Allowed, u.Requests, u.Tokens, u.Throttled, cooling)
 			}
 			return nil
 		},

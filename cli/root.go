@@ -137,6 +137,7 @@ Addresses and paths come from ULTRAMCP_* environment variables (see README).`,
 	root.AddCommand(a.stackCommands()...)
 	root.AddCommand(a.workflowCommands()...)
 	root.AddCommand(a.replayCommands()...)
+	root.AddCommand(a.traceCommand(), a.limitsCommand())
 	root.AddCommand(a.benchCommand())
 	root.AddCommand(a.vulndbCommand())
 	root.AddCommand(a.versionCommands()...)

@@ -69,7 +69,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// on the store shares the providers' limits.
 	limiter := limits.New(cfg.LimitTable(), st.Limits())
 	defer limiter.Close()
-	models, err := providers.New(cfg, providers.Gate(limiter))
+	models, err := providers.New(cfg, limiter)
 	if err != nil {
 		return err
 	}

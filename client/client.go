@@ -18,10 +18,10 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/telemetry"
 	"github.com/ultramcp/durable/workflow"
 )
 
@@ -136,7 +136,7 @@ func (c *Client) request(ctx context.Context, method, u string, body []byte, con
 	req.Header.Set("accept", "application/json")
 	// The caller's trace goes on through Restate: its ingress honours a
 	// traceparent, and the workflow's spans join the caller's trace.
-	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
+	telemetry.Propagator.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return nil, nil, err

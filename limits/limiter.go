@@ -30,7 +30,6 @@ type Usage struct {
 	Requests     int       `json:"requestsLastMinute"`
 	Tokens       int       `json:"tokensLastMinute"`
 	Throttled    int       `json:"throttledLastMinute"` // 429s met
-	Waiters      int       `json:"waiters"`             // in this process
 	CoolingUntil time.Time `json:"coolingUntil,omitzero"`
 }
 
@@ -57,9 +56,6 @@ type Limiter struct {
 	ledger Ledger
 	local  *Memory // this process's own counts, while the ledger does not answer
 	holder string
-	// OnWait, if set, hears that a call waits for key, and why.
-	OnWait func(ctx context.Context, key, why string)
-
 	mu     sync.Mutex
 	queues map[string]*queue
 	stop   chan struct{}
@@ -84,25 +80,6 @@ func New(t Table, ledger Ledger) *Limiter {
 
 // Close stops renewing the leases (they run out within Lease).
 func (l *Limiter) Close() { close(l.stop) }
-
-// Table is the limits in force.
-func (l *Limiter) Table() Table { return l.table }
-
-// Usage reports each key's counts, with this process's waiters.
-func (l *Limiter) Usage(ctx context.Context) ([]Usage, error) {
-	us, err := l.ledger.Usage(ctx, l.table, time.Now())
-	if err != nil {
-		return nil, err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for i := range us {
-		if q := l.queues[us[i].Key]; q != nil {
-			us[i].Waiters = len(q.waiting)
-		}
-	}
-	return us, nil
-}
 
 func (l *Limiter) renew() {
 	t := time.NewTicker(Lease / 3)
@@ -176,9 +153,6 @@ func (l *Limiter) release(ledger Ledger, lim Limit, lease string) Release {
 // the head, it asks the ledger again when told to (again), or at once when
 // a permit comes back here.
 func (l *Limiter) wait(ctx context.Context, ledger Ledger, lim Limit, tokens int, why string, again time.Duration) (string, error) {
-	if l.OnWait != nil {
-		l.OnWait(ctx, lim.Key, why)
-	}
 	waiters := telemetry.LimitWaiters.WithLabelValues(lim.Key)
 	waiters.Inc()
 	defer waiters.Dec()

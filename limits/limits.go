@@ -27,7 +27,11 @@ type Limit struct {
 	TPM         int    `json:"tpm,omitempty"` // input plus output tokens
 }
 
-func (l Limit) String() string {
+func (l Limit) String() string { return strings.TrimSpace(l.Key + " " + l.Bounds()) }
+
+// Bounds are l's bounds as ULTRAMCP_LIMITS spells them: "concurrency=8
+// rpm=500".
+func (l Limit) Bounds() string {
 	var parts []string
 	for _, f := range []struct {
 		name string
@@ -37,7 +41,7 @@ func (l Limit) String() string {
 			parts = append(parts, f.name+"="+strconv.Itoa(f.n))
 		}
 	}
-	return strings.TrimSpace(l.Key + " " + strings.Join(parts, " "))
+	return strings.Join(parts, " ")
 }
 
 // Defaults are the limits of a provider's first paid tier, which a key

@@ -8,22 +8,18 @@ import (
 	"time"
 
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/limits"
 )
 
-// Gate hands out the permits of calls under the providers' limits (package
-// limits, plugged in by llm/providers): Acquire waits for one, and the
-// function it returns gives it back with the tokens used and how the call
-// went.
+// Gate hands out the permits of calls under the providers' limits: a
+// *limits.Limiter, plugged in by llm/providers. Acquire waits for one, and
+// the function it returns gives it back with the tokens used and how the
+// call went.
 type Gate interface {
-	Acquire(ctx context.Context, provider, model string, tokens int) (release func(used int, o CallOutcome), waited time.Duration, err error)
+	Acquire(ctx context.Context, provider, model string, tokens int) (release limits.Release, waited time.Duration, err error)
 }
 
-// CallOutcome is how a call under a permit went.
-type CallOutcome struct {
-	OK         bool
-	Throttled  bool // 429 (or 503 with Retry-After)
-	RetryAfter time.Duration
-}
+var _ Gate = (*limits.Limiter)(nil)
 
 // throttled is a provider's 429 (or 503) with the wait it asked for.
 type throttled struct {
@@ -70,14 +66,14 @@ func RetryAfterOf(err error) (time.Duration, bool) {
 }
 
 // outcomeOf is how a call went, for its permit.
-func outcomeOf(err error) CallOutcome {
+func outcomeOf(err error) limits.Outcome {
 	if err == nil {
-		return CallOutcome{OK: true}
+		return limits.Outcome{OK: true}
 	}
 	if after, ok := RetryAfterOf(err); ok {
-		return CallOutcome{Throttled: true, RetryAfter: after}
+		return limits.Outcome{Throttled: true, RetryAfter: after}
 	}
-	return CallOutcome{}
+	return limits.Outcome{}
 }
 
 // estimate is a call's tokens before it is made: its text at four bytes a

@@ -62,6 +62,14 @@ func (r *retrying) Complete(ctx context.Context, req Request) (Response, error) 
 	// Jittered, so that parallel participants hitting one rate limit do not
 	// come back in step.
 	policy := retry.Policy{Initial: r.p.Initial, Max: r.p.Max, Attempts: max(r.p.MaxAttempts, 1), Jitter: true, Cause: "model-" + r.m.Name()}
+	if r.p.Gate == nil {
+		// No gate to hold the key for everyone: this call waits what the
+		// provider told it.
+		policy.After = func(err error) time.Duration {
+			after, _ := RetryAfterOf(err)
+			return after
+		}
+	}
 	var resp Response
 	var tried time.Duration // trying, not waiting for permits
 	attempts, err := policy.Do(ctx, func(ctx context.Context) (err error) {
@@ -72,13 +80,6 @@ func (r *retrying) Complete(ctx context.Context, req Request) (Response, error) 
 		var waited time.Duration
 		resp, waited, err = r.gated(ctx, req)
 		tried += time.Since(start) - waited
-		if after, ok := RetryAfterOf(err); ok && after > 0 && r.p.Gate == nil {
-			// No gate to hold the key: this call waits what it was told.
-			select {
-			case <-time.After(after):
-			case <-ctx.Done():
-			}
-		}
 		return err
 	})
 	switch {
@@ -98,8 +99,9 @@ func (r *retrying) gated(ctx context.Context, req Request) (Response, time.Durat
 		resp, err := r.once(ctx, req)
 		return resp, 0, err
 	}
+	tokens := estimate(req)
 	wctx, cancel := context.WithTimeout(ctx, waitFor)
-	release, waited, err := r.p.Gate.Acquire(wctx, r.m.Name(), req.Model, estimate(req))
+	release, waited, err := r.p.Gate.Acquire(wctx, r.m.Name(), req.Model, tokens)
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -110,7 +112,7 @@ func (r *retrying) gated(ctx context.Context, req Request) (Response, time.Durat
 	resp, err := r.once(ctx, req)
 	used := resp.TokensIn + resp.TokensOut
 	if err != nil {
-		used = estimate(req) // a failed call may still have been counted
+		used = tokens // a failed call may still have been counted
 	}
 	release(used, outcomeOf(err))
 	return resp, waited, err

@@ -36,6 +36,9 @@ type Policy struct {
 	// Cause, when set, counts each retry in the retries metric under this
 	// name ("model-openai", "store", …).
 	Cause string
+	// After, when set, is the least wait an error asks for before the
+	// next attempt (a 429's Retry-After); the backoff's wait if longer.
+	After func(err error) time.Duration
 }
 
 // Do runs op until it succeeds, fails with an error that is not
@@ -60,6 +63,9 @@ func (p Policy) Do(ctx context.Context, op func(ctx context.Context) error) (att
 		d := wait
 		if p.Jitter && d > 1 {
 			d = d/2 + rand.N(d/2+1)
+		}
+		if p.After != nil {
+			d = max(d, p.After(err))
 		}
 		t := time.NewTimer(d)
 		select {

@@ -61,3 +61,14 @@ func TestPollGivesUpWithin(t *testing.T) {
 		t.Errorf("took %v, %d attempts, err %v", took, n, err)
 	}
 }
+
+// An error that asks for a longer wait (a 429's Retry-After) gets it.
+func TestAfterLengthensTheWait(t *testing.T) {
+	start := time.Now()
+	p := Policy{Initial: time.Millisecond, Attempts: 2, Retryable: func(error) bool { return true },
+		After: func(error) time.Duration { return 30 * time.Millisecond }}
+	_, _ = p.Do(context.Background(), func(context.Context) error { return errors.New("429") })
+	if d := time.Since(start); d < 30*time.Millisecond {
+		t.Errorf("waited %s, want the 30ms the error asked for", d)
+	}
+}

@@ -118,6 +118,12 @@ func URLCredentials(s string) string { return urlCredentials.ReplaceAllString(s,
 // "…" marking a cut: a failure's gist for a status line or a table cell.
 func FirstLine(s string, n int) string {
 	s, _, _ = strings.Cut(s, "\n")
+	return Cut(s, n)
+}
+
+// Cut is s cut to at most n bytes, at a rune's start, with "…" when it was
+// longer.
+func Cut(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

@@ -67,3 +67,12 @@ func TestURLCredentials(t *testing.T) {
 		t.Errorf("URLCredentials = %q", got)
 	}
 }
+
+func TestCutAtARune(t *testing.T) {
+	if got := Cut("ééé", 3); got != "é…" {
+		t.Errorf("%q", got)
+	}
+	if got := FirstLine("boom\nAuthorization: Bearer x", 300); got != "boom" {
+		t.Errorf("%q", got)
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/ultramcp/durable/analysis/repo"
 	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/engine"
 	restateengine "github.com/ultramcp/durable/engine/restate"
 	"github.com/ultramcp/durable/identity"
 	"github.com/ultramcp/durable/llm"
@@ -101,13 +102,20 @@ func NewServer(models *llm.Router, o Options) *server.Restate {
 	}
 	srv := server.NewRestate().WithLogger(o.Logger.Handler(), true)
 	for _, def := range registry.All(workflow.Deps{Models: models, Records: o.Records, Checkouts: o.Checkouts, VulnDB: o.VulnDB, AnalysisSlots: o.AnalysisSlots}) {
-		srv = srv.Bind(restateengine.Workflow(def.Name, observed.Body(def.Name, derived.Body(writebehind.Tracked(o.Records, def.Name, def.Body))), o.Services))
+		srv = srv.Bind(restateengine.Workflow(def.Name, Wrapped(def.Name, def.Body, o.Records), o.Services))
 	}
 	if o.PublicKey != "" {
 		srv = srv.WithIdentityV1(o.PublicKey)
 	}
 	warmSDK(o.Logger)
 	return srv
+}
+
+// Wrapped is a workflow's body as the service runs it: watched (spans and
+// metrics), able to run from a step of an earlier run (a replay), and
+// recorded in records (nil records nothing).
+func Wrapped(name string, body engine.Body, records workflow.Records) engine.Body {
+	return observed.Body(name, derived.Body(writebehind.Tracked(records, name, body)))
 }
 
 // warmSDK makes the SDK compile its WebAssembly core now, not on the first

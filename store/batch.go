@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/ultramcp/durable/sanitize"
 	"github.com/ultramcp/durable/telemetry"
 	"github.com/ultramcp/durable/workflow"
 )
@@ -99,7 +100,7 @@ func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx *sql.T
 		if span := trace.SpanFromContext(ctx); span.IsRecording() {
 			attrs := []attribute.KeyValue{attribute.String("db.system.name", s.Dialect()), telemetry.StoreWriteMS.Float64(float64(time.Since(start).Microseconds()) / 1000)}
 			if err != nil {
-				attrs = append(attrs, attribute.String("error", firstLineOf(err)))
+				attrs = append(attrs, attribute.String("error", sanitize.FirstLine(err.Error(), 300)))
 			}
 			span.AddEvent("store write", trace.WithTimestamp(start), trace.WithAttributes(attrs...))
 		}
@@ -267,14 +268,4 @@ func (s *Store) runTx(batch []write) error {
 		}
 	}
 	return transient(tx.Commit())
-}
-
-func firstLineOf(err error) string {
-	msg := err.Error()
-	for i, r := range msg {
-		if r == '\n' {
-			return msg[:i]
-		}
-	}
-	return msg
 }

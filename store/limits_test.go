@@ -18,6 +18,7 @@ func TestTwoProcessesShareOneLimit(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "shared.db")
 	var limiters []*limits.Limiter
+	var stores []*store.Store
 	table := limits.Table{{Key: "openai", Concurrency: 4, RPM: 10_000}}
 	for range 2 {
 		s, err := store.Open(ctx, "", path)
@@ -25,6 +26,7 @@ func TestTwoProcessesShareOneLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
+		stores = append(stores, s)
 		l := limits.New(table, s.Limits())
 		defer l.Close()
 		limiters = append(limiters, l)
@@ -51,7 +53,7 @@ func TestTwoProcessesShareOneLimit(t *testing.T) {
 	if p := peak.Load(); p > 4 || done.Load() != 60 {
 		t.Errorf("peak %d in flight (limit 4), %d of 60 done", p, done.Load())
 	}
-	us, err := limiters[0].Usage(ctx)
+	us, err := stores[0].Limits().Usage(ctx, table, time.Now())
 	if err != nil || len(us) != 1 || us[0].Requests != 60 || us[0].Tokens != 60*120 || us[0].InFlight != 0 {
 		t.Errorf("usage after: %+v %v", us, err)
 	}

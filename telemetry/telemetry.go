@@ -6,8 +6,8 @@
 // service, the names of the attributes every layer sets, and the metrics
 // the API serves at /metrics.
 //
-// It is a leaf: it imports no package of this module, so the workflow
-// logic, the providers and the store can all report through it.
+// It is a leaf (it imports sanitize alone of this module), so the
+// workflow logic, the providers and the store can all report through it.
 package telemetry
 
 import (
@@ -18,7 +18,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -30,6 +29,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/ultramcp/durable/sanitize"
 )
 
 // Scope is the instrumentation scope of every span the product makes.
@@ -81,6 +82,15 @@ var (
 	provider atomic.Pointer[sdktrace.TracerProvider]
 )
 
+// Propagator carries W3C trace context (and baggage) in HTTP headers: the
+// API takes a caller's from its request, the Restate client passes it on
+// to the ingress. It is in force whether this process exports spans or
+// not, so that a caller's trace reaches Restate through a process that
+// traces nothing itself.
+var Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+
+func init() { otel.SetTextMapPropagator(Propagator) }
+
 // Flush sends the spans still batched.
 func Flush(ctx context.Context) error {
 	if tp := provider.Load(); tp != nil {
@@ -102,8 +112,10 @@ func Tracer() trace.Tracer {
 	if t := tracer.Load(); t != nil {
 		return *t
 	}
-	return noop.NewTracerProvider().Tracer(Scope)
+	return noTracer
 }
+
+var noTracer = noop.NewTracerProvider().Tracer(Scope)
 
 // Options of Setup.
 type Options struct {
@@ -124,10 +136,6 @@ type Options struct {
 // http/protobuf (the default, as the OpenTelemetry specification says).
 // OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none keeps it off.
 func Setup(ctx context.Context, o Options) (shutdown func(context.Context) error, err error) {
-	// The propagator is installed in any case: a caller's traceparent
-	// still reaches Restate through the API when this process exports
-	// nothing.
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	if o.Endpoint == "" || os.Getenv("OTEL_SDK_DISABLED") == "true" || os.Getenv("OTEL_TRACES_EXPORTER") == "none" {
 		return func(context.Context) error { return nil }, nil
 	}
@@ -165,19 +173,16 @@ func Setup(ctx context.Context, o Options) (shutdown func(context.Context) error
 	otel.SetErrorHandler(exportErrors())
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp, batching()...), sdktrace.WithResource(res))
 	otel.SetTracerProvider(tp)
-	provider.Store(tp)
-	t := tp.Tracer(Scope)
-	tracer.Store(&t)
-	content.Store(o.Content)
-	on.Store(true)
+	restore := Install(tp, o.Content)
 	return func(ctx context.Context) error {
-		on.Store(false)
+		restore()
 		return tp.Shutdown(ctx)
 	}, nil
 }
 
-// Install makes tp the tracer provider, as Setup does with its own: for
-// tests, with an in-memory exporter. It returns what undoes it.
+// Install makes tp the product's tracer provider and turns tracing on:
+// Setup's way, and the tests' with an in-memory exporter. It returns what
+// turns it off again.
 func Install(tp *sdktrace.TracerProvider, withContent bool) (restore func()) {
 	t := tp.Tracer(Scope)
 	tracer.Store(&t)
@@ -199,7 +204,7 @@ func exportErrors() otel.ErrorHandler {
 	return otel.ErrorHandlerFunc(func(err error) {
 		now := time.Now().UnixNano()
 		if prev := last.Load(); now-prev > int64(time.Minute) && last.CompareAndSwap(prev, now) {
-			slog.Warn("spans not exported (is the collector up?)", "err", firstLine(err.Error()))
+			slog.Warn("spans not exported (is the collector up?)", "err", sanitize.FirstLine(err.Error(), 300))
 		}
 	})
 }
@@ -270,7 +275,7 @@ var noSpan = trace.SpanFromContext(context.Background())
 // payload, nothing a provider or a store put after it.
 func End(span trace.Span, err error) {
 	if err != nil {
-		span.SetStatus(codes.Error, firstLine(err.Error()))
+		span.SetStatus(codes.Error, sanitize.FirstLine(err.Error(), 300))
 	}
 	span.End()
 }
@@ -281,22 +286,5 @@ func ContentAttr(k attribute.Key, text string) (attribute.KeyValue, bool) {
 	if !Content() {
 		return attribute.KeyValue{}, false
 	}
-	return k.String(cut(text, 4096)), true
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return cut(s, 300)
-}
-
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
+	return k.String(sanitize.Cut(text, 4096)), true
 }

@@ -37,12 +37,3 @@ func TestRestateEndpointSpellsTheProtocol(t *testing.T) {
 		t.Error("no endpoint, no tracing")
 	}
 }
-
-func TestErrorStatusIsTheFirstLineCut(t *testing.T) {
-	if got := firstLine("boom\nAuthorization: Bearer x"); got != "boom" {
-		t.Errorf("%q", got)
-	}
-	if got := cut("ééé", 3); got != "é…" {
-		t.Errorf("%q", got)
-	}
-}

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ultramcp/durable/fault"
 )
 
 // Statuses of a workflow in the metadata store.
@@ -31,6 +33,18 @@ const (
 	// time), or whose result a rejected parent withdrew.
 	StatusRejected = "rejected"
 )
+
+// EndedAs is the status a run ended in, and why, from what its body
+// returned: its output's (FinishedAs), cancelled, or failed with the error.
+func EndedAs(output []byte, err error) (status, reason string) {
+	switch {
+	case err == nil:
+		return FinishedAs(output)
+	case fault.KindOf(err) == fault.Cancelled:
+		return StatusCancelled, err.Error()
+	}
+	return StatusFailed, err.Error()
+}
 
 // FinishedAs reads the conventions by which any workflow's result says how
 // it ended, if not plainly completed: "rejected": true with the reason in

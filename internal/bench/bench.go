@@ -38,7 +38,6 @@ import (
 	"github.com/ultramcp/durable/limits"
 	"github.com/ultramcp/durable/llm"
 	"github.com/ultramcp/durable/llm/openai"
-	"github.com/ultramcp/durable/llm/providers"
 	"github.com/ultramcp/durable/service"
 	"github.com/ultramcp/durable/stack"
 	"github.com/ultramcp/durable/store"
@@ -46,8 +45,6 @@ import (
 	"github.com/ultramcp/durable/workflow"
 	"github.com/ultramcp/durable/workflow/codeanalysis"
 	"github.com/ultramcp/durable/workflow/debate"
-	"github.com/ultramcp/durable/workflow/derived"
-	"github.com/ultramcp/durable/workflow/observed"
 	"github.com/ultramcp/durable/workflow/writebehind"
 )
 
@@ -301,10 +298,9 @@ const limitedDebateService = "bench-debate-limited"
 
 func (b *Bench) limitedDebate(services restateengine.ServiceOptions) restate.ServiceDefinition {
 	b.limiter = limits.New(limits.Table{{Key: "offline", Concurrency: 1 << 20, RPM: 1 << 30, TPM: 1 << 30}}, b.store.Limits())
-	models := llm.NewRouter(llm.Ref{Provider: "offline"}, llm.Retrying(b.model, llm.RetryPolicy{MaxAttempts: 1, Gate: providers.Gate(b.limiter)}))
+	models := llm.NewRouter(llm.Ref{Provider: "offline"}, llm.Retrying(b.model, llm.RetryPolicy{MaxAttempts: 1, Gate: b.limiter}))
 	def := debate.Definition(&debate.Debate{Models: models, Records: b.store})
-	body := observed.Body(workflow.ChainOfDebate, derived.Body(writebehind.Tracked(b.store, workflow.ChainOfDebate, def.Body)))
-	return restateengine.Workflow(limitedDebateService, body, services)
+	return restateengine.Workflow(limitedDebateService, service.Wrapped(workflow.ChainOfDebate, def.Body, b.store), services)
 }
 
 // durableLimited runs the product's debate with its calls under limits.

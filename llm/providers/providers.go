@@ -6,11 +6,7 @@
 package providers
 
 import (
-	"context"
-	"time"
-
 	"github.com/ultramcp/durable/config"
-	"github.com/ultramcp/durable/limits"
 	"github.com/ultramcp/durable/llm"
 	"github.com/ultramcp/durable/llm/anthropic"
 	"github.com/ultramcp/durable/llm/offline"
@@ -40,19 +36,4 @@ func New(cfg config.Config, gate llm.Gate) (*llm.Router, error) {
 		}
 	}
 	return llm.NewRouter(def, models...), nil
-}
-
-// Gate is the limiter as the providers' retry policy asks it for permits.
-func Gate(l *limits.Limiter) llm.Gate { return gate{l} }
-
-type gate struct{ l *limits.Limiter }
-
-func (g gate) Acquire(ctx context.Context, provider, model string, tokens int) (func(int, llm.CallOutcome), time.Duration, error) {
-	release, waited, err := g.l.Acquire(ctx, provider, model, tokens)
-	if err != nil {
-		return nil, waited, err
-	}
-	return func(used int, o llm.CallOutcome) {
-		release(used, limits.Outcome{OK: o.OK, Throttled: o.Throttled, RetryAfter: o.RetryAfter})
-	}, waited, nil
 }

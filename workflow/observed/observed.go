@@ -17,7 +17,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ultramcp/durable/engine"
-	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/telemetry"
 	"github.com/ultramcp/durable/workflow"
 )
@@ -43,24 +42,12 @@ func Body(name string, body engine.Body) engine.Body {
 		}()
 		out, err = body(o, input)
 		returned = true
-		status := ended(out, err)
+		status, _ := workflow.EndedAs(out, err)
 		telemetry.WorkflowsEnded.WithLabelValues(name, status).Inc()
 		span.SetAttributes(telemetry.WorkflowEnded.String(status))
 		telemetry.End(span, err)
 		return out, err
 	}
-}
-
-// ended is the status a run ended in, as the store records it.
-func ended(out json.RawMessage, err error) string {
-	switch {
-	case err == nil:
-		status, _ := workflow.FinishedAs(out)
-		return status
-	case fault.KindOf(err) == fault.Cancelled:
-		return workflow.StatusCancelled
-	}
-	return workflow.StatusFailed
 }
 
 // observedContext is the context the body runs in.
@@ -103,20 +90,16 @@ func (o *observedContext) RunAll(steps []engine.Step) ([][]byte, []error) {
 	return outs, errs
 }
 
-func (o *observedContext) Sleep(name string, d time.Duration) error {
+func (o *observedContext) Sleep(name string, d time.Duration) (err error) {
 	_, span := telemetry.Start(o.ctx, "sleep "+name, telemetry.StepName.String(name), telemetry.StepKind.String("sleep"))
-	defer span.End() // also when the engine suspends out of it
-	err := o.engineContext.Sleep(name, d)
-	telemetry.End(span, err)
-	return err
+	defer func() { telemetry.End(span, err) }() // also when the engine suspends out of it
+	return o.engineContext.Sleep(name, d)
 }
 
-func (o *observedContext) Await(name string, timeout time.Duration) (json.RawMessage, bool, error) {
+func (o *observedContext) Await(name string, timeout time.Duration) (v json.RawMessage, ok bool, err error) {
 	_, span := telemetry.Start(o.ctx, "await "+name, telemetry.StepName.String(name), telemetry.StepKind.String("await"))
-	defer span.End()
-	v, ok, err := o.engineContext.Await(name, timeout)
-	telemetry.End(span, err)
-	return v, ok, err
+	defer func() { telemetry.End(span, err) }()
+	return o.engineContext.Await(name, timeout)
 }
 
 func (o *observedContext) Call(children []engine.Child) ([]json.RawMessage, []error) {
@@ -134,12 +117,11 @@ func (o *observedContext) Call(children []engine.Child) ([]json.RawMessage, []er
 
 // observedStep is one step as it is watched.
 type observedStep struct {
-	o     *observedContext
-	step  engine.Step
-	span  trace.Span
-	runs  atomic.Int32 // how often Fn ran in this attempt: 0 is a replay
-	start time.Time
-	took  atomic.Int64 // the nanoseconds of its last run
+	o    *observedContext
+	step engine.Step
+	span trace.Span
+	runs atomic.Int32 // how often Fn ran in this attempt: 0 is a replay
+	took atomic.Int64 // the nanoseconds of its last run
 	// attempt is the engine's count of this step's attempts (engine.AttemptOf)
 	attempt atomic.Int32
 }

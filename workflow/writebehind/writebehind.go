@@ -73,18 +73,13 @@ func Tracked[I, O any](rec workflow.Records, name string, body func(engine.Conte
 		at := time.Now().UTC()
 		writes.start(func(ctx context.Context) error { return rec.Started(ctx, c.WorkflowID(), name, input, at) })
 		out, runErr := body(trackedContext{c, writes}, in)
-		status, msg, output := workflow.StatusCompleted, "", []byte(nil)
-		switch {
-		case runErr == nil:
+		var output []byte
+		if runErr == nil {
 			if output, err = encode(out); err != nil {
 				return zero, writes.Wait(fault.Wrap(fault.Internal, err, "encode output"))
 			}
-			status, msg = workflow.FinishedAs(output)
-		case fault.KindOf(runErr) == fault.Cancelled:
-			status, msg = workflow.StatusCancelled, runErr.Error()
-		default:
-			status, msg = workflow.StatusFailed, runErr.Error()
 		}
+		status, msg := workflow.EndedAs(output, runErr)
 		if runErr != nil || !writes.endedAhead() {
 			writes.end(status, msg, output)
 		}
