@@ -67,7 +67,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// request's models against these.
 	// One limiter for the process, its counts in the store: every service
 	// on the store shares the providers' limits.
-	limiter := limits.New(cfg.LimitTable(), st.Limits())
+	limiter := limits.New(cfg.LimitTable(), st.Limits(), st)
 	defer limiter.Close()
 	models, err := providers.New(cfg, limiter)
 	if err != nil {

@@ -22,78 +22,114 @@ type Outcome struct {
 	RetryAfter time.Duration
 }
 
-// Usage is one key's counts, for `ultramcp limits` and /metrics.
-type Usage struct {
-	Limit
-	InFlight     int       `json:"inFlight"`
-	Allowed      int       `json:"allowed"` // calls at once now allowed (AIMD), at most Concurrency
-	Requests     int       `json:"requestsLastMinute"`
-	Tokens       int       `json:"tokensLastMinute"`
-	Throttled    int       `json:"throttledLastMinute"` // 429s met
-	CoolingUntil time.Time `json:"coolingUntil,omitzero"`
+// Ask is one call's request for a permit.
+type Ask struct {
+	Provider, Model string
+	Tokens          int  // its estimate: the prompt and the longest answer
+	Batch           bool // batch work (an eval): it waits behind interactive calls
+	Run             string
 }
 
-// Ledger keeps the counts every process shares.
-type Ledger interface {
-	// Take grants holder a permit of l for a call of about tokens, if l
-	// allows one more now: its lease, or "" with why not ("concurrency",
-	// "rpm", "tpm", "retry-after") and when to ask again.
-	Take(ctx context.Context, l Limit, holder string, tokens int, now time.Time) (lease, why string, again time.Duration, err error)
-	// Return gives a lease back with the tokens the call used and how it
-	// went.
-	Return(ctx context.Context, l Limit, lease string, used int, o Outcome, now time.Time) error
-	// Renew extends every lease of holder to until.
-	Renew(ctx context.Context, holder string, until time.Time) error
-	// Usage reports the counts of the keys of t.
-	Usage(ctx context.Context, t Table, now time.Time) ([]Usage, error)
+// Waits is told which runs wait long for a permit, so that their status
+// can say so (the store); note is "" once the run waits no more.
+type Waits interface {
+	Waiting(ctx context.Context, run, note string) error
 }
 
-// Limiter hands out the permits of one process's calls: each key's
-// waiters queue here, and only the first asks the ledger, so a thousand
-// waiting calls make one query at a time, not a thousand.
+// WaitNoted is how long a call waits before its run shows as waiting: a
+// blip of contention writes nothing.
+const WaitNoted = 300 * time.Millisecond
+
+// Limiter hands out the permits of one process's calls, from the claim it
+// holds of each key (ledger.go): in memory, behind one mutex a key, with a
+// queue a key in which interactive calls go ahead of batch ones.
 type Limiter struct {
 	table  Table
 	ledger Ledger
 	local  *Memory // this process's own counts, while the ledger does not answer
 	holder string
-	mu     sync.Mutex
-	queues map[string]*queue
-	stop   chan struct{}
+	waits  Waits
+
+	mu    sync.Mutex
+	pools map[string]*pool
+	noted map[string]int // runs shown waiting, and how many of their calls wait
+
+	stop chan struct{}
+	done chan struct{}
 }
 
-// queue is the calls of one key waiting in this process, in arrival order.
-type queue struct {
-	waiting []chan struct{} // the head's is closed when it is its turn
-	kick    chan struct{}   // a permit came back here: the head asks again at once
-}
-
-// New returns the limiter of t over ledger, renewing this process's leases
-// until Close.
-func New(t Table, ledger Ledger) *Limiter {
+// New returns the limiter of t over ledger; waits, if not nil, is told of
+// runs that wait long. Close gives its claims back.
+func New(t Table, ledger Ledger, waits Waits) *Limiter {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	host, _ := os.Hostname()
-	l := &Limiter{table: t, ledger: ledger, local: NewMemory(), holder: fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b)), queues: map[string]*queue{}, stop: make(chan struct{})}
-	go l.renew()
+	l := &Limiter{table: t, ledger: ledger, local: NewMemory(), waits: waits,
+		holder: fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b)),
+		pools:  map[string]*pool{}, noted: map[string]int{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go l.refresh()
 	return l
 }
 
-// Close stops renewing the leases (they run out within Lease).
-func (l *Limiter) Close() { close(l.stop) }
+// Close stops settling and gives this process's claims back, so that
+// another process has them at once rather than when the lease runs out.
+func (l *Limiter) Close() {
+	close(l.stop)
+	<-l.done
+	l.mu.Lock()
+	pools := make([]*pool, 0, len(l.pools))
+	for _, p := range l.pools {
+		pools = append(pools, p)
+	}
+	l.mu.Unlock()
+	for _, p := range pools {
+		p.mu.Lock()
+		r := p.report
+		r.Unused, r.InUse = Claim{Requests: p.claim.Requests, Tokens: p.claim.Tokens}, p.inUse
+		p.mu.Unlock()
+		_, _ = l.settle(p.lim, Claim{}, r, time.Now())
+	}
+}
 
-func (l *Limiter) renew() {
-	t := time.NewTicker(Lease / 3)
+// refresh settles, every Refresh, each key this process holds some of:
+// it renews the lease, gives back what went unused and learns whether
+// others wait.
+func (l *Limiter) refresh() {
+	defer close(l.done)
+	t := time.NewTicker(Refresh / 2)
 	defer t.Stop()
 	for {
 		select {
 		case <-l.stop:
 			return
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), Lease/3)
-			_ = l.ledger.Renew(ctx, l.holder, time.Now().Add(Lease))
-			cancel()
+		case now := <-t.C:
+			l.mu.Lock()
+			for key, p := range l.pools {
+				p.mu.Lock()
+				switch {
+				case p.idle(now):
+					delete(l.pools, key)
+				case !p.settling && now.Sub(p.lastSettle) >= Refresh:
+					p.settling = true
+					go p.settleLoop(true)
+				}
+				p.mu.Unlock()
+			}
+			l.mu.Unlock()
 		}
 	}
+}
+
+// settle asks the ledger, or this process's own counts while it does not
+// answer: an outage of the store delays no model call.
+func (l *Limiter) settle(lim Limit, want Claim, r Report, now time.Time) (Grant, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	g, err := l.ledger.Settle(ctx, lim, l.holder, want, r, now)
+	if err != nil {
+		return l.local.Settle(ctx, lim, l.holder, want, r, now)
+	}
+	return g, nil
 }
 
 // Release gives a permit back: the tokens the call used, and how it went.
@@ -101,117 +137,111 @@ type Release func(used int, o Outcome)
 
 func noRelease(int, Outcome) {}
 
-// Acquire waits for a permit of a call of about tokens to model of
-// provider, as long as ctx lets it, and returns what gives it back and how
-// long it waited. A key without a limit costs nothing.
-func (l *Limiter) Acquire(ctx context.Context, provider, model string, tokens int) (Release, time.Duration, error) {
+// Acquire waits for a permit of the call a, as long as ctx lets it, and
+// returns what gives it back and how long it waited. A key without a
+// limit costs nothing.
+func (l *Limiter) Acquire(ctx context.Context, a Ask) (Release, time.Duration, error) {
 	if l == nil {
 		return noRelease, 0, nil
 	}
-	lim, ok := l.table.For(provider, model)
-	if !ok {
+	lim, ok := l.table.For(a.Provider, a.Model)
+	if !ok || lim.Concurrency == 0 && lim.RPM == 0 && lim.TPM == 0 {
 		return noRelease, 0, nil
 	}
+	p := l.pool(lim)
 	start := time.Now()
-	ledger := l.ledger
-	lease, why, again, err := ledger.Take(ctx, lim, l.holder, tokens, start)
-	if err != nil {
-		// The shared ledger (the store) does not answer: an outage of the
-		// store delays no model call, so this process keeps the limits by
-		// itself until it is back.
-		ledger = l.local
-		if lease, why, again, err = ledger.Take(ctx, lim, l.holder, tokens, start); err != nil {
-			return nil, 0, err
-		}
+	p.mu.Lock()
+	if len(p.queue) == 0 && p.canGrant(a.Tokens, start) {
+		p.take(a.Tokens, start)
+		p.mu.Unlock()
+		return p.release(a.Tokens), 0, nil
 	}
-	if lease == "" {
-		if lease, err = l.wait(ctx, ledger, lim, tokens, why, again); err != nil {
-			return nil, time.Since(start), err
-		}
+	w := &waiter{tokens: a.Tokens, batch: a.Batch, ready: make(chan struct{})}
+	p.enqueue(w)
+	if !p.settling {
+		p.settling = true
+		go p.settleLoop(false)
 	}
-	return l.release(ledger, lim, lease), time.Since(start), nil
+	p.mu.Unlock()
+	if err := l.wait(ctx, p, w, a.Run); err != nil {
+		return nil, time.Since(start), err
+	}
+	return p.release(a.Tokens), time.Since(start), nil
 }
 
-func (l *Limiter) release(ledger Ledger, lim Limit, lease string) Release {
-	return func(used int, o Outcome) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = ledger.Return(ctx, lim, lease, used, o, time.Now())
-		l.mu.Lock()
-		q := l.queues[lim.Key]
-		l.mu.Unlock()
-		if q != nil {
-			select {
-			case q.kick <- struct{}{}:
-			default:
-			}
-		}
-	}
-}
-
-// wait queues the call behind the others of its key in this process; at
-// the head, it asks the ledger again when told to (again), or at once when
-// a permit comes back here.
-func (l *Limiter) wait(ctx context.Context, ledger Ledger, lim Limit, tokens int, why string, again time.Duration) (string, error) {
-	waiters := telemetry.LimitWaiters.WithLabelValues(lim.Key)
+// wait waits for w's turn, with a span, the waiters' gauge and, past
+// WaitNoted, the run shown waiting.
+func (l *Limiter) wait(ctx context.Context, p *pool, w *waiter, run string) error {
+	waiters := telemetry.LimitWaiters.WithLabelValues(p.lim.Key)
 	waiters.Inc()
 	defer waiters.Dec()
-	_, span := telemetry.Start(ctx, "wait for "+lim.Key, telemetry.LimitKey.String(lim.Key), telemetry.LimitReason.String(why))
+	_, span := telemetry.Start(ctx, "wait for "+p.lim.Key, telemetry.LimitKey.String(p.lim.Key))
 	defer span.End()
-	turn := make(chan struct{})
-	l.mu.Lock()
-	q := l.queues[lim.Key]
-	if q == nil {
-		q = &queue{kick: make(chan struct{}, 1)}
-		l.queues[lim.Key] = q
-	}
-	q.waiting = append(q.waiting, turn)
-	if len(q.waiting) == 1 {
-		close(turn)
-	}
-	l.mu.Unlock()
-	defer l.leave(lim.Key, q, turn)
-	select {
-	case <-turn:
-	case <-ctx.Done():
-		return "", fmt.Errorf("waiting for %s (%s): %w", lim.Key, why, ctx.Err())
-	}
-	// A new head asks at once: the one before it may have left because it
-	// got the last permit, or because a permit came back.
-	for first := true; ; first = false {
-		if !first {
-			timer := time.NewTimer(min(max(again, 5*time.Millisecond), 250*time.Millisecond))
-			select {
-			case <-ctx.Done():
-				timer.Stop()
-				return "", fmt.Errorf("waiting for %s (%s): %w", lim.Key, why, ctx.Err())
-			case <-q.kick:
-				timer.Stop()
-			case <-timer.C:
+	note := time.NewTimer(WaitNoted)
+	defer note.Stop()
+	noted := false
+	defer func() {
+		if noted {
+			l.note(run, "")
+		}
+	}()
+	for {
+		select {
+		case <-w.ready:
+			span.SetAttributes(telemetry.LimitReason.String(p.reason()))
+			return nil
+		case <-note.C:
+			if run != "" {
+				noted = true
+				l.note(run, fmt.Sprintf("waiting for %s (%s)", p.lim.Key, p.reason()))
 			}
+		case <-ctx.Done():
+			why := p.reason()
+			p.mu.Lock()
+			if w.granted { // granted as it gave up: the permit goes back
+				p.mu.Unlock()
+				p.release(w.tokens)(0, Outcome{})
+			} else {
+				p.leave(w)
+				p.mu.Unlock()
+			}
+			return fmt.Errorf("waiting for %s (%s): %w", p.lim.Key, why, ctx.Err())
 		}
-		lease, w, a, err := ledger.Take(ctx, lim, l.holder, tokens, time.Now())
-		if err != nil || lease != "" {
-			return lease, err
-		}
-		why, again = w, a
 	}
 }
 
-// leave takes turn out of q and gives the turn to the next.
-func (l *Limiter) leave(key string, q *queue, turn chan struct{}) {
+// note tells Waits that run waits (note) or no longer does (""), once per
+// run however many of its calls wait.
+func (l *Limiter) note(run, note string) {
+	if l.waits == nil {
+		return
+	}
+	l.mu.Lock()
+	n := l.noted[run]
+	if note != "" {
+		l.noted[run] = n + 1
+	} else if n <= 1 {
+		delete(l.noted, run)
+	} else {
+		l.noted[run] = n - 1
+	}
+	tell := note != "" && n == 0 || note == "" && n <= 1
+	l.mu.Unlock()
+	if tell {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = l.waits.Waiting(ctx, run, note) // a status that lags is no reason to hold a call
+	}
+}
+
+func (l *Limiter) pool(lim Limit) *pool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for i, c := range q.waiting {
-		if c == turn {
-			q.waiting = append(q.waiting[:i], q.waiting[i+1:]...)
-			if i == 0 && len(q.waiting) > 0 {
-				close(q.waiting[0])
-			}
-			break
-		}
+	p := l.pools[lim.Key]
+	if p == nil {
+		p = &pool{l: l, lim: lim, kick: make(chan struct{}, 1)}
+		l.pools[lim.Key] = p
 	}
-	if len(q.waiting) == 0 {
-		delete(l.queues, key)
-	}
+	p.touched = time.Now() // under l.mu: refresh does not drop a pool just handed out
+	return p
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ultramcp/durable/fault"
@@ -16,7 +17,7 @@ import (
 // the function it returns gives it back with the tokens used and how the
 // call went.
 type Gate interface {
-	Acquire(ctx context.Context, provider, model string, tokens int) (release limits.Release, waited time.Duration, err error)
+	Acquire(ctx context.Context, a limits.Ask) (release limits.Release, waited time.Duration, err error)
 }
 
 var _ Gate = (*limits.Limiter)(nil)
@@ -74,6 +75,13 @@ func outcomeOf(err error) limits.Outcome {
 		return limits.Outcome{Throttled: true, RetryAfter: after}
 	}
 	return limits.Outcome{}
+}
+
+// askOf is req's request for a permit: the run it is for is its label's
+// first part ("debate-1/round-2/alice").
+func askOf(provider string, req Request, tokens int) limits.Ask {
+	run, _, _ := strings.Cut(req.Label, "/")
+	return limits.Ask{Provider: provider, Model: req.Model, Tokens: tokens, Batch: req.Batch, Run: run}
 }
 
 // estimate is a call's tokens before it is made: its text at four bytes a

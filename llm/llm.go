@@ -40,6 +40,9 @@ type Request struct {
 	// Label names the step for logs and for the endpoint (sent as the
 	// X-UltraMCP-Step header), e.g. "debate-1/round-2/alice".
 	Label string
+	// Batch is batch work (an eval): waiting for a permit of the
+	// provider's limits, it goes behind interactive calls.
+	Batch bool
 }
 
 // Response is one completion.

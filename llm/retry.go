@@ -101,7 +101,7 @@ func (r *retrying) gated(ctx context.Context, req Request) (Response, time.Durat
 	}
 	tokens := estimate(req)
 	wctx, cancel := context.WithTimeout(ctx, waitFor)
-	release, waited, err := r.p.Gate.Acquire(wctx, r.m.Name(), req.Model, tokens)
+	release, waited, err := r.p.Gate.Acquire(wctx, askOf(r.m.Name(), req, tokens))
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {

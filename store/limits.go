@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"time"
 
 	"github.com/ultramcp/durable/limits"
@@ -12,8 +10,9 @@ import (
 
 // Limits is the ledger of the providers' limits in this store: every
 // service process on it (several versions, replicas on one PostgreSQL)
-// shares its counts. A permit is one transaction of the store's writer,
-// which batches those that come together.
+// shares its counts. A settle is one transaction of the store's writer;
+// each process settles a key a few times a second, not once per call
+// (limits/ledger.go).
 func (s *Store) Limits() limits.Ledger { return limitLedger{s} }
 
 type limitLedger struct{ s *Store }
@@ -22,133 +21,133 @@ var _ limits.Ledger = limitLedger{}
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
-// keyRow locks key's row (made if missing) for the transaction: in SQLite
-// the write takes the database's lock, in PostgreSQL the row's, so the
-// counts read after it are the ones the grant is decided on.
-func (l limitLedger) keyRow(ctx context.Context, tx *sql.Tx, lim limits.Limit) (allowed, successes int, cooling time.Time, err error) {
-	var until int64
-	err = tx.QueryRowContext(ctx, l.s.d.rebind(`INSERT INTO limit_keys (limit_key, allowed, successes, cooling_until) VALUES (?, ?, 0, 0)
-ON CONFLICT (limit_key) DO UPDATE SET limit_key = excluded.limit_key RETURNING allowed, successes, cooling_until`), lim.Key, lim.Concurrency).Scan(&allowed, &successes, &until)
-	return allowed, successes, time.UnixMilli(until), transient(err)
-}
-
-// Take implements limits.Ledger.
-func (l limitLedger) Take(ctx context.Context, lim limits.Limit, holder string, tokens int, now time.Time) (lease, why string, again time.Duration, err error) {
-	err = l.s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		lease, why, again = "", "", 0
-		allowed, _, cooling, err := l.keyRow(ctx, tx, lim)
+// Settle implements limits.Ledger: the key's state read under its row's
+// lock (in SQLite the write takes the database's, in PostgreSQL the
+// row's), decided by limits.KeyState.Settle, and what changed written
+// back.
+func (l limitLedger) Settle(ctx context.Context, lim limits.Limit, holder string, want limits.Claim, r limits.Report, now time.Time) (limits.Grant, error) {
+	var g limits.Grant
+	err := l.s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		k, err := l.load(ctx, tx, lim, now, true)
 		if err != nil {
 			return err
 		}
-		if _, err := l.s.execIn(ctx, tx, `DELETE FROM limit_leases WHERE limit_key = ? AND expires_at < ?`, lim.Key, ms(now)); err != nil {
-			return err
-		}
-		if _, err := l.s.execIn(ctx, tx, `DELETE FROM limit_window WHERE limit_key = ? AND second <= ?`, lim.Key, now.Add(-time.Minute).Unix()); err != nil {
-			return err
-		}
-		inFlight, requests, used, oldest, err := l.counts(ctx, tx, lim.Key)
-		if err != nil {
-			return err
-		}
-		if why, again = limits.Refuse(lim, now, cooling, inFlight, allowed, requests, used, tokens, oldest); why != "" {
-			return nil
-		}
-		id := newLease()
-		if _, err := l.s.execIn(ctx, tx, `INSERT INTO limit_leases (lease, limit_key, holder, expires_at, second, tokens) VALUES (?, ?, ?, ?, ?, ?)`, id, lim.Key, holder, ms(now.Add(limits.Lease)), now.Unix(), tokens); err != nil {
-			return err
-		}
-		if _, err := l.s.execIn(ctx, tx, `INSERT INTO limit_window (limit_key, second, requests, tokens, throttled) VALUES (?, ?, 1, ?, 0)
-ON CONFLICT (limit_key, second) DO UPDATE SET requests = limit_window.requests + 1, tokens = limit_window.tokens + excluded.tokens`, lim.Key, now.Unix(), tokens); err != nil {
-			return err
-		}
-		lease = id
-		return nil
-	})
-	return lease, why, again, err
-}
-
-// counts are key's permits held, and the last minute's calls, tokens and
-// the start of its oldest second with any: the window has a row a second,
-// so a permit reads at most sixty.
-func (l limitLedger) counts(ctx context.Context, tx *sql.Tx, key string) (inFlight, requests, used int, oldest time.Time, err error) {
-	if err = tx.QueryRowContext(ctx, l.s.d.rebind(`SELECT COUNT(*) FROM limit_leases WHERE limit_key = ?`), key).Scan(&inFlight); err != nil {
-		return 0, 0, 0, time.Time{}, transient(err)
-	}
-	var first int64
-	err = tx.QueryRowContext(ctx, l.s.d.rebind(`SELECT COALESCE(SUM(requests), 0), COALESCE(SUM(tokens), 0), COALESCE(MIN(second), 0) FROM limit_window WHERE limit_key = ?`), key).Scan(&requests, &used, &first)
-	return inFlight, requests, used, time.Unix(first, 0), transient(err)
-}
-
-func newLease() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// Return implements limits.Ledger.
-func (l limitLedger) Return(ctx context.Context, lim limits.Limit, lease string, used int, o limits.Outcome, now time.Time) error {
-	return l.s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		allowed, successes, cooling, err := l.keyRow(ctx, tx, lim)
-		if err != nil {
-			return err
-		}
-		var second int64
-		var estimated int
-		err = tx.QueryRowContext(ctx, l.s.d.rebind(`DELETE FROM limit_leases WHERE lease = ? RETURNING second, tokens`), lease).Scan(&second, &estimated)
-		switch {
-		case err == nil:
-			// The estimate corrected: the window counts what the call used.
-			throttled := 0
-			if o.Throttled {
-				throttled = 1
-			}
-			if _, err := l.s.execIn(ctx, tx, `UPDATE limit_window SET tokens = tokens + ?, throttled = throttled + ? WHERE limit_key = ? AND second = ?`, used-estimated, throttled, lim.Key, second); err != nil {
+		before := *k
+		var changed map[int64]limits.Second
+		g, changed = k.Settle(lim, holder, want, r, now)
+		if k.Allowed != before.Allowed || k.Successes != before.Successes || !k.Cooling.Equal(before.Cooling) {
+			if _, err := l.s.execIn(ctx, tx, `UPDATE limit_keys SET allowed = ?, successes = ?, cooling_until = ? WHERE limit_key = ?`, k.Allowed, k.Successes, ms(k.Cooling), lim.Key); err != nil {
 				return err
 			}
-		case err != sql.ErrNoRows: // a lease that ran out has nothing to correct
-			return transient(err)
 		}
-		inFlight, _, _, _, err := l.counts(ctx, tx, lim.Key)
-		if err != nil {
+		for _, d := range changed {
+			if _, err := l.s.execIn(ctx, tx, `INSERT INTO limit_window (limit_key, second, requests, tokens, throttled) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (limit_key, second) DO UPDATE SET requests = limit_window.requests + excluded.requests, tokens = limit_window.tokens + excluded.tokens, throttled = limit_window.throttled + excluded.throttled`,
+				lim.Key, d.At, d.Requests, d.Tokens, d.Throttled); err != nil {
+				return err
+			}
+		}
+		c, ok := k.Claims[holder]
+		if !ok {
+			_, err := l.s.execIn(ctx, tx, `DELETE FROM limit_claims WHERE limit_key = ? AND holder = ?`, lim.Key, holder)
 			return err
 		}
-		a, n, c := limits.Adapt(lim, allowed, successes, cooling, inFlight, o, now)
-		if a == allowed && n == successes && c.Equal(cooling) {
-			return nil
-		}
-		_, err = l.s.execIn(ctx, tx, `UPDATE limit_keys SET allowed = ?, successes = ?, cooling_until = ? WHERE limit_key = ?`, a, n, ms(c), lim.Key)
+		_, err = l.s.execIn(ctx, tx, `INSERT INTO limit_claims (limit_key, holder, slots, requests, tokens, second, in_use, waiting, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (limit_key, holder) DO UPDATE SET slots = excluded.slots, requests = excluded.requests, tokens = excluded.tokens, second = excluded.second,
+in_use = excluded.in_use, waiting = excluded.waiting, expires_at = excluded.expires_at`,
+			lim.Key, holder, c.Slots, c.Requests, c.Tokens, c.Second, c.InUse, c.Waiting, ms(c.Expires))
 		return err
 	})
+	return g, err
 }
 
-// Renew implements limits.Ledger.
-func (l limitLedger) Renew(ctx context.Context, holder string, until time.Time) error {
-	return l.s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := l.s.execIn(ctx, tx, `UPDATE limit_leases SET expires_at = ? WHERE holder = ?`, ms(until), holder)
-		return err
-	})
+// load reads lim's state; lock (in a writer's transaction) makes its key
+// row if missing, which locks it, and drops what expired.
+func (l limitLedger) load(ctx context.Context, q querier, lim limits.Limit, now time.Time, lock bool) (*limits.KeyState, error) {
+	k := &limits.KeyState{Claims: map[string]limits.Holding{}}
+	var until int64
+	var err error
+	if lock {
+		err = q.QueryRowContext(ctx, l.s.d.rebind(`INSERT INTO limit_keys (limit_key, allowed, successes, cooling_until) VALUES (?, ?, 0, 0)
+ON CONFLICT (limit_key) DO UPDATE SET limit_key = excluded.limit_key RETURNING allowed, successes, cooling_until`), lim.Key, lim.Concurrency).Scan(&k.Allowed, &k.Successes, &until)
+	} else {
+		err = q.QueryRowContext(ctx, l.s.d.rebind(`SELECT allowed, successes, cooling_until FROM limit_keys WHERE limit_key = ?`), lim.Key).Scan(&k.Allowed, &k.Successes, &until)
+		if err == sql.ErrNoRows {
+			k.Allowed, err = lim.Concurrency, nil
+		}
+	}
+	if err != nil {
+		return nil, transient(err)
+	}
+	if until > 0 {
+		k.Cooling = time.UnixMilli(until)
+	}
+	if lock {
+		if tx, ok := q.(*sql.Tx); ok {
+			if _, err := l.s.execIn(ctx, tx, `DELETE FROM limit_claims WHERE limit_key = ? AND expires_at < ?`, lim.Key, ms(now)); err != nil {
+				return nil, err
+			}
+			if _, err := l.s.execIn(ctx, tx, `DELETE FROM limit_window WHERE limit_key = ? AND second <= ?`, lim.Key, now.Add(-2*time.Minute).Unix()); err != nil {
+				return nil, err
+			}
+		}
+	}
+	rows, err := q.QueryContext(ctx, l.s.d.rebind(`SELECT holder, slots, requests, tokens, second, in_use, waiting, expires_at FROM limit_claims WHERE limit_key = ?`), lim.Key)
+	if err != nil {
+		return nil, transient(err)
+	}
+	for rows.Next() {
+		var h string
+		var c limits.Holding
+		var expires int64
+		if err := rows.Scan(&h, &c.Slots, &c.Requests, &c.Tokens, &c.Second, &c.InUse, &c.Waiting, &expires); err != nil {
+			rows.Close()
+			return nil, transient(err)
+		}
+		c.Expires = time.UnixMilli(expires)
+		k.Claims[h] = c
+	}
+	rows.Close()
+	rows, err = q.QueryContext(ctx, l.s.d.rebind(`SELECT second, requests, tokens, throttled FROM limit_window WHERE limit_key = ? ORDER BY second`), lim.Key)
+	if err != nil {
+		return nil, transient(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var sec limits.Second
+		if err := rows.Scan(&sec.At, &sec.Requests, &sec.Tokens, &sec.Throttled); err != nil {
+			return nil, transient(err)
+		}
+		k.Window = append(k.Window, sec)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, transient(err)
+	}
+	k.Expire(now)
+	return k, nil
+}
+
+// querier is a transaction or the database.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 // Usage implements limits.Ledger.
 func (l limitLedger) Usage(ctx context.Context, t limits.Table, now time.Time) ([]limits.Usage, error) {
 	var out []limits.Usage
 	for _, lim := range t {
-		u := limits.Usage{Limit: lim, Allowed: lim.Concurrency}
-		var until int64
-		err := l.s.db.QueryRowContext(ctx, l.s.d.rebind(`SELECT allowed, cooling_until FROM limit_keys WHERE limit_key = ?`), lim.Key).Scan(&u.Allowed, &until)
-		if err != nil && err != sql.ErrNoRows {
-			return nil, transient(err)
+		k, err := l.load(ctx, l.s.db, lim, now, false)
+		if err != nil {
+			return nil, err
 		}
-		if c := time.UnixMilli(until); until > 0 && now.Before(c) {
-			u.CoolingUntil = c
-		}
-		if err := l.s.db.QueryRowContext(ctx, l.s.d.rebind(`SELECT COUNT(*) FROM limit_leases WHERE limit_key = ? AND expires_at >= ?`), lim.Key, ms(now)).Scan(&u.InFlight); err != nil {
-			return nil, transient(err)
-		}
-		if err := l.s.db.QueryRowContext(ctx, l.s.d.rebind(`SELECT COALESCE(SUM(requests), 0), COALESCE(SUM(tokens), 0), COALESCE(SUM(throttled), 0) FROM limit_window WHERE limit_key = ? AND second > ?`), lim.Key, now.Add(-time.Minute).Unix()).Scan(&u.Requests, &u.Tokens, &u.Throttled); err != nil {
-			return nil, transient(err)
-		}
-		out = append(out, u)
+		out = append(out, k.Usage(lim, now))
 	}
 	return out, nil
+}
+
+// Waiting implements limits.Waits: the wait a run is in, for its status
+// ("" once it no longer waits).
+func (s *Store) Waiting(ctx context.Context, run, note string) error {
+	return s.execTx(ctx, `UPDATE workflow_metadata SET waiting = ? WHERE id = ?`, nullString(note), run)
 }

@@ -27,15 +27,14 @@ func TestTwoProcessesShareOneLimit(t *testing.T) {
 		}
 		defer s.Close()
 		stores = append(stores, s)
-		l := limits.New(table, s.Limits())
-		defer l.Close()
+		l := limits.New(table, s.Limits(), s)
 		limiters = append(limiters, l)
 	}
 	var inFlight, peak, done atomic.Int32
 	var wg sync.WaitGroup
 	for i := range 60 {
 		wg.Go(func() {
-			release, _, err := limiters[i%2].Acquire(ctx, "openai", "gpt-4o-mini", 100)
+			release, _, err := limiters[i%2].Acquire(ctx, limits.Ask{Provider: "openai", Model: "gpt-4o-mini", Tokens: 100})
 			if err != nil {
 				t.Error(err)
 				return
@@ -50,6 +49,9 @@ func TestTwoProcessesShareOneLimit(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	for _, l := range limiters {
+		l.Close() // gives back what was reserved and not used
+	}
 	if p := peak.Load(); p > 4 || done.Load() != 60 {
 		t.Errorf("peak %d in flight (limit 4), %d of 60 done", p, done.Load())
 	}
@@ -59,29 +61,34 @@ func TestTwoProcessesShareOneLimit(t *testing.T) {
 	}
 }
 
-// The store's ledger refuses as the memory's does, and gives a dead
-// holder's permit back once its lease ran out.
-func TestStoreLedgerLeases(t *testing.T) {
+// The store's ledger decides as the memory's does (the same
+// limits.KeyState), keeps it between settles, and gives a dead holder's
+// claim back once its lease ran out.
+func TestStoreLedgerClaims(t *testing.T) {
 	for name, s := range backends(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			l := limits.Limit{Key: "k-" + name, Concurrency: 1, RPM: 100}
+			l := limits.Limit{Key: "k-" + name, Concurrency: 1, RPM: 3}
 			now := time.Now()
-			first, _, _, err := s.Limits().Take(ctx, l, "dead", 10, now)
-			if err != nil || first == "" {
-				t.Fatalf("first permit: %q %v", first, err)
+			g, err := s.Limits().Settle(ctx, l, "dead", limits.Claim{Slots: 1, Requests: 2, Tokens: 10}, limits.Report{InUse: 1}, now)
+			if err != nil || g.Slots != 1 || g.Requests != 2 {
+				t.Fatalf("first claim: %+v %v", g, err)
 			}
-			if id, why, _, _ := s.Limits().Take(ctx, l, "live", 10, now.Add(time.Second)); id != "" || why != "concurrency" {
-				t.Errorf("second permit at concurrency 1: %q %q", id, why)
+			if g, _ := s.Limits().Settle(ctx, l, "live", limits.Claim{Slots: 1, Requests: 2, Tokens: 10}, limits.Report{Waiting: 1}, now.Add(time.Second)); g.Slots != 0 || g.Requests != 1 || g.Why != "concurrency" {
+				t.Errorf("at concurrency 1 and rpm 3, two reserved: %+v", g)
 			}
-			if id, _, _, _ := s.Limits().Take(ctx, l, "live", 10, now.Add(limits.Lease+time.Second)); id == "" {
-				t.Error("the dead holder's lease did not come back")
+			if g, _ := s.Limits().Settle(ctx, l, "live", limits.Claim{Slots: 1, Requests: 1, Tokens: 10}, limits.Report{Waiting: 1}, now.Add(limits.Lease+2*time.Second)); g.Slots != 1 {
+				t.Errorf("the dead holder's claim did not come back: %+v", g)
 			}
-			if err := s.Limits().Return(ctx, l, first, 10, limits.Outcome{Throttled: true, RetryAfter: 3 * time.Second}, now.Add(limits.Lease+time.Second)); err != nil {
+			if _, err := s.Limits().Settle(ctx, l, "live", limits.Claim{Slots: 1}, limits.Report{Throttled: 1, RetryAfter: 3 * time.Second, InUse: 1}, now.Add(limits.Lease+2*time.Second)); err != nil {
 				t.Fatal(err)
 			}
-			if _, why, _, _ := s.Limits().Take(ctx, l, "live", 10, now.Add(limits.Lease+2*time.Second)); why != "retry-after" {
-				t.Errorf("during a Retry-After: %q", why)
+			if g, _ := s.Limits().Settle(ctx, l, "live", limits.Claim{Slots: 1, Requests: 1}, limits.Report{InUse: 1}, now.Add(limits.Lease+3*time.Second)); g.Why != "retry-after" {
+				t.Errorf("during a Retry-After: %+v", g)
+			}
+			us, err := s.Limits().Usage(ctx, limits.Table{l}, now.Add(limits.Lease+3*time.Second))
+			if err != nil || us[0].Throttled != 1 || us[0].CoolingUntil.IsZero() || us[0].InFlight != 1 {
+				t.Errorf("usage %+v %v", us, err)
 			}
 		})
 	}

@@ -297,7 +297,7 @@ func (b *Bench) durable(ctx context.Context, in []byte) (time.Duration, error) {
 const limitedDebateService = "bench-debate-limited"
 
 func (b *Bench) limitedDebate(services restateengine.ServiceOptions) restate.ServiceDefinition {
-	b.limiter = limits.New(limits.Table{{Key: "offline", Concurrency: 1 << 20, RPM: 1 << 30, TPM: 1 << 30}}, b.store.Limits())
+	b.limiter = limits.New(limits.Table{{Key: "offline", Concurrency: 1 << 20, RPM: 1 << 30, TPM: 1 << 30}}, b.store.Limits(), nil)
 	models := llm.NewRouter(llm.Ref{Provider: "offline"}, llm.Retrying(b.model, llm.RetryPolicy{MaxAttempts: 1, Gate: b.limiter}))
 	def := debate.Definition(&debate.Debate{Models: models, Records: b.store})
 	return restateengine.Workflow(limitedDebateService, service.Wrapped(workflow.ChainOfDebate, def.Body, b.store), services)

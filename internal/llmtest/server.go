@@ -94,6 +94,8 @@ type Server struct {
 	faultSeq  int
 	limits    Limits
 	admitted  []time.Time // the calls the last minute admitted (RPM)
+	firstAt   time.Time   // the first call admitted
+	lastAt    time.Time   // the last call answered
 	throttled int
 
 	// closing ends the calls still waiting out their latency, so that
@@ -153,6 +155,21 @@ func (s *Server) MaxInFlight() int {
 	return s.maxFlight
 }
 
+// InFlight is how many calls the server holds now.
+func (s *Server) InFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inFlight
+}
+
+// Busy is from the first call admitted to the last answered: the time the
+// server was kept at work.
+func (s *Server) Busy() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastAt.Sub(s.firstAt)
+}
+
 func (s *Server) behavior(label string) Behavior {
 	best, bestLen := s.def, -1
 	for p, b := range s.behaviors {
@@ -175,6 +192,9 @@ func (s *Server) admit(r *http.Request) (label string, status int, b Behavior) {
 	}
 	s.inFlight++
 	s.maxFlight = max(s.maxFlight, s.inFlight)
+	if s.firstAt.IsZero() {
+		s.firstAt = time.Now()
+	}
 	// Spread faults evenly: exactly FaultRate of the calls fail, so a test
 	// does not depend on luck.
 	s.faultSeq++
@@ -218,6 +238,7 @@ func (s *Server) admit(r *http.Request) (label string, status int, b Behavior) {
 func (s *Server) done(label string) {
 	s.mu.Lock()
 	s.calls[label]++
+	s.lastAt = time.Now()
 	s.mu.Unlock()
 }
 
