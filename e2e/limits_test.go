@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/limits"
 	"github.com/ultramcp/durable/internal/llmtest"
+	"github.com/ultramcp/durable/internal/pgtest"
 	"github.com/ultramcp/durable/internal/stacktest"
 	"github.com/ultramcp/durable/workflow"
 )
@@ -73,35 +75,9 @@ func stormRun(t *testing.T, limitsSetting string) storm {
 	const n = 300
 	names := disagreeing(2)
 	body := fmt.Sprintf(`{"topic":"Limit me","participants":["%s"],"rounds":1,"mode":"vote"}`, strings.Join(names, `","`))
-	api := config.URL(env.Cfg.APIAddr)
 	start := time.Now()
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			req, _ := http.NewRequest(http.MethodPost, api+"/"+workflow.ChainOfDebate, bytes.NewBufferString(body))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Idempotency-Key", fmt.Sprintf("limited-%d", i))
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			resp.Body.Close()
-			if resp.StatusCode >= 300 {
-				t.Errorf("start %d: %s", i, resp.Status)
-			}
-		})
-	}
-	wg.Wait()
-	failed := 0
-	for i := range n {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		_, err := env.Client.Attach(ctx, workflow.ChainOfDebate, fmt.Sprintf("limited-%d", i))
-		cancel()
-		if err != nil {
-			failed++
-		}
-	}
+	submitAll(t, env, "limited-", n, body)
+	failed := attachAll(t, env, "limited-", n)
 	took := time.Since(start)
 	calls := 0
 	for _, c := range fake.Calls("limited-") {
@@ -115,4 +91,96 @@ func stormRun(t *testing.T, limitsSetting string) storm {
 	t.Logf("limits %q: %d debates, %d failed, %d calls answered, %d 429s (%.2f%% of the calls), %s in all; the provider busy %s against its floor %s: %.0f%% of the throughput it allows",
 		limitsSetting, n, failed, calls, throttled, 100*float64(throttled)/float64(max(calls, 1)), took.Round(time.Millisecond), busy.Round(time.Millisecond), floor, 100*ofAllowed)
 	return storm{env: env, debates: n, failed: failed, calls: calls, throttled: throttled, ofAllowed: ofAllowed}
+}
+
+// Two service processes on one store (two stacks on one PostgreSQL) share
+// one limit: the provider never holds more than it allows however the load
+// is spread. Then one of them is killed with permits in hand: the other's
+// debates, waiting, do not fail, and it has the whole limit again once the
+// dead one's claim runs out (limits.Lease); the dead one's own debates
+// finish once it is back.
+func TestTwoServicesShareOneLimit(t *testing.T) {
+	t.Parallel()
+	const allowed = 6
+	pg := pgtest.Start(t).URL()
+	fake := llmtest.New(llmtest.Behavior{Latency: 50 * time.Millisecond})
+	t.Cleanup(fake.Close)
+	fake.Enforce(llmtest.Limits{Concurrency: allowed})
+	env := []string{"OPENAI_BASE_URL=" + fake.OpenAIBaseURL(), "OPENAI_API_KEY=" + fakeKey,
+		fmt.Sprintf("ULTRAMCP_LIMITS=openai concurrency=%d", allowed), "ULTRAMCP_API_MAX_OPEN=400", "ULTRAMCP_API_RATE=2000"}
+	a := stacktest.Start(t, stacktest.Options{LLM: "openai", DatabaseURL: pg, ServiceEnv: env})
+	b := stacktest.Start(t, stacktest.Options{LLM: "openai", DatabaseURL: pg, ServiceEnv: env})
+	body := fmt.Sprintf(`{"topic":"Share me","participants":["%s"],"rounds":1,"mode":"vote"}`, strings.Join(disagreeing(2), `","`))
+
+	submitAll(t, a, "shared-a-", 40, body)
+	submitAll(t, b, "shared-b-", 40, body)
+	if failed := attachAll(t, a, "shared-a-", 40) + attachAll(t, b, "shared-b-", 40); failed != 0 {
+		t.Errorf("%d of 80 debates failed", failed)
+	}
+	if peak, throttled := fake.MaxInFlight(), fake.Throttled(); peak > allowed || throttled > 2 {
+		t.Errorf("two services on one limit of %d: the provider held %d at once and answered %d 429s", allowed, peak, throttled)
+	}
+
+	// A's calls now take long, so that it holds its permits; B's wait.
+	fake.Set("held-a-", llmtest.Behavior{Latency: 30 * time.Second})
+	fake.Set("held-b-", llmtest.Behavior{Latency: time.Second})
+	submitAll(t, a, "held-a-", 10, body)
+	waitFor(t, 20*time.Second, func() bool { return fake.InFlight() >= allowed/2 })
+	submitAll(t, b, "held-b-", 40, body)
+	a.Kill(t, "service")
+	killed := time.Now()
+	// B gets the whole limit within the dead claim's lease (and a refresh).
+	waitFor(t, limits.Lease+5*time.Second, func() bool { return fake.InFlight() >= allowed })
+	t.Logf("B had all %d calls at once %s after A was killed (lease %s)", allowed, time.Since(killed).Round(100*time.Millisecond), limits.Lease)
+	if failed := attachAll(t, b, "held-b-", 40); failed != 0 {
+		t.Errorf("%d of B's 40 waiting debates failed after A was killed", failed)
+	}
+	fake.Set("held-a-", llmtest.Behavior{Latency: 50 * time.Millisecond})
+	a.Up(t)
+	if failed := attachAll(t, a, "held-a-", 10); failed != 0 {
+		t.Errorf("%d of A's 10 debates failed after it came back", failed)
+	}
+	if peak := fake.MaxInFlight(); peak > allowed {
+		t.Errorf("the provider held %d at once, over its %d", peak, allowed)
+	}
+}
+
+// submitAll starts n debates of body through env's API, ids prefix0….
+func submitAll(t *testing.T, env *stacktest.Env, prefix string, n int, body string) {
+	t.Helper()
+	api := config.URL(env.Cfg.APIAddr)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodPost, api+"/"+workflow.ChainOfDebate, bytes.NewBufferString(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Idempotency-Key", fmt.Sprintf("%s%d", prefix, i))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode >= 300 {
+				t.Errorf("start %s%d: %s", prefix, i, resp.Status)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// attachAll waits for the n debates prefix0… and counts those that failed.
+func attachAll(t *testing.T, env *stacktest.Env, prefix string, n int) int {
+	t.Helper()
+	failed := 0
+	for i := range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		_, err := env.Client.Attach(ctx, workflow.ChainOfDebate, fmt.Sprintf("%s%d", prefix, i))
+		cancel()
+		if err != nil {
+			t.Logf("%s%d: %v", prefix, i, err)
+			failed++
+		}
+	}
+	return failed
 }

@@ -126,6 +126,7 @@ func (t Table) For(provider, model string) (Limit, bool) {
 	return t[i], true
 }
 
-// Lease is how long a permit lasts unless its holder renews it: a process
-// that dies gives its permits back within it.
-const Lease = 30 * time.Second
+// Lease is how long a process's claim of a key lasts unless it settles
+// again (it does every Refresh while it holds any): a process that dies
+// gives its permits back within it.
+const Lease = 10 * time.Second
