@@ -84,18 +84,23 @@ func askOf(provider string, req Request, tokens int) limits.Ask {
 	return limits.Ask{Provider: provider, Model: req.Model, Tokens: tokens, Batch: req.Batch, Run: run}
 }
 
-// estimate is a call's tokens before it is made: its text at four bytes a
-// token, and the answer it may write (MaxTokens, else 500).
-func estimate(req Request) int {
+// Estimate is a call's tokens before it is made: its text at four bytes a
+// token in, and out the answer it may write (MaxTokens, else 500).
+func Estimate(req Request) (in, out int) {
 	n := len(req.System)
 	for _, m := range req.Messages {
 		n += len(m.Content)
 	}
-	out := req.MaxTokens
+	out = req.MaxTokens
 	if out <= 0 {
 		out = 500
 	}
-	return n/4 + out
+	return n / 4, out
+}
+
+func estimate(req Request) int {
+	in, out := Estimate(req)
+	return in + out
 }
 
 // waitFor bounds a permit's wait: past it a call fails as unavailable, so

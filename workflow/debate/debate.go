@@ -98,6 +98,10 @@ type Result struct {
 	// Decision is the human decision of an escalated debate, or the
 	// fallback to the vote when none came in time.
 	Decision *Decision `json:"decision,omitempty"`
+	// Partial is a debate its budget stopped; Incomplete says where.
+	Partial    bool                `json:"partial,omitempty"`
+	Incomplete []string            `json:"incomplete,omitempty"`
+	Budget     *workflow.BudgetUse `json:"budget,omitempty"`
 	// Transcript is the full transcript in the store, when there is one;
 	// then Rounds carry reasoning cut to ReasoningInResult characters, so
 	// that the result (a journal entry) stays small however long the
@@ -186,6 +190,9 @@ func (d *Debate) begin(c engine.Context, in Input) (*debateRun, error) {
 		r.last = 1 // self-consistency: independent answers, then the vote
 	}
 	r.progress = Progress{Phase: "round", Rounds: r.last}
+	if err := in.Budget.CheckFirst(r.roundEstimate(1), "the first round"); err != nil {
+		return nil, err
+	}
 	// The store's rows and the transcript are written in the background,
 	// outside the journal, as each round's answers come. They lag behind
 	// the calls by one round at most: a round (or the moderator) starts
@@ -200,6 +207,12 @@ func (d *Debate) begin(c engine.Context, in Input) (*debateRun, error) {
 // last or until the participants agree.
 func (r *debateRun) rounds() error {
 	for n := 1; n <= r.last; n++ {
+		if n > 1 {
+			if reason := r.roundOverBudget(n); reason != "" {
+				r.stop(reason)
+				return nil
+			}
+		}
 		if err := r.writes.WaitFor(r.lag); err != nil {
 			return err
 		}
@@ -208,6 +221,9 @@ func (r *debateRun) rounds() error {
 			return err
 		}
 		r.res.Rounds = append(r.res.Rounds, round)
+		if r.stopped {
+			return nil
+		}
 		// Progress keeps positions, not reasoning: it is rewritten every
 		// round, and watchers print positions.
 		r.progress.CompletedRounds = append(r.progress.CompletedRounds, round.forProgress())
@@ -224,6 +240,13 @@ func (r *debateRun) rounds() error {
 		}
 	}
 	return nil
+}
+
+// stop ends the debate early for reason (its budget): the result is
+// partial, with the vote of the rounds done.
+func (r *debateRun) stop(reason string) {
+	r.stopped = true
+	r.res.Partial, r.res.Incomplete = true, append(r.res.Incomplete, reason)
 }
 
 // pause publishes that round n is done and sleeps, durably, until the next.
@@ -333,6 +356,7 @@ func conclude(res Result, in Input, synthesis ModeratorResult, transcript *workf
 	res.Totals = totals(res)
 	res.Simulated = simulated(res)
 	res.Totals.WallMS = res.FinishedAt.Sub(res.StartedAt).Milliseconds()
+	res.Budget = budgetUse(in, res)
 	return res
 }
 
@@ -422,12 +446,7 @@ func moderatorRow(workflowID string, s ModeratorResult) workflow.Execution {
 
 // askModerator makes the moderator's call.
 func (d *Debate) askModerator(ctx context.Context, workflowID string, in Input, ref llm.Ref, final []Response, vote Vote) (ModeratorResult, error) {
-	req := llm.Request{
-		System:   moderatorSystem,
-		Messages: []llm.Message{{Role: "user", Content: moderatorPrompt(in, final, vote)}},
-		JSON:     true,
-		Label:    workflowID + "/" + moderatorStep,
-	}
+	req := moderatorRequest(workflowID, in, final, vote)
 	start := time.Now()
 	out, err := d.Models.Complete(ctx, ref, req)
 	if err != nil {
@@ -437,6 +456,17 @@ func (d *Debate) askModerator(ctx context.Context, workflowID string, in Input, 
 		Synthesis: ParseSynthesis(out.Text), Usage: llm.UsageOf(out, time.Since(start)), Simulated: out.Simulated,
 		FinishedAt: time.Now().UTC(),
 	}, nil
+}
+
+// moderatorRequest is what the moderator is asked after the final round.
+func moderatorRequest(workflowID string, in Input, final []Response, vote Vote) llm.Request {
+	return llm.Request{
+		System:   moderatorSystem,
+		Messages: []llm.Message{{Role: "user", Content: moderatorPrompt(in, final, vote)}},
+		JSON:     true,
+		Label:    workflowID + "/" + moderatorStep,
+		Batch:    in.Priority == workflow.PriorityBatch,
+	}
 }
 
 // parseDecision reads a decision sent as {"decision": …, "by": …} or as a

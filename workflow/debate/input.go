@@ -106,6 +106,10 @@ type Input struct {
 	// threshold, at most EscalateTimeout, then falls back to the vote.
 	Escalate        bool      `json:"escalate,omitempty" jsonschema:"when contested, wait for a human decision"`
 	EscalateTimeout *Duration `json:"escalateTimeout,omitempty" jsonschema:"how long to wait for the decision (default 1h)"`
+	// Budget caps what the debate spends: it stops before a round (or the
+	// moderator) that would pass it and ends partial.
+	Budget   *workflow.Budget `json:"budget,omitempty" jsonschema:"caps on cost, tokens and calls; the debate stops before a round that would pass them"`
+	Priority string           `json:"priority,omitempty" jsonschema:"interactive (default) or batch: batch calls wait behind interactive ones for a provider's limit"`
 }
 
 // Decode parses and validates a request body. Every error names the field at
@@ -134,9 +138,17 @@ func Decode(body []byte) (Input, error) {
 		"consensusThreshold": &in.ConsensusThreshold,
 		"escalate":           &in.Escalate,
 		"escalateTimeout":    &in.EscalateTimeout,
+		"priority":           &in.Priority,
 	}
 	for name, raw := range fields {
 		if name == "participants" {
+			continue
+		}
+		if name == "budget" {
+			var err error
+			if in.Budget, err = workflow.DecodeBudget(raw); err != nil {
+				return in, err
+			}
 			continue
 		}
 		target, ok := targets[name]
@@ -257,7 +269,10 @@ func (in Input) Validate() error {
 	if d := in.DecisionTimeout(); d <= 0 || d > MaxEscalateTimeout {
 		return fault.Invalidf("escalateTimeout", "must be between 0 and %s", MaxEscalateTimeout)
 	}
-	return nil
+	if err := in.Budget.Validate(); err != nil {
+		return err
+	}
+	return workflow.CheckPriority(in.Priority)
 }
 
 // MaxModelChars bounds a model reference ("provider:model").

@@ -49,6 +49,9 @@ func Definition(d *Debate) workflow.Definition {
 			if err == nil && d != nil && d.Models != nil {
 				// The providers the service has configured, at submit.
 				err = in.CheckModels(d.Models)
+				if refs, _, rerr := d.resolveModels(in); err == nil && rerr == nil {
+					err = in.CheckBudget(refs)
+				}
 			}
 			if err != nil {
 				return nil, err
@@ -59,6 +62,13 @@ func Definition(d *Debate) workflow.Definition {
 		Reseed:   reseed,
 		Progress: printRounds,
 		Render:   render,
+		Incomplete: func(out json.RawMessage) string {
+			var r Result
+			if json.Unmarshal(out, &r) != nil || !r.Partial {
+				return ""
+			}
+			return strings.Join(r.Incomplete, "; ")
+		},
 	}
 }
 
@@ -102,6 +112,9 @@ func render(w io.Writer, out json.RawMessage, format string) error {
 		return err
 	}
 	fmt.Fprintf(w, "\n══ debate %s ══\n", r.ID)
+	if r.Partial {
+		fmt.Fprintf(w, "PARTIAL: %s\n", strings.Join(r.Incomplete, "; "))
+	}
 	if r.Simulated {
 		fmt.Fprintln(w, "SIMULATED: answers come from the offline provider; no model was called.")
 	}
@@ -115,6 +128,9 @@ func render(w io.Writer, out json.RawMessage, format string) error {
 		for _, resp := range round.Responses {
 			fmt.Fprintf(w, "  %-12s %s\n  %-12s confidence %s, %s, %d+%d tokens, %d ms\n", resp.Participant+":", resp.Position, "", conf(resp.Confidence), resp.Model, resp.TokensIn, resp.TokensOut, resp.LatencyMS)
 		}
+	}
+	if b := r.Budget; b != nil {
+		fmt.Fprintf(w, "\nbudget:  %s; spent $%.6f, %d tokens, %d calls\n", b.Budget.String(), b.Spent.CostUSD, b.Spent.Tokens, b.Spent.Calls)
 	}
 	fmt.Fprintf(w, "\nvote:    %q with %.0f%% of the weight\n", r.Vote.Winner, r.Vote.Share*100)
 	s := r.Synthesis

@@ -47,6 +47,7 @@ type debateRun struct {
 	before   int        // the writes before this round's rows, which its moderator waits for
 
 	synthesis *ModeratorResult // the moderator's, from the last round's step
+	stopped   bool             // the budget ended it
 	concluded *Result          // the result, when the last round's step came to it here
 }
 
@@ -81,6 +82,8 @@ func (m *recall) take(ctx context.Context, memo workflow.Memo, workflowID, run s
 type roundResult struct {
 	Responses []Response       `json:"responses"`
 	Moderator *ModeratorResult `json:"moderator,omitempty"`
+	// Stopped says why the moderator was not asked (the budget).
+	Stopped string `json:"stopped,omitempty"`
 }
 
 // reseed drops the model plan from a replayed round 1: a run derived from
@@ -135,6 +138,9 @@ func (r *debateRun) round(n int) (Round, error) {
 	}
 	r.lag = mark
 	r.synthesis = out.Moderator
+	if out.Stopped != "" {
+		r.stop(out.Stopped)
+	}
 	if fresh == nil {
 		r.writes.Rows(rowsOf(r.c.WorkflowID(), n, r.in.Participants, responses))
 		if out.Moderator != nil {
@@ -160,6 +166,11 @@ func (r *debateRun) runRound(ctx context.Context, n int) (roundResult, error) {
 	round := Round{Number: n, Responses: responses, Agreement: Agree(responses)}
 	if r.res.Mode == ModeVote || (n < r.last && !round.Agreement) {
 		return out, nil
+	}
+	if _, asked := answered[moderatorStep]; !asked {
+		if out.Stopped = r.moderatorOverBudget(n, responses); out.Stopped != "" {
+			return out, nil
+		}
 	}
 	mod, err := r.moderate(ctx, n, round, answered)
 	if err != nil {
@@ -289,5 +300,6 @@ func participantRequest(workflowID string, in Input, p Participant, r int, previ
 		Messages: []llm.Message{{Role: "user", Content: prompt}},
 		JSON:     true,
 		Label:    workflowID + "/" + stepName(r, p.Name),
+		Batch:    in.Priority == workflow.PriorityBatch,
 	}
 }
