@@ -100,7 +100,7 @@ type Comparison struct {
 const (
 	ScannerCompleted = "completed"
 	ScannerFailed    = "failed"
-	ScannerSkipped   = "skipped"
+	ScannerSkipped   = "skipped" // not run, with why (the run's budget)
 )
 
 // ScannerRun says how one scanner fared; a failed scanner does not fail

@@ -17,7 +17,8 @@ func (r *Report) Finish() {
 	}
 	r.Partial, r.Incomplete = false, nil
 	for _, s := range r.Scanners {
-		if s.Status == ScannerFailed {
+		// A scanner skipped says why (its run's budget): the report lacks it.
+		if s.Status == ScannerFailed || s.Status == ScannerSkipped {
 			r.Partial = true
 			r.Incomplete = append(r.Incomplete, s.Name+": "+s.Error)
 		}

@@ -97,10 +97,16 @@ func (a *app) runCommand(def workflow.Definition) *cobra.Command {
 					in[field] = json.RawMessage(raw)
 				}
 			}
+			if _, ok := schema.Properties["budget"]; ok {
+				withMaxCost(cmd, in)
+			}
 			return a.submit(cmd.Context(), def.Name, in, id, follow, format)
 		},
 	}
 	f := cmd.Flags()
+	if _, ok := schema.Properties["budget"]; ok {
+		addMaxCost(cmd)
+	}
 	for _, field := range slices.Sorted(maps.Keys(schema.Properties)) {
 		p := schema.Properties[field]
 		flag := kebab(field)
@@ -305,4 +311,26 @@ func (a *app) status(ctx context.Context, id string, asJSON bool) error {
 	}
 	printProgress(a.stdout, st.Progress)
 	return nil
+}
+
+// addMaxCost gives cmd --max-cost, the sugar of budget.maxCostUSD.
+func addMaxCost(cmd *cobra.Command) {
+	cmd.Flags().Float64("max-cost", 0, "the most the run may spend, in USD at list prices (budget.maxCostUSD); it stops before a call that would pass it and ends partial")
+}
+
+// withMaxCost puts --max-cost, when given, into the request's budget.
+func withMaxCost(cmd *cobra.Command, in map[string]any) {
+	if !cmd.Flags().Changed("max-cost") {
+		return
+	}
+	v, _ := cmd.Flags().GetFloat64("max-cost")
+	budget := map[string]any{}
+	switch b := in["budget"].(type) {
+	case map[string]any:
+		budget = b
+	case json.RawMessage:
+		_ = json.Unmarshal(b, &budget)
+	}
+	budget["maxCostUSD"] = v
+	in["budget"] = budget
 }

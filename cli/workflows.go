@@ -168,7 +168,7 @@ its escalation timeout passes.`,
 
 func (a *app) runDebateCommand() *cobra.Command {
 	var (
-		topic, participants, mode, moderator, model, contextArg, id string
+		topic, participants, mode, moderator, model, contextArg, id, priority string
 		rounds                                                      int
 		delay, escalateTimeout                                      time.Duration
 		follow, asJSON, escalate                                    bool
@@ -229,6 +229,10 @@ Participants are names, optionally with a model: "alice,bob=openai:gpt-4o-mini".
 			if asJSON {
 				format = runs.FormatJSON
 			}
+			if priority != "" {
+				in["priority"] = priority
+			}
+			withMaxCost(cmd, in)
 			return a.submit(cmd.Context(), workflow.ChainOfDebate, in, id, follow, format)
 		},
 	}
@@ -247,6 +251,8 @@ Participants are names, optionally with a model: "alice,bob=openai:gpt-4o-mini".
 	f.StringVar(&id, "id", "", "workflow id (default: generated); the same id never runs twice")
 	f.BoolVarP(&follow, "follow", "f", false, "follow progress and print the result")
 	f.BoolVar(&asJSON, "json", false, "with --follow, print the raw JSON result")
+	f.StringVar(&priority, "priority", "", "interactive (default) or batch: batch calls wait behind interactive ones for a provider's limit")
+	addMaxCost(cmd)
 	_ = cmd.MarkFlagRequired("topic")
 	return cmd
 }

@@ -110,7 +110,8 @@ func (a *Analyzer) RunAnalysis(c engine.Context, in Input) (analysis.Report, err
 		t = TypeAll
 	}
 	return a.run(c, job{field: "repository", requested: in.Repository, branch: in.Branch, kind: t,
-		security: t == TypeAll || t == TypeSecurity, quality: t == TypeAll || t == TypeQuality, structure: t == TypeAll || t == TypePatterns})
+		security: t == TypeAll || t == TypeSecurity, quality: t == TypeAll || t == TypeQuality, structure: t == TypeAll || t == TypePatterns,
+		budget: in.Budget, batch: in.Priority == workflow.PriorityBatch})
 }
 
 // RunScan is the security-scan workflow body. With a previous analysis as
@@ -133,6 +134,8 @@ type job struct {
 	field, requested, branch, kind string // the field the repository came in
 	security, quality, structure   bool
 	previous                       *analysis.Report // to compare with, or nil
+	budget                         *workflow.Budget // of its model call
+	batch                          bool
 }
 
 // analysisRun is one run of either workflow as it goes: what its steps
@@ -445,17 +448,23 @@ func (r *analysisRun) summarize(p *analysis.Patterns) (analysis.ScannerRun, erro
 		Simulated  bool   `json:"simulated"`
 		DurationMS int64  `json:"durationMs"`
 	}
-	prompt := summaryPrompt(r.rep.Repository, p)
-	label := r.c.WorkflowID() + "/patterns-summary"
+	req := llm.Request{
+		System:   "You are a software architect. Describe a codebase's structure briefly and concretely.",
+		Messages: []llm.Message{{Role: "user", Content: summaryPrompt(r.rep.Repository, p)}},
+		Label:    r.c.WorkflowID() + "/patterns-summary",
+		Batch:    r.job.batch,
+	}
+	in, out := llm.Estimate(req)
+	cost, _ := llm.EstimateCost(ref.String(), in, out)
+	if field, used := r.job.budget.Over(workflow.Spend{}, workflow.Spend{CostUSD: cost, Tokens: in + out, Calls: 1}); field != "" {
+		return analysis.ScannerRun{Name: "patterns-summary", Status: analysis.ScannerSkipped,
+			Error: fmt.Sprintf("budget reached (%s): %s; the summary was not asked", field, used)}, nil
+	}
 	// The duration is measured inside the step, so a replay reads the
 	// journaled one instead of a clock that has moved on.
 	s, err := engine.Run(r.c, "patterns-summary", llmStep, func(ctx context.Context) (summary, error) {
 		start := time.Now()
-		out, err := r.a.Models.Complete(ctx, ref, llm.Request{
-			System:   "You are a software architect. Describe a codebase's structure briefly and concretely.",
-			Messages: []llm.Message{{Role: "user", Content: prompt}},
-			Label:    label,
-		})
+		out, err := r.a.Models.Complete(ctx, ref, req)
 		return summary{Text: out.Text, Model: out.Model, Simulated: out.Simulated, DurationMS: time.Since(start).Milliseconds()}, err
 	})
 	run := analysis.ScannerRun{Name: "patterns-summary", Status: analysis.ScannerCompleted, DurationMS: s.DurationMS}

@@ -23,6 +23,10 @@ type Input struct {
 	Repository   string `json:"repository" jsonschema:"git URL (https, ssh, git), or a local path when the service allows it"`
 	Branch       string `json:"branch,omitempty" jsonschema:"branch or tag (default: the remote's default branch)"`
 	AnalysisType string `json:"analysisType,omitempty" jsonschema:"security, quality, patterns or all (default)"`
+	// Budget caps the model call of the patterns summary: one that would
+	// pass it is not made, and the report is partial.
+	Budget   *workflow.Budget `json:"budget,omitempty" jsonschema:"caps on cost, tokens and calls of the run's model calls"`
+	Priority string           `json:"priority,omitempty" jsonschema:"interactive (default) or batch"`
 }
 
 // ScanInput is the request of security-scan.
@@ -78,7 +82,10 @@ func (in *Input) checkRest() error {
 	default:
 		return fault.Invalidf("analysisType", "must be security, quality, patterns or all, got %q", in.AnalysisType)
 	}
-	return nil
+	if err := in.Budget.Validate(); err != nil {
+		return err
+	}
+	return workflow.CheckPriority(in.Priority)
 }
 
 // decodeScan is decodeAnalysis for security-scan.

@@ -46,6 +46,10 @@ type Input struct {
 	// ApprovalTimeout (default 24h); rejection and timeout end it rejected.
 	RequireApproval bool             `json:"requireApproval,omitempty" jsonschema:"wait for approve or reject before the recommendations"`
 	ApprovalTimeout *debate.Duration `json:"approvalTimeout,omitempty" jsonschema:"how long to wait for the approval (default 24h)"`
+	// Budget is split among the children and the recommendations by the
+	// model calls each is expected to make (Result.BudgetSplit says how).
+	Budget   *workflow.Budget `json:"budget,omitempty" jsonschema:"caps on cost, tokens and calls, split among the children by their expected model calls"`
+	Priority string           `json:"priority,omitempty" jsonschema:"interactive (default) or batch; the children inherit it"`
 }
 
 // DefaultApprovalTimeout is how long a run waits for its approval.
@@ -74,10 +78,55 @@ func Decode(body []byte) (Input, error) {
 	if d := in.ApprovalTimeout; d != nil && (*d <= 0 || time.Duration(*d) > MaxApprovalTimeout) {
 		return in, fault.Invalidf("approvalTimeout", "must be a positive duration of at most 30 days")
 	}
+	if err := in.Budget.Validate(); err != nil {
+		return in, err
+	}
+	if err := workflow.CheckPriority(in.Priority); err != nil {
+		return in, err
+	}
 	return in, repo.ValidateBranch(in.Branch)
 }
 
 func orTrue(b *bool) bool { return b == nil || *b }
+
+// BudgetSplit is how a run's budget was divided: by the model calls each
+// part is expected to make.
+type BudgetSplit struct {
+	How   string                      `json:"how"`
+	Parts map[string]*workflow.Budget `json:"parts"` // "analysis", "debate", "recommendations"
+}
+
+// debateCalls is the calls the debate child is expected to make: its
+// three participants over three rounds, and the moderator.
+const debateCalls = 3*3 + 1
+
+// split divides in's budget among the parts that call models.
+func split(in Input) *BudgetSplit {
+	if in.Budget == nil {
+		return nil
+	}
+	weights := map[string]int{"analysis": 1}
+	if orTrue(in.IncludeDebate) {
+		weights["debate"] = debateCalls
+	}
+	if orTrue(in.GenerateRecommendations) {
+		weights["recommendations"] = 1
+	}
+	total := 0
+	for _, w := range weights {
+		total += w
+	}
+	s := &BudgetSplit{Parts: map[string]*workflow.Budget{}}
+	var how []string
+	for _, part := range []string{"analysis", "debate", "recommendations"} {
+		if w, ok := weights[part]; ok {
+			s.Parts[part] = in.Budget.Share(float64(w) / float64(total))
+			how = append(how, fmt.Sprintf("%s %d/%d (%s)", part, w, total, s.Parts[part]))
+		}
+	}
+	s.How = fmt.Sprintf("%s split by the model calls each part is expected to make: %s; the scan makes none", in.Budget, strings.Join(how, ", "))
+	return s
+}
 
 // ChildSummary is what the result keeps of an analysis child.
 type ChildSummary struct {
@@ -121,6 +170,7 @@ type Result struct {
 	Report              *workflow.ArtifactRef `json:"report,omitempty"`
 	Partial             bool                  `json:"partial"`
 	Incomplete          []string              `json:"incomplete,omitempty"`
+	BudgetSplit         *BudgetSplit          `json:"budgetSplit,omitempty"`
 	// Approval is the human decision of a run that required one;
 	// Rejected ends the run (stored as rejected) after its compensations,
 	// listed in the order they ran.
@@ -157,7 +207,7 @@ var llmStep = engine.StepOptions{MaxAttempts: 1}
 // cancelled or is rejected undoes what it did (the saga).
 func (f *FullAnalysis) Run(c engine.Context, in Input) (res Result, err error) {
 	r := &fullRun{f: f, c: c, in: in, saga: engine.NewSaga(c), outcome: workflow.StatusRejected, writes: writebehind.NewWrites(c, f.Records),
-		res: Result{ID: c.WorkflowID(), Repository: in.Repository, Children: map[string]string{}, Recommendations: []Recommendation{}}}
+		res: Result{ID: c.WorkflowID(), Repository: in.Repository, Children: map[string]string{}, Recommendations: []Recommendation{}, BudgetSplit: split(in)}}
 	defer func() {
 		if err = r.writes.Done(err); err != nil {
 			r.unwind(err)
@@ -185,7 +235,7 @@ func (f *FullAnalysis) Run(c engine.Context, in Input) (res Result, err error) {
 		if err := r.publish("recommendations", "writing the recommendations"); err != nil {
 			return r.res, err
 		}
-		if err := f.recommend(c, &r.res); err != nil {
+		if err := f.recommend(c, &r.res, r.part("recommendations"), in.Priority == workflow.PriorityBatch); err != nil {
 			return r.res, err
 		}
 	}
@@ -279,7 +329,8 @@ func (r *fullRun) linkChildren() error {
 // analyse runs the analysis, then the scan compared with it, and returns
 // the analysis.
 func (r *fullRun) analyse() (analysis.Report, error) {
-	raw, err := r.call("analysis", workflow.CodeAnalysis, codeanalysis.Input{Repository: r.in.Repository, Branch: r.in.Branch, AnalysisType: codeanalysis.TypeAll})
+	raw, err := r.call("analysis", workflow.CodeAnalysis, codeanalysis.Input{Repository: r.in.Repository, Branch: r.in.Branch, AnalysisType: codeanalysis.TypeAll,
+		Budget: r.part("analysis"), Priority: r.in.Priority})
 	if err != nil {
 		return analysis.Report{}, err
 	}
@@ -323,6 +374,8 @@ func (r *fullRun) debate(rep analysis.Report) error {
 		"rounds":             3,
 		"delayBetweenRounds": "0s",
 		"context":            map[string]any{"repository": rep.Repository, "commit": rep.Commit, "findings": json.RawMessage(findings)},
+		"budget":             r.part("debate"),
+		"priority":           r.in.Priority,
 	})
 	if err != nil {
 		return err
@@ -331,9 +384,23 @@ func (r *fullRun) debate(rep analysis.Report) error {
 	if err := json.Unmarshal(raw, &d); err != nil {
 		return fault.Wrap(fault.Internal, err, "decode the debate")
 	}
+	if d.Partial {
+		r.res.Partial = true
+		for _, why := range d.Incomplete {
+			r.res.Incomplete = append(r.res.Incomplete, "debate: "+why)
+		}
+	}
 	s := d.Synthesis
 	r.res.Debate = &DebateSummary{ID: r.res.Children["debate"], Consensus: s.Consensus, Disagreements: s.Disagreements, Recommendation: s.Recommendation, Agreement: s.Agreement, Simulated: d.Simulated}
 	return nil
+}
+
+// part is the budget of one part of the run; nil without a budget.
+func (r *fullRun) part(name string) *workflow.Budget {
+	if r.res.BudgetSplit == nil {
+		return nil
+	}
+	return r.res.BudgetSplit.Parts[name]
 }
 
 // approval waits for a human's approval; a rejection (or none in time)
@@ -393,7 +460,7 @@ type recommendations struct {
 // findings and the debate's synthesis. An answer that names no finding (or
 // the offline provider's) is replaced by recommendations derived from the
 // findings themselves, labelled so.
-func (f *FullAnalysis) recommend(c engine.Context, res *Result) error {
+func (f *FullAnalysis) recommend(c engine.Context, res *Result, budget *workflow.Budget, batch bool) error {
 	ref, err := f.Models.Resolve("")
 	if err != nil {
 		return err
@@ -407,14 +474,24 @@ func (f *FullAnalysis) recommend(c engine.Context, res *Result) error {
 		fmt.Fprintf(&b, "\nThe experts' consensus: %s\nTheir recommendation: %s\n", d.Consensus, d.Recommendation)
 	}
 	b.WriteString("\nAnswer with JSON only: {\"items\":[{\"title\":…,\"addresses\":[\"<rule> <file>:<line>\", …],\"impact\":\"high|medium|low\",\"effort\":\"small|medium|large\"}]}, most urgent first, at most 8 items, each addressing findings listed above.")
-	prompt, findings := b.String(), res.TopFindings
+	findings := res.TopFindings
+	req := llm.Request{
+		System:   "You are a staff engineer who turns security and quality findings into a short, prioritised plan.",
+		Messages: []llm.Message{{Role: "user", Content: b.String()}},
+		JSON:     true,
+		Label:    c.WorkflowID() + "/recommendations",
+		Batch:    batch,
+	}
+	in, outTokens := llm.Estimate(req)
+	cost, _ := llm.EstimateCost(ref.String(), in, outTokens)
+	if field, used := budget.Over(workflow.Spend{}, workflow.Spend{CostUSD: cost, Tokens: in + outTokens, Calls: 1}); field != "" {
+		res.Recommendations, res.RecommendationsFrom = derive(findings), "findings"
+		res.Partial = true
+		res.Incomplete = append(res.Incomplete, fmt.Sprintf("recommendations: budget reached (%s): %s; derived from the findings, no model was asked", field, used))
+		return nil
+	}
 	out, err := engine.Run(c, "recommendations", llmStep, func(ctx context.Context) (recommendations, error) {
-		answer, err := f.Models.Complete(ctx, ref, llm.Request{
-			System:   "You are a staff engineer who turns security and quality findings into a short, prioritised plan.",
-			Messages: []llm.Message{{Role: "user", Content: prompt}},
-			JSON:     true,
-			Label:    c.WorkflowID() + "/recommendations",
-		})
+		answer, err := f.Models.Complete(ctx, ref, req)
 		if err != nil {
 			return recommendations{}, err
 		}
