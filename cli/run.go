@@ -192,6 +192,15 @@ func (a *app) follow(ctx context.Context, id string, format string) error {
 				progressTo = a.stderr
 			}
 		}
+		if e.Type == runs.EventWaiting && !quiet {
+			// A notice: it goes to stderr whatever the progress does.
+			if e.Waiting != "" {
+				fmt.Fprintf(a.stderr, "… %s\n", e.Waiting)
+			} else {
+				fmt.Fprintln(a.stderr, "… going on: the provider's limit has room")
+			}
+			return
+		}
 		if quiet || (e.Type != runs.EventProgress && e.Type != runs.EventChild) || e.Progress == nil {
 			return
 		}
@@ -292,6 +301,9 @@ func (a *app) status(ctx context.Context, id string, asJSON bool) error {
 	}
 	if d := st.DerivedFrom; d != nil {
 		fmt.Fprintf(a.stdout, "derived:    from %s, run again from its %s\n", d.Workflow, d.Step)
+	}
+	if st.Waiting != "" {
+		fmt.Fprintf(a.stdout, "waiting:    %s\n", st.Waiting)
 	}
 	if inv := st.Invocation; inv != nil && inv.Status == "paused" {
 		fmt.Fprintf(a.stdout, "paused:     go on with: ultramcp resume %s\n", st.ID)

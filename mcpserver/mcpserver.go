@@ -296,6 +296,8 @@ func describe(e runs.Event) string {
 		who = e.Role + " (" + who + ")"
 	}
 	switch {
+	case e.Waiting != "":
+		return who + ": " + e.Waiting
 	case e.Status != "":
 		return who + ": " + e.Status
 	case e.Error != "":

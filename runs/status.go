@@ -24,8 +24,11 @@ type Status struct {
 	ID       string `json:"id"`
 	Workflow string `json:"workflow"`
 	// Status is the store's; from Restate when the store is unreachable.
-	Status string          `json:"status"`
-	Record *store.Workflow `json:"record,omitempty"`
+	Status string `json:"status"`
+	// Waiting says the run waits for a provider's limit: "waiting for
+	// openai:gpt-4o-mini (rpm)".
+	Waiting string          `json:"waiting,omitempty"`
+	Record  *store.Workflow `json:"record,omitempty"`
 	// StoreError says why the store could not answer: a database outage
 	// delays workflows, it does not hide them.
 	StoreError string               `json:"storeError,omitempty"`
@@ -74,6 +77,9 @@ func (s *Service) Status(ctx context.Context, id string) (Status, error) {
 	published := w.Progress
 	w.Progress = nil // it is the Status's
 	out := Status{ID: id, Workflow: w.Workflow, Status: w.Status, Record: &w, Executions: execs}
+	if workflow.Open(w.Status) {
+		out.Waiting = w.Waiting
+	}
 	if from, _, ok, err := derived.Of(json.RawMessage(w.Input)); err == nil && ok {
 		out.DerivedFrom = &from
 	}

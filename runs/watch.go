@@ -10,6 +10,7 @@ import (
 
 	"github.com/ultramcp/durable/client"
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/workflow"
 )
 
 // Event is one change in a workflow or in one of its children, as Watch
@@ -23,12 +24,16 @@ type Event struct {
 	Progress json.RawMessage `json:"progress,omitempty"`
 	Output   json.RawMessage `json:"output,omitempty"`
 	Error    string          `json:"error,omitempty"`
-	At       time.Time       `json:"at"`
+	// Waiting is the wait for a provider's limit the run is in, on
+	// EventWaiting ("" when it waits no more).
+	Waiting string    `json:"waiting,omitempty"`
+	At      time.Time `json:"at"`
 }
 
 // Event types.
 const (
 	EventStatus   = "status"   // the store's status changed
+	EventWaiting  = "waiting"  // the run began or ended a wait for a provider's limit
 	EventProgress = "progress" // the workflow published progress (a round, a step)
 	EventChild    = "child"    // a child's status or progress changed
 	EventResult   = "result"   // the workflow finished with an output: the last event
@@ -40,7 +45,7 @@ const DefaultWatchInterval = 250 * time.Millisecond
 
 // watched is what Watch has seen of one workflow of the tree.
 type watched struct {
-	id, workflow, role, progress, status string
+	id, workflow, role, progress, status, waiting string
 }
 
 // Watch follows workflow id until it finishes or ctx ends, calling fn with
@@ -167,6 +172,10 @@ func (w *watcher) lookStore() map[string]json.RawMessage {
 		if row.Status != w.root.status {
 			w.root.status = row.Status
 			w.emit(Event{Type: EventStatus, ID: id, Workflow: w.root.workflow, Status: row.Status, Error: row.Error})
+		}
+		if row.Waiting != w.root.waiting && workflow.Open(row.Status) {
+			w.root.waiting = row.Waiting
+			w.emit(Event{Type: EventWaiting, ID: id, Workflow: w.root.workflow, Status: row.Status, Waiting: row.Waiting})
 		}
 		if row.Progress != nil {
 			stored[id] = row.Progress

@@ -598,19 +598,22 @@ type Workflow struct {
 	// Progress is what the workflow last published in the store (see
 	// workflow.Memo), if it publishes there.
 	Progress json.RawMessage `json:"progress,omitempty"`
+	// Waiting is the wait for a provider's limit it is in, if any:
+	// "waiting for openai:gpt-4o-mini (rpm)".
+	Waiting string `json:"waiting,omitempty"`
 }
 
-const workflowColumns = `id, workflow, status, input, output, error, created_at, updated_at, completed_at, duration_ms, progress`
+const workflowColumns = `id, workflow, status, input, output, error, created_at, updated_at, completed_at, duration_ms, progress, waiting`
 
 func scanWorkflow(row interface{ Scan(...any) error }) (Workflow, error) {
 	var w Workflow
-	var input, output, errMsg, progress sql.NullString
+	var input, output, errMsg, progress, waiting sql.NullString
 	var completed sql.NullTime
 	var duration sql.NullInt64
-	if err := row.Scan(&w.ID, &w.Workflow, &w.Status, &input, &output, &errMsg, &w.CreatedAt, &w.UpdatedAt, &completed, &duration, &progress); err != nil {
+	if err := row.Scan(&w.ID, &w.Workflow, &w.Status, &input, &output, &errMsg, &w.CreatedAt, &w.UpdatedAt, &completed, &duration, &progress, &waiting); err != nil {
 		return w, err
 	}
-	w.Input, w.Output, w.Error = input.String, output.String, errMsg.String
+	w.Input, w.Output, w.Error, w.Waiting = input.String, output.String, errMsg.String, waiting.String
 	if progress.Valid {
 		w.Progress = json.RawMessage(progress.String)
 	}
