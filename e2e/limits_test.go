@@ -184,3 +184,118 @@ func attachAll(t *testing.T, env *stacktest.Env, prefix string, n int) int {
 	}
 	return failed
 }
+
+// Budgets through the API: one below the first round's estimate, a
+// negative one and a non-numeric one are refused with a 400 naming the
+// field; one of 4 calls stops a 3-round debate of two after round 2,
+// partial, with no call past it.
+func TestBudgetsThroughTheAPI(t *testing.T) {
+	t.Parallel()
+	fake := llmtest.New(llmtest.Behavior{})
+	t.Cleanup(fake.Close)
+	env := fakeStack(t, fake)
+	api := config.URL(env.Cfg.APIAddr)
+	post := func(id, budget string) (int, string) {
+		body := fmt.Sprintf(`{"topic":"Spend little","participants":["%s"],"rounds":3,"delayBetweenRounds":"0s","budget":%s}`, strings.Join(disagreeing(2), `","`), budget)
+		req, _ := http.NewRequest(http.MethodPost, api+"/"+workflow.ChainOfDebate, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", id)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	for budget, field := range map[string]string{`{"maxCostUSD":0.0000001}`: "budget.maxCostUSD", `{"maxCostUSD":-1}`: "budget.maxCostUSD", `{"maxCostUSD":"lots"}`: "budget.maxCostUSD", `{"maxTokens":-3}`: "budget.maxTokens"} {
+		if status, body := post("refused", budget); status != http.StatusBadRequest || !strings.Contains(body, field) {
+			t.Errorf("budget %s: %d %s, want a 400 naming %s", budget, status, body, field)
+		}
+	}
+	if calls := fake.Calls("refused"); len(calls) != 0 {
+		t.Errorf("a refused debate made calls: %v", calls)
+	}
+	if status, body := post("capped", `{"maxCalls":4}`); status != http.StatusAccepted {
+		t.Fatalf("start: %d %s", status, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := env.Client.Attach(ctx, workflow.ChainOfDebate, "capped")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), `"partial":true`) || !strings.Contains(string(out), "after round 2; round 3 and the moderator were not asked") {
+		t.Errorf("capped debate's result: %.600s", out)
+	}
+	calls := fake.Calls("capped/")
+	total := 0
+	for label, n := range calls {
+		total += n
+		if strings.Contains(label, "round-3") || strings.HasSuffix(label, "moderator") {
+			t.Errorf("a call past the budget: %s", label)
+		}
+	}
+	if total != 4 {
+		t.Errorf("%d calls, want 4: %v", total, calls)
+	}
+	if st := cliFor(t, env).must("status", "capped"); !strings.Contains(st, "status:     partial") {
+		t.Errorf("status:\n%s", st)
+	}
+}
+
+// With both kinds waiting for one key, interactive debates finish ahead
+// of batch ones started before them; a batch debate waiting long shows
+// as waiting in its status.
+func TestInteractiveAheadOfBatch(t *testing.T) {
+	t.Parallel()
+	fake := llmtest.New(llmtest.Behavior{Latency: 300 * time.Millisecond})
+	t.Cleanup(fake.Close)
+	env := stacktest.Start(t, stacktest.Options{LLM: "openai", ServiceEnv: []string{
+		"OPENAI_BASE_URL=" + fake.OpenAIBaseURL(), "OPENAI_API_KEY=" + fakeKey, "ULTRAMCP_LIMITS=openai concurrency=1",
+	}})
+	debate := func(priority string) string {
+		return fmt.Sprintf(`{"topic":"Who goes first","participants":["%s"],"rounds":1,"mode":"vote","priority":"%s"}`, strings.Join(disagreeing(2), `","`), priority)
+	}
+	submitAll(t, env, "batch-", 4, debate("batch"))
+	waitFor(t, 20*time.Second, func() bool { return fake.InFlight() == 1 })
+	submitAll(t, env, "interactive-", 4, debate("interactive"))
+	c := cliFor(t, env)
+	waitFor(t, 20*time.Second, func() bool {
+		st, _ := c.run("status", "batch-3")
+		return strings.Contains(st, "waiting:    waiting for openai (concurrency)")
+	})
+	finished := map[string]time.Time{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, id := range []string{"batch-0", "batch-1", "batch-2", "batch-3", "interactive-0", "interactive-1", "interactive-2", "interactive-3"} {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			if _, err := env.Client.Attach(ctx, workflow.ChainOfDebate, id); err != nil {
+				t.Errorf("%s: %v", id, err)
+			}
+			mu.Lock()
+			finished[id] = time.Now()
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	var lastInteractive, firstBatch time.Time
+	for id, at := range finished {
+		if strings.HasPrefix(id, "interactive-") && at.After(lastInteractive) {
+			lastInteractive = at
+		}
+		if strings.HasPrefix(id, "batch-") && (firstBatch.IsZero() || at.Before(firstBatch)) {
+			firstBatch = at
+		}
+	}
+	if !lastInteractive.Before(firstBatch) {
+		t.Errorf("the last interactive debate finished %s after the first batch one", lastInteractive.Sub(firstBatch))
+	}
+	t.Logf("the interactive debates all finished %s before the first batch one (started before them)", firstBatch.Sub(lastInteractive).Round(time.Millisecond))
+	if st := c.must("status", "batch-3"); strings.Contains(st, "waiting:") {
+		t.Errorf("a finished debate still shows waiting:\n%s", st)
+	}
+}

@@ -1,6 +1,9 @@
 package llm
 
-import "strings"
+import (
+	"strings"
+	"sync"
+)
 
 // price is USD per million tokens.
 type price struct{ in, out float64 }
@@ -39,4 +42,23 @@ func EstimateCost(model string, tokensIn, tokensOut int) (float64, bool) {
 		return 0, false
 	}
 	return (float64(tokensIn)*best.in + float64(tokensOut)*best.out) / 1e6, true
+}
+
+// defaultModels are the model each provider calls when a request names
+// none: the price of a call to "openai" is its default model's.
+var defaultModels sync.Map
+
+// RegisterDefaultModel records provider's default model (each provider
+// package does, for EstimateCostOf).
+func RegisterDefaultModel(provider, model string) { defaultModels.Store(provider, model) }
+
+// EstimateCostOf is EstimateCost of a call to ref: to its provider's
+// default model when it names none.
+func EstimateCostOf(ref Ref, tokensIn, tokensOut int) (float64, bool) {
+	if ref.Model == "" {
+		if m, ok := defaultModels.Load(ref.Provider); ok {
+			ref.Model = m.(string)
+		}
+	}
+	return EstimateCost(ref.Provider+":"+ref.Model, tokensIn, tokensOut)
 }

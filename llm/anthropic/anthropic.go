@@ -18,6 +18,8 @@ import (
 // DefaultModel is used when neither the request nor the config names one.
 const DefaultModel = "claude-sonnet-4-5"
 
+func init() { llm.RegisterDefaultModel("anthropic", DefaultModel) }
+
 // defaultMaxTokens is required by the Messages API.
 const defaultMaxTokens = 1024
 

@@ -19,6 +19,8 @@ import (
 // DefaultModel is used when neither the request nor the config names one.
 const DefaultModel = "gpt-4o-mini"
 
+func init() { llm.RegisterDefaultModel("openai", DefaultModel) }
+
 // Config configures the provider.
 type Config = llm.Endpoint
 

@@ -37,7 +37,7 @@ func estimateOf(refs []llm.Ref, reqs []llm.Request) workflow.Spend {
 	var s workflow.Spend
 	for i, req := range reqs {
 		in, out := llm.Estimate(req)
-		cost, _ := llm.EstimateCost(refs[i].String(), in, out)
+		cost, _ := llm.EstimateCostOf(refs[i], in, out)
 		s = s.Plus(workflow.Spend{CostUSD: cost, Tokens: in + out, Calls: 1})
 	}
 	return s

@@ -483,7 +483,7 @@ func (f *FullAnalysis) recommend(c engine.Context, res *Result, budget *workflow
 		Batch:    batch,
 	}
 	in, outTokens := llm.Estimate(req)
-	cost, _ := llm.EstimateCost(ref.String(), in, outTokens)
+	cost, _ := llm.EstimateCostOf(ref, in, outTokens)
 	if field, used := budget.Over(workflow.Spend{}, workflow.Spend{CostUSD: cost, Tokens: in + outTokens, Calls: 1}); field != "" {
 		res.Recommendations, res.RecommendationsFrom = derive(findings), "findings"
 		res.Partial = true
