@@ -169,10 +169,10 @@ its escalation timeout passes.`,
 func (a *app) runDebateCommand() *cobra.Command {
 	var (
 		topic, participants, mode, moderator, model, contextArg, id, priority string
-		rounds                                                      int
-		delay, escalateTimeout                                      time.Duration
-		follow, asJSON, escalate                                    bool
-		threshold                                                   float64
+		rounds                                                                int
+		delay, escalateTimeout                                                time.Duration
+		follow, asJSON, escalate                                              bool
+		threshold                                                             float64
 	)
 	cmd := &cobra.Command{
 		Use:   workflow.ChainOfDebate,

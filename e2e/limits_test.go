@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/ultramcp/durable/config"
-	"github.com/ultramcp/durable/limits"
 	"github.com/ultramcp/durable/internal/llmtest"
 	"github.com/ultramcp/durable/internal/pgtest"
 	"github.com/ultramcp/durable/internal/stacktest"
+	"github.com/ultramcp/durable/limits"
 	"github.com/ultramcp/durable/workflow"
 )
 
