@@ -18,7 +18,7 @@ type inFlight struct {
 	runs                 *runs.Service
 	workflows, pinned, n *prometheus.Desc
 	// each provider key's limit use
-	limitInFlight, limitAllowed, limitRequests, limitTokens, limitThrottled *prometheus.Desc
+	limitInFlight, limitWaiting, limitAllowed, limitRequests, limitTokens, limitThrottled *prometheus.Desc
 }
 
 func newInFlight(svc *runs.Service) *inFlight {
@@ -28,7 +28,8 @@ func newInFlight(svc *runs.Service) *inFlight {
 		pinned:    prometheus.NewDesc("ultramcp_deployment_in_flight", "Workflow runs not finished, by the deployment they are pinned to (\"\" before their first attempt).", []string{"deployment"}, nil),
 		n:         prometheus.NewDesc("ultramcp_deployments", "Deployments with unfinished runs pinned to them.", nil, nil),
 
-		limitInFlight:  prometheus.NewDesc("ultramcp_limit_in_flight", "Permits held for a provider key's calls, by every service on the store.", []string{"key"}, nil),
+		limitInFlight:  prometheus.NewDesc("ultramcp_limit_in_flight", "Calls of a provider key in flight, in every service on the store.", []string{"key"}, nil),
+		limitWaiting:   prometheus.NewDesc("ultramcp_limit_waiting", "Calls waiting for a permit of a provider key, in every service on the store.", []string{"key"}, nil),
 		limitAllowed:   prometheus.NewDesc("ultramcp_limit_allowed", "Calls at once a provider key now allows (its concurrency, lowered by 429s).", []string{"key"}, nil),
 		limitRequests:  prometheus.NewDesc("ultramcp_limit_requests_last_minute", "Calls to a provider key in the last minute.", []string{"key"}, nil),
 		limitTokens:    prometheus.NewDesc("ultramcp_limit_tokens_last_minute", "Tokens of the calls to a provider key in the last minute.", []string{"key"}, nil),
@@ -37,7 +38,7 @@ func newInFlight(svc *runs.Service) *inFlight {
 }
 
 func (m *inFlight) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.workflows, m.pinned, m.n, m.limitInFlight, m.limitAllowed, m.limitRequests, m.limitTokens, m.limitThrottled} {
+	for _, d := range []*prometheus.Desc{m.workflows, m.pinned, m.n, m.limitInFlight, m.limitWaiting, m.limitAllowed, m.limitRequests, m.limitTokens, m.limitThrottled} {
 		ch <- d
 	}
 }
@@ -76,7 +77,7 @@ func (m *inFlight) collectLimits(ctx context.Context, ch chan<- prometheus.Metri
 		return
 	}
 	for _, u := range us {
-		for desc, v := range map[*prometheus.Desc]int{m.limitInFlight: u.InFlight, m.limitAllowed: u.Allowed, m.limitRequests: u.Requests, m.limitTokens: u.Tokens, m.limitThrottled: u.Throttled} {
+		for desc, v := range map[*prometheus.Desc]int{m.limitInFlight: u.InFlight, m.limitWaiting: u.Waiting, m.limitAllowed: u.Allowed, m.limitRequests: u.Requests, m.limitTokens: u.Tokens, m.limitThrottled: u.Throttled} {
 			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(v), u.Key)
 		}
 	}

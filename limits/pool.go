@@ -234,9 +234,13 @@ func (p *pool) settleLoop(force bool) {
 		}
 		p.dispatch(time.Now())
 		waiting := len(p.queue) > 0
+		grew := p.want(time.Now()) != want // more calls came while it settled
 		p.mu.Unlock()
 		if !waiting {
 			continue
+		}
+		if g.Why == "" && grew {
+			continue // all it asked was granted: ask for the newcomers at once
 		}
 		again := min(max(g.Again, 5*time.Millisecond), 250*time.Millisecond)
 		if g.Why == "" {

@@ -806,8 +806,8 @@ func (r Report) printDebates(w io.Writer) {
 	}
 	if lim, ok := columnEnding(r.Columns, ", limits on"); ok && len(r.Columns) > 0 {
 		product := r.Columns[len(r.Columns)-1]
-		fmt.Fprintf(w, "\nThe limiter when nothing is limited (a permit per call from the store's ledger, a limit that never binds): %s per call at L=0 (%s − %s over %d calls), %.3f× the debates/s and %.3f× the CPU per debate of the product without it.\n",
-			ms((lim.L0-product.L0)/time.Duration(calls)), ms(lim.L0), ms(product.L0), calls, lim.Throughput.PerSecond/max(product.Throughput.PerSecond, 1), ratio(lim.Throughput.CPUPerItem, product.Throughput.CPUPerItem))
+		fmt.Fprintf(w, "\nThe limiter when nothing is limited (a permit per call, granted from the claim this process holds of the store's ledger; a limit that never binds): %.3f ms per call at L=0 (%s − %s over %d calls), %.3f× the debates/s and %.3f× the CPU per debate of the product without it.\n",
+			float64(lim.L0-product.L0)/float64(time.Millisecond)/float64(calls), ms(lim.L0), ms(product.L0), calls, lim.Throughput.PerSecond/max(product.Throughput.PerSecond, 1), ratio(lim.Throughput.CPUPerItem, product.Throughput.CPUPerItem))
 	}
 	if r.SpansExported > 0 {
 		fmt.Fprintf(w, "\nThe traced column exported %d spans in %d batches (%.0f KiB) to a local OTLP/HTTP collector in this process (it decodes and drops them; its CPU is counted in the product's), about %.0f spans per traced debate.\n",
