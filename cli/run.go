@@ -37,7 +37,7 @@ func (a *app) runs() *runs.Service {
 // stores: the one place its ports are plugged in.
 func newRuns(cfg config.Config, stores runs.Stores) *runs.Service {
 	deps := service.SubmitDeps(cfg)
-	o := runs.Options{Engine: client.ForStack(cfg), Stores: stores, Checkouts: deps.Checkouts, Deps: deps, Limits: cfg.LimitTable()}
+	o := runs.Options{Engine: client.ForStack(cfg), Stores: stores, Checkouts: deps.Checkouts, Deps: deps, Limits: cfg.LimitTable(), MaxCostUSD: cfg.MaxCostUSD}
 	if cfg.WithJaeger || cfg.TracesEndpoint != "" {
 		o.Traces = telemetry.Jaeger{URL: config.URL(cfg.JaegerAddr)}
 	}
@@ -74,28 +74,8 @@ func (a *app) runCommand(def workflow.Definition) *cobra.Command {
 					return fmt.Errorf("input: must be a JSON object")
 				}
 			}
-			for flag, field := range fields {
-				if !cmd.Flags().Changed(flag) {
-					continue
-				}
-				if b, ok := bools[flag]; ok {
-					in[field] = *b
-					continue
-				}
-				v := *values[flag]
-				switch p := schema.Properties[field]; {
-				case hasType(p, "string") && !strings.HasPrefix(v, "@"):
-					in[field] = v
-				default:
-					raw, err := jsonArg(flag, v)
-					if err != nil && hasType(p, "string") {
-						raw, err = json.Marshal(v) // a plain string where JSON is also allowed
-					}
-					if err != nil {
-						return err
-					}
-					in[field] = json.RawMessage(raw)
-				}
+			if err := fromFlags(cmd, schema, fields, values, bools, in); err != nil {
+				return err
 			}
 			if _, ok := schema.Properties["budget"]; ok {
 				withMaxCost(cmd, in)
@@ -129,6 +109,35 @@ func (a *app) runCommand(def workflow.Definition) *cobra.Command {
 	f.BoolVarP(&follow, "follow", "f", false, "follow progress and print the result")
 	f.StringVar(&format, "format", "", "with --follow: the result's format (json, or what the workflow renders: markdown, sarif)")
 	return cmd
+}
+
+// fromFlags puts the request's fields given as flags into in: fields maps
+// a flag to its field, values and bools hold what was given.
+func fromFlags(cmd *cobra.Command, schema *jsonschema.Schema, fields map[string]string, values map[string]*string, bools map[string]*bool, in map[string]any) error {
+	for flag, field := range fields {
+		if !cmd.Flags().Changed(flag) {
+			continue
+		}
+		if b, ok := bools[flag]; ok {
+			in[field] = *b
+			continue
+		}
+		v := *values[flag]
+		switch p := schema.Properties[field]; {
+		case hasType(p, "string") && !strings.HasPrefix(v, "@"):
+			in[field] = v
+		default:
+			raw, err := jsonArg(flag, v)
+			if err != nil && hasType(p, "string") {
+				raw, err = json.Marshal(v) // a plain string where JSON is also allowed
+			}
+			if err != nil {
+				return err
+			}
+			in[field] = json.RawMessage(raw)
+		}
+	}
+	return nil
 }
 
 // hasType reports whether the schema allows JSON type t.

@@ -97,6 +97,9 @@ type Config struct {
 	APIRate    float64
 	APIMaxOpen int
 
+	// MaxCostUSD is the budget of a run submitted without one; 0 is none.
+	MaxCostUSD float64
+
 	// TracesEndpoint is the OTLP collector the service and restate-server
 	// send spans to (OTEL_EXPORTER_OTLP_ENDPOINT, which the OpenTelemetry
 	// exporter reads itself with the other OTEL_* variables); "" is no

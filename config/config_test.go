@@ -208,6 +208,7 @@ func TestEveryBadSettingIsNamed(t *testing.T) {
 		"ULTRAMCP_API_HOSTS":          "user@host",
 		"ULTRAMCP_API_ORIGINS":        "app.example.com",
 		"ULTRAMCP_API_RATE":           "fast",
+		"ULTRAMCP_MAX_COST":           "-1",
 		"ULTRAMCP_API_MAX_OPEN":       "0",
 		"ULTRAMCP_DATABASE_URL":       "mysql://db",
 		"ULTRAMCP_RETENTION":          "forever",

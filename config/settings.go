@@ -113,6 +113,8 @@ var Settings = []Setting{
 		field: func(c *Config) Value { return text(&c.JaegerBin) }, check: func(c *Config) string { return checkExecutable(c.JaegerBin) }},
 	{Name: "ULTRAMCP_LIMITS", Default: "`openai concurrency=32 rpm=500 tpm=200000; anthropic concurrency=8 rpm=50 tpm=40000`", Doc: "provider limits shared by every workflow and service on the store: `key concurrency=N rpm=N tpm=N` entries (key `provider` or `provider:model`) apart by `;`, each overriding the default of its key (`ultramcp limits` shows them)",
 		field: func(c *Config) Value { return text(&c.Limits) }, check: checkLimits},
+	{Name: "ULTRAMCP_MAX_COST", Default: "`0` (none)", Doc: "USD: the `budget.maxCostUSD` of every run submitted without a budget of its own",
+		field: func(c *Config) Value { return number(&c.MaxCostUSD) }, check: func(c *Config) string { return positive(c.MaxCostUSD >= 0, "USD, or 0 for none") }},
 	{Name: "ULTRAMCP_RESTATE_SERVER", Default: "`node_modules/…`", Doc: "the pinned restate-server binary",
 		field: func(c *Config) Value { return text(&c.RestateServerBin) }, check: func(c *Config) string { return checkExecutable(c.RestateServerBin) }},
 	{Name: "ULTRAMCP_RESTATE_CLI", Default: "`node_modules/…`", Doc: "the pinned restate CLI binary",

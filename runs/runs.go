@@ -34,12 +34,13 @@ type Service struct {
 	// workflows are open (the API's limit on work at once).
 	MaxOpen int
 
-	defs      []workflow.Definition
-	restate   Engine
-	stores    Stores
-	checkouts Checkouts
-	traces    Traces
-	limits    limits.Table
+	defs       []workflow.Definition
+	restate    Engine
+	stores     Stores
+	checkouts  Checkouts
+	traces     Traces
+	limits     limits.Table
+	maxCostUSD float64
 
 	feedsOnce sync.Once
 	feeds     *Feeds
@@ -90,11 +91,14 @@ type Options struct {
 	Traces Traces
 	// Limits are the providers' limits in force (config.LimitTable).
 	Limits limits.Table
+	// MaxCostUSD is the budget.maxCostUSD of a run submitted without a
+	// budget; 0 is none.
+	MaxCostUSD float64
 }
 
 // New returns the application service over o.
 func New(o Options) *Service {
-	return &Service{defs: registry.All(o.Deps), restate: o.Engine, stores: o.Stores, checkouts: o.Checkouts, traces: o.Traces, limits: o.Limits}
+	return &Service{defs: registry.All(o.Deps), restate: o.Engine, stores: o.Stores, checkouts: o.Checkouts, traces: o.Traces, limits: o.Limits, maxCostUSD: o.MaxCostUSD}
 }
 
 // Console is the engine's own UI and admin API, and the transport that
@@ -176,11 +180,33 @@ func (s *Service) Submit(ctx context.Context, name string, body []byte, id strin
 	if err != nil {
 		return Submitted{}, err
 	}
-	norm, err := def.Validate(body)
+	norm, err := def.Validate(s.withBudget(def, body))
 	if err != nil {
 		return Submitted{}, err
 	}
 	return s.submit(ctx, def, norm, norm, id)
+}
+
+// withBudget gives a request without a budget the service's default, when
+// there is one and the workflow takes a budget.
+func (s *Service) withBudget(def workflow.Definition, body []byte) []byte {
+	if s.maxCostUSD <= 0 {
+		return body
+	}
+	schema, err := def.InputSchema()
+	if err != nil || schema.Properties["budget"] == nil {
+		return body
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) != nil || fields == nil || fields["budget"] != nil {
+		return body // Validate names what is wrong with it
+	}
+	fields["budget"], _ = json.Marshal(map[string]float64{"maxCostUSD": s.maxCostUSD})
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 // submit records and starts a request already validated: norm is what the
