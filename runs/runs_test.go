@@ -112,3 +112,26 @@ func TestRenderFormats(t *testing.T) {
 		t.Errorf("default: %+v %v", rep, err)
 	}
 }
+
+// A service's default budget goes into a request that has none, of a
+// workflow that takes one; a request's own budget stands.
+func TestDefaultBudget(t *testing.T) {
+	cfg := config.Default()
+	deps := service.SubmitDeps(cfg)
+	svc := New(Options{Deps: deps, MaxCostUSD: 0.5})
+	def, err := svc.Definition(workflow.ChainOfDebate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(svc.withBudget(def, []byte(`{"topic":"t","participants":["a","b"]}`))); !strings.Contains(got, `"budget":{"maxCostUSD":0.5}`) {
+		t.Errorf("without a budget: %s", got)
+	}
+	own := `{"topic":"t","participants":["a","b"],"budget":{"maxCalls":3}}`
+	if got := string(svc.withBudget(def, []byte(own))); got != own {
+		t.Errorf("its own budget: %s", got)
+	}
+	scan, _ := svc.Definition(workflow.SecurityScan)
+	if got := string(svc.withBudget(scan, []byte(`{"target":"x"}`))); got != `{"target":"x"}` {
+		t.Errorf("a scan, which calls no model: %s", got)
+	}
+}
