@@ -58,7 +58,7 @@ type storm struct {
 
 // stormLatency is the provider's time a call: long enough that the 300
 // debates are all started well before it could have answered them.
-const stormLatency = 100 * time.Millisecond
+const stormLatency = 200 * time.Millisecond
 
 // stormRun starts 300 debates at once through the API against a provider
 // that allows 8 calls at once (429 with Retry-After above that), with the
