@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ultramcp/durable/live"
 )
 
 // events streams a workflow's events: `id: epoch-seq`, `event: type`,
@@ -39,6 +41,15 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	flusher.Flush()
 	keepAlive := time.NewTicker(15 * time.Second)
 	defer keepAlive.Stop()
+	// The answers as they are written come between the events, without an
+	// id: a reader that reconnects gets the events it missed, not the
+	// tokens (a call's whole answer is in the round's event).
+	var tokens <-chan live.Token
+	if s.runs.Live != nil {
+		var stop func()
+		tokens, stop = s.runs.Live.Subscribe(id)
+		defer stop()
+	}
 	for {
 		events, done, changed := f.Since(next)
 		for _, e := range events {
@@ -59,6 +70,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case <-changed:
+		case t := <-tokens:
+			data, _ := json.Marshal(t)
+			if _, err := fmt.Fprintf(w, "event: token\ndata: %s\n\n", data); err != nil {
+				return
+			}
+			flusher.Flush()
+			continue
 		case <-keepAlive.C:
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
 				return

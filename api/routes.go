@@ -132,7 +132,7 @@ func (s *Server) routes() []route {
 			Parameters: []parameter{idParam, {Name: "format", In: "query", Description: "json, or what the workflow renders: markdown, sarif, text (default: its own)", Schema: &jsonschema.Schema{Type: "string"}}},
 			Responses:  with(errs(400, 401, 404, 409, 422, 503), 200, response{Description: "the result in the format asked for", ContentType: "*/*"}),
 			handle:     s.result},
-		route{Method: http.MethodGet, Pattern: "/workflows/{id}/events", Summary: "Server-sent events: each status change, step, round and child's change as it happens, then the result",
+		route{Method: http.MethodGet, Pattern: "/workflows/{id}/events", Summary: "Server-sent events: each status change, step, round and child's change as it happens, then the result; between them, `token` events (no id, never resumed: {step, participant, round, delta, restart}) carry each answer as the model writes it",
 			Parameters: []parameter{idParam, {Name: "Last-Event-ID", In: "header", Description: "resume after this event", Schema: &jsonschema.Schema{Type: "string"}}},
 			Responses:  with(errs(401, 404, 503), 200, response{Description: "an event stream; each event's data is a JSON Event", ContentType: "text/event-stream", Schema: workflow.SchemaOf[runs.Event]()}),
 			handle:     s.events},

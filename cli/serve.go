@@ -13,6 +13,7 @@ import (
 	"github.com/ultramcp/durable/api"
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/limits"
+	"github.com/ultramcp/durable/live"
 	"github.com/ultramcp/durable/llm/providers"
 	"github.com/ultramcp/durable/mcpserver"
 	"github.com/ultramcp/durable/runs"
@@ -73,11 +74,16 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The answers as models write them, for this process's readers (the
+	// event stream, the dashboard): a side channel, never journaled.
+	hub := live.NewHub()
+	models.Streaming(hub)
 	if err := service.WriteProviders(cfg, models); err != nil {
 		logger.Warn("could not write the configured providers; submissions check models against their own configuration", "err", err)
 	}
 	svc := newRuns(cfg, runs.Shared{Store: st})
 	svc.MaxOpen = cfg.APIMaxOpen
+	svc.Live = hub
 	mcpSrv := mcpserver.New(svc)
 	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return mcpSrv }, &mcp.StreamableHTTPOptions{
 		Logger: logger,

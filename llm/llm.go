@@ -43,6 +43,10 @@ type Request struct {
 	// Batch is batch work (an eval): waiting for a permit of the
 	// provider's limits, it goes behind interactive calls.
 	Batch bool
+	// OnDelta, if set, is told the answer's text as it is written, by a
+	// provider that streams; restart (with no text) when the call starts
+	// again. The Response is the whole answer still.
+	OnDelta func(delta string, restart bool)
 }
 
 // Response is one completion.

@@ -72,9 +72,13 @@ func (r *retrying) Complete(ctx context.Context, req Request) (Response, error) 
 	}
 	var resp Response
 	var tried time.Duration // trying, not waiting for permits
+	tries := 0
 	attempts, err := policy.Do(ctx, func(ctx context.Context) (err error) {
 		if r.p.TotalTimeout > 0 && tried >= r.p.TotalTimeout {
 			return fault.New(fault.Permanent, "%s: %s spent trying", r.m.Name(), tried.Round(time.Second))
+		}
+		if tries++; tries > 1 && req.OnDelta != nil {
+			req.OnDelta("", true) // what the failed attempt streamed is void
 		}
 		start := time.Now()
 		var waited time.Duration

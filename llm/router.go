@@ -10,7 +10,9 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/ultramcp/durable/engine"
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/live"
 	"github.com/ultramcp/durable/sanitize"
 	"github.com/ultramcp/durable/telemetry"
 )
@@ -30,6 +32,15 @@ var _ Models = (*Router)(nil)
 type Router struct {
 	models   map[string]Model
 	fallback Ref
+	live     *live.Hub
+}
+
+// Streaming makes every call that has a label stream its answer to hub as
+// it is written (live.Token): the journaled result is still the whole
+// answer.
+func (r *Router) Streaming(hub *live.Hub) *Router {
+	r.live = hub
+	return r
 }
 
 // NewRouter returns a router over the given providers; defaultRef is used for
@@ -78,6 +89,17 @@ func (r *Router) Complete(ctx context.Context, ref Ref, req Request) (Response, 
 	}
 	if req.Model == "" {
 		req.Model = ref.Model
+	}
+	if r.live != nil && req.Label != "" && req.OnDelta == nil {
+		label, hub := req.Label, r.live
+		// A run resumed after its process died mid-call asks again: its
+		// first piece says so, and a reader drops what it was shown of
+		// the call before.
+		resumed := engine.AttemptOf(ctx) > 1
+		req.OnDelta = func(delta string, restart bool) {
+			restart, resumed = restart || resumed, false
+			hub.Publish(live.TokenOf(label, delta, restart))
+		}
 	}
 	ctx, span := startChat(ctx, ref, req)
 	resp, err := m.Complete(ctx, req)

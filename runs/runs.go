@@ -22,6 +22,7 @@ import (
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/limits"
+	"github.com/ultramcp/durable/live"
 	"github.com/ultramcp/durable/sanitize"
 	"github.com/ultramcp/durable/store"
 	"github.com/ultramcp/durable/workflow"
@@ -33,6 +34,9 @@ type Service struct {
 	// MaxOpen, when positive, refuses a submission while that many
 	// workflows are open (the API's limit on work at once).
 	MaxOpen int
+	// Live is the answers as this process's calls write them, when the
+	// workflows run here (serve); nil elsewhere.
+	Live *live.Hub
 
 	defs       []workflow.Definition
 	restate    Engine

@@ -37,6 +37,9 @@ type Behavior struct {
 	Reasoning int
 	// Text, if set, is the whole answer (a hostile model's, say).
 	Text string
+	// ChunkEvery paces a streamed answer (a request with "stream": true):
+	// a piece of it this often, after Latency.
+	ChunkEvery time.Duration
 }
 
 // Limits are a real provider's hard limits, enforced on every call (the
@@ -96,7 +99,10 @@ type Server struct {
 	admitted  []time.Time // the calls the last minute admitted (RPM)
 	firstAt   time.Time   // the first call admitted
 	lastAt    time.Time   // the last call answered
+	fullAt    time.Time   // when the calls at once first reached the enforced concurrency
+	doneFull  int         // calls answered by then
 	throttled int
+	answered  int
 
 	// closing ends the calls still waiting out their latency, so that
 	// Close does not wait for them.
@@ -170,6 +176,18 @@ func (s *Server) Busy() time.Duration {
 	return s.lastAt.Sub(s.firstAt)
 }
 
+// Full is from when the calls at once first reached the enforced
+// concurrency to the last answer, and the calls answered in that time:
+// the server's steady throughput, once its callers had filled it.
+func (s *Server) Full() (time.Duration, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fullAt.IsZero() {
+		return 0, 0
+	}
+	return s.lastAt.Sub(s.fullAt), s.answered - s.doneFull
+}
+
 func (s *Server) behavior(label string) Behavior {
 	best, bestLen := s.def, -1
 	for p, b := range s.behaviors {
@@ -194,6 +212,9 @@ func (s *Server) admit(r *http.Request) (label string, status int, b Behavior) {
 	s.maxFlight = max(s.maxFlight, s.inFlight)
 	if s.firstAt.IsZero() {
 		s.firstAt = time.Now()
+	}
+	if s.fullAt.IsZero() && s.limits.Concurrency > 0 && s.inFlight >= s.limits.Concurrency {
+		s.fullAt, s.doneFull = time.Now(), s.answered
 	}
 	// Spread faults evenly: exactly FaultRate of the calls fail, so a test
 	// does not depend on luck.
@@ -238,12 +259,14 @@ func (s *Server) admit(r *http.Request) (label string, status int, b Behavior) {
 func (s *Server) done(label string) {
 	s.mu.Lock()
 	s.calls[label]++
+	s.answered++
 	s.lastAt = time.Now()
 	s.mu.Unlock()
 }
 
 type chatRequest struct {
 	Model    string `json:"model"`
+	Stream   bool   `json:"stream"`
 	Messages []struct {
 		Role    string `json:"role"`
 		Content any    `json:"content"`
@@ -299,6 +322,12 @@ func (s *Server) handle(shape string) http.HandlerFunc {
 			content = b.Text
 		}
 		tokensIn, tokensOut := len(body)/4, len(content)/4
+		if req.Stream && shape == "openai" {
+			if s.streamOpenAI(w, r, req.Model, content, tokensIn, tokensOut, b.ChunkEvery) {
+				s.done(label)
+			}
+			return
+		}
 		var resp map[string]any
 		if shape == "anthropic" {
 			resp = map[string]any{
@@ -319,6 +348,48 @@ func (s *Server) handle(shape string) http.HandlerFunc {
 		json.NewEncoder(w).Encode(resp)
 		s.done(label)
 	}
+}
+
+// streamOpenAI answers as OpenAI's streaming API does: server-sent
+// chat.completion.chunk events, a few words each, every pace, then one
+// with the usage and [DONE]. It says whether the whole answer went out.
+func (s *Server) streamOpenAI(w http.ResponseWriter, r *http.Request, model, content string, tokensIn, tokensOut int, pace time.Duration) bool {
+	w.Header().Set("content-type", "text/event-stream")
+	flusher, _ := w.(http.Flusher)
+	send := func(v map[string]any) bool {
+		b, _ := json.Marshal(v)
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+			return false
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return true
+	}
+	chunk := func(choices []any, usage any) map[string]any {
+		return map[string]any{"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": time.Now().Unix(), "model": model, "choices": choices, "usage": usage}
+	}
+	pieces := strings.SplitAfter(content, " ")
+	for i, piece := range pieces {
+		if i > 0 && pace > 0 {
+			select {
+			case <-time.After(pace):
+			case <-r.Context().Done():
+				return false
+			case <-s.closing:
+				return false
+			}
+		}
+		if !send(chunk([]any{map[string]any{"index": 0, "delta": map[string]any{"role": "assistant", "content": piece}}}, nil)) {
+			return false
+		}
+	}
+	if !send(chunk([]any{map[string]any{"index": 0, "delta": map[string]any{}, "finish_reason": "stop"}}, nil)) ||
+		!send(chunk([]any{}, map[string]any{"prompt_tokens": tokensIn, "completion_tokens": tokensOut, "total_tokens": tokensIn + tokensOut})) {
+		return false
+	}
+	_, err := fmt.Fprint(w, "data: [DONE]\n\n")
+	return err == nil
 }
 
 // answer is the fake model's reply: a moderator synthesis when the prompt

@@ -84,10 +84,37 @@ func (p *Provider) Complete(ctx context.Context, req llm.Request) (llm.Response,
 	if req.Label != "" {
 		opts = append(opts, option.WithHeader(llm.StepHeader, req.Label))
 	}
+	if req.OnDelta != nil {
+		return p.stream(ctx, params, req.OnDelta, opts)
+	}
 	out, err := p.client.Chat.Completions.New(ctx, params, opts...)
 	if err != nil {
 		return llm.Response{}, p.classify(err)
 	}
+	return p.response(out, model)
+}
+
+// stream makes the call with the streaming API, telling onDelta each piece
+// of the answer as it comes; the usage comes in the last chunk.
+func (p *Provider) stream(ctx context.Context, params oai.ChatCompletionNewParams, onDelta func(string, bool), opts []option.RequestOption) (llm.Response, error) {
+	params.StreamOptions = oai.ChatCompletionStreamOptionsParam{IncludeUsage: oai.Bool(true)}
+	s := p.client.Chat.Completions.NewStreaming(ctx, params, opts...)
+	defer s.Close()
+	var acc oai.ChatCompletionAccumulator
+	for s.Next() {
+		chunk := s.Current()
+		acc.AddChunk(chunk)
+		if len(chunk.Choices) > 0 && chunk.Choices[0].Delta.Content != "" {
+			onDelta(chunk.Choices[0].Delta.Content, false)
+		}
+	}
+	if err := s.Err(); err != nil {
+		return llm.Response{}, p.classify(err)
+	}
+	return p.response(&acc.ChatCompletion, params.Model)
+}
+
+func (p *Provider) response(out *oai.ChatCompletion, model string) (llm.Response, error) {
 	if len(out.Choices) == 0 {
 		return llm.Response{}, fault.New(fault.Unavailable, "openai: empty response (no choices)")
 	}
