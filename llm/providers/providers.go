@@ -6,6 +6,8 @@
 package providers
 
 import (
+	"net/http"
+
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/llm"
 	"github.com/ultramcp/durable/llm/anthropic"
@@ -24,15 +26,21 @@ func New(cfg config.Config, gate llm.Gate) (*llm.Router, error) {
 	policy := llm.DefaultRetryPolicy
 	policy.CallTimeout = cfg.LLMCallTimeout
 	policy.Gate = gate
+	// One pool of connections a provider, large enough for every call at
+	// once: Go's default keeps two idle per host, so 32 calls at once to
+	// one provider opened (and shook hands on) a connection per call.
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 256
+	httpClient := &http.Client{Transport: transport}
 	var models []llm.Model
 	for _, p := range cfg.Providers() {
 		switch p {
 		case "offline":
 			models = append(models, &offline.Provider{})
 		case "openai":
-			models = append(models, llm.Retrying(openai.New(openai.Config{BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey}), policy))
+			models = append(models, llm.Retrying(openai.New(openai.Config{BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey, HTTPClient: httpClient}), policy))
 		case "anthropic":
-			models = append(models, llm.Retrying(anthropic.New(anthropic.Config{BaseURL: cfg.AnthropicBaseURL, APIKey: cfg.AnthropicAPIKey}), policy))
+			models = append(models, llm.Retrying(anthropic.New(anthropic.Config{BaseURL: cfg.AnthropicBaseURL, APIKey: cfg.AnthropicAPIKey, HTTPClient: httpClient}), policy))
 		}
 	}
 	return llm.NewRouter(def, models...), nil
