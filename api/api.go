@@ -19,6 +19,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/ultramcp/durable/config"
+	"github.com/ultramcp/durable/dashboard"
 	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/runs"
 	"github.com/ultramcp/durable/telemetry"
@@ -97,6 +99,11 @@ func (s *Server) Handler() http.Handler {
 	for _, p := range consolePaths {
 		mux.Handle(p, s.console)
 	}
+	dash := dashboard.New(s.runs)
+	if s.cfg.WithJaeger {
+		dash.TraceUI = config.URL(s.cfg.JaegerAddr)
+	}
+	dash.Register(mux)
 	mux.HandleFunc("GET /login", s.loginPage)
 	mux.HandleFunc("POST /login", s.login)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -140,6 +147,11 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		if !s.limiter(client).Allow() {
 			w.Header().Set("Retry-After", "1")
 			writeError(w, fault.New(fault.Unavailable, "more than %g requests a second (ULTRAMCP_API_RATE)", s.cfg.APIRate), http.StatusTooManyRequests)
+			return
+		}
+		if !authorized && r.Method == http.MethodGet && dashboard.IsPage(r.URL.Path) {
+			// A person at the dashboard signs in, then comes back here.
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
 		if !authorized && r.URL.Path != "/health" && r.URL.Path != "/login" {

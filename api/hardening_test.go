@@ -208,6 +208,9 @@ func TestConsoleLogin(t *testing.T) {
 	if w := (call{"GET", "/ui/", "", nil}).do(h); w.Code != 401 {
 		t.Errorf("the console without a token: %d", w.Code)
 	}
+	if w := (call{"GET", "/runs/x?y=1", "", nil}).do(h); w.Code != 303 || w.Header().Get("Location") != "/login?next=%2Fruns%2Fx%3Fy%3D1" {
+		t.Errorf("a dashboard page without a token: %d %v, want the login", w.Code, w.Header())
+	}
 	if w := (call{"GET", "/login", "", nil}).do(h); w.Code != 200 || !strings.Contains(w.Body.String(), `name="token"`) {
 		t.Errorf("login page: %d", w.Code)
 	}
@@ -218,7 +221,7 @@ func TestConsoleLogin(t *testing.T) {
 	}
 	w = call{"POST", "/login", "token=" + token + "&next=//evil.example/", form}.do(h)
 	cookies := w.Result().Cookies()
-	if w.Code != 303 || w.Header().Get("Location") != "/ui/" || len(cookies) != 1 {
+	if w.Code != 303 || w.Header().Get("Location") != "/" || len(cookies) != 1 {
 		t.Fatalf("the right token: %d %v", w.Code, w.Header())
 	}
 	c := cookies[0]

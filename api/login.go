@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// The Restate UI runs in a browser, which cannot add a bearer token to
-// the requests the UI makes: with a token set, /login takes it once and
+// The dashboard and the Restate UI run in a browser, which cannot add a
+// bearer token to the requests they make: with a token set, /login takes it once and
 // sets a cookie the API accepts in its place (HttpOnly, SameSite=Strict,
 // holding a digest of the token rather than the token).
 
@@ -64,10 +64,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 }
 
 // safeNext is where to go after the login: a path of this API, else the
-// UI, never another site (no open redirect).
+// dashboard, never another site (no open redirect).
 func safeNext(next string) string {
 	if next == "" || next[0] != '/' || len(next) > 1 && (next[1] == '/' || next[1] == '\\') {
-		return "/ui/"
+		return "/"
 	}
 	return next
 }

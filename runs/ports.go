@@ -81,6 +81,9 @@ type Filter struct {
 	Workflow string // "" for all
 	Status   string // "" for all
 	Limit    int    // 0 means 50
+	// Before, if set, lists only those created before it: the next page
+	// after a page's last.
+	Before time.Time
 }
 
 // Summary is one workflow of a list (workflow.Summary).

@@ -639,9 +639,10 @@ func (s *Store) Get(ctx context.Context, id string) (Workflow, error) {
 
 // Filter selects workflows for List.
 type Filter struct {
-	Workflow string // "" for all
-	Status   string // "" for all
-	Limit    int    // 0 means 50
+	Workflow string    // "" for all
+	Status   string    // "" for all
+	Limit    int       // 0 means 50
+	Before   time.Time // if set, only those created before it (the next page)
 }
 
 // List returns workflows, newest first.
@@ -655,6 +656,10 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Workflow, error) {
 	if f.Status != "" {
 		q += ` AND status = ?`
 		args = append(args, f.Status)
+	}
+	if !f.Before.IsZero() {
+		q += ` AND created_at < ?`
+		args = append(args, f.Before.UTC())
 	}
 	limit := f.Limit
 	if limit <= 0 {

@@ -449,7 +449,9 @@ func top(fs []analysis.Finding) []analysis.Finding {
 }
 
 // cite is how a recommendation names a finding.
-func cite(f analysis.Finding) string { return fmt.Sprintf("%s %s:%d", f.RuleID, f.File, f.Line) }
+// Cite is how a recommendation names a finding ("rule file:line"), and the
+// dashboard links it.
+func Cite(f analysis.Finding) string { return fmt.Sprintf("%s %s:%d", f.RuleID, f.File, f.Line) }
 
 type recommendations struct {
 	Items []Recommendation `json:"items"`
@@ -468,7 +470,7 @@ func (f *FullAnalysis) recommend(c engine.Context, res *Result, budget *workflow
 	var b strings.Builder
 	fmt.Fprintf(&b, "Repository %s. Findings (most severe first):\n", res.Repository)
 	for _, fd := range res.TopFindings {
-		fmt.Fprintf(&b, "- [%s] %s — %s\n", fd.Severity, cite(fd), fd.Title)
+		fmt.Fprintf(&b, "- [%s] %s — %s\n", fd.Severity, Cite(fd), fd.Title)
 	}
 	if d := res.Debate; d != nil {
 		fmt.Fprintf(&b, "\nThe experts' consensus: %s\nTheir recommendation: %s\n", d.Consensus, d.Recommendation)
@@ -511,7 +513,7 @@ func (f *FullAnalysis) recommend(c engine.Context, res *Result, budget *workflow
 func parse(text string, findings []analysis.Finding) []Recommendation {
 	known := map[string]bool{}
 	for _, f := range findings {
-		known[cite(f)] = true
+		known[Cite(f)] = true
 	}
 	text = strings.TrimSpace(text)
 	if i := strings.IndexByte(text, '{'); i >= 0 {
@@ -561,7 +563,7 @@ func derive(findings []analysis.Finding) []Recommendation {
 			groups[key] = g
 			order = append(order, key)
 		}
-		g.cites = append(g.cites, cite(f))
+		g.cites = append(g.cites, Cite(f))
 	}
 	sort.SliceStable(order, func(i, j int) bool {
 		return analysis.SeverityRank(groups[order[i]].first.Severity) < analysis.SeverityRank(groups[order[j]].first.Severity)
