@@ -83,7 +83,7 @@ test-tracing: build $(JAEGER)
 # 300 debates at once against a provider allowing 8 calls at once, with
 # the product's limits off: what a 429 storm costs (over a minute).
 test-storm: build
-	ULTRAMCP_TEST_STORM=1 $(GO) test -count=1 -timeout 10m -run TestLimitsOffStorm -v ./e2e
+	ULTRAMCP_TEST_STORM=1 $(GO) test -count=1 -timeout 10m -run 'TestLimitsOffStorm|TestLimitsHoldUnderLoad' -v ./e2e
 
 test-short: build
 	$(GO) test -short -count=1 ./...
