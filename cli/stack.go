@@ -182,6 +182,7 @@ func (a *app) printURLs() {
 	}
 	fmt.Fprintf(a.stdout, `
 URLs:
+  Dashboard (runs, live debates):      %[1]s/
   UltraMCP API:                        %[1]s  (OpenAPI at /openapi.json)
   Restate UI (invocations, journals):  %[1]s/ui/
   Restate ingress paths (the seed's):  %[1]s/chain-of-debate/<id>/run/send, …
