@@ -5,7 +5,7 @@ BIN := bin/ultramcp
 RESTATE_SERVER := node_modules/@restatedev/restate-server-linux-x64/bin/restate-server
 GOFILES := $(shell find . -name '*.go' -not -path './node_modules/*' 2>/dev/null)
 
-.PHONY: all setup build demo test test-short test-upgrade test-tracing test-storm jaeger vet lint fmt bench stop clean
+.PHONY: all setup build demo test test-short test-upgrade test-tracing test-storm screenshots jaeger vet lint fmt bench stop clean
 
 all: build
 
@@ -84,6 +84,12 @@ test-tracing: build $(JAEGER)
 # the product's limits off: what a 429 storm costs (over a minute).
 test-storm: build
 	ULTRAMCP_TEST_STORM=1 $(GO) test -count=1 -timeout 10m -run 'TestLimitsOffStorm|TestLimitsHoldUnderLoad' -v ./e2e
+
+# The dashboard's pictures in docs/screenshots, at 1280×800 and 390×844,
+# taken by its browser tests in Debian's Chromium.
+screenshots: build
+	mkdir -p docs/screenshots
+	ULTRAMCP_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -timeout 10m -run 'TestDashboard' ./e2e
 
 test-short: build
 	$(GO) test -short -count=1 ./...

@@ -89,7 +89,7 @@ type listPage struct {
 	Names, Statuses []string
 	Workflow        string
 	Status          string
-	Next            string // the query of the next page, "" on the last
+	Before          string // the next page's cursor, "" on the last
 	Took            time.Duration
 	Error           string
 }
@@ -115,28 +115,12 @@ func (d *Dashboard) list(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(ws) > PageSize {
 		ws = ws[:PageSize]
-		next := make(map[string]string)
-		for k, v := range map[string]string{"workflow": p.Workflow, "status": p.Status} {
-			if v != "" {
-				next[k] = v
-			}
-		}
-		next["before"] = ws[len(ws)-1].CreatedAt.UTC().Format(time.RFC3339Nano)
-		p.Next = query(next)
+		p.Before = ws[len(ws)-1].CreatedAt.UTC().Format(time.RFC3339Nano)
 	}
 	p.Workflows, p.Took = ws, time.Since(start)
 	d.render(w, "list", http.StatusOK, p)
 }
 
-func query(m map[string]string) string {
-	var parts []string
-	for _, k := range []string{"workflow", "status", "before"} {
-		if v, ok := m[k]; ok {
-			parts = append(parts, k+"="+template.URLQueryEscaper(v))
-		}
-	}
-	return strings.Join(parts, "&")
-}
 
 // runPage is one workflow's page; View is the part its kind shows.
 type runPage struct {

@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +13,9 @@ import (
 
 	"github.com/ultramcp/durable/config"
 	"github.com/ultramcp/durable/internal/llmtest"
+	"github.com/ultramcp/durable/internal/repotest"
 	"github.com/ultramcp/durable/internal/stacktest"
+	"github.com/ultramcp/durable/workflow/fullanalysis"
 )
 
 // browser starts headless Chromium (Debian's) for one test, closed when
@@ -32,6 +36,27 @@ func browser(t *testing.T) context.Context {
 	ctx, cancelTime := context.WithTimeout(ctx, 3*time.Minute)
 	t.Cleanup(cancelTime)
 	return ctx
+}
+
+// shoot checks the page at a desktop's and a phone's size (no
+// horizontal scroll), and with ULTRAMCP_SCREENSHOTS set (make
+// screenshots) keeps a picture of each there as name-WxH.png.
+func shoot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("ULTRAMCP_SCREENSHOTS")
+	for _, size := range [][2]int64{{390, 844}, {1280, 800}} {
+		browse(t, ctx, chromedp.EmulateViewport(size[0], size[1]))
+		if wide := page(t, ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`)); wide {
+			t.Errorf("%s at %d px scrolls sideways", name, size[0])
+		}
+		if dir == "" {
+			continue
+		}
+		png := page(t, ctx, chromedp.CaptureScreenshot())
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%dx%d.png", name, size[0], size[1])), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // page runs one action of the page and returns its value.
@@ -95,6 +120,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	waitFor(t, 20*time.Second, func() bool { return len(page(t, ctx, chromedp.TextContent(box))) > len(first)+10 })
 	later := page(t, ctx, chromedp.TextContent(box))
 	calls := fake.Calls("dash-1/" + step)["dash-1/"+step]
+	shoot(t, ctx, "debate-streaming")
 	if calls != 0 || len(later) <= len(first) {
 		t.Errorf("round 1's answer while its call runs (%d done): %q, then %q", calls, first, later)
 	}
@@ -103,6 +129,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	pwned := page(t, ctx, chromedp.Evaluate[bool](`!!(window.pwned || window.pwned2 || window.pwned3)`))
 	topic := page(t, ctx, chromedp.TextContent(`.topic`))
 	content := page(t, ctx, chromedp.TextContent(`#content`))
+	shoot(t, ctx, "debate")
 	if !same {
 		t.Error("round 2 came with a reload")
 	}
@@ -111,7 +138,56 @@ func TestDashboardInABrowser(t *testing.T) {
 	}
 	browse(t, ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(`#workflows`))
 	listed := page(t, ctx, chromedp.TextContent(`#workflows`))
+	shoot(t, ctx, "workflows")
+	browse(t, ctx, chromedp.Navigate(base+"/start/chain-of-debate"), chromedp.WaitVisible(`form.start`))
+	shoot(t, ctx, "start")
 	if !strings.Contains(listed, "dash-1") || !strings.Contains(listed, "chain-of-debate") {
 		t.Errorf("the workflows page: %q", listed)
+	}
+}
+
+// A full-analysis waiting for approval, in the browser: its analysis's
+// page shows the planted findings by severity, and approving it from its
+// page completes it.
+func TestDashboardApprovesAFullAnalysis(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	repotest.Build(t, base)
+	addr := repotest.Daemon(t, base)
+	fake := llmtest.New(llmtest.Behavior{})
+	t.Cleanup(fake.Close)
+	env := stacktest.Start(t, stacktest.Options{LLM: "openai", RepoHosts: []string{"127.0.0.1"},
+		ServiceEnv: []string{"OPENAI_BASE_URL=" + fake.OpenAIBaseURL(), "OPENAI_API_KEY=" + fakeKey}})
+	body := `{"repository":"git://` + addr + `/app","includeDebate":false,"requireApproval":true}`
+	if _, err := env.Client.Start(context.Background(), fullanalysis.Name, "dash-fa", []byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	web := config.URL(env.Cfg.APIAddr)
+	ctx := browser(t)
+	browse(t, ctx, chromedp.Navigate(web+"/runs/dash-fa"), chromedp.WaitVisible(`form.approve`))
+	shoot(t, ctx, "full-analysis-approval")
+	scan := page(t, ctx, chromedp.Evaluate[string](`(() => { for (const a of document.querySelectorAll(".tree a")) if (a.textContent.includes("security-scan")) return a.getAttribute("href"); return "" })()`))
+	if scan == "" {
+		t.Fatal("no link to the scan child on the full-analysis page")
+	}
+	browse(t, ctx, chromedp.Navigate(web+scan), chromedp.WaitVisible(`section.sev`))
+	severities := page(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("section.sev")].map(s => s.dataset.severity)`))
+	findings := page(t, ctx, chromedp.TextContent(`#content`))
+	shoot(t, ctx, "scan")
+	if len(severities) == 0 || severities[0] != "critical" && severities[0] != "high" || !strings.Contains(findings, ".go:") {
+		t.Errorf("the scan's page: severities %v, findings %.400q", severities, findings)
+	}
+	browse(t, ctx, chromedp.Navigate(web+"/runs/dash-fa"), chromedp.WaitVisible(`form.approve`),
+		chromedp.SendKeys(`form.approve input[name=reason]`, "looks right"), chromedp.SendKeys(`form.approve input[name=by]`, "dana"),
+		chromedp.Click(`form.approve button[value=approve]`))
+	waitFor(t, 2*time.Minute, func() bool {
+		st, _ := chromedp.Run(ctx, chromedp.TextContent(`#content .meta .status`))
+		return st == "completed" || st == "partial"
+	})
+	browse(t, ctx, chromedp.Navigate(web+"/runs/dash-fa/trace"), chromedp.WaitVisible(`table.waterfall`))
+	shoot(t, ctx, "trace")
+	out, err := env.Client.Output(context.Background(), fullanalysis.Name, "dash-fa")
+	if err != nil || !strings.Contains(string(out), `"by":"dana"`) || !strings.Contains(string(out), `"approved":true`) {
+		t.Errorf("approved from the page: %v %.300s", err, out)
 	}
 }
