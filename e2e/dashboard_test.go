@@ -46,8 +46,10 @@ func shoot(t *testing.T, ctx context.Context, name string) {
 	dir := os.Getenv("ULTRAMCP_SCREENSHOTS")
 	for _, size := range [][2]int64{{390, 844}, {1280, 800}} {
 		browse(t, ctx, chromedp.EmulateViewport(size[0], size[1]))
-		if wide := page(t, ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`)); wide {
-			t.Errorf("%s at %d px scrolls sideways", name, size[0])
+		if wide := page(t, ctx, chromedp.Evaluate[string](`document.documentElement.scrollWidth > window.innerWidth + 1 ? document.documentElement.scrollWidth + " > " + window.innerWidth : ""`)); wide != "" {
+			// What sticks out (a wide table scrolls in its own box: not it).
+			out := page(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("*")].filter(e => e.scrollWidth > e.clientWidth + 1 && e.clientWidth > 0).slice(0, 8).map(e => e.tagName + "." + e.className + " " + Math.round(e.getBoundingClientRect().right) + " sw=" + e.scrollWidth + " cw=" + e.clientWidth + ": " + e.textContent.slice(0, 40))`))
+			t.Errorf("%s at %d px scrolls sideways (%s): %q", name, size[0], wide, out)
 		}
 		if dir == "" {
 			continue
