@@ -46,6 +46,28 @@ func TestProvidersAgainstFakeEndpoint(t *testing.T) {
 	}
 }
 
+// A call with a reader streams: the pieces, in order, are the whole
+// answer the call returns, and the usage still comes.
+func TestProvidersStream(t *testing.T) {
+	fake := llmtest.New(llmtest.Behavior{})
+	defer fake.Close()
+	for name, m := range providers(fake) {
+		t.Run(name, func(t *testing.T) {
+			var pieces []string
+			resp, err := m.Complete(context.Background(), llm.Request{
+				System: "sys", Messages: []llm.Message{{Role: "user", Content: "hi"}}, Label: "s/" + name + "/round-1/bob",
+				OnDelta: func(delta string, restart bool) { pieces = append(pieces, delta) },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(pieces) < 3 || strings.Join(pieces, "") != resp.Text || resp.TokensIn == 0 || resp.TokensOut == 0 || !strings.HasPrefix(resp.Model, name+":") {
+				t.Errorf("%d pieces %q, resp %+v", len(pieces), pieces, resp)
+			}
+		})
+	}
+}
+
 func TestProvidersClassifyFaults(t *testing.T) {
 	fake := llmtest.New(llmtest.Behavior{})
 	defer fake.Close()

@@ -322,8 +322,8 @@ func (s *Server) handle(shape string) http.HandlerFunc {
 			content = b.Text
 		}
 		tokensIn, tokensOut := len(body)/4, len(content)/4
-		if req.Stream && shape == "openai" {
-			if s.streamOpenAI(w, r, req.Model, content, tokensIn, tokensOut, b.ChunkEvery) {
+		if req.Stream {
+			if s.stream(w, r, shape, req.Model, content, tokensIn, tokensOut, b.ChunkEvery) {
 				s.done(label)
 			}
 			return
@@ -350,15 +350,22 @@ func (s *Server) handle(shape string) http.HandlerFunc {
 	}
 }
 
-// streamOpenAI answers as OpenAI's streaming API does: server-sent
-// chat.completion.chunk events, a few words each, every pace, then one
-// with the usage and [DONE]. It says whether the whole answer went out.
-func (s *Server) streamOpenAI(w http.ResponseWriter, r *http.Request, model, content string, tokensIn, tokensOut int, pace time.Duration) bool {
+// stream answers as the provider's streaming API does (shape "openai" or
+// "anthropic"): server-sent events, a few words each, every pace, then the
+// usage. It says whether the whole answer went out.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, shape, model, content string, tokensIn, tokensOut int, pace time.Duration) bool {
 	w.Header().Set("content-type", "text/event-stream")
 	flusher, _ := w.(http.Flusher)
-	send := func(v map[string]any) bool {
+	send := func(event string, v any) bool {
 		b, _ := json.Marshal(v)
-		if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+		if raw, ok := v.(string); ok {
+			b = []byte(raw) // [DONE]
+		}
+		frame := fmt.Sprintf("data: %s\n\n", b)
+		if event != "" {
+			frame = "event: " + event + "\n" + frame
+		}
+		if _, err := fmt.Fprint(w, frame); err != nil {
 			return false
 		}
 		if flusher != nil {
@@ -366,11 +373,14 @@ func (s *Server) streamOpenAI(w http.ResponseWriter, r *http.Request, model, con
 		}
 		return true
 	}
-	chunk := func(choices []any, usage any) map[string]any {
-		return map[string]any{"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": time.Now().Unix(), "model": model, "choices": choices, "usage": usage}
+	head, piece, tail := openAIFrames(send, model, tokensIn, tokensOut)
+	if shape == "anthropic" {
+		head, piece, tail = anthropicFrames(send, model, tokensIn, tokensOut)
 	}
-	pieces := strings.SplitAfter(content, " ")
-	for i, piece := range pieces {
+	if !head() {
+		return false
+	}
+	for i, text := range strings.SplitAfter(content, " ") {
 		if i > 0 && pace > 0 {
 			select {
 			case <-time.After(pace):
@@ -380,16 +390,50 @@ func (s *Server) streamOpenAI(w http.ResponseWriter, r *http.Request, model, con
 				return false
 			}
 		}
-		if !send(chunk([]any{map[string]any{"index": 0, "delta": map[string]any{"role": "assistant", "content": piece}}}, nil)) {
+		if !piece(text) {
 			return false
 		}
 	}
-	if !send(chunk([]any{map[string]any{"index": 0, "delta": map[string]any{}, "finish_reason": "stop"}}, nil)) ||
-		!send(chunk([]any{}, map[string]any{"prompt_tokens": tokensIn, "completion_tokens": tokensOut, "total_tokens": tokensIn + tokensOut})) {
-		return false
+	return tail()
+}
+
+type sender func(event string, v any) bool
+
+// openAIFrames are chat.completion.chunk events, then one with the usage
+// and [DONE].
+func openAIFrames(send sender, model string, in, out int) (head func() bool, piece func(string) bool, tail func() bool) {
+	chunk := func(choices []any, usage any) map[string]any {
+		return map[string]any{"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": time.Now().Unix(), "model": model, "choices": choices, "usage": usage}
 	}
-	_, err := fmt.Fprint(w, "data: [DONE]\n\n")
-	return err == nil
+	head = func() bool { return true }
+	piece = func(text string) bool {
+		return send("", chunk([]any{map[string]any{"index": 0, "delta": map[string]any{"role": "assistant", "content": text}}}, nil))
+	}
+	tail = func() bool {
+		return send("", chunk([]any{map[string]any{"index": 0, "delta": map[string]any{}, "finish_reason": "stop"}}, nil)) &&
+			send("", chunk([]any{}, map[string]any{"prompt_tokens": in, "completion_tokens": out, "total_tokens": in + out})) &&
+			send("", "[DONE]")
+	}
+	return head, piece, tail
+}
+
+// anthropicFrames are the Messages API's events: message_start, a text
+// block's deltas, message_delta with the usage, message_stop.
+func anthropicFrames(send sender, model string, in, out int) (head func() bool, piece func(string) bool, tail func() bool) {
+	head = func() bool {
+		return send("message_start", map[string]any{"type": "message_start", "message": map[string]any{"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+			"content": []any{}, "usage": map[string]any{"input_tokens": in, "output_tokens": 0}}}) &&
+			send("content_block_start", map[string]any{"type": "content_block_start", "index": 0, "content_block": map[string]any{"type": "text", "text": ""}})
+	}
+	piece = func(text string) bool {
+		return send("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0, "delta": map[string]any{"type": "text_delta", "text": text}})
+	}
+	tail = func() bool {
+		return send("content_block_stop", map[string]any{"type": "content_block_stop", "index": 0}) &&
+			send("message_delta", map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": "end_turn"}, "usage": map[string]any{"output_tokens": out}}) &&
+			send("message_stop", map[string]any{"type": "message_stop"})
+	}
+	return head, piece, tail
 }
 
 // answer is the fake model's reply: a moderator synthesis when the prompt

@@ -80,18 +80,50 @@ func (p *Provider) Complete(ctx context.Context, req llm.Request) (llm.Response,
 	if req.Label != "" {
 		opts = append(opts, option.WithHeader(llm.StepHeader, req.Label))
 	}
+	if req.OnDelta != nil {
+		return p.stream(ctx, params, req.OnDelta, opts)
+	}
 	out, err := p.client.Messages.New(ctx, params, opts...)
 	if err != nil {
-		var apiErr *ant.Error
-		if errors.As(err, &apiErr) {
-			var header http.Header
-			if apiErr.Response != nil {
-				header = apiErr.Response.Header
-			}
-			return llm.Response{}, llm.ClassifyResponse("anthropic", apiErr.StatusCode, "", header)
-		}
-		return llm.Response{}, llm.ClassifyTransport("anthropic", err, p.cfg.APIKey)
+		return llm.Response{}, p.classify(err)
 	}
+	return response(out)
+}
+
+// stream makes the call with the streaming API, telling onDelta each piece
+// of text as it comes; the accumulated message is the answer.
+func (p *Provider) stream(ctx context.Context, params ant.MessageNewParams, onDelta func(string, bool), opts []option.RequestOption) (llm.Response, error) {
+	s := p.client.Messages.NewStreaming(ctx, params, opts...)
+	defer s.Close()
+	var msg ant.Message
+	for s.Next() {
+		event := s.Current()
+		if err := msg.Accumulate(event); err != nil {
+			return llm.Response{}, fault.Wrap(fault.Unavailable, err, "anthropic: stream")
+		}
+		if event.Type == "content_block_delta" && event.Delta.Type == "text_delta" && event.Delta.Text != "" {
+			onDelta(event.Delta.Text, false)
+		}
+	}
+	if err := s.Err(); err != nil {
+		return llm.Response{}, p.classify(err)
+	}
+	return response(&msg)
+}
+
+func (p *Provider) classify(err error) error {
+	var apiErr *ant.Error
+	if errors.As(err, &apiErr) {
+		var header http.Header
+		if apiErr.Response != nil {
+			header = apiErr.Response.Header
+		}
+		return llm.ClassifyResponse("anthropic", apiErr.StatusCode, "", header)
+	}
+	return llm.ClassifyTransport("anthropic", err, p.cfg.APIKey)
+}
+
+func response(out *ant.Message) (llm.Response, error) {
 	var text strings.Builder
 	for _, block := range out.Content {
 		if block.Type == "text" {

@@ -92,6 +92,14 @@ var voteShare = regexp.MustCompile(`with (\d+)% of the weight`)
 
 // Complete implements llm.Model.
 func (p *Provider) Complete(ctx context.Context, req llm.Request) (llm.Response, error) {
+	resp, err := p.complete(ctx, req)
+	if err == nil && req.OnDelta != nil {
+		req.OnDelta(resp.Text, false) // no model writes it: it comes whole
+	}
+	return resp, err
+}
+
+func (p *Provider) complete(ctx context.Context, req llm.Request) (llm.Response, error) {
 	if p.Latency > 0 {
 		select {
 		case <-ctx.Done():
