@@ -121,7 +121,6 @@ func (d *Dashboard) list(w http.ResponseWriter, r *http.Request) {
 	d.render(w, "list", http.StatusOK, p)
 }
 
-
 // runPage is one workflow's page; View is the part its kind shows.
 type runPage struct {
 	Status   runs.Status

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ultramcp/durable/fault"
 	"github.com/ultramcp/durable/internal/llmtest"
+	"github.com/ultramcp/durable/live"
 	"github.com/ultramcp/durable/llm"
 	"github.com/ultramcp/durable/llm/anthropic"
 	"github.com/ultramcp/durable/llm/offline"
@@ -110,5 +111,30 @@ func TestOfflineIsDeterministicAndLabelled(t *testing.T) {
 	b, _ := m.Complete(context.Background(), req)
 	if a.Text != b.Text || !a.Simulated || !strings.Contains(a.Text, offline.Label) {
 		t.Errorf("offline answers: %q / %q", a.Text, b.Text)
+	}
+}
+
+// BenchmarkStreaming is a call to the fake OpenAI endpoint answered whole,
+// and the same call streamed to a hub nobody reads (what every call does
+// in the service): side by side, for docs/benchmarks.md.
+func BenchmarkStreaming(b *testing.B) {
+	fake := llmtest.New(llmtest.Behavior{})
+	defer fake.Close()
+	m := openai.New(openai.Config{BaseURL: fake.OpenAIBaseURL(), APIKey: key})
+	req := llm.Request{System: "sys", Messages: []llm.Message{{Role: "user", Content: "hi"}}, JSON: true, Label: "bench/round-1/alice"}
+	for _, c := range []struct {
+		name string
+		r    *llm.Router
+	}{
+		{"whole", llm.NewRouter(llm.Ref{Provider: "openai"}, m)},
+		{"streamed, no reader", llm.NewRouter(llm.Ref{Provider: "openai"}, m).Streaming(live.NewHub())},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := c.r.Complete(context.Background(), llm.Ref{Provider: "openai"}, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
