@@ -191,6 +191,10 @@ func (a *app) submit(ctx context.Context, name string, input any, id string, fol
 // workflow's definition says how.
 func (a *app) follow(ctx context.Context, id string, format string) error {
 	quiet := format == runs.FormatJSON || format == runs.FormatSARIF
+	if !quiet {
+		stop := a.printTokens(ctx, id)
+		defer stop()
+	}
 	marks := map[string]string{} // per workflow id: what its printer has shown
 	var progressTo io.Writer = a.stdout
 	res, err := a.runs().Watch(ctx, id, runs.DefaultWatchInterval, func(e runs.Event) {

@@ -89,3 +89,24 @@ func TestAnswersStreamAndRestartAfterKill(t *testing.T) {
 		t.Fatalf("result: %v %.300s", err, out)
 	}
 }
+
+// `run --follow` prints the answers as they are written, on stderr, a line
+// at a time; stdout keeps the result alone.
+func TestFollowPrintsTheAnswersAsWritten(t *testing.T) {
+	t.Parallel()
+	fake := llmtest.New(llmtest.Behavior{ChunkEvery: 60 * time.Millisecond})
+	t.Cleanup(fake.Close)
+	env := fakeStack(t, fake)
+	names := disagreeing(2)
+	stdout, stderr, err := cliFor(t, env).stdout("run", "chain-of-debate", "--topic", "Follow me", "--participants", strings.Join(names, ","),
+		"--rounds", "1", "--mode", "vote", "--id", "follow-1", "--follow")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "✎ round 1, ") || !strings.Contains(stderr, "```") {
+		t.Errorf("no answer as written on stderr:\n%s", stderr)
+	}
+	if strings.Contains(stdout, "✎") {
+		t.Errorf("the pieces went to stdout:\n%s", stdout)
+	}
+}
