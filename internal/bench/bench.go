@@ -36,6 +36,7 @@ import (
 	"github.com/ultramcp/durable/identity"
 	"github.com/ultramcp/durable/internal/llmtest"
 	"github.com/ultramcp/durable/limits"
+	"github.com/ultramcp/durable/live"
 	"github.com/ultramcp/durable/llm"
 	"github.com/ultramcp/durable/llm/openai"
 	"github.com/ultramcp/durable/service"
@@ -113,6 +114,7 @@ type Bench struct {
 	model     *latencyModel
 	fake      *llmtest.Server
 	router    *llm.Router
+	streamed  *llm.Router
 	stack     *stack.Stack
 	client    *client.Client
 	home      string
@@ -152,6 +154,9 @@ func Start(ctx context.Context, o Options) (*Bench, error) {
 	b.fake = llmtest.New(llmtest.Behavior{Latency: o.CallLatency})
 	oa := llm.Retrying(openai.New(openai.Config{BaseURL: b.fake.OpenAIBaseURL()}), llm.DefaultRetryPolicy)
 	b.router = llm.NewRouter(llm.Ref{Provider: "offline"}, b.model, oa)
+	// The service's router: every call streams its answer to the hub
+	// (here nobody reads it).
+	b.streamed = llm.NewRouter(llm.Ref{Provider: "offline"}, b.model, oa).Streaming(live.NewHub())
 	if err := b.start(ctx); err != nil {
 		b.Close()
 		return nil, err
@@ -330,13 +335,22 @@ func (b *Bench) call(ctx context.Context, svc string, in []byte) (time.Duration,
 
 // inProcess runs one debate on the direct engine, without the store.
 func (b *Bench) inProcess(ctx context.Context, in []byte) (time.Duration, error) {
+	return b.inProcessWith(ctx, b.router, in)
+}
+
+// inProcessStreamed is inProcess with every answer streamed (no reader).
+func (b *Bench) inProcessStreamed(ctx context.Context, in []byte) (time.Duration, error) {
+	return b.inProcessWith(ctx, b.streamed, in)
+}
+
+func (b *Bench) inProcessWith(ctx context.Context, models llm.Models, in []byte) (time.Duration, error) {
 	parsed, err := debate.Decode(in)
 	if err != nil {
 		return 0, err
 	}
 	start := time.Now()
 	// The floor: no journal, no store.
-	d := &debate.Debate{Models: b.router}
+	d := &debate.Debate{Models: models}
 	_, err = d.Run(direct.New(ctx, b.nextID("direct"), nil), parsed)
 	return time.Since(start), err
 }
@@ -527,6 +541,7 @@ type Report struct {
 	// L=0, against the product's warm L0.
 	FirstDebates                    []time.Duration
 	ParallelRestate, ParallelDirect time.Duration
+	ParallelStreamed                time.Duration // direct, each answer streamed to no reader
 	ParallelSequentialEstimate      time.Duration
 	ParallelMaxInFlight             int
 	AnalysisDirect, AnalysisRestate time.Duration
@@ -602,7 +617,10 @@ func (b *Bench) runDebates(ctx context.Context, r *Report, step func(string, fun
 	}
 	roundIn := b.input(4, 1, "openai:fake")
 	return step(fmt.Sprintf("one round of 4 participants, fake OpenAI endpoint at %s per call", o.CallLatency), func() (err error) {
-		if r.ParallelDirect, err = b.medianOf(ctx, b.inProcess, roundIn, 3); err != nil {
+		if r.ParallelDirect, err = b.medianOf(ctx, b.inProcess, roundIn, 5); err != nil {
+			return err
+		}
+		if r.ParallelStreamed, err = b.medianOf(ctx, b.inProcessStreamed, roundIn, 5); err != nil {
 			return err
 		}
 		r.ParallelRestate, err = b.medianOf(ctx, b.durable, roundIn, 3)
@@ -816,6 +834,7 @@ func (r Report) printDebates(w io.Writer) {
 	fmt.Fprintf(w, "\nOne round of 4 participants against a fake OpenAI-compatible endpoint (%s per call, real openai-go client):\n", o.CallLatency)
 	fmt.Fprintf(w, "  Restate engine: %s = %.2f× one call (sequential would be %.1f×)\n", ms(r.ParallelRestate), ratio(r.ParallelRestate, o.CallLatency), ratio(r.ParallelSequentialEstimate, o.CallLatency))
 	fmt.Fprintf(w, "  direct engine:  %s = %.2f× one call; peak calls in flight at the endpoint: %d\n", ms(r.ParallelDirect), ratio(r.ParallelDirect, o.CallLatency), r.ParallelMaxInFlight)
+	fmt.Fprintf(w, "  direct engine, each answer streamed to no reader (as the service does): %s = %.3f× the round answered whole\n", ms(r.ParallelStreamed), ratio(r.ParallelStreamed, r.ParallelDirect))
 }
 
 func columnEnding(cs []Column, suffix string) (Column, bool) {
