@@ -185,18 +185,24 @@ func (d *Dashboard) trace(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	tr, err := d.runs.Trace(ctx, r.PathValue("id"))
 	if err != nil {
-		d.render(w, "trace", statusOf(err), struct {
-			Trace runs.Trace
-			Error string
-			UI    string
-		}{runs.Trace{ID: r.PathValue("id")}, fault.Message(err), d.TraceUI})
+		d.render(w, "trace", statusOf(err), tracePage{runs.Trace{ID: r.PathValue("id")}, fault.Message(err), d.TraceUI})
 		return
 	}
-	d.render(w, "trace", http.StatusOK, struct {
-		Trace runs.Trace
-		Error string
-		UI    string
-	}{tr, "", d.TraceUI})
+	d.render(w, "trace", http.StatusOK, tracePage{tr, "", d.TraceUI})
+}
+
+// tracePage is a run's trace, and Jaeger's UI when there is one.
+type tracePage struct {
+	Trace runs.Trace
+	Error string
+	UI    string
+}
+
+// startPage is a workflow's start form.
+type startPage struct {
+	Name, Summary, Error string
+	Fields               []field
+	Names                []string
 }
 
 // field is one input of a start form.
@@ -208,11 +214,7 @@ type field struct {
 func (d *Dashboard) start(w http.ResponseWriter, r *http.Request) {
 	def, err := d.runs.Definition(r.PathValue("workflow"))
 	if err != nil {
-		d.render(w, "start", http.StatusNotFound, struct {
-			Name, Summary, Error string
-			Fields               []field
-			Names                []string
-		}{Error: fault.Message(err)})
+		d.render(w, "start", http.StatusNotFound, startPage{Error: fault.Message(err)})
 		return
 	}
 	schema, err := def.InputSchema()
@@ -243,11 +245,7 @@ func (d *Dashboard) start(w http.ResponseWriter, r *http.Request) {
 	for _, def := range d.runs.Definitions() {
 		names = append(names, def.Name)
 	}
-	d.render(w, "start", http.StatusOK, struct {
-		Name, Summary, Error string
-		Fields               []field
-		Names                []string
-	}{def.Name, def.Summary, "", fields, names})
+	d.render(w, "start", http.StatusOK, startPage{def.Name, def.Summary, "", fields, names})
 }
 
 func statusOf(err error) int {
