@@ -162,9 +162,15 @@ func TestPostgresOutageMidDebate(t *testing.T) {
 	env := stacktest.Start(t, stacktest.Options{LLM: "openai", DatabaseURL: pg.URL(),
 		ServiceEnv: []string{"OPENAI_BASE_URL=" + fake.OpenAIBaseURL(), "OPENAI_API_KEY=" + fakeKey, "ULTRAMCP_STORE_RETRY_CAP=100ms"}})
 	id := "pg-outage"
+	// Round 2's calls wait until PostgreSQL is down, so that their rows
+	// cannot have been written before it (on a loaded machine the stop
+	// took longer than a round).
+	hold := make(chan struct{})
+	fake.Set(id+"/round-2/", llmtest.Behavior{Latency: 300 * time.Millisecond, Hold: hold})
 	startDebate(t, env, id, `{"topic":"Outage","participants":`+threeParticipants+`,"rounds":3,"delayBetweenRounds":"0s"}`)
 	waitForRound(t, env, id, 1)
 	pg.Stop(t)
+	close(hold)
 	down := time.Now()
 	// The calls of the next round finish while PostgreSQL is down; the
 	// record written beside them keeps retrying, so the debate waits
