@@ -154,15 +154,17 @@ func (d *Dashboard) run(w http.ResponseWriter, r *http.Request) {
 	d.render(w, "run", http.StatusOK, p)
 }
 
+// formats are the downloads of a finished run: JSON, and what its
+// definition renders (its reports' formats, else text).
 func formats(def workflow.Definition) []string {
 	out := []string{"json"}
-	if def.Render != nil {
-		switch def.Name {
-		case workflow.CodeAnalysis, workflow.SecurityScan:
-			out = append(out, "markdown", "sarif")
-		default:
-			out = append(out, "text")
+	for _, f := range sortedKeys(def.Reports) {
+		if f != "" && f != "json" && f != "text" {
+			out = append(out, f)
 		}
+	}
+	if len(out) == 1 && def.Render != nil {
+		out = append(out, "text")
 	}
 	return out
 }

@@ -84,8 +84,7 @@ func (l *Limiter) Close() {
 	l.mu.Unlock()
 	for _, p := range pools {
 		p.mu.Lock()
-		r := p.report
-		r.Unused, r.InUse = Claim{Requests: p.claim.Requests, Tokens: p.claim.Tokens}, p.inUse
+		r := p.handOver()
 		p.mu.Unlock()
 		_, _ = l.settle(p.lim, Claim{}, r, time.Now())
 	}

@@ -197,6 +197,18 @@ func (p *pool) want(now time.Time) Claim {
 	return w
 }
 
+// handOver is the report of a settle: what happened since the last, and
+// the reserved requests and tokens not used, which go back (the claim
+// keeps none until the settle grants again). p.mu is held.
+func (p *pool) handOver() Report {
+	r := p.report
+	r.Unused = Claim{Requests: p.claim.Requests, Tokens: p.claim.Tokens}
+	r.InUse, r.Waiting = p.inUse, len(p.queue)
+	p.report = Report{}
+	p.claim.Requests, p.claim.Tokens = 0, 0
+	return r
+}
+
 // idle: nothing held, nothing to tell, nobody waiting, for a while.
 func (p *pool) idle(now time.Time) bool {
 	return !p.settling && p.inUse == 0 && len(p.queue) == 0 && p.claim == (Claim{}) && p.report == (Report{}) &&
@@ -218,11 +230,7 @@ func (p *pool) settleLoop(force bool) {
 		}
 		force = false
 		want := p.want(now)
-		r := p.report
-		r.Unused = Claim{Requests: p.claim.Requests, Tokens: p.claim.Tokens}
-		r.InUse, r.Waiting = p.inUse, len(p.queue)
-		p.report = Report{}
-		p.claim.Requests, p.claim.Tokens = 0, 0
+		r := p.handOver()
 		p.mu.Unlock()
 
 		g, _ := p.l.settle(p.lim, want, r, now) // the local ledger does not fail

@@ -45,6 +45,7 @@ type Service struct {
 	traces     Traces
 	limits     limits.Table
 	maxCostUSD float64
+	budgeted   map[string]bool // the workflows whose request takes a budget
 
 	feedsOnce sync.Once
 	feeds     *Feeds
@@ -102,7 +103,15 @@ type Options struct {
 
 // New returns the application service over o.
 func New(o Options) *Service {
-	return &Service{defs: registry.All(o.Deps), restate: o.Engine, stores: o.Stores, checkouts: o.Checkouts, traces: o.Traces, limits: o.Limits, maxCostUSD: o.MaxCostUSD}
+	s := &Service{defs: registry.All(o.Deps), restate: o.Engine, stores: o.Stores, checkouts: o.Checkouts, traces: o.Traces, limits: o.Limits, maxCostUSD: o.MaxCostUSD, budgeted: map[string]bool{}}
+	// Which workflows take a budget, read once from their schemas, not on
+	// every submission.
+	for _, def := range s.defs {
+		if schema, err := def.InputSchema(); err == nil && schema.Properties["budget"] != nil {
+			s.budgeted[def.Name] = true
+		}
+	}
+	return s
 }
 
 // Console is the engine's own UI and admin API, and the transport that
@@ -197,8 +206,7 @@ func (s *Service) withBudget(def workflow.Definition, body []byte) []byte {
 	if s.maxCostUSD <= 0 {
 		return body
 	}
-	schema, err := def.InputSchema()
-	if err != nil || schema.Properties["budget"] == nil {
+	if !s.budgeted[def.Name] {
 		return body
 	}
 	var fields map[string]json.RawMessage

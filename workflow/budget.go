@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ultramcp/durable/fault"
+	"github.com/ultramcp/durable/llm"
 )
 
 // Budget caps what one run may spend on models. The workflow checks it
@@ -30,6 +31,19 @@ type Spend struct {
 // Plus is s and o together.
 func (s Spend) Plus(o Spend) Spend {
 	return Spend{CostUSD: s.CostUSD + o.CostUSD, Tokens: s.Tokens + o.Tokens, Calls: s.Calls + o.Calls}
+}
+
+// EstimateOf is what asking each request of its model should cost: its
+// tokens as llm.Estimate counts them, at the model's list price. Every
+// budget check estimates the calls it is about to make with it.
+func EstimateOf(refs []llm.Ref, reqs []llm.Request) Spend {
+	var s Spend
+	for i, req := range reqs {
+		in, out := llm.Estimate(req)
+		cost, _ := llm.EstimateCostOf(refs[i], in, out)
+		s = s.Plus(Spend{CostUSD: cost, Tokens: in + out, Calls: 1})
+	}
+	return s
 }
 
 // BudgetUse is a budget and what the run spent of it, for its result.

@@ -454,9 +454,7 @@ func (r *analysisRun) summarize(p *analysis.Patterns) (analysis.ScannerRun, erro
 		Label:    r.c.WorkflowID() + "/patterns-summary",
 		Batch:    r.job.batch,
 	}
-	in, out := llm.Estimate(req)
-	cost, _ := llm.EstimateCostOf(ref, in, out)
-	if field, used := r.job.budget.Over(workflow.Spend{}, workflow.Spend{CostUSD: cost, Tokens: in + out, Calls: 1}); field != "" {
+	if field, used := r.job.budget.Over(workflow.Spend{}, workflow.EstimateOf([]llm.Ref{ref}, []llm.Request{req})); field != "" {
 		return analysis.ScannerRun{Name: "patterns-summary", Status: analysis.ScannerSkipped,
 			Error: fmt.Sprintf("budget reached (%s): %s; the summary was not asked", field, used)}, nil
 	}

@@ -31,25 +31,13 @@ func spendOfTally(t llm.Tally) workflow.Spend {
 	return workflow.Spend{CostUSD: t.CostUSD, Tokens: t.TokensIn + t.TokensOut, Calls: t.Calls}
 }
 
-// estimateOf is what asking each request of its model should cost: its
-// tokens as llm.Estimate counts them, at the model's list price.
-func estimateOf(refs []llm.Ref, reqs []llm.Request) workflow.Spend {
-	var s workflow.Spend
-	for i, req := range reqs {
-		in, out := llm.Estimate(req)
-		cost, _ := llm.EstimateCostOf(refs[i], in, out)
-		s = s.Plus(workflow.Spend{CostUSD: cost, Tokens: in + out, Calls: 1})
-	}
-	return s
-}
-
 // roundEstimate is round n's calls, estimated.
 func (r *debateRun) roundEstimate(n int) workflow.Spend {
 	reqs := make([]llm.Request, len(r.in.Participants))
 	for i, p := range r.in.Participants {
 		reqs[i] = participantRequest(r.c.WorkflowID(), r.in, p, n, r.previous)
 	}
-	return estimateOf(r.plan.Participants, reqs)
+	return workflow.EstimateOf(r.plan.Participants, reqs)
 }
 
 // roundOverBudget is why round n may not start, or "".
@@ -68,7 +56,7 @@ func (r *debateRun) moderatorOverBudget(n int, responses []Response) string {
 		return ""
 	}
 	req := moderatorRequest(r.c.WorkflowID(), r.in, responses, WeightedVote(responses))
-	field, used := r.in.Budget.Over(spentOf(r.res.Rounds, responses), estimateOf([]llm.Ref{r.plan.Moderator}, []llm.Request{req}))
+	field, used := r.in.Budget.Over(spentOf(r.res.Rounds, responses), workflow.EstimateOf([]llm.Ref{r.plan.Moderator}, []llm.Request{req}))
 	if field == "" {
 		return ""
 	}
@@ -93,5 +81,5 @@ func (in Input) CheckBudget(refs []llm.Ref) error {
 	for i, p := range in.Participants {
 		reqs[i] = participantRequest("", in, p, 1, nil)
 	}
-	return in.Budget.CheckFirst(estimateOf(refs, reqs), fmt.Sprintf("the first round (%d calls side by side)", len(reqs)))
+	return in.Budget.CheckFirst(workflow.EstimateOf(refs, reqs), fmt.Sprintf("the first round (%d calls side by side)", len(reqs)))
 }

@@ -28,7 +28,7 @@ func TestBudgetStopsBeforeTheRoundThatWouldPassIt(t *testing.T) {
 		for _, p := range in.Participants {
 			reqs = append(reqs, participantRequest("d1", in, p, n, previous))
 		}
-		return estimateOf(refs, reqs).CostUSD
+		return workflow.EstimateOf(refs, reqs).CostUSD
 	}
 	spent1 := spentOf(free.Rounds[:1], nil).CostUSD
 	spent2 := spentOf(free.Rounds[:2], nil).CostUSD

@@ -484,9 +484,7 @@ func (f *FullAnalysis) recommend(c engine.Context, res *Result, budget *workflow
 		Label:    c.WorkflowID() + "/recommendations",
 		Batch:    batch,
 	}
-	in, outTokens := llm.Estimate(req)
-	cost, _ := llm.EstimateCostOf(ref, in, outTokens)
-	if field, used := budget.Over(workflow.Spend{}, workflow.Spend{CostUSD: cost, Tokens: in + outTokens, Calls: 1}); field != "" {
+	if field, used := budget.Over(workflow.Spend{}, workflow.EstimateOf([]llm.Ref{ref}, []llm.Request{req})); field != "" {
 		res.Recommendations, res.RecommendationsFrom = derive(findings), "findings"
 		res.Partial = true
 		res.Incomplete = append(res.Incomplete, fmt.Sprintf("recommendations: budget reached (%s): %s; derived from the findings, no model was asked", field, used))
